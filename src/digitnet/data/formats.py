@@ -1,0 +1,74 @@
+"""Readers for the other common MNIST distributions: Keras' ``mnist.npz`` and Kaggle's
+digit-recognizer CSV. Each returns uint8 images (N, 28, 28) and uint8 labels (N,)."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from digitnet.data.errors import DataError
+
+SIDE = 28
+PIXELS = SIDE * SIDE
+
+
+def check_digits(x: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a labelled digit set and return it as uint8 arrays (N, 28, 28) and (N,)."""
+    if x.ndim == 2 and x.shape[1] == PIXELS:
+        x = x.reshape(-1, SIDE, SIDE)
+    if x.ndim != 3 or x.shape[1:] != (SIDE, SIDE):
+        raise DataError(f"{name}: expected images of shape (N, 28, 28); got {x.shape}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(
+            f"{name}: {len(x)} images but labels of shape {y.shape}; the counts must match"
+        )
+    for label, values, top in (("pixel", x, 255), ("label", y, 9)):
+        if values.size and (values.min() < 0 or values.max() > top):
+            raise DataError(f"{name}: {label} values must be in 0..{top}")
+    return x.astype(np.uint8, copy=False), y.astype(np.uint8, copy=False)
+
+
+def read_keras_npz(path: str | os.PathLike):
+    """Keras' ``mnist.npz``: arrays x_train, y_train, x_test, y_test."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except KeyError as err:
+        raise DataError(f"{path}: not a Keras mnist.npz (missing array {err})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+        raise DataError(f"{path}: not a readable .npz file ({err})") from None
+    train = check_digits(arrays["x_train"], arrays["y_train"], f"{path} (train)")
+    test = check_digits(arrays["x_test"], arrays["y_test"], f"{path} (test)")
+    return train, test
+
+
+def read_kaggle_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Kaggle's digit-recognizer ``train.csv``: a header, then ``label,pixel0,...,pixel783``."""
+    path = Path(path)
+    try:
+        with path.open("r", encoding="utf-8") as file:
+            header = file.readline().strip().split(",")
+            if len(header) != PIXELS + 1 or header[0].strip().lower() != "label":
+                raise DataError(
+                    f"{path}: line 1: expected the header label,pixel0,...,pixel783"
+                    f" ({PIXELS + 1} columns); got {len(header)} columns"
+                )
+            table = np.loadtxt(file, delimiter=",", dtype=np.int64, ndmin=2)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text CSV file") from None
+    except DataError:
+        raise
+    except ValueError as err:
+        # NumPy names the row counting from the first data row; the file's line is one more.
+        raise DataError(f"{path}: malformed CSV (rows counted after the header): {err}") from None
+    if table.shape[1] != PIXELS + 1:
+        raise DataError(f"{path}: expected {PIXELS + 1} columns; got {table.shape[1]}")
+    return check_digits(table[:, 1:], table[:, 0], str(path))

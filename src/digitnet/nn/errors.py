@@ -1,0 +1,22 @@
+"""Exceptions the engine raises for problems a user can fix."""
+
+
+class NNError(ValueError):
+    """A user-facing error of the engine: bad configuration, bad shapes, bad files."""
+
+
+class ModelFileError(NNError):
+    """A model file that cannot be read: truncated, not a model, or from a newer format."""
+
+
+class TrainingDiverged(NNError):
+    """The loss stopped being a finite number during training."""
+
+
+def lookup(table: dict, name: str, kind: str):
+    """Return ``table[name]`` or raise an error that lists the valid names."""
+    key = name.lower() if isinstance(name, str) else name
+    if key not in table:
+        valid = ", ".join(sorted(table))
+        raise NNError(f"unknown {kind} {name!r}; valid {kind}s: {valid}")
+    return table[key]

@@ -1,0 +1,152 @@
+"""Optimisers. Each updates parameters in place from (param, grad) pairs.
+
+The model hands an optimiser a single pair: every parameter of the network lives in one flat
+float32 vector and every gradient in another, so one update is a handful of NumPy calls whatever
+the depth of the network. State (velocity, moments) is allocated once, at the first step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from digitnet.nn.errors import NNError, lookup
+
+Pairs = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise NNError(f"{name} must be a finite number {bound}; got {value!r}")
+    return value
+
+
+class Optimizer:
+    """Base class: validates hyper-parameters, owns the step counter and the state."""
+
+    name = "optimizer"
+
+    def __init__(self, learning_rate: float):
+        self.learning_rate = _check_positive("learning rate", learning_rate)
+        self.iterations = 0
+        self.state: list[dict[str, np.ndarray]] | None = None
+
+    def step(self, pairs: Pairs) -> None:
+        """Apply one update to every (param, grad) pair, in place."""
+        if self.state is None:
+            self.state = [self.init_state(p) for p, _ in pairs]
+        self.iterations += 1
+        for (p, g), state in zip(pairs, self.state):
+            self.update(p, g, state)
+
+    def init_state(self, param: np.ndarray) -> dict[str, np.ndarray]:
+        return {}
+
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "learning_rate": self.learning_rate}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (Nesterov) momentum, as Keras defines it:
+
+        v = momentum * v - lr * g
+        p = p + v                          (plain momentum)
+        p = p + momentum * v - lr * g      (Nesterov)
+
+    With momentum 0 this is p = p - lr * g.
+    """
+
+    name = "sgd"
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False):
+        super().__init__(learning_rate)
+        self.momentum = _check_positive("momentum", momentum, allow_zero=True)
+        if self.momentum >= 1:
+            raise NNError(f"momentum must be in [0, 1); got {momentum!r}")
+        self.nesterov = bool(nesterov)
+
+    def init_state(self, param):
+        return {"velocity": np.zeros_like(param)} if self.momentum else {}
+
+    def update(self, p, g, state):
+        lr = np.float32(self.learning_rate)
+        if not self.momentum:
+            p -= lr * g
+            return
+        v = state["velocity"]
+        v *= np.float32(self.momentum)
+        v -= lr * g
+        if self.nesterov:
+            p += np.float32(self.momentum) * v - lr * g
+        else:
+            p += v
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam — Kingma & Ba (2015), with Keras' epsilon placement:
+
+        m = b1 m + (1 - b1) g          v = b2 v + (1 - b2) g²
+        p = p - lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+    """
+
+    name = "adam"
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+    ):
+        super().__init__(learning_rate)
+        for label, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0 <= beta < 1:
+                raise NNError(f"{label} must be in [0, 1); got {beta!r}")
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.epsilon = _check_positive("epsilon", epsilon)
+
+    def init_state(self, param):
+        return {"m": np.zeros_like(param), "v": np.zeros_like(param)}
+
+    def update(self, p, g, state):
+        b1, b2, t = self.beta_1, self.beta_2, self.iterations
+        m, v = state["m"], state["v"]
+        m *= np.float32(b1)
+        m += np.float32(1 - b1) * g
+        v *= np.float32(b2)
+        v += np.float32(1 - b2) * (g * g)
+        alpha = self.learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
+        denom = np.sqrt(v)
+        denom += np.float32(self.epsilon)
+        p -= np.float32(alpha) * m / denom
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+        }
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}
+
+
+def get_optimizer(optimizer: str | Optimizer, **kwargs) -> Optimizer:
+    """An optimiser by name ("sgd", "adam") with keyword hyper-parameters, or an object."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    return lookup(OPTIMIZERS, optimizer, "optimizer")(**kwargs)
