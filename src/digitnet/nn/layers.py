@@ -113,7 +113,7 @@ class Dense(Layer):
         dZ = dA if self.output_logits else self.activation.backward(dA)  # (N, H)
         X = self._X
         np.matmul(X.T, dZ, out=self.grads["W"])  # (D, N) @ (N, H) -> (D, H)
-        np.sum(dZ, axis=0, out=self.grads["b"])  # (H,)
+        np.add.reduce(dZ, axis=0, out=self.grads["b"])  # (H,)
         if not self.needs_input_grad:
             return None
         return dZ @ self.params["W"].T  # (N, H) @ (H, D) -> (N, D)

@@ -42,9 +42,16 @@ class Sequential:
     defaults to the model's seed). The same seeds give bit-identical weights and history.
     """
 
-    def __init__(self, layers: Sequence[Layer] = (), seed: int | None = None, name: str = ""):
+    def __init__(
+        self,
+        layers: Sequence[Layer] = (),
+        seed: int | None = None,
+        name: str = "",
+        dtype: Any = np.float32,
+    ):
         self.layers: list[Layer] = []
         self.seed = seed
+        self.dtype = np.dtype(dtype)  # float32; float64 serves the gradient checks
         self.name = name or "sequential"
         self.built = False
         self.compiled = False
@@ -99,8 +106,8 @@ class Sequential:
     def _pack_parameters(self) -> None:
         """Move every parameter and gradient into one flat vector each; layers keep views."""
         total = sum(p.size for layer in self.layers for p in layer.params.values())
-        self._flat_params = np.empty(total, dtype=np.float32)
-        self._flat_grads = np.zeros(total, dtype=np.float32)
+        self._flat_params = np.empty(total, dtype=self.dtype)
+        self._flat_grads = np.zeros(total, dtype=self.dtype)
         offset = 0
         for layer in self.layers:
             for key, value in layer.params.items():
@@ -214,7 +221,7 @@ class Sequential:
             )
         if len(X) == 0:
             raise NNError(f"{where} got no samples (x has shape {_shape_str(X.shape)})")
-        return X.astype(np.float32, copy=False)
+        return X.astype(self.dtype, copy=False)
 
     def _check_y(self, y: Any, n: int, where: str) -> np.ndarray:
         Y = np.asarray(y)
@@ -245,7 +252,7 @@ class Sequential:
             raise NNError(
                 f"{where} expects y of shape (N,) or (N, {classes}); got {_shape_str(Y.shape)}"
             )
-        return Y.astype(np.float32, copy=False)
+        return Y.astype(self.dtype, copy=False)
 
     def _require_compiled(self, where: str) -> None:
         if not self.compiled:
@@ -371,7 +378,7 @@ class Sequential:
         C = self.layers[-1].output_shape[-1]
         # The outputs each batch produced before its update: the epoch's loss and accuracy are
         # computed from them in bulk, off the per-step path.
-        self._epoch = {"outputs": np.empty((N, C), np.float32), "Y": Y, "order": order, "done": 0}
+        self._epoch = {"outputs": np.empty((N, C), self.dtype), "Y": Y, "order": order, "done": 0}
         self._epoch["sums"] = {"loss": 0.0, "accuracy": 0.0}
         start_weights = self._flat_params.copy()
         pairs = [(self._flat_params, self._flat_grads)]

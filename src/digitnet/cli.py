@@ -1,0 +1,259 @@
+"""The ``digitnet`` command line: a thin layer that parses arguments, calls the library and
+presents the results. Library errors become one line on stderr and a non-zero exit status.
+
+Heavy modules (NumPy, the engine) are imported inside the commands so ``digitnet --help``
+answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+DEFAULT_MODEL_NAME = "digitnet-model"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that points to --help."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# ------------------------------------------------------------------------------ argument types
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0; got {text}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1); got {text}")
+    return value
+
+
+def layer_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated layer sizes such as 16,16; got {text!r}"
+        ) from None
+    if any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"layer sizes must be at least 1; got {text!r}")
+    return sizes
+
+
+def name_from(table: Sequence[str], kind: str):
+    def parse(text: str) -> str:
+        key = text.lower()
+        if key not in table:
+            raise argparse.ArgumentTypeError(
+                f"unknown {kind} {text!r}; valid {kind}s: {', '.join(table)}"
+            )
+        return key
+
+    return parse
+
+
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear")
+LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "mean_squared_error")
+LOSS_ALIASES = {"mse": "mean_squared_error", "crossentropy": "sparse_categorical_crossentropy"}
+OPTIMIZERS = ("sgd", "adam")
+
+
+def loss_name(text: str) -> str:
+    return name_from(LOSSES, "loss")(LOSS_ALIASES.get(text.lower(), text))
+
+
+# ------------------------------------------------------------------------------------ commands
+
+
+def cmd_train(args) -> int:
+    from digitnet.nn.io import save_model
+    from digitnet.training import TrainConfig, train
+
+    config = TrainConfig(
+        hidden=args.hidden,
+        activation=args.activation,
+        loss=args.loss,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        momentum=args.momentum,
+        nesterov=args.nesterov,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        seed=args.seed,
+        data=args.data,
+        command=args.command_line,
+    )
+    out = Path(args.out) if args.out else unused_path(Path(f"{DEFAULT_MODEL_NAME}.npz"))
+    print(
+        f"Training 784-{'-'.join(map(str, config.hidden))}-10 ({config.activation}, softmax) with"
+        f" {config.optimizer} on {config.data or os.environ.get('DIGITNET_DATA') or 'the bundled MNIST'}:"
+        f" {config.epochs} epochs, batch size {config.batch_size}, seed {config.seed}",
+        flush=True,
+    )
+    model = train(config, verbose=not args.quiet)
+    test = model.metadata["test"]
+    print(
+        f"Test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f});"
+        f" training took {model.metadata['training_seconds']:.2f} s"
+    )
+    save_model(model, out)
+    print(f"Saved the model to {out}")
+    if model.history.interrupted:
+        print("Training was interrupted (Ctrl-C): the saved weights are those of the last step.")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def unused_path(path: Path) -> Path:
+    """``path`` if nothing is there, else the first free ``stem-2``, ``stem-3``, ... beside it."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
+def cmd_evaluate(args) -> int:
+    from digitnet.evaluation import evaluate_model, format_report
+    from digitnet.nn.io import load_model
+
+    model = load_model(args.model)
+    report = evaluate_model(model, args.data)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_report(report))
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from digitnet.evaluation import format_metadata
+    from digitnet.nn.io import load_model
+
+    model = load_model(args.model)
+    model.summary()
+    print(format_metadata(model))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="digitnet",
+        description="Read handwritten digits with a neural network built from scratch in NumPy.",
+    )
+    from digitnet import __version__
+
+    parser.add_argument("--version", action="version", version=f"digitnet {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+
+    train = commands.add_parser(
+        "train",
+        help="train a network on MNIST (default: the tutorial's 784-16-16-10 recipe)",
+        description="Train a network on MNIST and save it. With no options this is the"
+        " tutorial's recipe: 784-16-16-10, ReLU, softmax, SGD with learning rate 0.01,"
+        " batch size 32, 5 epochs, validated on the test set after each epoch.",
+    )
+    train.add_argument("--hidden", type=layer_sizes, default=(16, 16), metavar="SIZES",
+                       help="hidden layer sizes, comma-separated (default: 16,16)")
+    train.add_argument("--activation", type=name_from(ACTIVATIONS, "activation"), default="relu",
+                       help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: relu)")
+    train.add_argument("--loss", type=loss_name, default="sparse_categorical_crossentropy",
+                       help=f"loss: {', '.join(LOSSES)} (default: sparse_categorical_crossentropy)")
+    train.add_argument("--optimizer", type=name_from(OPTIMIZERS, "optimizer"), default="sgd",
+                       help="sgd or adam (default: sgd)")
+    train.add_argument("--lr", type=positive_float, default=None,
+                       help="learning rate (default: 0.01 for sgd, 0.001 for adam)")
+    train.add_argument("--momentum", type=unit_interval, default=0.0,
+                       help="SGD momentum in [0, 1) (default: 0)")
+    train.add_argument("--nesterov", action="store_true", help="use Nesterov momentum")
+    train.add_argument("--batch-size", type=positive_int, default=32, help="default: 32")
+    train.add_argument("--epochs", type=positive_int, default=5, help="default: 5")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seed for the initial weights and the shuffling (default: 0)")
+    train.add_argument("--out", metavar="PATH",
+                       help=f"where to save the model (default: ./{DEFAULT_MODEL_NAME}.npz,"
+                       " or -2, -3, ... if that exists)")
+    add_data_option(train)
+    train.add_argument("--quiet", action="store_true", help="no per-epoch output")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy, loss, per-class scores and confusion matrix on the test set"
+    )
+    evaluate.add_argument("model", metavar="MODEL", help="a model file saved by digitnet train")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    add_data_option(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    summary = commands.add_parser("summary", help="a model's layers, parameters and provenance")
+    summary.add_argument("model", metavar="MODEL", help="a model file")
+    summary.set_defaults(func=cmd_summary)
+    return parser
+
+
+def add_data_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="MNIST source: a folder of IDX files (gzipped or not), a Keras mnist.npz or a"
+        " Kaggle train.csv (default: $DIGITNET_DATA, else the bundled MNIST)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.command_line = "digitnet " + shlex.join(argv)
+    from digitnet.data import DataError
+    from digitnet.nn import NNError
+
+    try:
+        return args.func(args)
+    except (NNError, DataError) as err:
+        print(f"digitnet {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as err:
+        print(f"digitnet {args.command}: error: {err.strerror or err}: {err.filename or ''}",
+              file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"digitnet {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,73 @@
+"""Scoring a trained model on the MNIST test set, and presenting the scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from digitnet.data import fingerprint, load_mnist, to_float
+from digitnet.data.mnist import describe_source
+from digitnet.nn.losses import SparseCategoricalCrossentropy
+from digitnet.nn.metrics import confusion_matrix, per_class_scores
+
+
+def evaluate_model(model, data: str | None = None) -> dict[str, Any]:
+    """Accuracy, loss, per-class precision/recall/F1 and the confusion matrix on the test split
+    of ``data`` (default: the bundled MNIST)."""
+    _, (x_test, y_test) = load_mnist(data)
+    probabilities = model.predict(to_float(x_test))  # (N, 10)
+    predicted = probabilities.argmax(axis=1)
+    cm = confusion_matrix(y_test, predicted, probabilities.shape[1])
+    return {
+        "accuracy": float(np.mean(predicted == y_test)),
+        "loss": SparseCategoricalCrossentropy()(y_test.astype(np.intp), probabilities),
+        "samples": len(y_test),
+        "data": describe_source(data),
+        "data_checksum": fingerprint(x_test, y_test),
+        "per_class": per_class_scores(cm),
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [
+        f"Test set: {report['samples']} digits ({report['data']})",
+        f"Accuracy: {report['accuracy']:.4f}    Loss: {report['loss']:.4f}",
+        "",
+        "class  precision  recall     f1  support",
+    ]
+    for row in report["per_class"]:
+        lines.append(
+            f"{row['class']:>5}  {row['precision']:>9.4f}  {row['recall']:>6.4f}"
+            f"  {row['f1']:>5.4f}  {row['support']:>7}"
+        )
+    cm = report["confusion_matrix"]
+    width = max(len(str(v)) for row in cm for v in row) + 1
+    lines += ["", "Confusion matrix (rows: true digit, columns: predicted digit)"]
+    lines.append("    " + "".join(f"{c:>{width}}" for c in range(len(cm))))
+    lines += [f"{r:>3} " + "".join(f"{v:>{width}}" for v in row) for r, row in enumerate(cm)]
+    return "\n".join(lines)
+
+
+def format_metadata(model) -> str:
+    meta = model.metadata or {}
+    lines = []
+    if meta.get("command"):
+        lines.append(f"Trained with: {meta['command']}")
+    if meta.get("test"):
+        lines.append(
+            f"Test accuracy: {meta['test']['accuracy']:.4f} (loss {meta['test']['loss']:.4f})"
+        )
+    if meta.get("training_seconds") is not None:
+        lines.append(
+            f"Training time: {meta['training_seconds']:.2f} s"
+            f" for {meta.get('epochs_completed', '?')} epochs"
+            + (" (interrupted)" if meta.get("interrupted") else "")
+        )
+    if meta.get("data"):
+        lines.append(f"Data: {meta['data']['source']}, {meta['data']['checksum']}")
+    versions = getattr(model, "versions", {})
+    if versions:
+        lines.append("Saved by: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    return "\n".join(lines)
