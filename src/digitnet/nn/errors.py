@@ -18,5 +18,6 @@ def lookup(table: dict, name: str, kind: str):
     key = name.lower() if isinstance(name, str) else name
     if key not in table:
         valid = ", ".join(sorted(table))
-        raise NNError(f"unknown {kind} {name!r}; valid {kind}s: {valid}")
+        plural = kind + ("es" if kind.endswith("s") else "s")
+        raise NNError(f"unknown {kind} {name!r}; valid {plural}: {valid}")
     return table[key]

@@ -77,12 +77,12 @@ class SparseCategoricalCrossentropy(Loss):
         if self.from_logits:
             dZ = softmax(y_pred)  # (N, C)
             dZ[rows, y_true] -= 1
-            dZ *= np.float32(1 / N)
+            dZ *= 1 / N
             return dZ
         dP = np.zeros_like(y_pred)
         p = y_pred[rows, y_true]
         inside = (p > EPSILON) & (p < 1 - EPSILON)  # clip has no gradient outside
-        dP[rows, y_true] = -inside / (np.clip(p, EPSILON, 1 - EPSILON) * N)
+        dP[rows, y_true] = np.where(inside, -1 / (np.clip(p, EPSILON, 1 - EPSILON) * N), 0)
         return dP
 
     def with_logits(self):
@@ -107,10 +107,10 @@ class CategoricalCrossentropy(Loss):
         if self.from_logits:
             # dL/dZ = softmax(Z) * sum_c(y_c) - y, which is softmax(Z) - y for labels summing to 1
             P = softmax(y_pred)
-            return (P * y_true.sum(axis=1, keepdims=True) - y_true) / np.float32(N)
+            return (P * y_true.sum(axis=1, keepdims=True) - y_true) / N
         inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)  # clip has no gradient outside
         safe = np.clip(y_pred, EPSILON, 1 - EPSILON)
-        return (-y_true / safe * inside / np.float32(N)).astype(y_pred.dtype, copy=False)
+        return (-y_true / safe * inside / N).astype(y_pred.dtype, copy=False)
 
     def with_logits(self):
         return CategoricalCrossentropy(from_logits=True)
@@ -132,7 +132,7 @@ class MeanSquaredError(Loss):
 
     def gradient(self, y_true, y_pred):
         diff = y_pred - self._targets(y_true, y_pred)
-        return diff * np.float32(2 / diff.size)
+        return diff * (2 / diff.size)
 
     def get_config(self):
         return {"name": self.name}

@@ -353,21 +353,23 @@ class Sequential:
         for callback in all_callbacks:
             callback.on_train_begin()
 
-        try:
-            for epoch in range(epochs):
-                for callback in all_callbacks:
-                    callback.on_epoch_begin(epoch)
-                start = time.perf_counter()
-                logs = self._train_epoch(X, Y, batch_size, shuffle, rng, per_step, epoch)
-                if X_val is not None:
-                    logs.update(self._metrics_of(Y_val, self._raw_outputs(X_val), "val_"))
-                logs["time"] = time.perf_counter() - start
-                for callback in all_callbacks:
-                    callback.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
-        except KeyboardInterrupt:
-            self.history.interrupted = True
+        # Non-finite values are caught by _check_finite, with a useful message, not warnings.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            try:
+                for epoch in range(epochs):
+                    for callback in all_callbacks:
+                        callback.on_epoch_begin(epoch)
+                    start = time.perf_counter()
+                    logs = self._train_epoch(X, Y, batch_size, shuffle, rng, per_step, epoch)
+                    if X_val is not None:
+                        logs.update(self._metrics_of(Y_val, self._raw_outputs(X_val), "val_"))
+                    logs["time"] = time.perf_counter() - start
+                    for callback in all_callbacks:
+                        callback.on_epoch_end(epoch, logs)
+                    if self.stop_training:
+                        break
+            except KeyboardInterrupt:
+                self.history.interrupted = True
         for callback in all_callbacks:
             callback.on_train_end()
         return self.history

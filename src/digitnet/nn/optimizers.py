@@ -79,15 +79,15 @@ class SGD(Optimizer):
         return {"velocity": np.zeros_like(param)} if self.momentum else {}
 
     def update(self, p, g, state):
-        lr = np.float32(self.learning_rate)
+        lr = self.learning_rate
         if not self.momentum:
             p -= lr * g
             return
         v = state["velocity"]
-        v *= np.float32(self.momentum)
+        v *= self.momentum
         v -= lr * g
         if self.nesterov:
-            p += np.float32(self.momentum) * v - lr * g
+            p += self.momentum * v - lr * g
         else:
             p += v
 
@@ -124,14 +124,14 @@ class Adam(Optimizer):
     def update(self, p, g, state):
         b1, b2, t = self.beta_1, self.beta_2, self.iterations
         m, v = state["m"], state["v"]
-        m *= np.float32(b1)
-        m += np.float32(1 - b1) * g
-        v *= np.float32(b2)
-        v += np.float32(1 - b2) * (g * g)
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * (g * g)
         alpha = self.learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
         denom = np.sqrt(v)
-        denom += np.float32(self.epsilon)
-        p -= np.float32(alpha) * m / denom
+        denom += self.epsilon
+        p -= alpha * m / denom
 
     def get_config(self):
         return {

@@ -1,0 +1,133 @@
+"""Every layer and loss against central finite differences, in float64, through one harness.
+
+A new layer joins with one line in LAYER_CASES; a new loss with one line in LOSS_CASES.
+"""
+
+import numpy as np
+import pytest
+from gradcheck import assert_close, numeric_gradient
+
+from digitnet.nn import (
+    CategoricalCrossentropy,
+    Dense,
+    Dropout,
+    Flatten,
+    MeanSquaredError,
+    Sequential,
+    SparseCategoricalCrossentropy,
+)
+from digitnet.nn.activations import Sigmoid, Softmax, Tanh
+
+N = 4
+
+# (id, layer factory, input shape without the batch dimension)
+LAYER_CASES = [
+    ("dense-linear", lambda: Dense(3), (5,)),
+    ("dense-relu", lambda: Dense(3, activation="relu"), (5,)),
+    ("dense-sigmoid", lambda: Dense(3, activation="sigmoid"), (5,)),
+    ("dense-tanh", lambda: Dense(3, activation=Tanh()), (5,)),
+    ("dense-softmax", lambda: Dense(4, activation="softmax"), (5,)),
+    ("dense-he", lambda: Dense(3, activation="relu", kernel_initializer="he_normal"), (5,)),
+    ("flatten", lambda: Flatten(), (2, 3)),
+    ("dropout", lambda: Dropout(0.5), (6,)),
+]
+
+
+def _build_float64(layer, input_shape, rng):
+    layer.build(input_shape, rng)
+    for key in layer.params:
+        layer.params[key] = layer.params[key].astype(np.float64)
+        layer.grads[key] = np.zeros_like(layer.params[key])
+    # Keep ReLU away from its kink, where the derivative is undefined.
+    if "b" in layer.params:
+        layer.params["b"] += 0.1
+    return layer
+
+
+@pytest.mark.parametrize("make, input_shape", [c[1:] for c in LAYER_CASES],
+                         ids=[c[0] for c in LAYER_CASES])
+def test_layer_gradients(make, input_shape, rng):
+    layer = _build_float64(make(), input_shape, rng)
+    X = rng.normal(size=(N, *input_shape))
+    R = rng.normal(size=(N, *layer.output_shape))  # f = sum(R * layer(X)), so df/dout = R
+
+    def f():
+        if isinstance(layer, Dropout):
+            layer.rng = np.random.default_rng(7)  # the same mask at every evaluation
+        return float(np.sum(R * layer.forward(X.copy(), training=True)))
+
+    f()
+    dX = layer.backward(R.copy())
+    analytic = {key: grad.copy() for key, grad in layer.grads.items()}
+    assert_close(dX, numeric_gradient(f, X), "dX")
+    for key, param in layer.params.items():
+        assert_close(analytic[key], numeric_gradient(f, param), f"d{key}")
+
+
+@pytest.mark.parametrize("activation", [Sigmoid(), Tanh(), Softmax()], ids=repr)
+def test_activation_backward_of_saturated_inputs_is_finite(activation):
+    Z = np.array([[-1e4, 0.0, 1e4]])
+    A = activation.forward(Z.copy(), training=True)
+    assert np.isfinite(A).all() and np.isfinite(activation.backward(np.ones_like(A))).all()
+
+
+def _probabilities(rng, shape):
+    P = rng.uniform(0.1, 1.0, size=shape)
+    return P / P.sum(axis=1, keepdims=True)
+
+
+# (id, loss, targets maker, predictions maker) for C = 5 classes
+LOSS_CASES = [
+    ("sparse-ce-logits", SparseCategoricalCrossentropy(from_logits=True),
+     lambda r: r.integers(0, 5, N), lambda r: r.normal(size=(N, 5))),
+    ("sparse-ce-probs", SparseCategoricalCrossentropy(),
+     lambda r: r.integers(0, 5, N), lambda r: _probabilities(r, (N, 5))),
+    ("ce-logits", CategoricalCrossentropy(from_logits=True),
+     lambda r: _probabilities(r, (N, 5)), lambda r: r.normal(size=(N, 5))),
+    ("ce-probs", CategoricalCrossentropy(),
+     lambda r: np.eye(5)[r.integers(0, 5, N)], lambda r: _probabilities(r, (N, 5))),
+    ("mse", MeanSquaredError(), lambda r: r.normal(size=(N, 5)), lambda r: r.normal(size=(N, 5))),
+    ("mse-labels", MeanSquaredError(),
+     lambda r: r.integers(0, 5, N), lambda r: r.normal(size=(N, 5))),
+]
+
+
+@pytest.mark.parametrize("loss, targets, predictions", [c[1:] for c in LOSS_CASES],
+                         ids=[c[0] for c in LOSS_CASES])
+def test_loss_gradients(loss, targets, predictions, rng):
+    y, P = targets(rng), predictions(rng)
+    analytic = loss.gradient(y, P.copy())
+    assert_close(analytic, numeric_gradient(lambda: loss(y, P), P), "dloss/dpred")
+
+
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "mean_squared_error"])
+def test_whole_model_gradient(loss, rng):
+    """Backpropagation through a small network equals finite differences of its loss."""
+    model = Sequential(
+        [
+            Flatten(input_shape=(2, 3)),
+            Dense(5, activation="tanh"),
+            Dense(4, activation="relu"),
+            Dropout(0.25),
+            Dense(3, activation="softmax"),
+        ],
+        seed=3,
+        dtype=np.float64,
+    )
+    model.compile(loss=loss)
+    model.build()
+    model._flat_params[...] += rng.normal(scale=0.1, size=model._flat_params.shape)
+    X = rng.normal(size=(N, 2, 3))
+    y = rng.integers(0, 3, N)
+    dropout = model.layers[3]
+
+    def f():
+        dropout.rng = np.random.default_rng(11)
+        return model._train_loss(y, model._forward(X, training=True))
+
+    dropout.rng = np.random.default_rng(11)
+    out = model._forward(X, training=True)
+    model._backward(model._train_loss.gradient(y, out))
+    analytic = model._flat_grads.copy()
+    assert model._fused_softmax == (loss == "sparse_categorical_crossentropy")
+    assert_close(analytic, numeric_gradient(f, model._flat_params), "d loss / d params")
