@@ -121,8 +121,9 @@ def test_same_seed_gives_identical_weights_and_history(rng):
     X, y = toy_data(rng)
 
     def run(seed):
-        model = Sequential([Dense(8, "relu", input_shape=(6,)), Dropout(0.2), Dense(3, "softmax")],
-                           seed=seed)
+        model = Sequential(
+            [Dense(8, "relu", input_shape=(6,)), Dropout(0.2), Dense(3, "softmax")], seed=seed
+        )
         model.compile(optimizer=Adam(), metrics=["accuracy"])
         history = model.fit(X, y, epochs=3, batch_size=16, validation_split=0.2, verbose=False)
         return model.get_flat_weights(), {k: v for k, v in history.history.items() if k != "time"}
@@ -222,8 +223,14 @@ def test_early_stopping_restores_the_best_weights(rng):
         def on_epoch_end(self, epoch, logs=None):
             saved[epoch] = self.model.get_flat_weights()
 
-    history = model.fit(X, y, epochs=10, validation_split=0.25, verbose=False,
-                        callbacks=[WorsenAfterTwo(), Snapshot(), stopper])
+    history = model.fit(
+        X,
+        y,
+        epochs=10,
+        validation_split=0.25,
+        verbose=False,
+        callbacks=[WorsenAfterTwo(), Snapshot(), stopper],
+    )
     assert history.epoch == [0, 1, 2, 3] and stopper.stopped_epoch == 3
     assert np.array_equal(model.get_flat_weights(), saved[1])
 
@@ -232,11 +239,15 @@ def test_checkpoint_saves_each_improvement(tmp_path, rng):
     X, y = toy_data(rng)
     model = Sequential([Dense(8, "relu", input_shape=(6,)), Dense(3, "softmax")], seed=0)
     model.compile(optimizer=SGD(0.1), metrics=["accuracy"])
-    checkpoint = ModelCheckpoint(str(tmp_path / "ckpt-{epoch:02d}.npz"), monitor="loss",
-                                 save_best_only=True)
+    checkpoint = ModelCheckpoint(
+        str(tmp_path / "ckpt-{epoch:02d}.npz"), monitor="loss", save_best_only=True
+    )
     model.fit(X, y, epochs=3, verbose=False, callbacks=[checkpoint])
     assert [p.rsplit("/", 1)[-1] for p in checkpoint.saved] == [
-        "ckpt-01.npz", "ckpt-02.npz", "ckpt-03.npz"]
+        "ckpt-01.npz",
+        "ckpt-02.npz",
+        "ckpt-03.npz",
+    ]
     last = load_model(checkpoint.saved[-1])
     np.testing.assert_array_equal(last.predict(X), model.predict(X))
 

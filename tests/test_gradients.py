@@ -44,8 +44,9 @@ def _build_float64(layer, input_shape, rng):
     return layer
 
 
-@pytest.mark.parametrize("make, input_shape", [c[1:] for c in LAYER_CASES],
-                         ids=[c[0] for c in LAYER_CASES])
+@pytest.mark.parametrize(
+    "make, input_shape", [c[1:] for c in LAYER_CASES], ids=[c[0] for c in LAYER_CASES]
+)
 def test_layer_gradients(make, input_shape, rng):
     layer = _build_float64(make(), input_shape, rng)
     X = rng.normal(size=(N, *input_shape))
@@ -78,22 +79,43 @@ def _probabilities(rng, shape):
 
 # (id, loss, targets maker, predictions maker) for C = 5 classes
 LOSS_CASES = [
-    ("sparse-ce-logits", SparseCategoricalCrossentropy(from_logits=True),
-     lambda r: r.integers(0, 5, N), lambda r: r.normal(size=(N, 5))),
-    ("sparse-ce-probs", SparseCategoricalCrossentropy(),
-     lambda r: r.integers(0, 5, N), lambda r: _probabilities(r, (N, 5))),
-    ("ce-logits", CategoricalCrossentropy(from_logits=True),
-     lambda r: _probabilities(r, (N, 5)), lambda r: r.normal(size=(N, 5))),
-    ("ce-probs", CategoricalCrossentropy(),
-     lambda r: np.eye(5)[r.integers(0, 5, N)], lambda r: _probabilities(r, (N, 5))),
+    (
+        "sparse-ce-logits",
+        SparseCategoricalCrossentropy(from_logits=True),
+        lambda r: r.integers(0, 5, N),
+        lambda r: r.normal(size=(N, 5)),
+    ),
+    (
+        "sparse-ce-probs",
+        SparseCategoricalCrossentropy(),
+        lambda r: r.integers(0, 5, N),
+        lambda r: _probabilities(r, (N, 5)),
+    ),
+    (
+        "ce-logits",
+        CategoricalCrossentropy(from_logits=True),
+        lambda r: _probabilities(r, (N, 5)),
+        lambda r: r.normal(size=(N, 5)),
+    ),
+    (
+        "ce-probs",
+        CategoricalCrossentropy(),
+        lambda r: np.eye(5)[r.integers(0, 5, N)],
+        lambda r: _probabilities(r, (N, 5)),
+    ),
     ("mse", MeanSquaredError(), lambda r: r.normal(size=(N, 5)), lambda r: r.normal(size=(N, 5))),
-    ("mse-labels", MeanSquaredError(),
-     lambda r: r.integers(0, 5, N), lambda r: r.normal(size=(N, 5))),
+    (
+        "mse-labels",
+        MeanSquaredError(),
+        lambda r: r.integers(0, 5, N),
+        lambda r: r.normal(size=(N, 5)),
+    ),
 ]
 
 
-@pytest.mark.parametrize("loss, targets, predictions", [c[1:] for c in LOSS_CASES],
-                         ids=[c[0] for c in LOSS_CASES])
+@pytest.mark.parametrize(
+    "loss, targets, predictions", [c[1:] for c in LOSS_CASES], ids=[c[0] for c in LOSS_CASES]
+)
 def test_loss_gradients(loss, targets, predictions, rng):
     y, P = targets(rng), predictions(rng)
     analytic = loss.gradient(y, P.copy())

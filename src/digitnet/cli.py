@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -74,12 +73,12 @@ def layer_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def name_from(table: Sequence[str], kind: str):
+def name_from(table: Sequence[str], kind: str, plural: str = ""):
     def parse(text: str) -> str:
         key = text.lower()
         if key not in table:
             raise argparse.ArgumentTypeError(
-                f"unknown {kind} {text!r}; valid {kind}s: {', '.join(table)}"
+                f"unknown {kind} {text!r}; valid {plural or kind + 's'}: {', '.join(table)}"
             )
         return key
 
@@ -93,13 +92,14 @@ OPTIMIZERS = ("sgd", "adam")
 
 
 def loss_name(text: str) -> str:
-    return name_from(LOSSES, "loss")(LOSS_ALIASES.get(text.lower(), text))
+    return name_from(LOSSES, "loss", "losses")(LOSS_ALIASES.get(text.lower(), text))
 
 
 # ------------------------------------------------------------------------------------ commands
 
 
 def cmd_train(args) -> int:
+    from digitnet.data.mnist import describe_source
     from digitnet.nn.io import save_model
     from digitnet.training import TrainConfig, train
 
@@ -120,7 +120,7 @@ def cmd_train(args) -> int:
     out = Path(args.out) if args.out else unused_path(Path(f"{DEFAULT_MODEL_NAME}.npz"))
     print(
         f"Training 784-{'-'.join(map(str, config.hidden))}-10 ({config.activation}, softmax) with"
-        f" {config.optimizer} on {config.data or os.environ.get('DIGITNET_DATA') or 'the bundled MNIST'}:"
+        f" {config.optimizer} on {describe_source(config.data)}:"
         f" {config.epochs} epochs, batch size {config.batch_size}, seed {config.seed}",
         flush=True,
     )
@@ -191,26 +191,55 @@ def build_parser() -> Parser:
         " tutorial's recipe: 784-16-16-10, ReLU, softmax, SGD with learning rate 0.01,"
         " batch size 32, 5 epochs, validated on the test set after each epoch.",
     )
-    train.add_argument("--hidden", type=layer_sizes, default=(16, 16), metavar="SIZES",
-                       help="hidden layer sizes, comma-separated (default: 16,16)")
-    train.add_argument("--activation", type=name_from(ACTIVATIONS, "activation"), default="relu",
-                       help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: relu)")
-    train.add_argument("--loss", type=loss_name, default="sparse_categorical_crossentropy",
-                       help=f"loss: {', '.join(LOSSES)} (default: sparse_categorical_crossentropy)")
-    train.add_argument("--optimizer", type=name_from(OPTIMIZERS, "optimizer"), default="sgd",
-                       help="sgd or adam (default: sgd)")
-    train.add_argument("--lr", type=positive_float, default=None,
-                       help="learning rate (default: 0.01 for sgd, 0.001 for adam)")
-    train.add_argument("--momentum", type=unit_interval, default=0.0,
-                       help="SGD momentum in [0, 1) (default: 0)")
+    train.add_argument(
+        "--hidden",
+        type=layer_sizes,
+        default=(16, 16),
+        metavar="SIZES",
+        help="hidden layer sizes, comma-separated (default: 16,16)",
+    )
+    train.add_argument(
+        "--activation",
+        type=name_from(ACTIVATIONS, "activation"),
+        default="relu",
+        help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: relu)",
+    )
+    train.add_argument(
+        "--loss",
+        type=loss_name,
+        default="sparse_categorical_crossentropy",
+        help=f"loss: {', '.join(LOSSES)} (default: sparse_categorical_crossentropy)",
+    )
+    train.add_argument(
+        "--optimizer",
+        type=name_from(OPTIMIZERS, "optimizer"),
+        default="sgd",
+        help="sgd or adam (default: sgd)",
+    )
+    train.add_argument(
+        "--lr",
+        type=positive_float,
+        default=None,
+        help="learning rate (default: 0.01 for sgd, 0.001 for adam)",
+    )
+    train.add_argument(
+        "--momentum", type=unit_interval, default=0.0, help="SGD momentum in [0, 1) (default: 0)"
+    )
     train.add_argument("--nesterov", action="store_true", help="use Nesterov momentum")
     train.add_argument("--batch-size", type=positive_int, default=32, help="default: 32")
     train.add_argument("--epochs", type=positive_int, default=5, help="default: 5")
-    train.add_argument("--seed", type=int, default=0,
-                       help="seed for the initial weights and the shuffling (default: 0)")
-    train.add_argument("--out", metavar="PATH",
-                       help=f"where to save the model (default: ./{DEFAULT_MODEL_NAME}.npz,"
-                       " or -2, -3, ... if that exists)")
+    train.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for the initial weights and the shuffling (default: 0)",
+    )
+    train.add_argument(
+        "--out",
+        metavar="PATH",
+        help=f"where to save the model (default: ./{DEFAULT_MODEL_NAME}.npz,"
+        " or -2, -3, ... if that exists)",
+    )
     add_data_option(train)
     train.add_argument("--quiet", action="store_true", help="no per-epoch output")
     train.set_defaults(func=cmd_train)
@@ -251,8 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"digitnet {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as err:
-        print(f"digitnet {args.command}: error: {err.strerror or err}: {err.filename or ''}",
-              file=sys.stderr)
+        print(
+            f"digitnet {args.command}: error: {err.strerror or err}: {err.filename or ''}",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"digitnet {args.command}: interrupted", file=sys.stderr)

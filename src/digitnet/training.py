@@ -49,7 +49,9 @@ class TrainConfig:
             raise NNError(f"momentum must be in [0, 1); got {self.momentum}")
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
-                raise NNError(f"{name.replace('_', ' ')} must be at least 1; got {getattr(self, name)}")
+                raise NNError(
+                    f"{name.replace('_', ' ')} must be at least 1; got {getattr(self, name)}"
+                )
 
 
 def build_mlp(config: TrainConfig) -> Sequential:

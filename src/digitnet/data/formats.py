@@ -34,13 +34,20 @@ def check_digits(x: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, n
 def read_keras_npz(path: str | os.PathLike):
     """Keras' ``mnist.npz``: arrays x_train, y_train, x_test, y_test."""
     path = Path(path)
+    keys = ("x_train", "y_train", "x_test", "y_test")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+            missing = [key for key in keys if key not in npz.files]
+            if missing:
+                raise DataError(
+                    f"{path}: not a Keras mnist.npz (missing {', '.join(missing)};"
+                    f" it has {', '.join(npz.files) or 'no arrays'})"
+                )
+            arrays = {key: npz[key] for key in keys}
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
-    except KeyError as err:
-        raise DataError(f"{path}: not a Keras mnist.npz (missing array {err})") from None
+    except DataError:
+        raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
         raise DataError(f"{path}: not a readable .npz file ({err})") from None
     train = check_digits(arrays["x_train"], arrays["y_train"], f"{path} (train)")

@@ -136,7 +136,7 @@ class Sequential:
         targets = [(layer, key) for layer in self.layers for key in layer.params]
         if len(weights) != len(targets):
             raise NNError(f"set_weights expects {len(targets)} arrays; got {len(weights)}")
-        for (layer, key), value in zip(targets, weights):
+        for (layer, key), value in zip(targets, weights, strict=True):
             param = layer.params[key]
             if np.shape(value) != param.shape:
                 raise NNError(
@@ -235,11 +235,12 @@ class Sequential:
             )
         if isinstance(self.loss, CategoricalCrossentropy) and Y.ndim != 2:
             raise NNError(
-                f"{where}: categorical_crossentropy expects one-hot targets of shape (N, {classes});"
-                f" got {_shape_str(Y.shape)} — use sparse_categorical_crossentropy for labels"
+                f"{where}: categorical_crossentropy expects one-hot targets of shape"
+                f" (N, {classes}); got {_shape_str(Y.shape)}"
+                " — use sparse_categorical_crossentropy for integer labels"
             )
         if Y.ndim == 1:
-            if Y.dtype.kind == "f" and not np.all(Y == np.round(Y)):
+            if Y.dtype.kind == "f" and not np.all(np.round(Y) == Y):
                 raise NNError(f"{where}: labels must be whole numbers")
             Y = Y.astype(np.intp, copy=False)
             if Y.min() < 0 or Y.max() >= classes:
@@ -320,7 +321,10 @@ class Sequential:
         restoring the weights from the start of that epoch.
         """
         self._require_compiled("fit")
-        epochs, batch_size = _positive_int("epochs", epochs), _positive_int("batch_size", batch_size)
+        epochs, batch_size = (
+            _positive_int("epochs", epochs),
+            _positive_int("batch_size", batch_size),
+        )
         X = self._check_x(x, "fit")
         Y = self._check_y(y, len(X), "fit")
         X_val, Y_val = None, None
@@ -347,7 +351,9 @@ class Sequential:
         all_callbacks = [self.history, *([ProgressBar()] if verbose else []), *callbacks]
         for callback in all_callbacks:
             callback.set_model(self)
-        per_step = [cb for cb in all_callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
+        per_step = [
+            cb for cb in all_callbacks if type(cb).on_batch_end is not Callback.on_batch_end
+        ]
         self.fit_params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": N}
         self.stop_training = False
         for callback in all_callbacks:
@@ -445,7 +451,9 @@ class Sequential:
         line = "-" * sum(widths)
 
         def fmt(row):
-            return "".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+            return "".join(
+                cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
 
         lines = [f'Model: "{self.name}"', line, fmt(rows[0]), "=" * sum(widths)]
         lines += [fmt(row) for row in rows[1:]]

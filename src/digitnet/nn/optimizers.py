@@ -39,7 +39,7 @@ class Optimizer:
         if self.state is None:
             self.state = [self.init_state(p) for p, _ in pairs]
         self.iterations += 1
-        for (p, g), state in zip(pairs, self.state):
+        for (p, g), state in zip(pairs, self.state, strict=True):
             self.update(p, g, state)
 
     def init_state(self, param: np.ndarray) -> dict[str, np.ndarray]:
@@ -98,8 +98,8 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam — Kingma & Ba (2015), with Keras' epsilon placement:
 
-        m = b1 m + (1 - b1) g          v = b2 v + (1 - b2) g²
-        p = p - lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+    m = b1 m + (1 - b1) g          v = b2 v + (1 - b2) g²
+    p = p - lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
     """
 
     name = "adam"

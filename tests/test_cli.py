@@ -1,0 +1,156 @@
+"""The command line, driven through ``main(argv)``: the tutorial run, evaluation, summaries,
+and one clear line for every kind of bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from digitnet.cli import build_parser, main
+from digitnet.nn import Sequential
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "one-epoch.npz"
+    assert main(["train", "--epochs", "1", "--out", str(path), "--quiet"]) == 0
+    return path
+
+
+def test_train_saves_a_model_and_reports_per_epoch(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    assert main(["train", "--epochs", "2", "--hidden", "8", "--seed", "3", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Training 784-8-10 (relu, softmax) with sgd on bundled MNIST")
+    epochs = [line for line in lines if line.startswith("Epoch ")]
+    assert len(epochs) == 2
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "/step"):
+        assert key in epochs[1]
+    assert lines[-1] == f"Saved the model to {out}"
+    from digitnet.nn import load_model
+
+    model = load_model(out)
+    assert model.metadata["command"] == f"digitnet train --epochs 2 --hidden 8 --seed 3 --out {out}"
+    assert model.metadata["config"]["seed"] == 3 and model.count_params() == 784 * 8 + 8 + 90
+
+
+def test_train_never_overwrites_the_default_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "digitnet-model.npz").write_text("precious")
+    assert main(["train", "--epochs", "1", "--hidden", "4", "--quiet"]) == 0
+    assert (tmp_path / "digitnet-model.npz").read_text() == "precious"
+    assert (tmp_path / "digitnet-model-2.npz").exists()
+
+
+def test_evaluate_json_and_text(model_file, capsys):
+    assert main(["evaluate", str(model_file), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0.85 < report["accuracy"] < 1 and report["loss"] > 0
+    cm = np.array(report["confusion_matrix"])
+    assert cm.shape == (10, 10) and cm.sum() == 10000
+    assert report["accuracy"] == pytest.approx(np.trace(cm) / 10000)
+    assert [row["support"] for row in report["per_class"]] == cm.sum(axis=1).tolist()
+    assert main(["evaluate", str(model_file)]) == 0
+    text = capsys.readouterr().out
+    assert f"Accuracy: {report['accuracy']:.4f}" in text and "Confusion matrix" in text
+
+
+def test_summary(model_file, capsys):
+    assert main(["summary", str(model_file)]) == 0
+    text = capsys.readouterr().out
+    assert "Total params: 13,002" in text and "Trained with: digitnet train --epochs 1" in text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--hidden", "0"], "argument --hidden: layer sizes must be at least 1"),
+        (["train", "--hidden", "16,x"], "comma-separated layer sizes"),
+        (["train", "--lr", "-1"], "argument --lr: must be a number > 0"),
+        (["train", "--epochs", "0"], "argument --epochs: must be at least 1"),
+        (["train", "--activation", "swish"], "valid activations: relu, sigmoid, tanh, linear"),
+        (["train", "--optimizer", "rmsprop"], "valid optimizers: sgd, adam"),
+        (["train", "--loss", "hinge"], "valid losses: sparse_categorical_crossentropy"),
+        (["train", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["dance"], "invalid choice: 'dance'"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "--help" in err
+
+
+def test_errors_from_the_library_are_one_line(tmp_path, model_file, capsys):
+    truncated = tmp_path / "cut.npz"
+    truncated.write_bytes(model_file.read_bytes()[:500])
+    cases = [
+        (["evaluate", str(truncated)], "truncated or corrupt"),
+        (["summary", str(tmp_path / "none.npz")], "no such model file"),
+        (["train", "--data", str(tmp_path / "nowhere")], "no such file or folder"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_divergence_is_reported_with_advice(tmp_path, capsys):
+    out = tmp_path / "never.npz"
+    code = main(["train", "--lr", "1e6", "--epochs", "1", "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "Try a lower learning rate (now 1e+06; try 100000)" in err
+    assert not out.exists()
+
+
+def test_ctrl_c_saves_the_weights_so_far(tmp_path, monkeypatch, capsys):
+    original = Sequential._backward
+    calls = []
+
+    def interrupt_after_100_steps(self, dout):
+        calls.append(1)
+        if len(calls) == 600:
+            raise KeyboardInterrupt
+        return original(self, dout)
+
+    monkeypatch.setattr(Sequential, "_backward", interrupt_after_100_steps)
+    out = tmp_path / "partial.npz"
+    assert main(["train", "--out", str(out), "--quiet"]) == 130
+    assert "interrupted" in capsys.readouterr().out
+    from digitnet.nn import load_model
+
+    model = load_model(out)
+    assert model.metadata["interrupted"] and model.metadata["epochs_completed"] == 0
+    assert model.metadata["test"]["accuracy"] > 0.3  # 599 steps of SGD already learn something
+
+
+def test_every_command_has_help(capsys):
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+        assert f"usage: digitnet {name}" in capsys.readouterr().out
+
+
+def test_help_does_not_import_numpy():
+    code = (
+        "import sys; from digitnet.cli import main\n"
+        "try: main(['--help'])\n"
+        "except SystemExit: pass\n"
+        "print('numpy' in sys.modules, file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "usage: digitnet" in result.stdout and result.stderr.strip() == "False"
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run(
+        [sys.executable, "-m", "digitnet", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout.startswith("digitnet ")

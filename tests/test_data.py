@@ -1,0 +1,154 @@
+"""MNIST loading: the bundled copy and its checksums, and every reader's handling of bad files."""
+
+import gzip
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+
+from digitnet.data import DataError, load_mnist, parse_idx, read_idx, read_kaggle_csv
+from digitnet.data.mnist import BUNDLED_DIR, FILES, fingerprint
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    return header + array.astype(np.uint8).tobytes()
+
+
+def test_bundled_mnist_has_keras_shapes_and_the_official_content(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    assert x_train.shape == (60000, 28, 28) and y_train.shape == (60000,)
+    assert x_test.shape == (10000, 28, 28) and y_test.shape == (10000,)
+    assert {a.dtype for a in (x_train, y_train, x_test, y_test)} == {np.dtype(np.uint8)}
+    assert list(y_test[:10]) == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # the well-known first test labels
+    assert np.bincount(y_train).tolist()[:3] == [5923, 6742, 5958]
+    sums = dict(line.split()[::-1] for line in (BUNDLED_DIR / "MD5SUMS.uncompressed").open())
+    labels = gzip.decompress((BUNDLED_DIR / f"{FILES['y_test']}.gz").read_bytes())
+    assert hashlib.md5(labels).hexdigest() == sums[FILES["y_test"]]
+
+
+def test_idx_round_trip_gzipped_or_not(tmp_path, rng):
+    images = rng.integers(0, 256, size=(3, 4, 5)).astype(np.uint8)
+    (tmp_path / "plain").write_bytes(idx_bytes(images))
+    (tmp_path / "packed.gz").write_bytes(gzip.compress(idx_bytes(images)))
+    for name in ("plain", "packed.gz"):
+        np.testing.assert_array_equal(read_idx(tmp_path / name), images)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x00\x00", "truncated"),
+        (b"\x12\x34\x08\x01\x00\x00\x00\x02ab", "not an IDX file"),
+        (b"\x00\x00\x08\x03\x00\x00\x00\x02", "truncated inside the header"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x05abc", r"announces \(5,\) values \(5 bytes\) but only 3"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x02abcd", "2 unexpected bytes"),
+    ],
+    ids=["short", "magic", "header", "truncated-data", "wrong-count"],
+)
+def test_bad_idx_content_is_named(content, message):
+    with pytest.raises(DataError, match=message):
+        parse_idx(content, "x.idx")
+
+
+def test_truncated_gzip_is_reported(tmp_path):
+    packed = gzip.compress(idx_bytes(np.zeros((10, 28, 28))))
+    (tmp_path / "cut.gz").write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(DataError, match="corrupt or truncated gzip"):
+        read_idx(tmp_path / "cut.gz")
+
+
+def copy_bundled(tmp_path):
+    folder = tmp_path / "mnist"
+    shutil.copytree(BUNDLED_DIR, folder)
+    return folder
+
+
+def test_folder_checksum_mismatch_is_reported(tmp_path):
+    folder = copy_bundled(tmp_path)
+    labels = folder / f"{FILES['y_test']}.gz"
+    content = bytearray(gzip.decompress(labels.read_bytes()))
+    content[100] = (content[100] + 1) % 10  # one wrong label, same size
+    labels.write_bytes(gzip.compress(bytes(content)))
+    with pytest.raises(DataError, match=r"checksum mismatch.*the file is corrupt"):
+        load_mnist(folder)
+
+
+def test_folder_with_image_and_label_counts_that_differ(tmp_path):
+    folder = copy_bundled(tmp_path)
+    (folder / "MD5SUMS.uncompressed").unlink()
+    (folder / f"{FILES['y_test']}.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(9999))))
+    with pytest.raises(DataError, match="10000 images but labels of shape"):
+        load_mnist(folder)
+
+
+def test_keras_npz_and_environment_variable(tmp_path, monkeypatch, mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    path = tmp_path / "mnist.npz"
+    np.savez(
+        path, x_train=x_train[:100], y_train=y_train[:100], x_test=x_test[:10], y_test=y_test[:10]
+    )
+    monkeypatch.setenv("DIGITNET_DATA", str(path))
+    (x_train_read, _), (_, y_test_read) = load_mnist()
+    assert x_train_read.shape == (100, 28, 28) and y_test_read.tolist() == y_test[:10].tolist()
+    np.savez(tmp_path / "other.npz", images=x_train[:2])
+    with pytest.raises(DataError, match="missing x_train, y_train, x_test, y_test; it has images"):
+        load_mnist(tmp_path / "other.npz")
+
+
+def write_csv(path, rows, header=True):
+    lines = ["label," + ",".join(f"pixel{i}" for i in range(784))] if header else []
+    lines += [",".join(map(str, row)) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_kaggle_csv(tmp_path, rng):
+    rows = [[i % 10, *rng.integers(0, 256, 784)] for i in range(14)]
+    write_csv(tmp_path / "train.csv", rows)
+    x, y = read_kaggle_csv(tmp_path / "train.csv")
+    assert x.shape == (14, 28, 28) and y.tolist() == [i % 10 for i in range(14)]
+    assert x[3].reshape(-1).tolist() == rows[3][1:]
+    (train_x, _), (test_x, test_y) = load_mnist(tmp_path / "train.csv")
+    assert len(train_x) == 12 and len(test_x) == 2 and test_y.tolist() == [2, 3]
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda rows: rows.__setitem__(1, rows[1][:-1]), "columns"),
+        (lambda rows: rows[2].__setitem__(5, "abc"), "abc"),
+        (lambda rows: rows[0].__setitem__(0, 12), r"label values must be in 0\.\.9"),
+    ],
+    ids=["column-count", "non-numeric", "bad-label"],
+)
+def test_malformed_kaggle_csv_is_named(tmp_path, mutate, message):
+    rows = [[1, *([0] * 784)] for _ in range(3)]
+    mutate(rows)
+    write_csv(tmp_path / "bad.csv", rows)
+    with pytest.raises(DataError, match=message):
+        read_kaggle_csv(tmp_path / "bad.csv")
+
+
+def test_csv_without_the_header(tmp_path):
+    write_csv(tmp_path / "noheader.csv", [[1, *([0] * 784)]], header=False)
+    with pytest.raises(DataError, match="expected the header label,pixel0"):
+        read_kaggle_csv(tmp_path / "noheader.csv")
+
+
+def test_missing_and_unknown_sources(tmp_path):
+    with pytest.raises(DataError, match="no such file or folder"):
+        load_mnist(tmp_path / "nope")
+    (tmp_path / "digits.txt").write_text("hello")
+    with pytest.raises(DataError, match="unknown data source"):
+        load_mnist(tmp_path / "digits.txt")
+
+
+def test_fingerprint_changes_with_one_pixel(mnist):
+    (_, _), (x_test, y_test) = mnist
+    changed = x_test.copy()
+    changed[0, 0, 0] ^= 1
+    assert fingerprint(x_test, y_test) != fingerprint(changed, y_test)
+    assert fingerprint(x_test, y_test) == fingerprint(x_test.copy(), y_test.copy())
