@@ -90,7 +90,7 @@ class Sequential:
                 "the model does not know its input shape: give the first layer input_shape=..., "
                 "e.g. Flatten(input_shape=(28, 28))"
             )
-        rng = np.random.default_rng(self.seed)
+        rng = random_stream(self.seed, "init")
         for i, layer in enumerate(self.layers):
             try:
                 shape = layer.build(shape, rng)
@@ -341,7 +341,7 @@ class Sequential:
                 raise NNError(f"validation_split={validation_split} leaves an empty split")
             X, X_val, Y, Y_val = X[:-n_val], X[-n_val:], Y[:-n_val], Y[-n_val:]
 
-        rng = np.random.default_rng(self.seed if seed is None else seed)
+        rng = random_stream(self.seed if seed is None else seed, "fit")
         for layer in self.layers:
             if isinstance(layer, Dropout):
                 layer.rng = rng
@@ -470,6 +470,17 @@ class Sequential:
         from digitnet.nn.io import save_model
 
         save_model(self, path)
+
+
+STREAMS = {"init": 0, "fit": 1}
+
+
+def random_stream(seed: int | None, purpose: str) -> np.random.Generator:
+    """An independent random stream per purpose: the same seed must not give the initial
+    weights and the shuffling the same numbers. ``seed=None`` draws fresh entropy."""
+    if seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng([STREAMS[purpose], seed])
 
 
 def _positive_int(name: str, value: Any) -> int:
