@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+
+# Runs the CLI in a fresh interpreter and reports that process's own high-water mark (VmHWM).
+# RUSAGE_CHILDREN would count the forked copy of the (large) benchmark process instead.
+_PEAK_PROBE = """
+import sys
+from digitnet.cli import main
+code = main(sys.argv[1:])
+status = open("/proc/self/status").read()
+peak_kb = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
+print(f"PEAK_KB={peak_kb}", file=sys.stderr)
+sys.exit(code)
+"""
 
 
 def median_time(run: Callable[[], object], repeats: int = 3) -> tuple[float, list[float]]:
@@ -20,17 +31,18 @@ def median_time(run: Callable[[], object], repeats: int = 3) -> tuple[float, lis
     return statistics.median(times), times
 
 
-def peak_rss_of_command(argv: list[str]) -> tuple[float, float]:
-    """Run a command to completion; return (wall seconds, its peak resident memory in MB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def peak_memory_of_cli(args: list[str]) -> tuple[float, float]:
+    """Run ``digitnet ARGS`` to completion; return (wall seconds, its peak resident memory MB)."""
     start = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_PROBE, *args],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak_kb <= before:
-        print(
-            "warning: an earlier child used more memory; peak may be understated", file=sys.stderr
-        )
+    peak_kb = int(result.stderr.rsplit("PEAK_KB=", 1)[1].split()[0])
     return seconds, peak_kb / 1024
 
 
