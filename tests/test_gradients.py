@@ -8,11 +8,15 @@ import pytest
 from gradcheck import assert_close, numeric_gradient
 
 from digitnet.nn import (
+    BatchNorm,
     CategoricalCrossentropy,
+    Conv2D,
     Dense,
     Dropout,
     Flatten,
+    MaxPool2D,
     MeanSquaredError,
+    Reshape,
     Sequential,
     SparseCategoricalCrossentropy,
 )
@@ -29,18 +33,26 @@ LAYER_CASES = [
     ("dense-softmax", lambda: Dense(4, activation="softmax"), (5,)),
     ("dense-he", lambda: Dense(3, activation="relu", kernel_initializer="he_normal"), (5,)),
     ("flatten", lambda: Flatten(), (2, 3)),
+    ("reshape", lambda: Reshape((3, 2, 1)), (2, 3)),
     ("dropout", lambda: Dropout(0.5), (6,)),
+    ("conv-valid", lambda: Conv2D(3, 3, activation="tanh"), (5, 6, 2)),
+    ("conv-same-stride2", lambda: Conv2D(2, (3, 2), strides=2, padding="same"), (5, 6, 2)),
+    ("conv-1x1-relu", lambda: Conv2D(4, 1, activation="relu"), (3, 3, 2)),
+    ("maxpool-2x2", lambda: MaxPool2D(2), (4, 5, 2)),
+    ("maxpool-overlapping", lambda: MaxPool2D(3, strides=1), (4, 4, 2)),
+    ("batchnorm-dense", lambda: BatchNorm(), (5,)),
+    ("batchnorm-conv", lambda: BatchNorm(), (3, 3, 2)),
 ]
 
 
 def _build_float64(layer, input_shape, rng):
     layer.build(input_shape, rng)
     for key in layer.params:
-        layer.params[key] = layer.params[key].astype(np.float64)
+        # Perturb the initial values so that, e.g., BatchNorm's gamma = 1 is not special.
+        layer.params[key] = layer.params[key].astype(np.float64) + rng.normal(
+            scale=0.1, size=layer.params[key].shape
+        )
         layer.grads[key] = np.zeros_like(layer.params[key])
-    # Keep ReLU away from its kink, where the derivative is undefined.
-    if "b" in layer.params:
-        layer.params["b"] += 0.1
     return layer
 
 

@@ -29,7 +29,9 @@ from digitnet.nn.callbacks import (
 from digitnet.nn.errors import ModelFileError, NNError, TrainingDiverged
 from digitnet.nn.initializers import GlorotUniform, HeNormal, HeUniform, Zeros, get_initializer
 from digitnet.nn.io import load_model, save_model
-from digitnet.nn.layers import Dense, Dropout, Flatten, Layer
+from digitnet.nn.conv import Conv2D, MaxPool2D
+from digitnet.nn.layers import Dense, Dropout, Flatten, Layer, Reshape
+from digitnet.nn.normalization import BatchNorm
 from digitnet.nn.losses import (
     CategoricalCrossentropy,
     Loss,
@@ -44,8 +46,10 @@ __all__ = [
     "SGD",
     "Activation",
     "Adam",
+    "BatchNorm",
     "Callback",
     "CategoricalCrossentropy",
+    "Conv2D",
     "Dense",
     "Dropout",
     "EarlyStopping",
@@ -56,12 +60,14 @@ __all__ = [
     "History",
     "Layer",
     "Loss",
+    "MaxPool2D",
     "MeanSquaredError",
     "ModelCheckpoint",
     "ModelFileError",
     "NNError",
     "Optimizer",
     "ProgressBar",
+    "Reshape",
     "Sequential",
     "SparseCategoricalCrossentropy",
     "TrainingDiverged",

@@ -5,7 +5,8 @@ Layout of the archive (NumPy's zip of ``.npy`` arrays)::
     __digitnet__          uint8: UTF-8 JSON — format name and version, architecture, compile
                           settings, training history, metadata (command, data checksum, ...),
                           library versions
-    layers/<i>/<name>     float32: parameter <name> ("W", "b") of layer i
+    layers/<i>/<name>     float32: parameter <name> ("W", "b", "gamma", ...) of layer i
+    state/<i>/<name>      float32: non-trainable array of layer i (BatchNorm's moving averages)
 
 Loading rebuilds the model from the JSON architecture, then checks that every parameter is
 present with the expected shape and that no unknown array is there. ``np.load`` runs with
@@ -24,7 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from digitnet.nn.conv import Conv2D, MaxPool2D
 from digitnet.nn.errors import ModelFileError, NNError
+from digitnet.nn.layers import Dense, Dropout, Flatten, Reshape
+from digitnet.nn.normalization import BatchNorm
 
 FORMAT_NAME = "digitnet-model"
 FORMAT_VERSION = 1
@@ -88,9 +92,8 @@ def save_model(model, path: str | os.PathLike) -> None:
         raise NNError("cannot save a model that has not been built (fit it or call build())")
     meta = json.dumps(model_to_dict(model), allow_nan=False, default=_json_default)
     arrays = {META_KEY: np.frombuffer(meta.encode("utf-8"), dtype=np.uint8)}
-    for i, layer in enumerate(model.layers):
-        for key, value in layer.params.items():
-            arrays[f"layers/{i}/{key}"] = value
+    for key, value in _expected_arrays(model).items():
+        arrays[key] = value
     atomic_write(path, lambda file: np.savez(file, **arrays))
 
 
@@ -129,11 +132,24 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     return description, arrays
 
 
+def _expected_arrays(model) -> dict[str, np.ndarray]:
+    """Every array a model file of ``model`` holds, by key, as views of the live arrays."""
+    arrays = {}
+    for i, layer in enumerate(model.layers):
+        arrays.update({f"layers/{i}/{key}": value for key, value in layer.params.items()})
+        arrays.update({f"state/{i}/{key}": value for key, value in layer.state.items()})
+    return arrays
+
+
+LAYERS = {
+    cls.__name__: cls for cls in (Dense, Flatten, Reshape, Dropout, Conv2D, MaxPool2D, BatchNorm)
+}
+
+
 def load_model(path: str | os.PathLike):
     """Rebuild a model saved by ``save_model``: architecture, weights, compile settings,
     history and metadata."""
     from digitnet.nn.callbacks import History
-    from digitnet.nn.layers import LAYERS
     from digitnet.nn.model import Sequential
 
     description, arrays = read_model_file(path)
@@ -145,11 +161,7 @@ def load_model(path: str | os.PathLike):
     except (KeyError, TypeError, NNError) as err:
         raise ModelFileError(f"{path}: the architecture is invalid: {err}") from None
 
-    expected = {
-        f"layers/{i}/{key}": value
-        for i, layer in enumerate(model.layers)
-        for key, value in layer.params.items()
-    }
+    expected = _expected_arrays(model)
     missing = sorted(set(expected) - set(arrays))
     unknown = sorted(set(arrays) - set(expected))
     if missing or unknown:

@@ -1,4 +1,5 @@
-"""Layers: Dense, Flatten, Dropout.
+"""Layers: the protocol, Dense, Flatten, Reshape, Dropout. (Conv2D and MaxPool2D live in
+``conv``, BatchNorm in ``normalization``.)
 
 The layer protocol (see ``Layer``):
 
@@ -11,6 +12,7 @@ The layer protocol (see ``Layer``):
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,7 @@ class Layer:
         self.name = name
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.state: dict[str, np.ndarray] = {}  # non-trainable arrays saved with the model
         self.needs_input_grad = True
         self.built = False
 
@@ -58,7 +61,45 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
-class Dense(Layer):
+def positive_int(layer: str, what: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise NNError(f"{layer} expects a positive number of {what}; got {value!r}")
+    return int(value)
+
+
+class ActivatedLayer(Layer):
+    """A layer whose output passes through an activation: Dense and Conv2D."""
+
+    def __init__(
+        self,
+        activation: str | Activation | None,
+        kernel_initializer: str | Initializer,
+        bias_initializer: str | Initializer,
+        input_shape: Shape | None,
+        name: str | None,
+    ):
+        super().__init__(input_shape, name)
+        self.activation = get_activation(activation)
+        self.kernel_initializer = get_initializer(kernel_initializer)
+        self.bias_initializer = get_initializer(bias_initializer)
+        self.output_logits = False  # set by the model when the loss consumes the logits
+
+    def activate(self, Z: np.ndarray, training: bool) -> np.ndarray:
+        return Z if self.output_logits else self.activation.forward(Z, training)
+
+    def deactivate(self, dA: np.ndarray) -> np.ndarray:
+        return dA if self.output_logits else self.activation.backward(dA)
+
+    def get_config(self):
+        return {
+            "activation": self.activation.name,
+            "kernel_initializer": self.kernel_initializer.name,
+            "bias_initializer": self.bias_initializer.name,
+            "name": self.name,
+        }
+
+
+class Dense(ActivatedLayer):
     """A fully connected layer: A = activation(X @ W + b).
 
     X (N, D) -> A (N, H), with W (D, H) and b (H,). Each of the H units is a neuron: a weighted
@@ -74,14 +115,8 @@ class Dense(Layer):
         input_shape: Shape | None = None,
         name: str | None = None,
     ):
-        super().__init__(input_shape, name)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise NNError(f"Dense expects a positive number of units; got {units!r}")
-        self.units = int(units)
-        self.activation = get_activation(activation)
-        self.kernel_initializer = get_initializer(kernel_initializer)
-        self.bias_initializer = get_initializer(bias_initializer)
-        self.output_logits = False  # set by the model when the loss consumes the logits
+        super().__init__(activation, kernel_initializer, bias_initializer, input_shape, name)
+        self.units = positive_int("Dense", "units", units)
 
     def build(self, input_shape, rng):
         if len(input_shape) != 1:
@@ -105,12 +140,10 @@ class Dense(Layer):
         Z += b
         if training:
             self._X = X
-        if self.output_logits:
-            return Z
-        return self.activation.forward(Z, training)
+        return self.activate(Z, training)
 
     def backward(self, dA):
-        dZ = dA if self.output_logits else self.activation.backward(dA)  # (N, H)
+        dZ = self.deactivate(dA)  # (N, H)
         X = self._X
         np.matmul(X.T, dZ, out=self.grads["W"])  # (D, N) @ (N, H) -> (D, H)
         np.add.reduce(dZ, axis=0, out=self.grads["b"])  # (H,)
@@ -119,13 +152,7 @@ class Dense(Layer):
         return dZ @ self.params["W"].T  # (N, H) @ (H, D) -> (N, D)
 
     def get_config(self):
-        return {
-            "units": self.units,
-            "activation": self.activation.name,
-            "kernel_initializer": self.kernel_initializer.name,
-            "bias_initializer": self.bias_initializer.name,
-            "name": self.name,
-        }
+        return {"units": self.units, **super().get_config()}
 
 
 class Flatten(Layer):
@@ -142,6 +169,35 @@ class Flatten(Layer):
 
     def backward(self, dout):
         return dout.reshape(len(dout), *self.input_shape)
+
+
+class Reshape(Layer):
+    """Reshapes each sample: (N, *input_shape) -> (N, *target_shape), e.g. (28, 28) -> (28, 28, 1)
+    to feed a convolution."""
+
+    def __init__(self, target_shape: Shape, input_shape: Shape | None = None, name=None):
+        super().__init__(input_shape, name)
+        self.target_shape = tuple(int(d) for d in target_shape)
+
+    def build(self, input_shape, rng):
+        if math.prod(input_shape) != math.prod(self.target_shape):
+            raise NNError(
+                f"Reshape cannot turn samples of shape {tuple(input_shape)} into"
+                f" {self.target_shape}: {math.prod(input_shape)} values vs"
+                f" {math.prod(self.target_shape)}"
+            )
+        self.input_shape, self.output_shape = tuple(input_shape), self.target_shape
+        self.built = True
+        return self.output_shape
+
+    def forward(self, X, training=False):
+        return X.reshape(len(X), *self.target_shape)
+
+    def backward(self, dout):
+        return dout.reshape(len(dout), *self.input_shape)
+
+    def get_config(self):
+        return {"target_shape": list(self.target_shape), "name": self.name}
 
 
 class Dropout(Layer):
@@ -169,6 +225,3 @@ class Dropout(Layer):
 
     def get_config(self):
         return {"rate": self.rate, "name": self.name}
-
-
-LAYERS: dict[str, type[Layer]] = {cls.__name__: cls for cls in (Dense, Flatten, Dropout)}

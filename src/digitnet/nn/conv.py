@@ -1,0 +1,206 @@
+"""Convolution and pooling over images laid out (N, H, W, C), channels last as in Keras.
+
+Conv2D lowers the convolution to one GEMM (im2col): every kh x kw x C window of the input
+becomes a row, and the F filters become the columns of the kernel matrix. Its backward pass is
+two GEMMs and, for dX, kh * kw strided additions (a loop over kernel offsets, never over samples
+or pixels).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from digitnet.nn.activations import Activation
+from digitnet.nn.errors import NNError
+from digitnet.nn.initializers import Initializer
+from digitnet.nn.layers import ActivatedLayer, Layer, Shape, positive_int
+
+PADDINGS = ("valid", "same")
+
+
+def _pair(layer: str, what: str, value) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2:
+        raise NNError(f"{layer} expects {what} as one number or a pair; got {value!r}")
+    return positive_int(layer, what, pair[0]), positive_int(layer, what, pair[1])
+
+
+def _require_image_input(layer: str, input_shape: Shape) -> tuple[int, int, int]:
+    if len(input_shape) != 3:
+        shape = ", ".join(map(str, input_shape))
+        raise NNError(
+            f"{layer} expects inputs of shape (N, H, W, C); got (N, {shape})"
+            " — add Reshape((28, 28, 1)) before it for 28x28 digits"
+        )
+    return tuple(int(d) for d in input_shape)
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's 'same': output size ceil(size / stride), the extra row at the end."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class Conv2D(ActivatedLayer):
+    """A 2-D convolution: A = activation(conv(X, W) + b).
+
+    X (N, H, W, C) -> A (N, Ho, Wo, F), with kernel W (kh, kw, C, F) and bias b (F,).
+    padding "valid" gives Ho = (H - kh) // stride + 1; "same" gives Ho = ceil(H / stride).
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, int],
+        strides: int | tuple[int, int] = 1,
+        padding: str = "valid",
+        activation: str | Activation | None = None,
+        kernel_initializer: str | Initializer = "glorot_uniform",
+        bias_initializer: str | Initializer = "zeros",
+        input_shape: Shape | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(activation, kernel_initializer, bias_initializer, input_shape, name)
+        self.filters = positive_int("Conv2D", "filters", filters)
+        self.kernel_size = _pair("Conv2D", "kernel_size", kernel_size)
+        self.strides = _pair("Conv2D", "strides (a stride must be at least 1)", strides)
+        if padding not in PADDINGS:
+            raise NNError(f"Conv2D padding must be 'valid' or 'same'; got {padding!r}")
+        self.padding = padding
+
+    def build(self, input_shape, rng):
+        H, W, C = _require_image_input("Conv2D", input_shape)
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        if self.padding == "same":
+            self._pads = (_same_padding(H, kh, sh), _same_padding(W, kw, sw))
+        else:
+            if kh > H or kw > W:
+                raise NNError(
+                    f"Conv2D kernel {kh}x{kw} is larger than its {H}x{W} input;"
+                    " use a smaller kernel or padding='same'"
+                )
+            self._pads = ((0, 0), (0, 0))
+        Hp, Wp = H + sum(self._pads[0]), W + sum(self._pads[1])
+        Ho, Wo = (Hp - kh) // sh + 1, (Wp - kw) // sw + 1
+        self.params = {
+            "W": self.kernel_initializer((kh, kw, C, self.filters), rng),  # (kh, kw, C, F)
+            "b": self.bias_initializer((self.filters,), rng),  # (F,)
+        }
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.input_shape, self.output_shape = (H, W, C), (Ho, Wo, self.filters)
+        self.built = True
+        return self.output_shape
+
+    def _pad(self, X: np.ndarray) -> np.ndarray:
+        if self._pads == ((0, 0), (0, 0)):
+            return X
+        return np.pad(X, ((0, 0), *self._pads, (0, 0)))
+
+    def _im2col(self, Xp: np.ndarray) -> np.ndarray:
+        """Padded input (N, Hp, Wp, C) -> window rows (N * Ho * Wo, kh * kw * C)."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        Ho, Wo, _ = self.output_shape
+        windows = sliding_window_view(Xp, (kh, kw), axis=(1, 2))  # (N, Hp-kh+1, Wp-kw+1, C, kh, kw)
+        windows = windows[:, : (Ho - 1) * sh + 1 : sh, : (Wo - 1) * sw + 1 : sw]  # (N, Ho, Wo, ...)
+        rows = windows.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, kh, kw, C)
+        return rows.reshape(len(Xp) * Ho * Wo, -1)  # one copy
+
+    def forward(self, X, training=False):
+        N = len(X)
+        Ho, Wo, F = self.output_shape
+        cols = self._im2col(self._pad(X))  # (N*Ho*Wo, kh*kw*C)
+        Z = cols @ self.params["W"].reshape(-1, F)  # (N*Ho*Wo, K) @ (K, F) -> (N*Ho*Wo, F)
+        Z += self.params["b"]
+        if training:
+            self._cols, self._N = cols, N
+        return self.activate(Z.reshape(N, Ho, Wo, F), training)
+
+    def backward(self, dA):
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        Ho, Wo, F = self.output_shape
+        N, cols = self._N, self._cols
+        dZ = self.deactivate(dA).reshape(-1, F)  # (N*Ho*Wo, F)
+        np.matmul(cols.T, dZ, out=self.grads["W"].reshape(-1, F))  # (K, N*Ho*Wo) @ (.., F)
+        np.add.reduce(dZ, axis=0, out=self.grads["b"])
+        self._cols = None
+        if not self.needs_input_grad:
+            return None
+        H, W, C = self.input_shape
+        dcols = (dZ @ self.params["W"].reshape(-1, F).T).reshape(N, Ho, Wo, kh, kw, C)
+        (top, bottom), (left, right) = self._pads
+        dXp = np.zeros((N, H + top + bottom, W + left + right, C), dtype=dZ.dtype)
+        for i in range(kh):  # scatter each kernel offset's share back onto the input grid
+            for j in range(kw):
+                dXp[:, i : i + (Ho - 1) * sh + 1 : sh, j : j + (Wo - 1) * sw + 1 : sw] += dcols[
+                    :, :, :, i, j
+                ]
+        return dXp[:, top : top + H, left : left + W]
+
+    def get_config(self):
+        return {
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            **super().get_config(),
+        }
+
+
+class MaxPool2D(Layer):
+    """Max pooling: each output is the largest input of its pool_size window.
+
+    X (N, H, W, C) -> (N, Ho, Wo, C), Ho = (H - ph) // sh + 1 (strides default to pool_size).
+    The gradient flows to the first maximal input of each window only.
+    """
+
+    def __init__(
+        self,
+        pool_size: int | tuple[int, int] = 2,
+        strides: int | tuple[int, int] | None = None,
+        input_shape: Shape | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(input_shape, name)
+        self.pool_size = _pair("MaxPool2D", "pool_size", pool_size)
+        self.strides = _pair("MaxPool2D", "strides", strides if strides is not None else pool_size)
+
+    def build(self, input_shape, rng):
+        H, W, C = _require_image_input("MaxPool2D", input_shape)
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        if ph > H or pw > W:
+            raise NNError(f"MaxPool2D pool {ph}x{pw} is larger than its {H}x{W} input")
+        self.input_shape = (H, W, C)
+        self.output_shape = ((H - ph) // sh + 1, (W - pw) // sw + 1, C)
+        self.built = True
+        return self.output_shape
+
+    def forward(self, X, training=False):
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        Ho, Wo, C = self.output_shape
+        windows = sliding_window_view(X, (ph, pw), axis=(1, 2))
+        windows = windows[
+            :, : (Ho - 1) * sh + 1 : sh, : (Wo - 1) * sw + 1 : sw
+        ]  # (N,Ho,Wo,C,ph,pw)
+        flat = windows.reshape(len(X), Ho, Wo, C, ph * pw)  # one copy
+        if not training:
+            return flat.max(axis=-1)
+        self._argmax = flat.argmax(axis=-1)  # (N, Ho, Wo, C): which window entry won
+        return np.take_along_axis(flat, self._argmax[..., None], axis=-1)[..., 0]
+
+    def backward(self, dout):
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        Ho, Wo, _ = self.output_shape
+        dX = np.zeros((len(dout), *self.input_shape), dtype=dout.dtype)
+        for i in range(ph):
+            for j in range(pw):
+                winner = self._argmax == i * pw + j  # (N, Ho, Wo, C)
+                dX[:, i : i + (Ho - 1) * sh + 1 : sh, j : j + (Wo - 1) * sw + 1 : sw] += (
+                    dout * winner
+                )
+        return dX
+
+    def get_config(self):
+        return {"pool_size": list(self.pool_size), "strides": list(self.strides), "name": self.name}

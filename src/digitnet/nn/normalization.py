@@ -1,0 +1,83 @@
+"""Batch normalisation — Ioffe & Szegedy (2015).
+
+Normalises each feature (the last axis: units of a Dense layer, channels of a convolution) over
+every other axis. Training uses the batch's statistics and updates moving averages; inference
+uses the moving averages, so a single image gets the same answer as in a batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digitnet.nn.errors import NNError
+from digitnet.nn.layers import Layer, Shape
+
+
+class BatchNorm(Layer):
+    """Y = gamma * (X - mean) / sqrt(var + epsilon) + beta, per feature of the last axis.
+
+    X (N, ..., D) -> Y of the same shape; gamma, beta (D,). Keras' defaults: momentum 0.99,
+    epsilon 1e-3.
+    """
+
+    def __init__(
+        self,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        input_shape: Shape | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(input_shape, name)
+        if not 0 <= momentum < 1:
+            raise NNError(f"BatchNorm momentum must be in [0, 1); got {momentum!r}")
+        if not epsilon > 0:
+            raise NNError(f"BatchNorm epsilon must be > 0; got {epsilon!r}")
+        self.momentum, self.epsilon = float(momentum), float(epsilon)
+
+    def build(self, input_shape, rng):
+        D = int(input_shape[-1])
+        self.params = {"gamma": np.ones(D, np.float32), "beta": np.zeros(D, np.float32)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.state = {
+            "moving_mean": np.zeros(D, np.float32),
+            "moving_variance": np.ones(D, np.float32),
+        }
+        self.input_shape = self.output_shape = tuple(input_shape)
+        self.built = True
+        return self.output_shape
+
+    def forward(self, X, training=False):
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        if not training:
+            scale = gamma / np.sqrt(self.state["moving_variance"] + self.epsilon)  # (D,)
+            return X * scale.astype(X.dtype) + (beta - self.state["moving_mean"] * scale)
+        axes = tuple(range(X.ndim - 1))
+        mean = X.mean(axis=axes)  # (D,)
+        centred = X - mean
+        var = np.mean(centred * centred, axis=axes)  # (D,)
+        inv_std = 1 / np.sqrt(var + self.epsilon)  # (D,)
+        X_hat = centred * inv_std  # (N, ..., D)
+        self._X_hat, self._inv_std = X_hat, inv_std
+        m = self.momentum
+        self.state["moving_mean"] *= m
+        self.state["moving_mean"] += (1 - m) * mean
+        self.state["moving_variance"] *= m
+        self.state["moving_variance"] += (1 - m) * var
+        return X_hat * gamma + beta
+
+    def backward(self, dout):
+        X_hat, inv_std = self._X_hat, self._inv_std
+        axes = tuple(range(dout.ndim - 1))
+        count = dout.size // dout.shape[-1]  # m: samples per feature
+        np.sum(dout * X_hat, axis=axes, out=self.grads["gamma"])
+        np.sum(dout, axis=axes, out=self.grads["beta"])
+        if not self.needs_input_grad:
+            return None
+        dX_hat = dout * self.params["gamma"]
+        # dX = inv_std / m * (m * dX_hat - sum(dX_hat) - X_hat * sum(dX_hat * X_hat))
+        return (inv_std / count) * (
+            count * dX_hat - dX_hat.sum(axis=axes) - X_hat * np.sum(dX_hat * X_hat, axis=axes)
+        )
+
+    def get_config(self):
+        return {"momentum": self.momentum, "epsilon": self.epsilon, "name": self.name}
