@@ -26,12 +26,11 @@ from digitnet.nn.callbacks import (
     ModelCheckpoint,
     ProgressBar,
 )
+from digitnet.nn.conv import Conv2D, MaxPool2D
 from digitnet.nn.errors import ModelFileError, NNError, TrainingDiverged
 from digitnet.nn.initializers import GlorotUniform, HeNormal, HeUniform, Zeros, get_initializer
 from digitnet.nn.io import load_model, save_model
-from digitnet.nn.conv import Conv2D, MaxPool2D
 from digitnet.nn.layers import Dense, Dropout, Flatten, Layer, Reshape
-from digitnet.nn.normalization import BatchNorm
 from digitnet.nn.losses import (
     CategoricalCrossentropy,
     Loss,
@@ -40,6 +39,7 @@ from digitnet.nn.losses import (
     get_loss,
 )
 from digitnet.nn.model import Sequential
+from digitnet.nn.normalization import BatchNorm
 from digitnet.nn.optimizers import SGD, Adam, Optimizer, get_optimizer
 
 __all__ = [

@@ -45,12 +45,13 @@ class ReLU(Activation):
     name = "relu"
 
     def forward(self, Z, training=False):
+        A = np.maximum(Z, 0, out=Z)
         if training:
-            self._active = Z > 0  # (N, H) bool
-        return np.maximum(Z, 0, out=Z)
+            self._A = A  # no extra memory: the next layer holds A anyway; A > 0 where Z > 0
+        return A
 
     def backward(self, dA):
-        return np.multiply(dA, self._active, out=dA)
+        return np.multiply(dA, self._A > 0, out=dA)
 
 
 class Sigmoid(Activation):

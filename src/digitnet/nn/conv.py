@@ -129,14 +129,15 @@ class Conv2D(ActivatedLayer):
         if not self.needs_input_grad:
             return None
         H, W, C = self.input_shape
-        dcols = (dZ @ self.params["W"].reshape(-1, F).T).reshape(N, Ho, Wo, kh, kw, C)
         (top, bottom), (left, right) = self._pads
         dXp = np.zeros((N, H + top + bottom, W + left + right, C), dtype=dZ.dtype)
-        for i in range(kh):  # scatter each kernel offset's share back onto the input grid
+        kernel = self.params["W"]  # (kh, kw, C, F)
+        for i in range(kh):  # each kernel offset sends its share back onto the input grid
             for j in range(kw):
-                dXp[:, i : i + (Ho - 1) * sh + 1 : sh, j : j + (Wo - 1) * sw + 1 : sw] += dcols[
-                    :, :, :, i, j
-                ]
+                share = dZ @ kernel[i, j].T  # (N*Ho*Wo, F) @ (F, C) -> (N*Ho*Wo, C), contiguous
+                dXp[:, i : i + (Ho - 1) * sh + 1 : sh, j : j + (Wo - 1) * sw + 1 : sw] += (
+                    share.reshape(N, Ho, Wo, C)
+                )
         return dXp[:, top : top + H, left : left + W]
 
     def get_config(self):
@@ -177,29 +178,46 @@ class MaxPool2D(Layer):
         self.built = True
         return self.output_shape
 
-    def forward(self, X, training=False):
+    def _offsets(self):
+        """For each (i, j) of the pool window, the slices picking that entry of every window."""
         (ph, pw), (sh, sw) = self.pool_size, self.strides
-        Ho, Wo, C = self.output_shape
-        windows = sliding_window_view(X, (ph, pw), axis=(1, 2))
-        windows = windows[
-            :, : (Ho - 1) * sh + 1 : sh, : (Wo - 1) * sw + 1 : sw
-        ]  # (N,Ho,Wo,C,ph,pw)
-        flat = windows.reshape(len(X), Ho, Wo, C, ph * pw)  # one copy
-        if not training:
-            return flat.max(axis=-1)
-        self._argmax = flat.argmax(axis=-1)  # (N, Ho, Wo, C): which window entry won
-        return np.take_along_axis(flat, self._argmax[..., None], axis=-1)[..., 0]
+        Ho, Wo, _ = self.output_shape
+        for i in range(ph):
+            for j in range(pw):
+                yield (
+                    slice(None),
+                    slice(i, i + (Ho - 1) * sh + 1, sh),
+                    slice(j, j + (Wo - 1) * sw + 1, sw),
+                )
+
+    def forward(self, X, training=False):
+        # A running maximum over the ph * pw strided views (N, Ho, Wo, C): no window copies.
+        offsets = list(self._offsets())
+        out = X[offsets[0]].copy()
+        for index in offsets[1:]:
+            np.maximum(out, X[index], out=out)
+        if training:
+            self._X, self._out = X, out
+        return out
 
     def backward(self, dout):
         (ph, pw), (sh, sw) = self.pool_size, self.strides
+        H, W, _ = self.input_shape
         Ho, Wo, _ = self.output_shape
-        dX = np.zeros((len(dout), *self.input_shape), dtype=dout.dtype)
-        for i in range(ph):
-            for j in range(pw):
-                winner = self._argmax == i * pw + j  # (N, Ho, Wo, C)
-                dX[:, i : i + (Ho - 1) * sh + 1 : sh, j : j + (Wo - 1) * sw + 1 : sw] += (
-                    dout * winner
-                )
+        X, out = self._X, self._out
+        tiles = (sh, sw) == (ph, pw) and (Ho * ph, Wo * pw) == (H, W)
+        # Non-overlapping windows that cover the input write each dX entry exactly once.
+        dX = np.empty_like(X) if tiles else np.zeros_like(X)
+        unclaimed = np.ones(out.shape, dtype=bool)  # windows whose maximum has no owner yet
+        for index in self._offsets():
+            winner = X[index] == out  # (N, Ho, Wo, C)
+            winner &= unclaimed  # the first maximal entry of a window takes the gradient
+            unclaimed ^= winner
+            if tiles:
+                np.multiply(dout, winner, out=dX[index])
+            else:
+                dX[index] += dout * winner
+        self._X = self._out = None
         return dX
 
     def get_config(self):
