@@ -15,6 +15,7 @@ import numpy as np
 from common import row, try_import_torch
 
 from digitnet.data import load_mnist, to_float
+from digitnet.memory import reuse_freed_memory
 from digitnet.nn import Adam, Conv2D, Dense, Flatten, MaxPool2D, Reshape, Sequential
 
 TARGET_RATIO = 1.5  # digitnet's epoch may take at most 1.5x PyTorch's
@@ -74,6 +75,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--samples", type=int, default=60000)
     args = parser.parse_args()
+    reuse_freed_memory()  # as the digitnet command does
     (x8, y), (x8_test, y_test) = load_mnist()
     x, y = to_float(x8[: args.samples]), y[: args.samples]
     x_test = to_float(x8_test)

@@ -23,7 +23,8 @@ def test_train_saves_a_model_and_reports_per_epoch(tmp_path, capsys):
     out = tmp_path / "m.npz"
     assert main(["train", "--epochs", "2", "--hidden", "8", "--seed", "3", "--out", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("Training 784-8-10 (relu, softmax) with sgd on bundled MNIST")
+    assert lines[0].startswith("Training tutorial (the tutorial's 784-16-16-10 network")
+    assert lines[0].endswith("on bundled MNIST: 2 epochs, batch size 32, seed 3")
     epochs = [line for line in lines if line.startswith("Epoch ")]
     assert len(epochs) == 2
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "/step"):
@@ -75,6 +76,10 @@ def test_summary(model_file, capsys):
         (["train", "--loss", "hinge"], "valid losses: sparse_categorical_crossentropy"),
         (["train", "--frobnicate"], "unrecognized arguments: --frobnicate"),
         (["dance"], "invalid choice: 'dance'"),
+        (
+            ["train", "--model", "resnet"],
+            "unknown model preset 'resnet'; valid model presets: tutorial, mlp, cnn",
+        ),
     ],
 )
 def test_bad_arguments_get_one_line_and_exit_2(argv, message, capsys):
@@ -92,6 +97,7 @@ def test_errors_from_the_library_are_one_line(tmp_path, model_file, capsys):
         (["evaluate", str(truncated)], "truncated or corrupt"),
         (["summary", str(tmp_path / "none.npz")], "no such model file"),
         (["train", "--data", str(tmp_path / "nowhere")], "no such file or folder"),
+        (["train", "--model", "cnn", "--hidden", "8"], "apply to MLP presets, not 'cnn'"),
     ]
     for argv, message in cases:
         assert main(argv) == 1

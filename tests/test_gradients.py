@@ -8,6 +8,7 @@ import pytest
 from gradcheck import assert_close, numeric_gradient
 
 from digitnet.nn import (
+    Activation,
     BatchNorm,
     CategoricalCrossentropy,
     Conv2D,
@@ -40,6 +41,7 @@ LAYER_CASES = [
     ("conv-1x1-relu", lambda: Conv2D(4, 1, activation="relu"), (3, 3, 2)),
     ("maxpool-2x2", lambda: MaxPool2D(2), (4, 5, 2)),
     ("maxpool-overlapping", lambda: MaxPool2D(3, strides=1), (4, 4, 2)),
+    ("activation-layer", lambda: Activation("tanh"), (2, 3, 2)),
     ("batchnorm-dense", lambda: BatchNorm(), (5,)),
     ("batchnorm-conv", lambda: BatchNorm(), (3, 3, 2)),
 ]

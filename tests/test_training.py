@@ -3,24 +3,25 @@
 import numpy as np
 
 from digitnet.data import to_float
-from digitnet.training import TrainConfig, build_mlp, train
+from digitnet.training import TrainConfig, build_model, train
 
 
 def test_default_config_is_the_tutorial_recipe():
     config = TrainConfig()
-    model = build_mlp(config)
+    model = build_model(config)
     assert [layer.get_config().get("units") for layer in model.layers] == [None, 16, 16, 10]
-    assert [getattr(layer, "activation", None) and layer.activation.name for layer in model.layers][
-        1:
-    ] == ["relu", "relu", "softmax"]
+    activations = [layer.activation.name for layer in model.layers[1:]]
+    assert activations == ["relu", "relu", "softmax"]
     assert model.optimizer.get_config() == {
         "name": "sgd",
         "learning_rate": 0.01,
         "momentum": 0.0,
         "nesterov": False,
+        "weight_decay": 0.0,
     }
     assert model.loss.name == "sparse_categorical_crossentropy"
-    assert (config.batch_size, config.epochs) == (32, 5)
+    preset = config.validate()
+    assert (preset.batch_size, preset.epochs, preset.augment) == (32, 5, None)
 
 
 def test_tutorial_recipe_reaches_92_percent_on_mnist(mnist):

@@ -86,6 +86,7 @@ def name_from(table: Sequence[str], kind: str, plural: str = ""):
 
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear")
+PRESETS = ("tutorial", "mlp", "cnn")  # digitnet.zoo.PRESETS, named here to keep --help light
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "mean_squared_error")
 LOSS_ALIASES = {"mse": "mean_squared_error", "crossentropy": "sparse_categorical_crossentropy"}
 OPTIMIZERS = ("sgd", "adam")
@@ -104,6 +105,7 @@ def cmd_train(args) -> int:
     from digitnet.training import TrainConfig, train
 
     config = TrainConfig(
+        model=args.model,
         hidden=args.hidden,
         activation=args.activation,
         loss=args.loss,
@@ -113,15 +115,17 @@ def cmd_train(args) -> int:
         nesterov=args.nesterov,
         batch_size=args.batch_size,
         epochs=args.epochs,
+        augment=args.augment,
         seed=args.seed,
         data=args.data,
         command=args.command_line,
     )
+    preset = config.validate()
     out = Path(args.out) if args.out else unused_path(Path(f"{DEFAULT_MODEL_NAME}.npz"))
     print(
-        f"Training 784-{'-'.join(map(str, config.hidden))}-10 ({config.activation}, softmax) with"
-        f" {config.optimizer} on {describe_source(config.data)}:"
-        f" {config.epochs} epochs, batch size {config.batch_size}, seed {config.seed}",
+        f"Training {preset.name} ({preset.description}) on {describe_source(config.data)}:"
+        f" {config.epochs or preset.epochs} epochs, batch size"
+        f" {config.batch_size or preset.batch_size}, seed {config.seed}",
         flush=True,
     )
     model = train(config, verbose=not args.quiet)
@@ -149,9 +153,9 @@ def unused_path(path: Path) -> Path:
 
 def cmd_evaluate(args) -> int:
     from digitnet.evaluation import evaluate_model, format_report
-    from digitnet.nn.io import load_model
+    from digitnet.zoo import resolve_model
 
-    model = load_model(args.model)
+    model = resolve_model(args.model)
     report = evaluate_model(model, args.data)
     if args.json:
         print(json.dumps(report))
@@ -162,9 +166,9 @@ def cmd_evaluate(args) -> int:
 
 def cmd_summary(args) -> int:
     from digitnet.evaluation import format_metadata
-    from digitnet.nn.io import load_model
+    from digitnet.zoo import resolve_model
 
-    model = load_model(args.model)
+    model = resolve_model(args.model)
     model.summary()
     print(format_metadata(model))
     return 0
@@ -189,20 +193,25 @@ def build_parser() -> Parser:
         help="train a network on MNIST (default: the tutorial's 784-16-16-10 recipe)",
         description="Train a network on MNIST and save it. With no options this is the"
         " tutorial's recipe: 784-16-16-10, ReLU, softmax, SGD with learning rate 0.01,"
-        " batch size 32, 5 epochs, validated on the test set after each epoch.",
+        " batch size 32, 5 epochs, validated on the test set after each epoch."
+        " --model mlp or cnn trains the stronger presets with their own recipes.",
+    )
+    train.add_argument(
+        "--model",
+        type=name_from(PRESETS, "model preset"),
+        default="tutorial",
+        help=f"the preset to train: {', '.join(PRESETS)} (default: tutorial)",
     )
     train.add_argument(
         "--hidden",
         type=layer_sizes,
-        default=(16, 16),
         metavar="SIZES",
-        help="hidden layer sizes, comma-separated (default: 16,16)",
+        help="hidden layer sizes of an MLP preset, comma-separated (tutorial: 16,16)",
     )
     train.add_argument(
         "--activation",
         type=name_from(ACTIVATIONS, "activation"),
-        default="relu",
-        help=f"hidden activation: {', '.join(ACTIVATIONS)} (default: relu)",
+        help=f"hidden activation of an MLP preset: {', '.join(ACTIVATIONS)} (default: relu)",
     )
     train.add_argument(
         "--loss",
@@ -213,21 +222,27 @@ def build_parser() -> Parser:
     train.add_argument(
         "--optimizer",
         type=name_from(OPTIMIZERS, "optimizer"),
-        default="sgd",
-        help="sgd or adam (default: sgd)",
+        help="sgd or adam instead of the preset's optimiser (tutorial: sgd)",
     )
     train.add_argument(
         "--lr",
         type=positive_float,
-        default=None,
-        help="learning rate (default: 0.01 for sgd, 0.001 for adam)",
+        help="learning rate, or the peak of the preset's schedule (tutorial: 0.01)",
     )
     train.add_argument(
         "--momentum", type=unit_interval, default=0.0, help="SGD momentum in [0, 1) (default: 0)"
     )
     train.add_argument("--nesterov", action="store_true", help="use Nesterov momentum")
-    train.add_argument("--batch-size", type=positive_int, default=32, help="default: 32")
-    train.add_argument("--epochs", type=positive_int, default=5, help="default: 5")
+    train.add_argument(
+        "--batch-size", type=positive_int, help="default: the preset's (tutorial: 32)"
+    )
+    train.add_argument("--epochs", type=positive_int, help="default: the preset's (tutorial: 5)")
+    train.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="randomly shift, rotate and scale the training digits (default: only for cnn)",
+    )
     train.add_argument(
         "--seed",
         type=int,
@@ -247,15 +262,25 @@ def build_parser() -> Parser:
     evaluate = commands.add_parser(
         "evaluate", help="accuracy, loss, per-class scores and confusion matrix on the test set"
     )
-    evaluate.add_argument("model", metavar="MODEL", help="a model file saved by digitnet train")
+    add_model_argument(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     add_data_option(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     summary = commands.add_parser("summary", help="a model's layers, parameters and provenance")
-    summary.add_argument("model", metavar="MODEL", help="a model file")
+    add_model_argument(summary)
     summary.set_defaults(func=cmd_summary)
     return parser
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        nargs="?",
+        help="a model file saved by digitnet train, or a bundled model: cnn (the default, the"
+        " best) or tutorial",
+    )
 
 
 def add_data_option(parser: argparse.ArgumentParser) -> None:
@@ -272,8 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.command_line = "digitnet " + shlex.join(argv)
     from digitnet.data import DataError
+    from digitnet.memory import reuse_freed_memory
     from digitnet.nn import NNError
 
+    reuse_freed_memory()
     try:
         return args.func(args)
     except (NNError, DataError) as err:

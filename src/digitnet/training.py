@@ -1,9 +1,10 @@
 """Training runs as the command line describes them: one dataclass of settings, one function that
-builds the network and one that trains it on MNIST and records how the model was made.
+builds the compiled network from a zoo preset, and one that trains it on MNIST and records how
+the model was made.
 
-The defaults are the tutorial's recipe: 784-16-16-10 with ReLU and softmax, sparse categorical
-cross-entropy, plain SGD with learning rate 0.01, batch size 32, 5 epochs, validated on the test
-set after every epoch.
+With the defaults this is the tutorial's recipe: 784-16-16-10 with ReLU and softmax, sparse
+categorical cross-entropy, plain SGD with learning rate 0.01, batch size 32, 5 epochs,
+validated on the test set after every epoch. Every field left as None takes the preset's value.
 """
 
 from __future__ import annotations
@@ -12,58 +13,72 @@ import math
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from digitnet.data import fingerprint, load_mnist, to_float
 from digitnet.data.mnist import describe_source
-from digitnet.nn import SGD, Adam, Dense, Flatten, NNError, Sequential, get_activation, get_loss
+from digitnet.nn import SGD, Adam, NNError, Sequential, get_activation, get_loss
 from digitnet.nn.callbacks import Callback
+from digitnet.zoo import Preset, get_preset
 
 
 @dataclass
 class TrainConfig:
-    hidden: tuple[int, ...] = (16, 16)
-    activation: str = "relu"
+    model: str = "tutorial"  # a zoo preset: tutorial, mlp, cnn
+    hidden: tuple[int, ...] | None = None  # MLP presets only
+    activation: str | None = None  # MLP presets only
     loss: str = "sparse_categorical_crossentropy"
-    optimizer: str = "sgd"
-    lr: float | None = None  # None: the optimiser's Keras default (SGD 0.01, Adam 0.001)
+    optimizer: str | None = None  # "sgd" or "adam" instead of the preset's optimiser
+    lr: float | None = None
     momentum: float = 0.0
     nesterov: bool = False
-    batch_size: int = 32
-    epochs: int = 5
+    batch_size: int | None = None
+    epochs: int | None = None
+    augment: bool | None = None  # distort training digits (the cnn preset does by default)
     seed: int = 0
     data: str | None = None
     command: str = ""  # the command line that asked for this run, recorded in the model file
-    extra: dict = field(default_factory=dict)
 
-    def validate(self) -> None:
-        if not self.hidden or any(units < 1 for units in self.hidden):
+    def validate(self) -> Preset:
+        preset = get_preset(self.model)
+        if not preset.mlp and (self.hidden is not None or self.activation is not None):
+            raise NNError(f"hidden sizes and activation apply to MLP presets, not {self.model!r}")
+        if self.hidden is not None and (not self.hidden or min(self.hidden) < 1):
             raise NNError(f"hidden layer sizes must be positive whole numbers; got {self.hidden}")
-        get_activation(self.activation)
+        if self.activation is not None:
+            get_activation(self.activation)
         get_loss(self.loss)
-        if self.optimizer not in ("sgd", "adam"):
+        if self.optimizer not in (None, "sgd", "adam"):
             raise NNError(f"unknown optimizer {self.optimizer!r}; valid optimizers: adam, sgd")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise NNError(f"the learning rate must be a number > 0; got {self.lr}")
         if not 0 <= self.momentum < 1:
             raise NNError(f"momentum must be in [0, 1); got {self.momentum}")
         for name in ("batch_size", "epochs"):
-            if getattr(self, name) < 1:
-                raise NNError(
-                    f"{name.replace('_', ' ')} must be at least 1; got {getattr(self, name)}"
-                )
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise NNError(f"{name.replace('_', ' ')} must be at least 1; got {value}")
+        return preset
 
 
-def build_mlp(config: TrainConfig) -> Sequential:
-    """Flatten(28x28) -> Dense(h, activation) for each hidden size -> Dense(10, softmax)."""
-    layers = [Flatten(input_shape=(28, 28))]
-    layers += [Dense(units, activation=config.activation) for units in config.hidden]
-    layers.append(Dense(10, activation="softmax"))
-    model = Sequential(layers, seed=config.seed, name="mlp-" + "-".join(map(str, config.hidden)))
-    if config.optimizer == "sgd":
+def build_model(config: TrainConfig, samples: int = 60_000) -> Sequential:
+    """The compiled, untrained model of ``config`` for a training set of ``samples`` digits."""
+    preset = config.validate()
+    options = {}
+    if config.hidden is not None:
+        options["hidden"] = tuple(config.hidden)
+    if config.activation is not None:
+        options["activation"] = config.activation
+    model = preset.build(seed=config.seed, **options)
+    batch_size = config.batch_size or preset.batch_size
+    total_steps = math.ceil(samples / batch_size) * (config.epochs or preset.epochs)
+    optimizer_name = config.optimizer or ("sgd" if config.momentum or config.nesterov else None)
+    if optimizer_name == "sgd":
         optimizer = SGD(config.lr or 0.01, momentum=config.momentum, nesterov=config.nesterov)
-    else:
+    elif optimizer_name == "adam":
         optimizer = Adam(config.lr or 0.001)
+    else:
+        optimizer = preset.optimizer(config.lr, total_steps)
     model.compile(optimizer=optimizer, loss=config.loss, metrics=["accuracy"])
     return model
 
@@ -77,26 +92,35 @@ def train(
     """Build and train the model ``config`` describes on MNIST (the test set validates each
     epoch). The returned model's ``metadata`` records the settings, the command, the data's
     checksum, the test accuracy and the training time."""
-    config.validate()
+    preset = config.validate()
     (x_train, y_train), (x_test, y_test) = data or load_mnist(config.data)
     checksum = fingerprint(x_train, y_train, x_test, y_test)
     x_train, x_test = to_float(x_train), to_float(x_test)  # (N, 28, 28) float32 in [0, 1]
-    model = build_mlp(config)
+    model = build_model(config, samples=len(x_train))
+    epochs = config.epochs or preset.epochs
+    batch_size = config.batch_size or preset.batch_size
+    use_augment = preset.augment is not None if config.augment is None else config.augment
+    augment = (preset.augment or get_preset("cnn").augment) if use_augment else None
     start = time.perf_counter()
     history = model.fit(
         x_train,
         y_train,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
+        epochs=epochs,
+        batch_size=batch_size,
         validation_data=(x_test, y_test),
         callbacks=callbacks,
         seed=config.seed,
         verbose=verbose,
+        augment=augment,
     )
     seconds = time.perf_counter() - start
     test_loss, test_accuracy = model.evaluate(x_test, y_test)
+    settings = {**asdict(config), "epochs": epochs, "batch_size": batch_size}
+    settings["augment"] = augment.to_dict() if augment else None
     model.metadata = {
-        "config": {k: v for k, v in asdict(config).items() if k != "extra"},
+        "preset": config.model,
+        "config": settings,
+        "optimizer": model.optimizer.get_config(),
         "command": config.command,
         "data": {
             "source": describe_source(config.data),
@@ -108,6 +132,6 @@ def train(
         "training_seconds": round(seconds, 3),
         "epochs_completed": len(history.epoch),
         "interrupted": history.interrupted,
-        "trained_on": f"{platform.machine()} {platform.system()}",
+        "trained_on": f"{platform.machine()} {platform.system()}, {platform.python_version()}",
     }
     return model

@@ -18,7 +18,7 @@ Shape letters used in docstrings and comments throughout the engine:
 Every array the engine computes with is float32, batch first.
 """
 
-from digitnet.nn.activations import Activation, get_activation
+from digitnet.nn.activations import ActivationFunction, get_activation
 from digitnet.nn.callbacks import (
     Callback,
     EarlyStopping,
@@ -30,7 +30,7 @@ from digitnet.nn.conv import Conv2D, MaxPool2D
 from digitnet.nn.errors import ModelFileError, NNError, TrainingDiverged
 from digitnet.nn.initializers import GlorotUniform, HeNormal, HeUniform, Zeros, get_initializer
 from digitnet.nn.io import load_model, save_model
-from digitnet.nn.layers import Dense, Dropout, Flatten, Layer, Reshape
+from digitnet.nn.layers import Activation, Dense, Dropout, Flatten, Layer, Reshape
 from digitnet.nn.losses import (
     CategoricalCrossentropy,
     Loss,
@@ -45,6 +45,7 @@ from digitnet.nn.optimizers import SGD, Adam, Optimizer, get_optimizer
 __all__ = [
     "SGD",
     "Activation",
+    "ActivationFunction",
     "Adam",
     "BatchNorm",
     "Callback",

@@ -12,7 +12,7 @@ import numpy as np
 from digitnet.nn.errors import lookup
 
 
-class Activation:
+class ActivationFunction:
     """Base class; subclasses are stateless apart from the cache of the last forward pass."""
 
     name = "activation"
@@ -27,7 +27,7 @@ class Activation:
         return f"{type(self).__name__}()"
 
 
-class Linear(Activation):
+class Linear(ActivationFunction):
     """The identity, A = Z."""
 
     name = "linear"
@@ -39,7 +39,7 @@ class Linear(Activation):
         return dA
 
 
-class ReLU(Activation):
+class ReLU(ActivationFunction):
     """A = max(Z, 0); dZ = dA where Z > 0, else 0."""
 
     name = "relu"
@@ -54,7 +54,7 @@ class ReLU(Activation):
         return np.multiply(dA, self._A > 0, out=dA)
 
 
-class Sigmoid(Activation):
+class Sigmoid(ActivationFunction):
     """A = 1 / (1 + exp(-Z)); dZ = dA * A * (1 - A)."""
 
     name = "sigmoid"
@@ -72,7 +72,7 @@ class Sigmoid(Activation):
         return dA * A * (1 - A)
 
 
-class Tanh(Activation):
+class Tanh(ActivationFunction):
     """A = tanh(Z); dZ = dA * (1 - A²)."""
 
     name = "tanh"
@@ -100,7 +100,7 @@ def softmax(Z: np.ndarray) -> np.ndarray:
     return P
 
 
-class Softmax(Activation):
+class Softmax(ActivationFunction):
     """A = softmax(Z) row-wise; dZ = A * (dA - sum(dA * A, axis=1)).
 
     Paired with a cross-entropy loss, the model skips this layer during training and lets the
@@ -120,17 +120,17 @@ class Softmax(Activation):
         return A * (dA - (dA * A).sum(axis=1, keepdims=True))
 
 
-ACTIVATIONS: dict[str, type[Activation]] = {
+ACTIVATIONS: dict[str, type[ActivationFunction]] = {
     cls.name: cls for cls in (Linear, ReLU, Sigmoid, Tanh, Softmax)
 }
 
 
-def get_activation(activation: str | Activation | None) -> Activation:
+def get_activation(activation: str | ActivationFunction | None) -> ActivationFunction:
     """An activation by name ("relu", "sigmoid", "tanh", "softmax", "linear"), object or None."""
     if activation is None:
         return Linear()
-    if isinstance(activation, Activation):
+    if isinstance(activation, ActivationFunction):
         return activation
-    if isinstance(activation, type) and issubclass(activation, Activation):
+    if isinstance(activation, type) and issubclass(activation, ActivationFunction):
         return activation()
     return lookup(ACTIVATIONS, activation, "activation")()

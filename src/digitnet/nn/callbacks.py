@@ -59,7 +59,7 @@ class History(Callback):
 
 def format_logs(logs: Logs, keys: tuple[str, ...] | None = None) -> str:
     items = [(k, v) for k, v in logs.items() if k != "time" and (keys is None or k in keys)]
-    return " - ".join(f"{k}: {v:.4f}" for k, v in items)
+    return " - ".join(f"{k}: {v:.4g}" if k == "lr" else f"{k}: {v:.4f}" for k, v in items)
 
 
 def format_duration(seconds: float) -> str:

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from digitnet.nn.activations import Activation
+from digitnet.nn.activations import ActivationFunction
 from digitnet.nn.errors import NNError
 from digitnet.nn.initializers import Initializer
 from digitnet.nn.layers import ActivatedLayer, Layer, Shape, positive_int
@@ -44,6 +44,16 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def im2col(Xp: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], out_hw) -> np.ndarray:
+    """Windows of a padded input (N, Hp, Wp, C) as rows (N * Ho * Wo, kh * kw * C), ordered
+    (kh, kw, C) to match a kernel (kh, kw, C, F) reshaped to (kh * kw * C, F)."""
+    (kh, kw), (sh, sw), (Ho, Wo) = kernel, strides, out_hw
+    windows = sliding_window_view(Xp, (kh, kw), axis=(1, 2))  # (N, Hp-kh+1, Wp-kw+1, C, kh, kw)
+    windows = windows[:, : (Ho - 1) * sh + 1 : sh, : (Wo - 1) * sw + 1 : sw]  # (N, Ho, Wo, ...)
+    rows = windows.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, kh, kw, C)
+    return rows.reshape(len(Xp) * Ho * Wo, -1)  # one copy
+
+
 class Conv2D(ActivatedLayer):
     """A 2-D convolution: A = activation(conv(X, W) + b).
 
@@ -57,7 +67,7 @@ class Conv2D(ActivatedLayer):
         kernel_size: int | tuple[int, int],
         strides: int | tuple[int, int] = 1,
         padding: str = "valid",
-        activation: str | Activation | None = None,
+        activation: str | ActivationFunction | None = None,
         kernel_initializer: str | Initializer = "glorot_uniform",
         bias_initializer: str | Initializer = "zeros",
         input_shape: Shape | None = None,
@@ -99,19 +109,10 @@ class Conv2D(ActivatedLayer):
             return X
         return np.pad(X, ((0, 0), *self._pads, (0, 0)))
 
-    def _im2col(self, Xp: np.ndarray) -> np.ndarray:
-        """Padded input (N, Hp, Wp, C) -> window rows (N * Ho * Wo, kh * kw * C)."""
-        (kh, kw), (sh, sw) = self.kernel_size, self.strides
-        Ho, Wo, _ = self.output_shape
-        windows = sliding_window_view(Xp, (kh, kw), axis=(1, 2))  # (N, Hp-kh+1, Wp-kw+1, C, kh, kw)
-        windows = windows[:, : (Ho - 1) * sh + 1 : sh, : (Wo - 1) * sw + 1 : sw]  # (N, Ho, Wo, ...)
-        rows = windows.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, kh, kw, C)
-        return rows.reshape(len(Xp) * Ho * Wo, -1)  # one copy
-
     def forward(self, X, training=False):
         N = len(X)
         Ho, Wo, F = self.output_shape
-        cols = self._im2col(self._pad(X))  # (N*Ho*Wo, kh*kw*C)
+        cols = im2col(self._pad(X), self.kernel_size, self.strides, (Ho, Wo))  # (N*Ho*Wo, K)
         Z = cols @ self.params["W"].reshape(-1, F)  # (N*Ho*Wo, K) @ (K, F) -> (N*Ho*Wo, F)
         Z += self.params["b"]
         if training:
@@ -130,14 +131,23 @@ class Conv2D(ActivatedLayer):
             return None
         H, W, C = self.input_shape
         (top, bottom), (left, right) = self._pads
-        dXp = np.zeros((N, H + top + bottom, W + left + right, C), dtype=dZ.dtype)
         kernel = self.params["W"]  # (kh, kw, C, F)
-        for i in range(kh):  # each kernel offset sends its share back onto the input grid
-            for j in range(kw):
-                share = dZ @ kernel[i, j].T  # (N*Ho*Wo, F) @ (F, C) -> (N*Ho*Wo, C), contiguous
-                dXp[:, i : i + (Ho - 1) * sh + 1 : sh, j : j + (Wo - 1) * sw + 1 : sw] += (
-                    share.reshape(N, Ho, Wo, C)
-                )
+        if (sh, sw) == (1, 1):
+            # dXp is the full convolution of dZ with the kernel flipped in space: one GEMM.
+            dZp = np.pad(
+                dZ.reshape(N, Ho, Wo, F), ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0))
+            )
+            Hp, Wp = H + top + bottom, W + left + right
+            flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, C)  # (kh*kw*F, C)
+            dXp = (im2col(dZp, (kh, kw), (1, 1), (Hp, Wp)) @ flipped).reshape(N, Hp, Wp, C)
+        else:
+            dXp = np.zeros((N, H + top + bottom, W + left + right, C), dtype=dZ.dtype)
+            for i in range(kh):  # each kernel offset sends its share back onto the input grid
+                for j in range(kw):
+                    share = dZ @ kernel[i, j].T  # (N*Ho*Wo, F) @ (F, C) -> (N*Ho*Wo, C)
+                    dXp[:, i : i + (Ho - 1) * sh + 1 : sh, j : j + (Wo - 1) * sw + 1 : sw] += (
+                        share.reshape(N, Ho, Wo, C)
+                    )
         return dXp[:, top : top + H, left : left + W]
 
     def get_config(self):

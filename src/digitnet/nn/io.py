@@ -27,7 +27,7 @@ import numpy as np
 
 from digitnet.nn.conv import Conv2D, MaxPool2D
 from digitnet.nn.errors import ModelFileError, NNError
-from digitnet.nn.layers import Dense, Dropout, Flatten, Reshape
+from digitnet.nn.layers import Activation, Dense, Dropout, Flatten, Reshape
 from digitnet.nn.normalization import BatchNorm
 
 FORMAT_NAME = "digitnet-model"
@@ -80,10 +80,17 @@ def atomic_write(path: str | os.PathLike, write) -> None:
             write(file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_model(model, path: str | os.PathLike) -> None:
@@ -142,7 +149,8 @@ def _expected_arrays(model) -> dict[str, np.ndarray]:
 
 
 LAYERS = {
-    cls.__name__: cls for cls in (Dense, Flatten, Reshape, Dropout, Conv2D, MaxPool2D, BatchNorm)
+    cls.__name__: cls
+    for cls in (Dense, Activation, Flatten, Reshape, Dropout, Conv2D, MaxPool2D, BatchNorm)
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from digitnet.nn.activations import Activation, get_activation
+from digitnet.nn.activations import ActivationFunction, get_activation
 from digitnet.nn.errors import NNError
 from digitnet.nn.initializers import Initializer, get_initializer
 
@@ -67,21 +67,24 @@ def positive_int(layer: str, what: str, value: Any) -> int:
     return int(value)
 
 
-class ActivatedLayer(Layer):
-    """A layer whose output passes through an activation: Dense and Conv2D."""
+INPLACE = ("relu", "tanh")
+
+
+class Activation(Layer):
+    """An activation function as a layer of its own: A = f(Z), any input shape.
+
+    Dense and Conv2D take ``activation=`` directly; this layer serves where something comes in
+    between, as in Conv2D -> BatchNorm -> Activation("relu").
+    """
 
     def __init__(
         self,
-        activation: str | Activation | None,
-        kernel_initializer: str | Initializer,
-        bias_initializer: str | Initializer,
-        input_shape: Shape | None,
-        name: str | None,
+        activation: str | ActivationFunction | None,
+        input_shape: Shape | None = None,
+        name: str | None = None,
     ):
         super().__init__(input_shape, name)
         self.activation = get_activation(activation)
-        self.kernel_initializer = get_initializer(kernel_initializer)
-        self.bias_initializer = get_initializer(bias_initializer)
         self.output_logits = False  # set by the model when the loss consumes the logits
 
     def activate(self, Z: np.ndarray, training: bool) -> np.ndarray:
@@ -89,6 +92,33 @@ class ActivatedLayer(Layer):
 
     def deactivate(self, dA: np.ndarray) -> np.ndarray:
         return dA if self.output_logits else self.activation.backward(dA)
+
+    def forward(self, X, training=False):
+        # ReLU and tanh work in place, which is safe on a pre-activation the layer computed
+        # itself (Dense, Conv2D) but not on an input another layer may still hold.
+        return self.activate(X.copy() if self.activation.name in INPLACE else X, training)
+
+    def backward(self, dout):
+        return self.deactivate(dout)
+
+    def get_config(self):
+        return {"activation": self.activation.name, "name": self.name}
+
+
+class ActivatedLayer(Activation):
+    """A layer whose output passes through an activation: Dense and Conv2D."""
+
+    def __init__(
+        self,
+        activation: str | ActivationFunction | None,
+        kernel_initializer: str | Initializer,
+        bias_initializer: str | Initializer,
+        input_shape: Shape | None,
+        name: str | None,
+    ):
+        super().__init__(activation, input_shape, name)
+        self.kernel_initializer = get_initializer(kernel_initializer)
+        self.bias_initializer = get_initializer(bias_initializer)
 
     def get_config(self):
         return {
@@ -109,7 +139,7 @@ class Dense(ActivatedLayer):
     def __init__(
         self,
         units: int,
-        activation: str | Activation | None = None,
+        activation: str | ActivationFunction | None = None,
         kernel_initializer: str | Initializer = "glorot_uniform",
         bias_initializer: str | Initializer = "zeros",
         input_shape: Shape | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 from digitnet.nn.activations import softmax
 from digitnet.nn.callbacks import Callback, History, ProgressBar
 from digitnet.nn.errors import NNError, TrainingDiverged
-from digitnet.nn.layers import Dense, Dropout, Layer, Shape
+from digitnet.nn.layers import Activation, Dense, Dropout, Layer, Shape
 from digitnet.nn.losses import (
     CategoricalCrossentropy,
     Loss,
@@ -108,6 +108,7 @@ class Sequential:
         total = sum(p.size for layer in self.layers for p in layer.params.values())
         self._flat_params = np.empty(total, dtype=self.dtype)
         self._flat_grads = np.zeros(total, dtype=self.dtype)
+        self._decay_mask = np.zeros(total, dtype=self.dtype)  # 1 on kernels: weight decay
         offset = 0
         for layer in self.layers:
             for key, value in layer.params.items():
@@ -116,6 +117,7 @@ class Sequential:
                 view[...] = value
                 layer.params[key] = view
                 layer.grads[key] = self._flat_grads[offset:end].reshape(value.shape)
+                self._decay_mask[offset:end] = key == "W"
                 offset = end
 
     def count_params(self) -> int:
@@ -164,12 +166,12 @@ class Sequential:
         # whose gradient is (softmax(Z) - onehot) / N. Predictions still come out as softmax.
         head = self.layers[-1] if self.layers else None
         self._fused_softmax = (
-            isinstance(head, Dense)
+            isinstance(head, Activation)
             and head.activation.name == "softmax"
             and isinstance(self.loss, (SparseCategoricalCrossentropy, CategoricalCrossentropy))
             and not self.loss.from_logits
         )
-        if isinstance(head, Dense):
+        if isinstance(head, Activation):
             head.output_logits = self._fused_softmax
         self._train_loss = self.loss.with_logits() if self._fused_softmax else self.loss
         self.compiled = True
@@ -308,6 +310,7 @@ class Sequential:
         callbacks: Sequence[Callback] = (),
         seed: int | None = None,
         verbose: bool = True,
+        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
     ) -> History:
         """Train with mini-batch backpropagation. Returns a ``History``.
 
@@ -315,6 +318,9 @@ class Sequential:
         samples (unless ``shuffle=False``), takes ``batch_size`` of them per step, and ends with
         the epoch's mean training loss/accuracy (measured on each batch before its update, as
         Keras does) and, given validation data, ``val_loss``/``val_accuracy``.
+
+        ``augment(X_batch, rng)``, if given, transforms each training batch (random distortions
+        of the inputs, same shape); validation data is never augmented.
 
         Ctrl-C stops cleanly: the weights of the last completed step are kept and
         ``history.interrupted`` is True. A non-finite loss raises ``TrainingDiverged`` after
@@ -366,10 +372,13 @@ class Sequential:
                     for callback in all_callbacks:
                         callback.on_epoch_begin(epoch)
                     start = time.perf_counter()
-                    logs = self._train_epoch(X, Y, batch_size, shuffle, rng, per_step, epoch)
+                    logs = self._train_epoch(
+                        X, Y, batch_size, shuffle, rng, per_step, epoch, augment
+                    )
                     if X_val is not None:
                         logs.update(self._metrics_of(Y_val, self._raw_outputs(X_val), "val_"))
                     logs["time"] = time.perf_counter() - start
+                    logs["lr"] = self.optimizer.learning_rate
                     for callback in all_callbacks:
                         callback.on_epoch_end(epoch, logs)
                     if self.stop_training:
@@ -380,7 +389,9 @@ class Sequential:
             callback.on_train_end()
         return self.history
 
-    def _train_epoch(self, X, Y, batch_size, shuffle, rng, per_step, epoch) -> dict[str, float]:
+    def _train_epoch(
+        self, X, Y, batch_size, shuffle, rng, per_step, epoch, augment
+    ) -> dict[str, float]:
         N = len(X)
         order = rng.permutation(N) if shuffle else np.arange(N)
         C = self.layers[-1].output_shape[-1]
@@ -390,14 +401,16 @@ class Sequential:
         self._epoch["sums"] = {"loss": 0.0, "accuracy": 0.0}
         start_weights = self._flat_params.copy()
         pairs = [(self._flat_params, self._flat_grads)]
+        masks = [self._decay_mask] if self.optimizer.weight_decay else None
         outputs, loss, optimizer = self._epoch["outputs"], self._train_loss, self.optimizer
         checked = 0
         for step, i in enumerate(range(0, N, batch_size)):
             batch = order[i : i + batch_size]
-            out = self._forward(X[batch], training=True)
+            X_batch = X[batch] if augment is None else augment(X[batch], rng)
+            out = self._forward(X_batch, training=True)
             outputs[i : i + len(batch)] = out
             self._backward(loss.gradient(Y[batch], out))
-            optimizer.step(pairs)
+            optimizer.step(pairs, masks)
             if step % DIVERGENCE_CHECK_STEPS == DIVERGENCE_CHECK_STEPS - 1:
                 checked = self._check_finite(start_weights, checked, i + len(batch), epoch, step)
             for callback in per_step:

@@ -51,33 +51,42 @@ class BatchNorm(Layer):
         if not training:
             scale = gamma / np.sqrt(self.state["moving_variance"] + self.epsilon)  # (D,)
             return X * scale.astype(X.dtype) + (beta - self.state["moving_mean"] * scale)
-        axes = tuple(range(X.ndim - 1))
-        mean = X.mean(axis=axes)  # (D,)
-        centred = X - mean
-        var = np.mean(centred * centred, axis=axes)  # (D,)
+        rows = X.reshape(-1, X.shape[-1])  # (M, D): every position of every sample is a row
+        count = len(rows)
+        ones = np.ones(count, dtype=X.dtype)  # column sums as GEMVs: faster than reductions
+        mean = (ones @ rows) / count  # (D,)
+        centred = rows - mean  # (M, D)
+        var = (ones @ (centred * centred)) / count  # (D,)
         inv_std = 1 / np.sqrt(var + self.epsilon)  # (D,)
-        X_hat = centred * inv_std  # (N, ..., D)
-        self._X_hat, self._inv_std = X_hat, inv_std
+        self._centred, self._inv_std, self._ones = centred, inv_std, ones
         m = self.momentum
         self.state["moving_mean"] *= m
         self.state["moving_mean"] += (1 - m) * mean
         self.state["moving_variance"] *= m
         self.state["moving_variance"] += (1 - m) * var
-        return X_hat * gamma + beta
+        out = centred * (gamma * inv_std)  # X_hat * gamma, X_hat = centred * inv_std
+        out += beta
+        return out.reshape(X.shape)
 
     def backward(self, dout):
-        X_hat, inv_std = self._X_hat, self._inv_std
-        axes = tuple(range(dout.ndim - 1))
-        count = dout.size // dout.shape[-1]  # m: samples per feature
-        np.sum(dout * X_hat, axis=axes, out=self.grads["gamma"])
-        np.sum(dout, axis=axes, out=self.grads["beta"])
+        centred, inv_std, ones = self._centred, self._inv_std, self._ones
+        gamma = self.params["gamma"]
+        shape = dout.shape
+        dout = dout.reshape(-1, shape[-1])  # (M, D)
+        count = len(dout)
+        dbeta = ones @ dout  # (D,)
+        dgamma = (ones @ (dout * centred)) * inv_std  # sum(dout * X_hat)
+        self.grads["beta"][...] = dbeta
+        self.grads["gamma"][...] = dgamma
+        self._centred = None
         if not self.needs_input_grad:
             return None
-        dX_hat = dout * self.params["gamma"]
-        # dX = inv_std / m * (m * dX_hat - sum(dX_hat) - X_hat * sum(dX_hat * X_hat))
-        return (inv_std / count) * (
-            count * dX_hat - dX_hat.sum(axis=axes) - X_hat * np.sum(dX_hat * X_hat, axis=axes)
-        )
+        # dX = gamma * inv_std / M * (M * dout - dbeta - X_hat * dgamma), X_hat = centred * inv_std
+        scale = gamma * inv_std  # (D,)
+        dX = dout * scale
+        dX -= centred * (scale * inv_std * dgamma / count)
+        dX -= scale * dbeta / count
+        return dX.reshape(shape)
 
     def get_config(self):
         return {"momentum": self.momentum, "epsilon": self.epsilon, "name": self.name}

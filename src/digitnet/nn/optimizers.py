@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from digitnet.nn.errors import NNError, lookup
+from digitnet.nn.schedules import Schedule, schedule_from_config
 
 Pairs = list[tuple[np.ndarray, np.ndarray]]
 
@@ -25,20 +26,40 @@ def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> flo
 
 
 class Optimizer:
-    """Base class: validates hyper-parameters, owns the step counter and the state."""
+    """Base class: validates hyper-parameters, owns the step counter, the learning-rate
+    schedule, decoupled weight decay and the state.
+
+    ``learning_rate`` is a number or a ``Schedule`` of the step. ``weight_decay`` shrinks the
+    decayed parameters (``decay_masks``: 1 for kernels, 0 for biases and normalisation) by
+    ``lr * weight_decay`` each step, apart from the gradient — Loshchilov & Hutter (2019).
+    """
 
     name = "optimizer"
 
-    def __init__(self, learning_rate: float):
-        self.learning_rate = _check_positive("learning rate", learning_rate)
+    def __init__(self, learning_rate: float | Schedule, weight_decay: float = 0.0):
+        if isinstance(learning_rate, dict):
+            learning_rate = schedule_from_config(learning_rate)
+        if isinstance(learning_rate, Schedule):
+            self.schedule: Schedule | None = learning_rate
+            self.learning_rate = learning_rate(0)
+        else:
+            self.schedule = None
+            self.learning_rate = _check_positive("learning rate", learning_rate)
+        self.weight_decay = _check_positive("weight_decay", weight_decay, allow_zero=True)
         self.iterations = 0
         self.state: list[dict[str, np.ndarray]] | None = None
 
-    def step(self, pairs: Pairs) -> None:
+    def step(self, pairs: Pairs, decay_masks: list[np.ndarray] | None = None) -> None:
         """Apply one update to every (param, grad) pair, in place."""
         if self.state is None:
             self.state = [self.init_state(p) for p, _ in pairs]
+        if self.schedule is not None:
+            self.learning_rate = self.schedule(self.iterations)
         self.iterations += 1
+        if self.weight_decay and decay_masks is not None:
+            shrink = self.learning_rate * self.weight_decay
+            for (p, _), mask in zip(pairs, decay_masks, strict=True):
+                p -= shrink * (p * mask)
         for (p, g), state in zip(pairs, self.state, strict=True):
             self.update(p, g, state)
 
@@ -49,7 +70,8 @@ class Optimizer:
         raise NotImplementedError
 
     def get_config(self) -> dict:
-        return {"name": self.name, "learning_rate": self.learning_rate}
+        rate = self.schedule.get_config() if self.schedule else self.learning_rate
+        return {"name": self.name, "learning_rate": rate, "weight_decay": self.weight_decay}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
@@ -68,8 +90,14 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False):
-        super().__init__(learning_rate)
+    def __init__(
+        self,
+        learning_rate: float | Schedule = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ):
+        super().__init__(learning_rate, weight_decay)
         self.momentum = _check_positive("momentum", momentum, allow_zero=True)
         if self.momentum >= 1:
             raise NNError(f"momentum must be in [0, 1); got {momentum!r}")
@@ -106,12 +134,13 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: float | Schedule = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
+        weight_decay: float = 0.0,
     ):
-        super().__init__(learning_rate)
+        super().__init__(learning_rate, weight_decay)
         for label, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0 <= beta < 1:
                 raise NNError(f"{label} must be in [0, 1); got {beta!r}")
