@@ -1,0 +1,203 @@
+"""A person's image of one digit -> the 28x28 input an MNIST network expects.
+
+MNIST's own recipe, made robust to photos, scans and drawings:
+
+1. grayscale in [0, 1]; ink made bright on dark whichever way round it was written;
+2. the paper's uneven lighting removed: a coarse background (block medians, smoothed) is
+   subtracted, so shadows and gradients do not read as ink;
+3. "no digit here" when nothing stands out of the paper's noise, or when "ink" covers most of
+   the image;
+4. specks dropped: ink components far smaller than the largest are paper noise;
+5. cropped to the ink, the longer side scaled to 20 pixels (aspect ratio kept), intensities
+   normalised, and pasted into 28x28 with the centre of mass at the centre (14, 14);
+6. optionally deskewed (the shear that makes the digit's main axis vertical).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from PIL import Image
+
+from digitnet.augment import bilinear
+from digitnet.vision.components import label
+from digitnet.vision.loading import load_gray
+
+SIDE, BOX = 28, 20  # MNIST: a 20x20 digit centred by mass in a 28x28 field
+ANALYSIS_SIDE = 256  # ink is found on a copy no larger than this
+MIN_CONTRAST = 0.12  # weakest ink, as a fraction of black-to-white, that counts as writing
+NOISE_MARGIN = 6.0  # ink must stand this many noise deviations above the paper
+MAX_INK_FRACTION = 0.7  # more "ink" than this is a texture, not a digit (thick digits fill half)
+SPECK_FRACTION = 0.08  # components smaller than this share of the largest are dropped
+
+
+@dataclass
+class Prepared:
+    """The network's input for one image, or the reason there is none.
+
+    image: (28, 28) float32 in [0, 1], ink bright on dark — or None with ``reason``.
+    box: where the digit was found in the source image, (x, y, width, height) in pixels.
+    """
+
+    image: np.ndarray | None
+    reason: str | None = None
+    box: tuple[int, int, int, int] | None = None
+
+
+def paper_is_light(gray: np.ndarray) -> bool:
+    """Which way round the writing is: the image's border ring is paper far more often than
+    ink (even a digit that touches the edges covers little of them)."""
+    H, W = gray.shape
+    k = max(1, min(H, W) // 32)
+    ring = np.concatenate([gray[:k].ravel(), gray[-k:].ravel(), gray[:, :k].ravel(),
+                           gray[:, -k:].ravel()])  # fmt: skip
+    return float(np.median(ring)) >= 0.5
+
+
+def ink_map(gray: np.ndarray) -> np.ndarray:
+    """Ink strength (H, W) in [0, 1]: bright where the writing is, ~0 on the paper."""
+    ink = 1 - gray if paper_is_light(gray) else gray
+    return np.clip(ink - background(ink), 0, 1)
+
+
+LIGHTING_MIN_SIDE = 128  # smaller images get one paper level, larger a lighting map
+PAPER_PERCENTILE = 20  # the paper level of a small image: strokes cover less than 80% of it
+
+
+def background(ink: np.ndarray) -> np.ndarray:
+    """A smooth estimate of the paper's level (H, W), for uneven lighting: a grey-level opening
+    (minimum, then maximum filter) with a window wider than any stroke removes the writing and
+    keeps the shading; a small blur smooths it. Small images get one level."""
+    H, W = ink.shape
+    if min(H, W) < LIGHTING_MIN_SIDE:
+        return np.full_like(ink, np.percentile(ink, PAPER_PERCENTILE))
+    small, _ = shrink(ink, ANALYSIS_SIDE)
+    window = max(5, min(small.shape) // 6) | 1  # odd, about a sixth of the image
+    opened = filter_1d(filter_1d(small, window, np.min), window, np.max)
+    smooth = filter_1d(opened, window, np.mean)
+    h, w = small.shape
+    r = (np.arange(H, dtype=np.float32) + 0.5) * h / H - 0.5
+    c = (np.arange(W, dtype=np.float32) + 0.5) * w / W - 0.5
+    rr, cc = np.meshgrid(np.clip(r, 0, h - 1), np.clip(c, 0, w - 1), indexing="ij")
+    return bilinear(smooth[None], rr[None], cc[None])[0]
+
+
+def filter_1d(image: np.ndarray, window: int, reduce) -> np.ndarray:
+    """``reduce`` (np.min, np.max, np.mean) over a window x window square, edges replicated,
+    computed separably: rows, then columns."""
+    radius = window // 2
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (radius, radius)
+        padded = np.pad(image, pad, mode="edge")
+        image = reduce(sliding_window_view(padded, window, axis=axis), axis=-1)
+    return image.astype(np.float32)
+
+
+def noise_level(paper: np.ndarray) -> float:
+    """Robust deviation of the paper's values (median absolute deviation, scaled)."""
+    if paper.size == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(paper - np.median(paper))))
+
+
+def shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``image`` reduced by area averaging so its longer side is at most ``max_side``."""
+    H, W = image.shape
+    scale = max(H, W) / max_side
+    if scale <= 1:
+        return image, 1.0
+    size = (max(1, round(W / scale)), max(1, round(H / scale)))
+    return np.asarray(Image.fromarray(image, "F").resize(size, Image.BOX)), scale
+
+
+def find_digit(ink: np.ndarray) -> tuple[tuple[int, int, int, int] | None, str | None, float]:
+    """The digit's bounding box (top, left, bottom, right) in ``ink`` and the ink level that
+    counts as writing — or a reason why there is no digit."""
+    small, scale = shrink(ink, ANALYSIS_SIDE)
+    signal = float(np.percentile(small, 99.7))
+    noise = noise_level(small[small < 0.5 * signal]) if signal > 0 else 0.0  # paper only
+    if signal < MIN_CONTRAST or signal < NOISE_MARGIN * noise:
+        return None, "no ink: the image is blank or nothing stands out from the background", 0
+    threshold = max(0.35 * signal, 3 * noise)
+    mask = small > threshold
+    if mask.mean() > MAX_INK_FRACTION:
+        return None, "no digit: dark or textured everywhere, nothing digit-shaped", 0
+    _, components = label(mask)
+    largest = max(c.area for c in components)
+    kept = [c for c in components if c.area >= SPECK_FRACTION * largest]
+    top = min(c.top for c in kept)
+    left = min(c.left for c in kept)
+    bottom = max(c.bottom for c in kept)
+    right = max(c.right for c in kept)
+    # Back to full resolution, one analysis pixel of margin for the soft edges of strokes.
+    H, W = ink.shape
+    box = (
+        max(0, int((top - 1) * scale)),
+        max(0, int((left - 1) * scale)),
+        min(H, int(np.ceil((bottom + 1) * scale))),
+        min(W, int(np.ceil((right + 1) * scale))),
+    )
+    return box, None, threshold
+
+
+def centre_by_mass(digit: np.ndarray) -> np.ndarray:
+    """Paste a digit (h, w <= 20) into 28x28 with its centre of mass at pixel (14, 14), to the
+    nearest pixel — where MNIST's digits have theirs (mean 14.0 on both axes)."""
+    h, w = digit.shape
+    mass = digit.sum()
+    rows, cols = np.indices(digit.shape)
+    com_r = (rows * digit).sum() / mass if mass else (h - 1) / 2
+    com_c = (cols * digit).sum() / mass if mass else (w - 1) / 2
+    top = int(np.clip(round(SIDE / 2 - com_r), 0, SIDE - h))
+    left = int(np.clip(round(SIDE / 2 - com_c), 0, SIDE - w))
+    out = np.zeros((SIDE, SIDE), np.float32)
+    out[top : top + h, left : left + w] = digit
+    return out
+
+
+def deskew(image: np.ndarray) -> np.ndarray:
+    """Shear a 28x28 digit so that its main axis is vertical (second moments), about its
+    centre of mass."""
+    mass = image.sum()
+    if mass <= 0:
+        return image
+    rows, cols = np.indices(image.shape, dtype=np.float32)
+    com_r, com_c = (rows * image).sum() / mass, (cols * image).sum() / mass
+    var_r = ((rows - com_r) ** 2 * image).sum() / mass
+    cov = ((rows - com_r) * (cols - com_c) * image).sum() / mass
+    if var_r < 1e-6:
+        return image
+    skew = cov / var_r  # columns drift by `skew` per row
+    sample_cols = cols + skew * (rows - com_r)
+    return np.clip(bilinear(image[None], rows[None], sample_cols[None])[0], 0, 1)
+
+
+def prepare(source: Any, deskew_digit: bool = False) -> Prepared:
+    """Turn one image (path, bytes, PIL image or array) into the network's 28x28 input."""
+    gray = load_gray(source)  # (H, W) in [0, 1]
+    ink = ink_map(gray)
+    box, reason, threshold = find_digit(ink)
+    if box is None:
+        return Prepared(None, reason)
+    top, left, bottom, right = box
+    crop = ink[top:bottom, left:right]
+    # Soft threshold: paper noise to 0, the body of the strokes to 1, the edges in between.
+    strong = float(np.percentile(crop[crop > threshold], 90)) if (crop > threshold).any() else 1
+    low = 0.4 * threshold
+    crop = np.clip((crop - low) / max(strong - low, 1e-6), 0, 1).astype(np.float32)
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resample = Image.BOX if scale < 1 else Image.BILINEAR
+    digit = np.asarray(Image.fromarray(crop, "F").resize(size, resample), dtype=np.float32)
+    peak = float(digit.max())
+    if peak > 0:
+        digit = np.clip(digit / peak, 0, 1)
+    image = centre_by_mass(digit)
+    if deskew_digit:
+        image = deskew(image)
+    return Prepared(image, None, (left, top, right - left, bottom - top))

@@ -1,0 +1,198 @@
+"""The image pipeline on synthetic images: formats, polarity, placement, sizes, transparency,
+EXIF rotation, blank pages, and bad files."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitnet.vision import ImageError, prepare
+from digitnet.vision.components import label
+
+
+@pytest.fixture(scope="module")
+def digit(mnist):
+    """A MNIST test digit (a 7) as float (28, 28), ink bright."""
+    _, (x_test, _) = mnist
+    return x_test[0].astype(np.float32) / 255
+
+
+def paper(ink, size=None, dark_ink=True, offset=(0, 0), canvas=None):
+    """Render ink (h, w) in [0, 1] as an 8-bit grayscale PIL image: dark on white by default,
+    optionally scaled to ``size`` and placed at ``offset`` on a larger canvas."""
+    image = Image.fromarray((ink * 255).astype(np.uint8))
+    if size:
+        image = image.resize(size, Image.BILINEAR)
+    if canvas:
+        board = Image.new("L", canvas, 0)
+        board.paste(image, offset)
+        image = board
+    values = np.asarray(image, dtype=np.uint8)
+    return Image.fromarray(255 - values if dark_ink else values)
+
+
+def png_bytes(image, **params):
+    buffer = io.BytesIO()
+    image.save(buffer, format=params.pop("format", "PNG"), **params)
+    return buffer.getvalue()
+
+
+def centre_of_mass(image):
+    rows, cols = np.indices(image.shape)
+    return (rows * image).sum() / image.sum(), (cols * image).sum() / image.sum()
+
+
+def similarity(a, b):
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def test_an_mnist_digit_comes_back_as_itself(digit):
+    prepared = prepare(paper(digit, size=(140, 140)))
+    assert prepared.reason is None and prepared.image.shape == (28, 28)
+    assert (
+        prepared.image.dtype == np.float32
+        and 0 <= prepared.image.min() <= prepared.image.max() <= 1
+    )
+    assert similarity(prepared.image, digit) > 0.85
+    assert np.allclose(centre_of_mass(prepared.image), (14, 14), atol=0.5)
+
+
+def test_polarity_is_detected(digit):
+    dark_on_light = prepare(paper(digit, size=(84, 84))).image
+    light_on_dark = prepare(paper(digit, size=(84, 84), dark_ink=False)).image
+    np.testing.assert_allclose(dark_on_light, light_on_dark, atol=1e-5)
+
+
+@pytest.mark.parametrize("offset", [(0, 0), (150, 10), (60, 140)])
+def test_off_centre_digits_are_centred(digit, offset):
+    prepared = prepare(paper(digit, size=(56, 56), offset=offset, canvas=(220, 200)))
+    assert similarity(prepared.image, digit) > 0.8
+    x, y, w, h = prepared.box
+    assert abs(x - offset[0] - 10) < 14 and abs(y - offset[1] - 8) < 14 and max(w, h) < 60
+
+
+@pytest.mark.parametrize("size", [(10, 10), (28, 28), (2400, 2400)])
+def test_tiny_and_huge_images(digit, size):
+    prepared = prepare(paper(digit, size=size))
+    assert prepared.image is not None and similarity(prepared.image, digit) > 0.6
+
+
+def test_uneven_lighting_and_paper_noise(digit, rng):
+    ink = np.asarray(paper(digit, size=(280, 280)), dtype=np.float32) / 255  # dark on white
+    shade = np.linspace(1.0, 0.45, 280)[None, :] * np.ones((280, 1))  # a shadow across the page
+    photo = np.clip(ink * shade + rng.normal(0, 0.03, ink.shape), 0, 1)
+    prepared = prepare(photo.astype(np.float32))
+    assert prepared.image is not None and similarity(prepared.image, digit) > 0.8
+
+
+@pytest.mark.parametrize("stroke", [0, 255], ids=["black-strokes", "white-strokes"])
+def test_transparent_background(digit, stroke):
+    alpha = paper(digit, size=(112, 112), dark_ink=False)  # ink as opacity
+    rgba = Image.new("RGBA", (112, 112), (stroke, stroke, stroke, 0))
+    rgba.putalpha(alpha)
+    prepared = prepare(png_bytes(rgba))
+    assert similarity(prepared.image, digit) > 0.85
+
+
+def test_exif_rotation_is_applied(digit):
+    upright = paper(digit, size=(112, 112))
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # the camera stored it sideways
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    prepared = prepare(png_bytes(stored.convert("RGB"), format="JPEG", exif=exif.tobytes()))
+    assert similarity(prepared.image, digit) > 0.8
+
+
+def test_sixteen_bit_grayscale(digit):
+    values = np.asarray(paper(digit, size=(112, 112)), dtype=np.uint16) * 257  # 0..65535
+    image = Image.fromarray(values)
+    assert image.mode == "I;16"
+    prepared = prepare(png_bytes(image))
+    assert similarity(prepared.image, digit) > 0.85
+
+
+@pytest.mark.parametrize("format", ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"])
+def test_formats(digit, format):
+    image = paper(digit, size=(56, 56))
+    prepared = prepare(
+        png_bytes(image if format != "JPEG" else image.convert("RGB"), format=format)
+    )
+    assert similarity(prepared.image, digit) > 0.8
+
+
+def blank_pages(rng):
+    yield "white", np.ones((100, 100))
+    yield "grey", np.full((28, 28), 0.6)
+    yield "noisy", np.clip(rng.normal(0.85, 0.04, (480, 640)), 0, 1)
+    yield "uneven", np.linspace(0.35, 1.0, 400)[None, :] * np.ones((300, 1))
+    yield "dark board", np.clip(rng.normal(0.15, 0.02, (240, 320)), 0, 1)
+    yield "black", np.zeros((64, 64))
+    yield (
+        "vignette",
+        1 - 0.5 * np.hypot(*np.meshgrid(np.linspace(-1, 1, 200), np.linspace(-1, 1, 200))) / 1.5,
+    )
+
+
+def test_blank_pages_are_rejected(rng):
+    for name, page in blank_pages(rng):
+        prepared = prepare(page.astype(np.float32))
+        assert prepared.image is None, name
+        assert prepared.reason.startswith("no "), name
+
+
+def test_components_label_8_connected_runs():
+    mask = np.array([[1, 1, 0, 0, 1],
+                     [0, 1, 0, 0, 1],
+                     [0, 0, 1, 0, 0],
+                     [1, 0, 0, 0, 0],
+                     [1, 1, 0, 1, 1]], dtype=bool)  # fmt: skip
+    labels, components = label(mask)
+    assert labels.max() == 4 and [c.area for c in components] == [4, 2, 3, 2]
+    assert components[0].box == (0, 0, 3, 3)  # the diagonal joins (2, 2) to the first run
+
+
+def crafted_png(width, height):
+    """A PNG header announcing width x height, with no pixel data worth the name."""
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (b"this is not an image", "not an image file"),
+        (crafted_png(20000, 20000), "decompression bomb|20000x20000 pixels is more than"),
+        (np.zeros((0, 0)), "empty"),
+        (np.zeros((4, 4, 2)), "expected an image array"),
+        (np.full((4, 4), np.nan), "NaN"),
+    ],
+    ids=["not-image", "bomb", "0x0", "bad-array", "nan"],
+)
+def test_bad_images_get_clear_errors(source, message):
+    with pytest.raises(ImageError, match=message):
+        prepare(source)
+
+
+def test_truncated_png_and_missing_file(digit, tmp_path):
+    content = png_bytes(paper(digit, size=(200, 200)))
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        prepare(content[: len(content) // 2])
+    with pytest.raises(ImageError, match="no such file"):
+        prepare(tmp_path / "missing.png")
+    with pytest.raises(ImageError, match="is a folder"):
+        prepare(tmp_path)
