@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -164,6 +165,114 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+PREDICT_CHUNK = 256  # images prepared and recognised per forward pass
+
+
+def image_files(paths: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(file, problem) for every image named or found in a named folder (recursively);
+    ``problem`` says why a path cannot be read, None when it can be tried."""
+    found: list[tuple[str, str | None]] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            problems: list[OSError] = []
+            files = []
+            for root, dirs, names in os.walk(path, onerror=problems.append):
+                dirs.sort()
+                files += [os.path.join(root, n) for n in sorted(names)
+                          if Path(n).suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
+            found += [(f, None) for f in files]
+            found += [(e.filename or name, f"cannot read folder: {e.strerror}") for e in problems]
+            if not files and not problems:
+                found.append((name, "no image files in this folder"))
+        elif path.exists():
+            found.append((name, None))
+        else:
+            found.append((name, "no such file or folder"))
+    return found
+
+
+def cmd_predict(args) -> int:
+    from digitnet.recognition import Recognizer
+    from digitnet.vision import ImageError
+    from digitnet.zoo import resolve_model
+
+    if args.csv and Path(args.csv).exists():
+        raise FileExistsError(
+            f"{args.csv} exists; digitnet never overwrites a CSV (choose another)"
+        )
+    recognizer = Recognizer(resolve_model(args.model))
+    records, failed = [], False
+    entries = image_files(args.images)
+    if not args.json:
+        print(f"{'file':<40} digit  confidence")
+    for start in range(0, len(entries), PREDICT_CHUNK):
+        chunk = entries[start : start + PREDICT_CHUNK]
+        readable = [name for name, problem in chunk if problem is None]
+        results = iter(recognizer.recognize_many(readable))
+        for name, problem in chunk:
+            result = next(results) if problem is None else problem
+            if isinstance(result, (ImageError, str)):
+                failed = True
+                record = {"file": name, "error": str(result)}
+            else:
+                record = {"file": name, **result.to_dict(args.top)}
+            records.append(record)
+            print(json.dumps(record) if args.json else format_prediction(record, args.top))
+    if args.csv:
+        write_csv(Path(args.csv), records)
+    return EXIT_ERROR if failed else 0
+
+
+def format_prediction(record: dict, top: int) -> str:
+    name = record["file"]
+    if "error" in record:
+        return f"{name:<40} error: {record['error']}"
+    if record["digit"] is None:
+        return f"{name:<40}     -  {record['reason']}"
+    line = f"{name:<40} {record['digit']:>5}  {record['confidence']:>10.4f}"
+    if top:
+        line += "   " + "  ".join(f"{t['digit']}:{t['probability']:.3f}" for t in record["top"])
+    return line
+
+
+def write_csv(path: Path, records: list[dict]) -> None:
+    import csv
+
+    with path.open("x", newline="") as file:  # "x": fail rather than overwrite
+        writer = csv.writer(file)
+        writer.writerow(["file", "digit", "confidence", "reason", "error"])
+        for r in records:
+            writer.writerow([r["file"], "" if r.get("digit") is None else r["digit"],
+                             "" if r.get("confidence") is None else f"{r['confidence']:.6f}",
+                             r.get("reason") or "", r.get("error") or ""])  # fmt: skip
+
+
+def cmd_read(args) -> int:
+    from digitnet.recognition import Recognizer, read_with
+    from digitnet.vision import ImageError
+    from digitnet.zoo import resolve_model
+
+    recognizer = Recognizer(resolve_model(args.model))
+    failed = False
+    for name, problem in image_files(args.images):
+        try:
+            if problem:
+                raise ImageError(problem)
+            record = {"file": name, **read_with(recognizer, name).to_dict()}
+        except ImageError as err:
+            failed = True
+            record = {"file": name, "error": str(err)}
+        if args.json:
+            print(json.dumps(record))
+        elif "error" in record:
+            print(f"{name}: error: {record['error']}")
+        else:
+            print(f"{name}: {record['text'] or '(' + record.get('reason', 'no digits') + ')'}")
+    return EXIT_ERROR if failed else 0
+
+
 def cmd_summary(args) -> int:
     from digitnet.evaluation import format_metadata
     from digitnet.zoo import resolve_model
@@ -267,6 +376,29 @@ def build_parser() -> Parser:
     add_data_option(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
+    predict = commands.add_parser(
+        "predict",
+        help="recognise the digit in each image (photos, scans, drawings) or folder of images",
+        description="Recognise the digit in each image. Folders are searched for images."
+        " A blank image gets no digit and a reason. Exit status 1 if any file failed.",
+    )
+    predict.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+")
+    predict.add_argument("--model", help="a model file, or cnn (default) or tutorial")
+    predict.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    predict.add_argument("--top", type=positive_int, metavar="K", default=0,
+                         help="also show the K most probable digits")  # fmt: skip
+    predict.add_argument("--csv", metavar="OUT", help="also write a CSV file (never overwritten)")
+    predict.set_defaults(func=cmd_predict)
+
+    read = commands.add_parser(
+        "read",
+        help="read a number written in a row of digits (2 to 10 digits, touching or not)",
+    )
+    read.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+")
+    read.add_argument("--model", help="a model file, or cnn (default) or tutorial")
+    read.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    read.set_defaults(func=cmd_read)
+
     summary = commands.add_parser("summary", help="a model's layers, parameters and provenance")
     add_model_argument(summary)
     summary.set_defaults(func=cmd_summary)
@@ -307,10 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"digitnet {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as err:
-        print(
-            f"digitnet {args.command}: error: {err.strerror or err}: {err.filename or ''}",
-            file=sys.stderr,
-        )
+        where = f": {err.filename}" if err.filename else ""
+        print(f"digitnet {args.command}: error: {err.strerror or err}{where}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"digitnet {args.command}: interrupted", file=sys.stderr)

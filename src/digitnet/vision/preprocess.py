@@ -176,17 +176,11 @@ def deskew(image: np.ndarray) -> np.ndarray:
     return np.clip(bilinear(image[None], rows[None], sample_cols[None])[0], 0, 1)
 
 
-def prepare(source: Any, deskew_digit: bool = False) -> Prepared:
-    """Turn one image (path, bytes, PIL image or array) into the network's 28x28 input."""
-    gray = load_gray(source)  # (H, W) in [0, 1]
-    ink = ink_map(gray)
-    box, reason, threshold = find_digit(ink)
-    if box is None:
-        return Prepared(None, reason)
-    top, left, bottom, right = box
-    crop = ink[top:bottom, left:right]
-    # Soft threshold: paper noise to 0, the body of the strokes to 1, the edges in between.
-    strong = float(np.percentile(crop[crop > threshold], 90)) if (crop > threshold).any() else 1
+def normalize_digit(crop: np.ndarray, threshold: float) -> np.ndarray:
+    """An ink crop (h, w) around one digit -> 28x28: paper noise to 0, strokes to 1, the longer
+    side scaled to 20 pixels, centred by mass."""
+    writing = crop > threshold
+    strong = float(np.percentile(crop[writing], 90)) if writing.any() else 1.0
     low = 0.4 * threshold
     crop = np.clip((crop - low) / max(strong - low, 1e-6), 0, 1).astype(np.float32)
     h, w = crop.shape
@@ -197,7 +191,18 @@ def prepare(source: Any, deskew_digit: bool = False) -> Prepared:
     peak = float(digit.max())
     if peak > 0:
         digit = np.clip(digit / peak, 0, 1)
-    image = centre_by_mass(digit)
+    return centre_by_mass(digit)
+
+
+def prepare(source: Any, deskew_digit: bool = False) -> Prepared:
+    """Turn one image (path, bytes, PIL image or array) into the network's 28x28 input."""
+    gray = load_gray(source)  # (H, W) in [0, 1]
+    ink = ink_map(gray)
+    box, reason, threshold = find_digit(ink)
+    if box is None:
+        return Prepared(None, reason)
+    top, left, bottom, right = box
+    image = normalize_digit(ink[top:bottom, left:right], threshold)
     if deskew_digit:
         image = deskew(image)
     return Prepared(image, None, (left, top, right - left, bottom - top))

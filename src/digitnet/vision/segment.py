@@ -1,0 +1,181 @@
+"""A written number -> one 28x28 input per digit, left to right.
+
+The ink (as ``preprocess`` finds it) is cut into connected components; components stacked
+over each other (a broken stroke, the two parts of a "5") are merged; a component too wide for
+one digit (digits written touching) is split at the columns with the least ink. Each piece is
+then normalised exactly like a single digit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from digitnet.vision.components import label
+from digitnet.vision.loading import load_gray
+from digitnet.vision.preprocess import (
+    MIN_CONTRAST,
+    NOISE_MARGIN,
+    SPECK_FRACTION,
+    ink_map,
+    noise_level,
+    normalize_digit,
+    shrink,
+)
+
+ANALYSIS_SIDE = 640  # a row of up to ~10 digits keeps ~60 px per digit
+MERGE_OVERLAP = 0.5  # of the narrower part's width: parts stacked this much are one digit
+DIGIT_ASPECT = 0.75  # a digit's typical width / height, for splitting touching digits
+SPLIT_ASPECT = 1.15  # wider than this times the height: more than one digit
+
+
+@dataclass
+class Piece:
+    image: np.ndarray  # (28, 28) float32, ink bright
+    box: tuple[int, int, int, int]  # x, y, width, height in the source image
+
+
+@dataclass
+class _Group:
+    mask: np.ndarray  # (h, w) bool at analysis scale, within the group's box
+    top: int
+    left: int
+
+    @property
+    def bottom(self) -> int:
+        return self.top + self.mask.shape[0]
+
+    @property
+    def right(self) -> int:
+        return self.left + self.mask.shape[1]
+
+
+def segment(source: Any) -> tuple[list[Piece], str | None]:
+    """The digits of a written number, left to right, or ([], reason) when there is no ink."""
+    ink = ink_map(load_gray(source))
+    small, scale = shrink(ink, ANALYSIS_SIDE)
+    signal = float(np.percentile(small, 99.7))
+    noise = noise_level(small[small < 0.5 * signal]) if signal > 0 else 0.0
+    if signal < MIN_CONTRAST or signal < NOISE_MARGIN * noise:
+        return [], "no ink: the image is blank or nothing stands out from the background"
+    threshold = max(0.35 * signal, 3 * noise)
+    labels, components = label(small > threshold)
+    largest = max(c.area for c in components)
+    groups = []
+    for c in sorted(components, key=lambda c: c.left):
+        if c.area < SPECK_FRACTION * largest:
+            continue
+        mask = labels[c.top : c.bottom, c.left : c.right] == c.label
+        groups.append(_Group(mask, c.top, c.left))
+    groups = split_wide(absorb_fragments(merge_stacked(groups)))
+    pieces = []
+    for g in groups:
+        top, left = int(g.top * scale), int(g.left * scale)
+        bottom = min(ink.shape[0], int(np.ceil(g.bottom * scale)))
+        right = min(ink.shape[1], int(np.ceil(g.right * scale)))
+        crop = ink[top:bottom, left:right]
+        # Keep only this piece's ink: its mask, brought to full resolution, one pixel wider.
+        rows = np.minimum(((np.arange(top, bottom) + 0.5) / scale).astype(int) - g.top,
+                          g.mask.shape[0] - 1)  # fmt: skip
+        cols = np.minimum(((np.arange(left, right) + 0.5) / scale).astype(int) - g.left,
+                          g.mask.shape[1] - 1)  # fmt: skip
+        own = dilate(g.mask)[np.ix_(np.clip(rows, 0, None), np.clip(cols, 0, None))]
+        image = normalize_digit(crop * own, threshold)
+        pieces.append(Piece(image, (left, top, right - left, bottom - top)))
+    return pieces, None
+
+
+def dilate(mask: np.ndarray) -> np.ndarray:
+    """The mask grown by one pixel in every direction (3x3)."""
+    padded = np.pad(mask, 1)
+    grown = np.zeros_like(mask)
+    for dr in range(3):
+        for dc in range(3):
+            grown |= padded[dr : dr + mask.shape[0], dc : dc + mask.shape[1]]
+    return grown
+
+
+def _union(a: _Group, b: _Group) -> _Group:
+    top, left = min(a.top, b.top), min(a.left, b.left)
+    bottom, right = max(a.bottom, b.bottom), max(a.right, b.right)
+    mask = np.zeros((bottom - top, right - left), dtype=bool)
+    for g in (a, b):
+        mask[g.top - top : g.bottom - top, g.left - left : g.right - left] |= g.mask
+    return _Group(mask, top, left)
+
+
+def merge_stacked(groups: list[_Group]) -> list[_Group]:
+    """Merge parts whose column ranges overlap by MERGE_OVERLAP of the narrower one."""
+    merged: list[_Group] = []
+    for g in groups:  # sorted by left edge
+        if merged:
+            last = merged[-1]
+            overlap = min(last.right, g.right) - max(last.left, g.left)
+            narrower = min(last.right - last.left, g.right - g.left)
+            if overlap >= MERGE_OVERLAP * narrower:
+                merged[-1] = _union(last, g)
+                continue
+        merged.append(g)
+    return merged
+
+
+FRAGMENT_HEIGHT = 0.45  # of the median height: shorter parts are pieces of a neighbour
+
+
+def absorb_fragments(groups: list[_Group]) -> list[_Group]:
+    """Merge parts much shorter than the digits around them (the detached bar of a 5 or a 7,
+    a broken stroke) into the nearest neighbouring part."""
+    if len(groups) < 2:
+        return groups
+    median_height = float(np.median([g.mask.shape[0] for g in groups]))
+    groups = list(groups)
+    while True:
+        fragments = [i for i, g in enumerate(groups)
+                     if g.mask.shape[0] < FRAGMENT_HEIGHT * median_height]  # fmt: skip
+        if not fragments or len(groups) < 2:
+            return groups
+        i = fragments[0]
+        centre = (groups[i].left + groups[i].right) / 2
+        gaps = [max(g.left - centre, centre - g.right, 0) if j != i else np.inf
+                for j, g in enumerate(groups)]  # fmt: skip
+        nearest = int(np.argmin(gaps))
+        merged = _union(groups[i], groups[nearest])
+        groups = [g for k, g in enumerate(groups) if k not in (i, nearest)] + [merged]
+        groups.sort(key=lambda g: g.left)
+
+
+def split_wide(groups: list[_Group]) -> list[_Group]:
+    """Split each group wider than one digit at the columns with the least ink. A digit's size
+    is the median height of the row's parts (one part's own height misleads: a flat 5)."""
+    if not groups:
+        return groups
+    row_height = max(float(np.median([g.mask.shape[0] for g in groups])), 1.0)
+    out = []
+    for g in groups:
+        _, width = g.mask.shape
+        height = max(row_height, g.mask.shape[0])
+        count = max(1, round(width / (DIGIT_ASPECT * height)))
+        if width <= SPLIT_ASPECT * height or count < 2:
+            out.append(g)
+            continue
+        ink_per_column = g.mask.sum(axis=0)
+        cuts, start = [], 0
+        for k in range(1, count):
+            centre = round(k * width / count)
+            reach = max(1, round(0.3 * width / count))
+            lo, hi = max(start + 1, centre - reach), min(width - 1, centre + reach)
+            if lo >= hi:
+                continue
+            cut = lo + int(np.argmin(ink_per_column[lo:hi]))
+            cuts.append(cut)
+            start = cut
+        edges = [0, *cuts, width]
+        for a, b in pairwise(edges):
+            part = g.mask[:, a:b]
+            rows = np.nonzero(part.any(axis=1))[0]
+            if rows.size:
+                out.append(_Group(part[rows[0] : rows[-1] + 1], g.top + rows[0], g.left + a))
+    return out
