@@ -1,0 +1,128 @@
+"""People's digits through the CLI and the API: predict and read on files made here, blank
+pages, calibration, and one clear message per bad file."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitnet.cli import main
+from digitnet.recognition import Recognizer, calibrate, fit_temperature, read_number, recognize
+from digitnet.zoo import bundled_model
+
+
+@pytest.fixture(scope="module")
+def tutorial():
+    return bundled_model("tutorial")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, mnist):
+    """A folder of MNIST test digits drawn dark on white at several sizes, plus a blank page,
+    a file that is not an image, a truncated PNG and a subfolder."""
+    folder = tmp_path_factory.mktemp("images")
+    _, (x_test, y_test) = mnist
+    for i in range(12):
+        size = (28, 56, 150)[i % 3]
+        Image.fromarray(255 - x_test[i]).resize((size, size)).save(
+            folder / f"{i:02d}-{y_test[i]}.png"
+        )
+    Image.new("L", (200, 120), 235).save(folder / "blank.png")
+    (folder / "notes.png").write_text("not an image")
+    (folder / "cut.png").write_bytes((folder / "00-7.png").read_bytes()[:60])
+    (folder / "sub").mkdir()
+    Image.fromarray(255 - x_test[20]).save(folder / "sub" / f"20-{y_test[20]}.jpg")
+    return folder
+
+
+def number_image(mnist, indices, gaps, path):
+    _, (x_test, _) = mnist
+    width = sum(28 + g for g in gaps) + 40
+    canvas = np.zeros((44, width), np.uint8)
+    x = 12
+    for i, gap in zip(indices, gaps, strict=True):
+        canvas[8:36, x : x + 28] = np.maximum(canvas[8:36, x : x + 28], x_test[i])
+        x += 28 + gap
+    Image.fromarray(255 - canvas).save(path)
+
+
+def test_predict_json_lines_for_a_folder(images, capsys):
+    code = main(["predict", "--model", "tutorial", "--json", "--top", "3", str(images)])
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1  # two files failed
+    by_name = {r["file"].split("/")[-1]: r for r in records}
+    assert len(records) == 16 and "20-9.jpg" in by_name  # subfolders are walked
+    digits = [r for n, r in by_name.items() if n[0].isdigit()]
+    correct = sum(r["digit"] == int(r["file"].rsplit("-", 1)[1][0]) for r in digits)
+    assert correct >= 10  # the small tutorial network; the bundled CNN gets them all
+    for r in digits:
+        assert len(r["probabilities"]) == 10 and abs(sum(r["probabilities"]) - 1) < 1e-4
+        assert r["confidence"] == max(r["probabilities"]) and len(r["top"]) == 3
+    assert by_name["blank.png"] == {"file": by_name["blank.png"]["file"], "digit": None,
+                                    "reason": by_name["blank.png"]["reason"]}  # fmt: skip
+    assert "not an image file" in by_name["notes.png"]["error"]
+    assert "corrupt or truncated" in by_name["cut.png"]["error"]
+
+
+def test_predict_table_and_csv_never_overwritten(images, tmp_path, capsys):
+    out = tmp_path / "digits.csv"
+    assert (
+        main(["predict", "--model", "tutorial", "--csv", str(out), str(images / "00-7.png")]) == 0
+    )
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["file", "digit", "confidence"] and " 7 " in table[1]
+    assert out.read_text().splitlines()[1].startswith(f"{images / '00-7.png'},7,")
+    assert main(["predict", "--model", "tutorial", "--csv", str(out), str(images)]) == 1
+    assert "never overwrites" in capsys.readouterr().err
+    assert out.read_text().count("\n") == 2  # untouched
+
+
+def test_predict_missing_path_is_reported_and_others_still_processed(images, capsys):
+    code = main(
+        ["predict", "--model", "tutorial", "--json", "/no/such.png", str(images / "01-2.png")]
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1 and lines[0]["error"] == "no such file or folder" and lines[1]["digit"] == 2
+
+
+def test_read_a_written_number(mnist, tmp_path, capsys):
+    number_image(mnist, [3, 2, 1, 4], [6, -2, 4, 0], tmp_path / "number.png")  # 0, 1, 2, 4
+    assert main(["read", "--model", "tutorial", "--json", str(tmp_path / "number.png")]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["text"] == "0124"
+    boxes = [d["box"] for d in record["digits"]]
+    assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)  # left to right
+    assert all(18 <= b[3] <= 24 for b in boxes)  # each box is one digit's height
+
+
+def test_read_blank_page(tmp_path):
+    Image.new("L", (300, 80), 250).save(tmp_path / "blank.png")
+    reading = read_number(tmp_path / "blank.png", model=bundled_model("tutorial"))
+    assert reading.text == "" and reading.reason.startswith("no ink")
+
+
+def test_recognize_api(mnist, tutorial):
+    _, (x_test, y_test) = mnist
+    prediction = recognize(255 - x_test[0], model=tutorial)
+    assert prediction.digit == y_test[0] and prediction.input.shape == (28, 28)
+    assert recognize(np.full((50, 50), 255, np.uint8), model=tutorial).digit is None
+
+
+def test_temperature_scaling_fits_and_keeps_the_ranking(rng):
+    logits = rng.normal(size=(2000, 10)) * 4
+    labels = np.array([rng.choice(10, p=np.exp(row / 2) / np.exp(row / 2).sum()) for row in logits])
+    overconfident = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    T = fit_temperature(overconfident, labels)
+    assert 1.6 < T < 2.4  # the labels were drawn at temperature 2
+    calibrated = calibrate(overconfident, T)
+    np.testing.assert_array_equal(calibrated.argmax(axis=1), overconfident.argmax(axis=1))
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1, rtol=1e-6)
+
+
+def test_recognizer_applies_the_model_files_temperature(tutorial, mnist):
+    _, (x_test, _) = mnist
+    image = 255 - x_test[0]
+    plain = Recognizer(tutorial, temperature=1.0).recognize(image)
+    softer = Recognizer(tutorial, temperature=3.0).recognize(image)
+    assert plain.digit == softer.digit and softer.confidence < plain.confidence
