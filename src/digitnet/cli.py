@@ -273,6 +273,25 @@ def cmd_read(args) -> int:
     return EXIT_ERROR if failed else 0
 
 
+def cmd_calibrate(args) -> int:
+    from digitnet.data import load_mnist, to_float
+    from digitnet.nn.io import load_model, save_model
+    from digitnet.recognition import fit_calibration
+
+    model = load_model(args.model)
+    (x_train, y_train), _ = load_mnist(args.data)
+    x = to_float(x_train[-args.samples :])
+    record = fit_calibration(model, x, y_train[-args.samples :].astype(int), seed=args.seed)
+    model.metadata["calibration"] = record
+    save_model(model, args.out or args.model)
+    print(
+        f"Temperature {record['temperature']:.3f}: expected calibration error"
+        f" {record['ece_before']:.4f} -> {record['ece_after']:.4f} on {args.samples} distorted"
+        f" training digits; saved to {args.out or args.model}"
+    )
+    return 0
+
+
 def cmd_summary(args) -> int:
     from digitnet.evaluation import format_metadata
     from digitnet.zoo import resolve_model
@@ -398,6 +417,19 @@ def build_parser() -> Parser:
     read.add_argument("--model", help="a model file, or cnn (default) or tutorial")
     read.add_argument("--json", action="store_true", help="one JSON object per image per line")
     read.set_defaults(func=cmd_read)
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="fit the temperature that makes a model's confidence match its accuracy",
+        description="Fit temperature scaling on the last SAMPLES training digits, randomly"
+        " distorted, and store it in the model file (or --out).",
+    )
+    calibrate.add_argument("model", metavar="MODEL", help="a model file")
+    calibrate.add_argument("--samples", type=positive_int, default=10000)
+    calibrate.add_argument("--seed", type=int, default=0)
+    calibrate.add_argument("--out", metavar="PATH", help="write here instead of MODEL")
+    add_data_option(calibrate)
+    calibrate.set_defaults(func=cmd_calibrate)
 
     summary = commands.add_parser("summary", help="a model's layers, parameters and provenance")
     add_model_argument(summary)

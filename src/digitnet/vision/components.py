@@ -68,15 +68,27 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, list[Component]]:
         current.append(index)
 
     labels = np.zeros(mask.shape, dtype=np.int32)
-    roots: dict[int, int] = {}
-    stats: dict[int, list[int]] = {}
-    for index, (r, start, end) in enumerate(runs):
-        root = find(index)
-        number = roots.setdefault(root, len(roots) + 1)
-        labels[r, start:end] = number
-        s = stats.setdefault(number, [0, r, start, r + 1, end])
-        s[0] += end - start
-        s[1], s[2] = min(s[1], r), min(s[2], start)
-        s[3], s[4] = max(s[3], r + 1), max(s[4], end)
-    components = [Component(n, *s) for n, s in sorted(stats.items())]
+    if not runs:
+        return labels, []
+    r, start, end = (np.array(column) for column in zip(*runs, strict=True))
+    _, number = np.unique([find(i) for i in range(len(runs))], return_inverse=True)
+    number = number + 1  # (runs,) component of each run, 1..K in order of first appearance
+    # Paint every run: the flat index of each of its pixels, all runs at once.
+    length = end - start
+    first = np.repeat(r * mask.shape[1] + start - np.cumsum(length) + length, length)
+    labels.flat[first + np.arange(length.sum())] = np.repeat(number, length)
+    count = int(number.max())
+    area = np.bincount(number, weights=length, minlength=count + 1)
+    top = np.full(count + 1, mask.shape[0])
+    np.minimum.at(top, number, r)
+    left = np.full(count + 1, mask.shape[1])
+    np.minimum.at(left, number, start)
+    bottom = np.zeros(count + 1, int)
+    np.maximum.at(bottom, number, r + 1)
+    right = np.zeros(count + 1, int)
+    np.maximum.at(right, number, end)
+    components = [
+        Component(k, int(area[k]), int(top[k]), int(left[k]), int(bottom[k]), int(right[k]))
+        for k in range(1, count + 1)
+    ]
     return labels, components
