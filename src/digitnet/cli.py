@@ -32,34 +32,26 @@ class Parser(argparse.ArgumentParser):
 # ------------------------------------------------------------------------------ argument types
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, cast, kind: str, valid, rule: str):
     try:
-        value = int(text)
+        value = cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+        raise argparse.ArgumentTypeError(f"expected {kind}; got {text!r}") from None
+    if not valid(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}; got {text}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, "a whole number", lambda v: v >= 1, "at least 1")
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0; got {text}")
-    return value
+    return _number(text, float, "a number", lambda v: math.isfinite(v) and v > 0, "a number > 0")
 
 
 def unit_interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1); got {text}")
-    return value
+    return _number(text, float, "a number", lambda v: 0 <= v < 1, "in [0, 1)")
 
 
 def layer_sizes(text: str) -> tuple[int, ...]:

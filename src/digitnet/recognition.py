@@ -195,16 +195,26 @@ class Reading:
 
 
 def read_with(recognizer: Recognizer, image: Any) -> Reading:
-    pieces, reason = segment(image)
-    if not pieces:
+    """Read a number: every alternative of every part is recognised in one forward pass, and
+    each part keeps the alternative with the highest geometric-mean confidence."""
+    slots, reason = segment(image)
+    if not slots:
         return Reading("", [], reason)
-    probabilities = recognizer.predict_inputs(np.stack([p.image for p in pieces]))
-    digits = [
-        Prediction(int(p.argmax()), float(p.max()), [float(v) for v in p], box=piece.box)
-        for piece, p in zip(pieces, probabilities, strict=True)
-    ]
-    for digit, piece in zip(digits, pieces, strict=True):
-        digit.input = piece.image
+    pieces = [piece for slot in slots for alternative in slot for piece in alternative]
+    probabilities = iter(recognizer.predict_inputs(np.stack([p.image for p in pieces])))
+    digits: list[Prediction] = []
+    for slot in slots:
+        readings = []
+        for alternative in slot:
+            reading = []
+            for piece in alternative:
+                p = next(probabilities)
+                prediction = Prediction(int(p.argmax()), float(p.max()), [float(v) for v in p],
+                                        box=piece.box)  # fmt: skip
+                prediction.input = piece.image
+                reading.append(prediction)
+            readings.append(reading)
+        digits += max(readings, key=lambda r: np.mean([np.log(d.confidence) for d in r]))
     return Reading("".join(str(d.digit) for d in digits), digits)
 
 

@@ -1,9 +1,11 @@
 """A written number -> one 28x28 input per digit, left to right.
 
 The ink (as ``preprocess`` finds it) is cut into connected components; components stacked
-over each other (a broken stroke, the two parts of a "5") are merged; a component too wide for
-one digit (digits written touching) is split at the columns with the least ink. Each piece is
-then normalised exactly like a single digit.
+over each other (a broken stroke, the two parts of a "5") are merged, and fragments much
+shorter than the row's digits join their nearest neighbour. A part wider than a digit may be
+digits written touching — or just a wide digit: it is offered both ways, whole and split at the
+columns with the least ink, and the recogniser keeps the reading it is surer of. Each piece is
+normalised exactly like a single digit.
 """
 
 from __future__ import annotations
@@ -29,13 +31,16 @@ from digitnet.vision.preprocess import (
 ANALYSIS_SIDE = 640  # a row of up to ~10 digits keeps ~60 px per digit
 MERGE_OVERLAP = 0.5  # of the narrower part's width: parts stacked this much are one digit
 DIGIT_ASPECT = 0.75  # a digit's typical width / height, for splitting touching digits
-SPLIT_ASPECT = 1.15  # wider than this times the height: more than one digit
+SPLIT_ASPECT = 1.2  # wider than this times a digit's typical width: maybe several digits
 
 
 @dataclass
 class Piece:
     image: np.ndarray  # (28, 28) float32, ink bright
     box: tuple[int, int, int, int]  # x, y, width, height in the source image
+
+
+Slot = list[list[Piece]]  # the alternative readings of one part: whole, or split in 2, 3, ...
 
 
 @dataclass
@@ -53,8 +58,9 @@ class _Group:
         return self.left + self.mask.shape[1]
 
 
-def segment(source: Any) -> tuple[list[Piece], str | None]:
-    """The digits of a written number, left to right, or ([], reason) when there is no ink."""
+def segment(source: Any) -> tuple[list[Slot], str | None]:
+    """The parts of a written number, left to right, each as its alternative readings (lists
+    of digit pieces), or ([], reason) when there is no ink."""
     ink = ink_map(load_gray(source))
     small, scale = shrink(ink, ANALYSIS_SIDE)
     signal = float(np.percentile(small, 99.7))
@@ -70,9 +76,10 @@ def segment(source: Any) -> tuple[list[Piece], str | None]:
             continue
         mask = labels[c.top : c.bottom, c.left : c.right] == c.label
         groups.append(_Group(mask, c.top, c.left))
-    groups = split_wide(absorb_fragments(merge_stacked(groups)))
-    pieces = []
-    for g in groups:
+    groups = absorb_fragments(merge_stacked(groups))
+    row_height = max(float(np.median([g.mask.shape[0] for g in groups])), 1.0)
+
+    def piece(g: _Group) -> Piece:
         top, left = int(g.top * scale), int(g.left * scale)
         bottom = min(ink.shape[0], int(np.ceil(g.bottom * scale)))
         right = min(ink.shape[1], int(np.ceil(g.right * scale)))
@@ -84,8 +91,15 @@ def segment(source: Any) -> tuple[list[Piece], str | None]:
                           g.mask.shape[1] - 1)  # fmt: skip
         own = dilate(g.mask)[np.ix_(np.clip(rows, 0, None), np.clip(cols, 0, None))]
         image = normalize_digit(crop * own, threshold)
-        pieces.append(Piece(image, (left, top, right - left, bottom - top)))
-    return pieces, None
+        return Piece(image, (left, top, right - left, bottom - top))
+
+    slots = []
+    for g in groups:
+        alternatives = [[piece(g)]]
+        for parts in splits(g, row_height):
+            alternatives.append([piece(p) for p in parts])
+        slots.append(alternatives)
+    return slots, None
 
 
 def dilate(mask: np.ndarray) -> np.ndarray:
@@ -147,35 +161,35 @@ def absorb_fragments(groups: list[_Group]) -> list[_Group]:
         groups.sort(key=lambda g: g.left)
 
 
-def split_wide(groups: list[_Group]) -> list[_Group]:
-    """Split each group wider than one digit at the columns with the least ink. A digit's size
-    is the median height of the row's parts (one part's own height misleads: a flat 5)."""
-    if not groups:
-        return groups
-    row_height = max(float(np.median([g.mask.shape[0] for g in groups])), 1.0)
-    out = []
-    for g in groups:
-        _, width = g.mask.shape
-        height = max(row_height, g.mask.shape[0])
-        count = max(1, round(width / (DIGIT_ASPECT * height)))
-        if width <= SPLIT_ASPECT * height or count < 2:
-            out.append(g)
-            continue
-        ink_per_column = g.mask.sum(axis=0)
-        cuts, start = [], 0
-        for k in range(1, count):
-            centre = round(k * width / count)
-            reach = max(1, round(0.3 * width / count))
-            lo, hi = max(start + 1, centre - reach), min(width - 1, centre + reach)
-            if lo >= hi:
-                continue
-            cut = lo + int(np.argmin(ink_per_column[lo:hi]))
-            cuts.append(cut)
-            start = cut
-        edges = [0, *cuts, width]
-        for a, b in pairwise(edges):
-            part = g.mask[:, a:b]
-            rows = np.nonzero(part.any(axis=1))[0]
-            if rows.size:
-                out.append(_Group(part[rows[0] : rows[-1] + 1], g.top + rows[0], g.left + a))
-    return out
+def splits(g: _Group, row_height: float) -> list[list[_Group]]:
+    """Ways to cut a part that may hold several touching digits: into 2, 3, ... pieces at the
+    columns with the least ink. None for a part no wider than one digit."""
+    height, width = g.mask.shape
+    height = max(row_height, height)
+    if width <= SPLIT_ASPECT * DIGIT_ASPECT * height:
+        return []
+    most = max(2, round(width / (DIGIT_ASPECT * height)) + 1)
+    return [parts for count in range(2, most + 1) if len(parts := cut(g, count)) == count]
+
+
+def cut(g: _Group, count: int) -> list[_Group]:
+    """``g`` cut into ``count`` pieces near equal widths, at the columns with the least ink."""
+    width = g.mask.shape[1]
+    ink_per_column = g.mask.sum(axis=0)
+    cuts, start = [], 0
+    for k in range(1, count):
+        centre = round(k * width / count)
+        reach = max(1, round(0.3 * width / count))
+        lo, hi = max(start + 1, centre - reach), min(width - 1, centre + reach)
+        if lo >= hi:
+            return []
+        start = lo + int(np.argmin(ink_per_column[lo:hi]))
+        cuts.append(start)
+    parts = []
+    for a, b in pairwise([0, *cuts, width]):
+        part = g.mask[:, a:b]
+        rows = np.nonzero(part.any(axis=1))[0]
+        if rows.size == 0:
+            return []
+        parts.append(_Group(part[rows[0] : rows[-1] + 1], g.top + rows[0], g.left + a))
+    return parts

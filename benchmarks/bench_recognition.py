@@ -1,0 +1,164 @@
+"""Benchmark: people's digits with the bundled model, through the same pipeline as the CLI.
+
+1. MNIST test digits as dark-on-white PNGs of various sizes vs. the original arrays: how much
+   accuracy the image pipeline costs (target: at most 0.1 points).
+2. Written numbers composed from real-world digits (USPS, Semeion) side by side, 2-6 digits with
+   random sizes, gaps (touching included) and paper tones: exact-string accuracy (target 0.85).
+3. Blank pages of many kinds: all must be rejected.
+4. `digitnet predict` on 1,000 PNG files in one call (target: at most 5 s).
+
+    python benchmarks/bench_recognition.py [--model cnn] [--numbers 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import row
+from PIL import Image
+from realworld import DEFAULT_ROOT, load_set
+
+from digitnet.data import load_mnist, to_float
+from digitnet.memory import reuse_freed_memory
+from digitnet.recognition import Recognizer, read_with
+from digitnet.vision import prepare
+from digitnet.zoo import resolve_model
+
+
+def png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def mnist_through_pipeline(recognizer, x_test, y_test, rng):
+    direct = recognizer.model.predict(to_float(x_test)).argmax(axis=1)
+    sizes = rng.choice([28, 56, 100, 200, 400], len(x_test))
+    inputs = []
+    for image, size in zip(x_test, sizes, strict=True):
+        page = Image.fromarray(255 - image).resize((int(size), int(size)), Image.BILINEAR)
+        inputs.append(prepare(png(np.asarray(page))).image)
+    piped = recognizer.model.predict(np.stack(inputs)).argmax(axis=1)
+    return float(np.mean(direct == y_test)), float(np.mean(piped == y_test))
+
+
+def compose_number(digits: list[np.ndarray], rng) -> np.ndarray:
+    """Dark-on-light digit images (uint8) side by side on one paper-toned page."""
+    height = int(rng.integers(40, 90))
+    scaled = []
+    for d in digits:
+        h = int(height * rng.uniform(0.75, 1.0))
+        w = max(4, round(d.shape[1] * h / d.shape[0]))
+        scaled.append(np.asarray(Image.fromarray(d).resize((w, h), Image.BILINEAR)))
+    gaps = rng.integers(-2, 14, len(digits))
+    width = sum(s.shape[1] for s in scaled) + int(gaps.clip(0).sum()) + 40
+    ink = np.zeros((height + 30, width), np.float32)
+    x = 20
+    for s, gap in zip(scaled, gaps, strict=True):
+        y = 15 + int(rng.integers(0, height - s.shape[0] + 1))
+        patch = 1 - s.astype(np.float32) / 255
+        ink[y : y + s.shape[0], x : x + s.shape[1]] = np.maximum(
+            ink[y : y + s.shape[0], x : x + s.shape[1]], patch
+        )
+        x += s.shape[1] + int(gap)
+    paper, pen = rng.uniform(0.75, 1.0), rng.uniform(0.0, 0.3)
+    page = paper - (paper - pen) * ink + rng.normal(0, 0.02, ink.shape)
+    return (np.clip(page, 0, 1) * 255).astype(np.uint8)
+
+
+def composed_numbers(recognizer, root: Path, count: int, rng):
+    sets = [load_set(root / name, large=True) for name in ("usps", "semeion")]
+    correct = 0
+    for _ in range(count):
+        paths, labels = sets[int(rng.integers(0, 2))]
+        picks = rng.integers(0, len(paths), int(rng.integers(2, 7)))
+        digits = [np.asarray(Image.open(paths[i]).convert("L")) for i in picks]
+        page = compose_number(digits, rng)
+        truth = "".join(str(labels[i]) for i in picks)
+        correct += read_with(recognizer, page).text == truth
+    return correct / count
+
+
+def blank_pages(rng):
+    yield np.full((480, 640), 255, np.uint8)
+    yield np.full((28, 28), 128, np.uint8)
+    yield (np.clip(rng.normal(220, 12, (300, 400)), 0, 255)).astype(np.uint8)
+    yield (np.linspace(90, 250, 640)[None, :] * np.ones((480, 1))).astype(np.uint8)
+    yield (np.clip(rng.normal(40, 6, (240, 320)), 0, 255)).astype(np.uint8)
+    yield np.zeros((64, 64), np.uint8)
+
+
+def predict_1000_files(model_spec: str, x_test):
+    with tempfile.TemporaryDirectory() as folder:
+        for i in range(1000):
+            Image.fromarray(255 - x_test[i]).resize((64, 64)).save(f"{folder}/{i:04d}.png")
+        start = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-m", "digitnet", "predict", "--json", "--model", model_spec, folder],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+    assert len(result.stdout.splitlines()) == 1000
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="cnn")
+    parser.add_argument("--numbers", type=int, default=300)
+    parser.add_argument("--root", default=DEFAULT_ROOT)
+    args = parser.parse_args()
+    reuse_freed_memory()
+    rng = np.random.default_rng(0)
+    recognizer = Recognizer(resolve_model(args.model))
+    _, (x_test, y_test) = load_mnist()
+    results = {}
+
+    direct, piped = mnist_through_pipeline(recognizer, x_test, y_test, rng)
+    results["mnist_direct"], results["mnist_pipeline"] = direct, piped
+    verdict = "meets" if direct - piped <= 0.001 else "MISSES"
+    print(
+        row(
+            "MNIST test set, arrays / through PNG pipeline",
+            f"{direct:.4f} / {piped:.4f}",
+            f"{verdict} the 0.1-point target (loss {100 * (direct - piped):.2f} points)",
+        )
+    )
+
+    accuracy = composed_numbers(recognizer, Path(args.root), args.numbers, rng)
+    results["composed_numbers"] = accuracy
+    print(
+        row(
+            f"written numbers from USPS/Semeion ({args.numbers})",
+            f"{accuracy:.3f}",
+            f"{'meets' if accuracy >= 0.85 else 'MISSES'} the 0.85 exact-string target",
+        )
+    )
+
+    rejected = [prepare(page).image is None for page in blank_pages(rng)]
+    results["blank_rejected"] = f"{sum(rejected)}/{len(rejected)}"
+    print(row("blank pages rejected", results["blank_rejected"]))
+
+    seconds = predict_1000_files(args.model, x_test)
+    results["predict_1000_seconds"] = seconds
+    print(
+        row(
+            "digitnet predict, 1,000 PNG files",
+            f"{seconds:.2f} s",
+            f"{'meets' if seconds <= 5 else 'MISSES'} the 5 s target",
+        )
+    )
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
