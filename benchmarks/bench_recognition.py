@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from common import row
 from PIL import Image
-from realworld import DEFAULT_ROOT, load_set
+from realworld import DEFAULT_ROOT
 
-from digitnet.data import load_mnist, to_float
+from digitnet.data import load_mnist, read_labelled_folder, to_float
 from digitnet.memory import reuse_freed_memory
 from digitnet.recognition import Recognizer, read_with
 from digitnet.vision import prepare
@@ -75,7 +75,7 @@ def compose_number(digits: list[np.ndarray], rng) -> np.ndarray:
 
 
 def composed_numbers(recognizer, root: Path, count: int, rng):
-    sets = [load_set(root / name, large=True) for name in ("usps", "semeion")]
+    sets = [read_labelled_folder(root / name, "images_large") for name in ("usps", "semeion")]
     correct = 0
     for _ in range(count):
         paths, labels = sets[int(rng.integers(0, 2))]

@@ -30,6 +30,23 @@ def evaluate_model(model, data: str | None = None) -> dict[str, Any]:
     }
 
 
+def evaluate_files(model, paths, labels) -> dict[str, Any]:
+    """Accuracy on image files through the image pipeline (``digitnet.vision.prepare``), as
+    ``digitnet predict`` sees them; an image rejected as "no digit" counts as wrong."""
+    from digitnet.vision import prepare
+
+    prepared = [prepare(path).image for path in paths]
+    rejected = np.array([image is None for image in prepared])
+    inputs = np.stack([np.zeros((28, 28), np.float32) if im is None else im for im in prepared])
+    predicted = model.predict(inputs).argmax(axis=1)
+    predicted[rejected] = -1
+    return {
+        "accuracy": float(np.mean(predicted == np.asarray(labels))),
+        "rejected": int(rejected.sum()),
+        "count": len(paths),
+    }
+
+
 def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"Test set: {report['samples']} digits ({report['data']})",

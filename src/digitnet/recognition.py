@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from digitnet.vision import ImageError, prepare
-from digitnet.vision.segment import segment
+from digitnet.vision.segment import choose_reading, segment
 
 
 @dataclass
@@ -195,26 +195,24 @@ class Reading:
 
 
 def read_with(recognizer: Recognizer, image: Any) -> Reading:
-    """Read a number: every alternative of every part is recognised in one forward pass, and
-    each part keeps the alternative with the highest geometric-mean confidence."""
-    slots, reason = segment(image)
-    if not slots:
+    """Read a number: every candidate piece is recognised in one forward pass, then the
+    sequence of candidates with the most probable digits overall is kept."""
+    parts, candidates, reason = segment(image)
+    if not candidates:
         return Reading("", [], reason)
-    pieces = [piece for slot in slots for alternative in slot for piece in alternative]
+    pieces = [piece for c in candidates for piece in c.pieces]
     probabilities = iter(recognizer.predict_inputs(np.stack([p.image for p in pieces])))
-    digits: list[Prediction] = []
-    for slot in slots:
-        readings = []
-        for alternative in slot:
-            reading = []
-            for piece in alternative:
-                p = next(probabilities)
-                prediction = Prediction(int(p.argmax()), float(p.max()), [float(v) for v in p],
-                                        box=piece.box)  # fmt: skip
-                prediction.input = piece.image
-                reading.append(prediction)
-            readings.append(reading)
-        digits += max(readings, key=lambda r: np.mean([np.log(d.confidence) for d in r]))
+    predictions: list[list[Prediction]] = []
+    for c in candidates:
+        predictions.append([])
+        for piece in c.pieces:
+            p = next(probabilities)
+            prediction = Prediction(int(p.argmax()), float(p.max()), [float(v) for v in p],
+                                    box=piece.box)  # fmt: skip
+            prediction.input = piece.image
+            predictions[-1].append(prediction)
+    scores = [sum(math.log(max(d.confidence, 1e-12)) for d in r) for r in predictions]
+    digits = [d for index in choose_reading(parts, candidates, scores) for d in predictions[index]]
     return Reading("".join(str(d.digit) for d in digits), digits)
 
 

@@ -3,6 +3,7 @@
 from digitnet.data.errors import DataError
 from digitnet.data.formats import read_kaggle_csv, read_keras_npz
 from digitnet.data.idx import parse_idx, read_idx
+from digitnet.data.labelled_folder import read_labelled_folder
 from digitnet.data.mnist import fingerprint, load_mnist, read_idx_folder, to_float
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "read_idx_folder",
     "read_kaggle_csv",
     "read_keras_npz",
+    "read_labelled_folder",
     "to_float",
 ]

@@ -2,10 +2,11 @@
 
 The ink (as ``preprocess`` finds it) is cut into connected components; components stacked
 over each other (a broken stroke, the two parts of a "5") are merged, and fragments much
-shorter than the row's digits join their nearest neighbour. A part wider than a digit may be
-digits written touching — or just a wide digit: it is offered both ways, whole and split at the
-columns with the least ink, and the recogniser keeps the reading it is surer of. Each piece is
-normalised exactly like a single digit.
+shorter than the row's digits join their nearest neighbour. What remains is ambiguous in two
+ways, and both are left to the recogniser: a part wider than a digit may be digits written
+touching (it is offered whole and split at the columns with the least ink), and neighbouring
+parts may be one digit written in two strokes (they are offered apart and joined). The reading
+whose digits are, together, most probable wins. Each piece is normalised like a single digit.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ ANALYSIS_SIDE = 640  # a row of up to ~10 digits keeps ~60 px per digit
 MERGE_OVERLAP = 0.5  # of the narrower part's width: parts stacked this much are one digit
 DIGIT_ASPECT = 0.75  # a digit's typical width / height, for splitting touching digits
 SPLIT_ASPECT = 1.2  # wider than this times a digit's typical width: maybe several digits
+MAX_JOINED = 3  # a digit written in at most this many side-by-side strokes
+JOIN_GAP = 0.3  # of the row's digit height: parts closer than this may be one digit
+JOIN_ASPECT = 1.3  # of the row's digit height: no single digit is wider
 
 
 @dataclass
@@ -40,7 +44,14 @@ class Piece:
     box: tuple[int, int, int, int]  # x, y, width, height in the source image
 
 
-Slot = list[list[Piece]]  # the alternative readings of one part: whole, or split in 2, 3, ...
+@dataclass
+class Candidate:
+    """One way to read the parts ``first``..``last`` (inclusive, left to right): as the digits
+    ``pieces`` — one piece for a part or parts joined, several for a part split."""
+
+    first: int
+    last: int
+    pieces: list[Piece]
 
 
 @dataclass
@@ -58,15 +69,17 @@ class _Group:
         return self.left + self.mask.shape[1]
 
 
-def segment(source: Any) -> tuple[list[Slot], str | None]:
-    """The parts of a written number, left to right, each as its alternative readings (lists
-    of digit pieces), or ([], reason) when there is no ink."""
+def segment(source: Any) -> tuple[int, list[Candidate], str | None]:
+    """The parts of a written number, left to right, and the candidate readings over them:
+    each part alone, neighbouring parts joined (a digit written in two strokes side by side),
+    a wide part split (digits written touching). Returns (parts, candidates, None), or
+    (0, [], reason) when there is no ink. ``choose_reading`` picks the best sequence."""
     ink = ink_map(load_gray(source))
     small, scale = shrink(ink, ANALYSIS_SIDE)
     signal = float(np.percentile(small, 99.7))
     noise = noise_level(small[small < 0.5 * signal]) if signal > 0 else 0.0
     if signal < MIN_CONTRAST or signal < NOISE_MARGIN * noise:
-        return [], "no ink: the image is blank or nothing stands out from the background"
+        return 0, [], "no ink: the image is blank or nothing stands out from the background"
     threshold = max(0.35 * signal, 3 * noise)
     labels, components = label(small > threshold)
     largest = max(c.area for c in components)
@@ -93,13 +106,38 @@ def segment(source: Any) -> tuple[list[Slot], str | None]:
         image = normalize_digit(crop * own, threshold)
         return Piece(image, (left, top, right - left, bottom - top))
 
-    slots = []
-    for g in groups:
-        alternatives = [[piece(g)]]
+    candidates = []
+    for i, g in enumerate(groups):
+        candidates.append(Candidate(i, i, [piece(g)]))
         for parts in splits(g, row_height):
-            alternatives.append([piece(p) for p in parts])
-        slots.append(alternatives)
-    return slots, None
+            candidates.append(Candidate(i, i, [piece(p) for p in parts]))
+        joined = g
+        for j in range(i + 1, min(i + MAX_JOINED, len(groups))):
+            if groups[j].left - joined.right > JOIN_GAP * row_height:
+                break
+            joined = _union(joined, groups[j])
+            if joined.mask.shape[1] > JOIN_ASPECT * row_height:
+                break
+            candidates.append(Candidate(i, j, [piece(joined)]))
+    return len(groups), candidates, None
+
+
+def choose_reading(parts: int, candidates: list[Candidate], scores: list[float]) -> list[int]:
+    """The candidates (indices) that cover parts 0..parts-1 in order with the highest total
+    score (the sum of each digit's log-probability), by dynamic programming."""
+    best = [0.0] + [-np.inf] * parts  # best[k]: the best score covering parts 0..k-1
+    back: list[int | None] = [None] * (parts + 1)
+    for index in sorted(range(len(candidates)), key=lambda c: candidates[c].last):
+        c = candidates[index]
+        score = best[c.first] + scores[index]
+        if score > best[c.last + 1]:
+            best[c.last + 1], back[c.last + 1] = score, index
+    chosen, k = [], parts
+    while k > 0:
+        index = back[k]
+        chosen.append(index)
+        k = candidates[index].first
+    return chosen[::-1]
 
 
 def dilate(mask: np.ndarray) -> np.ndarray:
