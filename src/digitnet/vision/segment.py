@@ -20,13 +20,12 @@ import numpy as np
 from digitnet.vision.components import label
 from digitnet.vision.loading import load_gray
 from digitnet.vision.preprocess import (
-    MIN_CONTRAST,
-    NOISE_MARGIN,
+    NO_INK,
     SPECK_FRACTION,
     ink_map,
-    noise_level,
     normalize_digit,
     shrink,
+    writing_threshold,
 )
 
 ANALYSIS_SIDE = 640  # a row of up to ~10 digits keeps ~60 px per digit
@@ -76,11 +75,9 @@ def segment(source: Any) -> tuple[int, list[Candidate], str | None]:
     (0, [], reason) when there is no ink. ``choose_reading`` picks the best sequence."""
     ink = ink_map(load_gray(source))
     small, scale = shrink(ink, ANALYSIS_SIDE)
-    signal = float(np.percentile(small, 99.7))
-    noise = noise_level(small[small < 0.5 * signal]) if signal > 0 else 0.0
-    if signal < MIN_CONTRAST or signal < NOISE_MARGIN * noise:
-        return 0, [], "no ink: the image is blank or nothing stands out from the background"
-    threshold = max(0.35 * signal, 3 * noise)
+    threshold = writing_threshold(small)
+    if threshold is None:
+        return 0, [], NO_INK
     labels, components = label(small > threshold)
     largest = max(c.area for c in components)
     groups = []
