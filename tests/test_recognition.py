@@ -126,3 +126,17 @@ def test_recognizer_applies_the_model_files_temperature(tutorial, mnist):
     plain = Recognizer(tutorial, temperature=1.0).recognize(image)
     softer = Recognizer(tutorial, temperature=3.0).recognize(image)
     assert plain.digit == softer.digit and softer.confidence < plain.confidence
+
+
+def test_unreadable_folder_is_reported(tmp_path, monkeypatch, capsys):
+    import os
+
+    def walk(path, onerror=None):
+        onerror(PermissionError(13, "Permission denied", str(path)))
+        return iter(())
+
+    monkeypatch.setattr(os, "walk", walk)
+    (tmp_path / "locked").mkdir()
+    code = main(["predict", "--model", "tutorial", "--json", str(tmp_path / "locked")])
+    record = json.loads(capsys.readouterr().out)
+    assert code == 1 and record["error"] == "cannot read folder: Permission denied"
