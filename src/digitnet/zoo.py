@@ -98,7 +98,7 @@ def cnn(seed: int | None = None) -> Sequential:
 PRESETS: dict[str, Preset] = {
     "tutorial": Preset(
         "tutorial",
-        "the tutorial's 784-16-16-10 network: SGD lr 0.01, batch 32, 5 epochs (about 93%)",
+        "the tutorial's 784-16-16-10 network: SGD lr 0.01, batch 32, 5 epochs",
         build=mlp,
         optimizer=lambda lr, steps: SGD(lr or 0.01),
         epochs=5,
@@ -107,7 +107,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "mlp": Preset(
         "mlp",
-        "784-512-256-10 with dropout: Adam with cosine decay, batch 128, 20 epochs (about 98.5%)",
+        "784-512-256-10 with dropout: Adam with cosine decay, batch 128, 20 epochs",
         build=lambda seed=None, hidden=(512, 256), activation="relu": mlp(
             seed, hidden, activation, dropout=0.2
         ),

