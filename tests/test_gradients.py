@@ -167,3 +167,31 @@ def test_whole_model_gradient(loss, rng):
     analytic = model._flat_grads.copy()
     assert model._fused_softmax == (loss == "sparse_categorical_crossentropy")
     assert_close(analytic, numeric_gradient(f, model._flat_params), "d loss / d params")
+
+
+def test_whole_cnn_gradient(rng):
+    """Through a packed model, Conv2D takes its fused [W; b] path: check it end to end."""
+    model = Sequential(
+        [
+            Reshape((6, 6, 1), input_shape=(6, 6)),
+            Conv2D(3, 3, activation="tanh"),
+            BatchNorm(),
+            MaxPool2D(2),
+            Conv2D(2, 2, strides=2, padding="same"),
+            Flatten(),
+            Dense(3, activation="softmax"),
+        ],
+        seed=4,
+        dtype=np.float64,
+    )
+    model.compile(loss="sparse_categorical_crossentropy")
+    model.build()
+    model._flat_params[...] += rng.normal(scale=0.1, size=model._flat_params.shape)
+    X, y = rng.normal(size=(N, 6, 6)), rng.integers(0, 3, N)
+
+    def f():
+        return model._train_loss(y, model._forward(X, training=True))
+
+    model._backward(model._train_loss.gradient(y, model._forward(X, training=True)))
+    analytic = model._flat_grads.copy()
+    assert_close(analytic, numeric_gradient(f, model._flat_params), "d loss / d params")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from digitnet.nn.activations import ActivationFunction
 from digitnet.nn.errors import NNError
@@ -44,14 +44,38 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def im2col(Xp: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], out_hw) -> np.ndarray:
+def im2col(
+    Xp: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], out_hw, ones: bool = False
+) -> np.ndarray:
     """Windows of a padded input (N, Hp, Wp, C) as rows (N * Ho * Wo, kh * kw * C), ordered
-    (kh, kw, C) to match a kernel (kh, kw, C, F) reshaped to (kh * kw * C, F)."""
+    (kh, kw, C) to match a kernel (kh, kw, C, F) reshaped to (kh * kw * C, F). With ``ones``,
+    a last column of 1s lets one GEMM with [W; b] add the bias too."""
     (kh, kw), (sh, sw), (Ho, Wo) = kernel, strides, out_hw
+    N, C = len(Xp), Xp.shape[3]
     windows = sliding_window_view(Xp, (kh, kw), axis=(1, 2))  # (N, Hp-kh+1, Wp-kw+1, C, kh, kw)
     windows = windows[:, : (Ho - 1) * sh + 1 : sh, : (Wo - 1) * sw + 1 : sw]  # (N, Ho, Wo, ...)
     rows = windows.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, kh, kw, C)
-    return rows.reshape(len(Xp) * Ho * Wo, -1)  # one copy
+    if not ones:
+        return rows.reshape(N * Ho * Wo, -1)  # one copy
+    K = kh * kw * C
+    cols = np.empty((N * Ho * Wo, K + 1), dtype=Xp.dtype)
+    cols[:, K] = 1
+    np.copyto(cols[:, :K].reshape(N, Ho, Wo, kh, kw, C), rows)  # a view: one copy, in place
+    return cols
+
+
+def weights_and_bias(W: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """[W; b] (K + 1, F) as one view when b lies right after W (K, F) in memory — as the model
+    packs them — so one GEMM serves both; None otherwise (e.g. a layer used on its own)."""
+    if (
+        W.base is None
+        or W.base is not b.base
+        or not (W.flags.c_contiguous and b.flags.c_contiguous)
+    ):
+        return None
+    if b.__array_interface__["data"][0] != W.__array_interface__["data"][0] + W.nbytes:
+        return None
+    return as_strided(W, shape=(W.shape[0] + 1, W.shape[1]), strides=W.strides)
 
 
 class Conv2D(ActivatedLayer):
@@ -112,9 +136,14 @@ class Conv2D(ActivatedLayer):
     def forward(self, X, training=False):
         N = len(X)
         Ho, Wo, F = self.output_shape
-        cols = im2col(self._pad(X), self.kernel_size, self.strides, (Ho, Wo))  # (N*Ho*Wo, K)
-        Z = cols @ self.params["W"].reshape(-1, F)  # (N*Ho*Wo, K) @ (K, F) -> (N*Ho*Wo, F)
-        Z += self.params["b"]
+        W, b = self.params["W"].reshape(-1, F), self.params["b"]  # (K, F), (F,)
+        Wb = weights_and_bias(W, b)  # (K + 1, F) or None
+        cols = im2col(self._pad(X), self.kernel_size, self.strides, (Ho, Wo), Wb is not None)
+        if Wb is not None:
+            Z = cols @ Wb  # (N*Ho*Wo, K+1) @ (K+1, F) -> (N*Ho*Wo, F), bias included
+        else:
+            Z = cols @ W  # (N*Ho*Wo, K) @ (K, F) -> (N*Ho*Wo, F)
+            Z += b
         if training:
             self._cols, self._N = cols, N
         return self.activate(Z.reshape(N, Ho, Wo, F), training)
@@ -124,8 +153,12 @@ class Conv2D(ActivatedLayer):
         Ho, Wo, F = self.output_shape
         N, cols = self._N, self._cols
         dZ = self.deactivate(dA).reshape(-1, F)  # (N*Ho*Wo, F)
-        np.matmul(cols.T, dZ, out=self.grads["W"].reshape(-1, F))  # (K, N*Ho*Wo) @ (.., F)
-        np.add.reduce(dZ, axis=0, out=self.grads["b"])
+        dWb = weights_and_bias(self.grads["W"].reshape(-1, F), self.grads["b"])
+        if cols.shape[1] == self.grads["W"].size // F + 1 and dWb is not None:
+            np.matmul(cols.T, dZ, out=dWb)  # (K+1, N*Ho*Wo) @ (.., F): dW and db at once
+        else:
+            np.matmul(cols.T, dZ, out=self.grads["W"].reshape(-1, F))  # (K, M) @ (M, F)
+            np.add.reduce(dZ, axis=0, out=self.grads["b"])
         self._cols = None
         if not self.needs_input_grad:
             return None
