@@ -393,9 +393,7 @@ def build_parser() -> Parser:
         description="Recognise the digit in each image. Folders are searched for images."
         " A blank image gets no digit and a reason. Exit status 1 if any file failed.",
     )
-    predict.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+")
-    predict.add_argument("--model", help="a model file, or cnn (default) or tutorial")
-    predict.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    add_image_arguments(predict)
     predict.add_argument("--top", type=positive_int, metavar="K", default=0,
                          help="also show the K most probable digits")  # fmt: skip
     predict.add_argument("--csv", metavar="OUT", help="also write a CSV file (never overwritten)")
@@ -405,9 +403,7 @@ def build_parser() -> Parser:
         "read",
         help="read a number written in a row of digits (2 to 10 digits, touching or not)",
     )
-    read.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+")
-    read.add_argument("--model", help="a model file, or cnn (default) or tutorial")
-    read.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    add_image_arguments(read)
     read.set_defaults(func=cmd_read)
 
     calibrate = commands.add_parser(
@@ -427,6 +423,13 @@ def build_parser() -> Parser:
     add_model_argument(summary)
     summary.set_defaults(func=cmd_summary)
     return parser
+
+
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+    """The images, the model and --json, shared by predict and read."""
+    parser.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+")
+    parser.add_argument("--model", help="a model file, or cnn (default) or tutorial")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
 
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
