@@ -266,13 +266,10 @@ class Sequential:
     def predict(self, x: Any, batch_size: int = PREDICT_BATCH) -> np.ndarray:
         """Predictions for x (N, *input_shape): (N, C) float32, probabilities for softmax heads."""
         X = self._check_x(x, "predict")
-        chunks = [
-            self._outputs_to_predictions(self._forward(X[i : i + batch_size], training=False))
-            for i in range(0, len(X), batch_size)
-        ]
-        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        return self._outputs_to_predictions(self._raw_outputs(X, batch_size))
 
     def _raw_outputs(self, X: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+        """The last layer's outputs (logits for a fused softmax head) in batches of rows."""
         chunks = [
             self._forward(X[i : i + batch_size], training=False)
             for i in range(0, len(X), batch_size)
