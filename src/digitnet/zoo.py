@@ -98,7 +98,7 @@ def cnn(seed: int | None = None) -> Sequential:
 PRESETS: dict[str, Preset] = {
     "tutorial": Preset(
         "tutorial",
-        "the tutorial's 784-16-16-10 network: SGD lr 0.01, batch 32, 5 epochs",
+        "the tutorial's 784-16-16-10 network: SGD lr 0.01, batch 32",
         build=mlp,
         optimizer=lambda lr, steps: SGD(lr or 0.01),
         epochs=5,
@@ -107,7 +107,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "mlp": Preset(
         "mlp",
-        "784-512-256-10 with dropout: Adam with cosine decay, batch 128, 20 epochs",
+        "784-512-256-10 with dropout: Adam with cosine decay, batch 128",
         build=lambda seed=None, hidden=(512, 256), activation="relu": mlp(
             seed, hidden, activation, dropout=0.2
         ),
@@ -118,7 +118,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "cnn": Preset(
         "cnn",
-        "CNN with batch norm: one-cycle AdamW, randomly distorted digits, 20 epochs",
+        "CNN with batch norm: one-cycle AdamW on randomly distorted digits, batch 128",
         build=cnn,
         optimizer=lambda lr, steps: Adam(OneCycle(lr or 3e-3, steps), weight_decay=5e-3),
         epochs=20,
