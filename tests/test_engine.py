@@ -277,3 +277,12 @@ def test_progress_bar_draws_a_bar_with_eta_on_a_terminal(rng):
     model.fit(X, y, epochs=1, batch_size=8, callbacks=[bar], verbose=False)
     text = stream.getvalue()
     assert "Epoch 1/1" in text and "ETA" in text and "\r8/8 [" in text and "loss: " in text
+
+
+def test_forward_layers_gives_every_layers_output(rng):
+    model = tutorial_model()
+    X = rng.random((3, 28, 28), dtype=np.float32)
+    outputs = model.forward_layers(X)
+    assert [o.shape for o in outputs] == [(3, 784), (3, 16), (3, 16), (3, 10)]
+    assert (outputs[1] >= 0).all()  # ReLU activations
+    np.testing.assert_allclose(outputs[-1], model.predict(X), rtol=1e-6)

@@ -196,3 +196,13 @@ def test_truncated_png_and_missing_file(digit, tmp_path):
         prepare(tmp_path / "missing.png")
     with pytest.raises(ImageError, match="is a folder"):
         prepare(tmp_path)
+
+
+def test_deskew_makes_a_slanted_stroke_upright():
+    from digitnet.vision.preprocess import deskew
+
+    image = np.zeros((28, 28), np.float32)
+    for row in range(6, 22):
+        image[row, 8 + (21 - row) // 2] = 1  # a stroke leaning right, half a pixel per row
+    cols = np.nonzero(deskew(image) > 0.3)[1]
+    assert cols.max() - cols.min() <= 2  # now nearly one column wide
