@@ -22,6 +22,7 @@ from digitnet.nn import (
     SparseCategoricalCrossentropy,
 )
 from digitnet.nn.activations import Sigmoid, Softmax, Tanh
+from digitnet.nn.errors import NNError
 
 N = 4
 
@@ -195,3 +196,53 @@ def test_whole_cnn_gradient(rng):
     model._backward(model._train_loss.gradient(y, model._forward(X, training=True)))
     analytic = model._flat_grads.copy()
     assert_close(analytic, numeric_gradient(f, model._flat_params), "d loss / d params")
+
+
+def test_input_gradient_is_the_inference_gradient_of_the_logit(rng):
+    """Backpropagation to the pixels (the web page's explanation): BatchNorm with its moving
+    statistics, Dropout off, the softmax head's logit — against finite differences."""
+    model = Sequential(
+        [
+            Reshape((6, 6, 1), input_shape=(6, 6)),
+            Conv2D(3, 3, activation="relu"),
+            BatchNorm(),
+            MaxPool2D(2),
+            Dropout(0.5),
+            Flatten(),
+            Dense(4, activation="sigmoid"),
+            Dense(3, activation="softmax"),
+        ],
+        seed=5,
+        dtype=np.float64,
+    )
+    model.compile(loss="sparse_categorical_crossentropy")
+    model.build()
+    model._flat_params[...] += rng.normal(scale=0.3, size=model._flat_params.shape)
+    batchnorm = model.layers[2]
+    batchnorm.state["moving_mean"][...] = rng.normal(size=3)
+    batchnorm.state["moving_variance"][...] = rng.uniform(0.5, 2, size=3)
+    X, units = rng.normal(size=(N, 6, 6)), np.array([0, 1, 2, 1])
+    before = model.predict(X)
+
+    analytic = model.input_gradient(X, units)
+
+    head = model.layers[-1]
+    assert head.output_logits  # fused with the loss: the head already outputs logits
+
+    def logit(i):
+        return lambda: float(model._forward(X[i : i + 1], training=False)[0, units[i]])
+
+    numeric = np.stack([numeric_gradient(logit(i), X[i : i + 1])[0] for i in range(N)])
+    assert_close(analytic, numeric, "d logit / d input")
+    np.testing.assert_array_equal(model.predict(X), before)  # no state changed
+    assert [layer.tracing for layer in model.layers] == [False] * len(model.layers)
+    assert model.layers[0].needs_input_grad is False
+
+
+def test_input_gradient_rejects_a_unit_outside_the_outputs(rng):
+    model = Sequential([Dense(3, activation="softmax", input_shape=(5,))])
+    model.compile(loss="sparse_categorical_crossentropy")
+    with pytest.raises(NNError, match=r"integer in \[0, 3\)"):
+        model.input_gradient(rng.normal(size=(2, 5)), 3)
+    with pytest.raises(NNError, match="one per sample"):
+        model.input_gradient(rng.normal(size=(2, 5)), [0, 1, 2])

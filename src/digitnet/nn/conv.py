@@ -144,7 +144,7 @@ class Conv2D(ActivatedLayer):
         else:
             Z = cols @ W  # (N*Ho*Wo, K) @ (K, F) -> (N*Ho*Wo, F)
             Z += b
-        if training:
+        if training or self.tracing:
             self._cols, self._N = cols, N
         return self.activate(Z.reshape(N, Ho, Wo, F), training)
 
@@ -241,7 +241,7 @@ class MaxPool2D(Layer):
         out = X[offsets[0]].copy()
         for index in offsets[1:]:
             np.maximum(out, X[index], out=out)
-        if training:
+        if training or self.tracing:
             self._X, self._out = X, out
         return out
 

@@ -5,7 +5,10 @@ The layer protocol (see ``Layer``):
 
 * ``build(input_shape, rng)`` creates the parameters for inputs of shape (N, *input_shape) and
   returns the output shape without the batch dimension;
-* ``forward(X, training)`` caches exactly what ``backward`` needs and returns the output;
+* ``forward(X, training)`` caches exactly what ``backward`` needs and returns the output. It
+  caches when ``training`` (which also switches Dropout and BatchNorm to their training
+  behaviour) or when ``tracing`` (inference behaviour, kept for backward: gradients of the
+  inference function, e.g. with respect to the input pixels);
 * ``backward(dout)`` fills ``grads`` (same keys and shapes as ``params``) and returns dX, or None
   when ``needs_input_grad`` is False (the first trainable layer: nothing below needs dX).
 """
@@ -35,6 +38,7 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}  # non-trainable arrays saved with the model
         self.needs_input_grad = True
+        self.tracing = False  # keep what backward needs in inference mode too
         self.built = False
 
     def build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
@@ -88,7 +92,8 @@ class Activation(Layer):
         self.output_logits = False  # set by the model when the loss consumes the logits
 
     def activate(self, Z: np.ndarray, training: bool) -> np.ndarray:
-        return Z if self.output_logits else self.activation.forward(Z, training)
+        keep = training or self.tracing
+        return Z if self.output_logits else self.activation.forward(Z, keep)
 
     def deactivate(self, dA: np.ndarray) -> np.ndarray:
         return dA if self.output_logits else self.activation.backward(dA)
@@ -168,7 +173,7 @@ class Dense(ActivatedLayer):
         W, b = self.params["W"], self.params["b"]
         Z = X @ W  # (N, D) @ (D, H) -> (N, H)
         Z += b
-        if training:
+        if training or self.tracing:
             self._X = X
         return self.activate(Z, training)
 

@@ -203,6 +203,50 @@ class Sequential:
         outputs[-1] = self._outputs_to_predictions(outputs[-1])
         return outputs
 
+    def input_gradient(self, x: Any, unit: int | Sequence[int]) -> np.ndarray:
+        """How each input value moves one output score, in inference mode: d score / d x of
+        shape (N, *input_shape) — backpropagation carried on down to the pixels.
+
+        ``unit`` picks the output (one for all samples, or one per sample). Its score is the
+        logit (the head's input to softmax) when the head is a softmax, else the output itself.
+        The layers' parameter gradients are overwritten on the way (they are scratch space
+        between training steps).
+        """
+        X = self._check_x(x, "input_gradient")
+        outputs = self.output_shape[-1]
+        units = np.asarray(unit)
+        if units.ndim > 1 or (units.ndim == 1 and len(units) != len(X)):
+            raise NNError(
+                f"input_gradient: give one unit for all samples or one per sample ({len(X)}); "
+                f"got {units.shape}"
+            )
+        units = np.broadcast_to(units, (len(X),))
+        if units.dtype.kind not in "iu" or (
+            units.size and not (0 <= units.min() <= units.max() < outputs)
+        ):
+            raise NNError(
+                f"input_gradient: unit must be an integer in [0, {outputs}); got {unit!r}"
+            )
+        head = self.layers[-1]
+        saved = [(layer.needs_input_grad, layer.tracing) for layer in self.layers]
+        head_logits = getattr(head, "output_logits", False)
+        try:
+            for layer in self.layers:
+                layer.needs_input_grad, layer.tracing = True, True
+            if isinstance(head, Activation) and head.activation.name == "softmax":
+                head.output_logits = True
+            out = self._forward(X, training=False)  # (N, outputs)
+            grad = np.zeros_like(out)
+            grad[np.arange(len(X)), units] = 1
+            for layer in reversed(self.layers):
+                grad = layer.backward(grad)
+        finally:
+            for layer, (needs, tracing) in zip(self.layers, saved, strict=True):
+                layer.needs_input_grad, layer.tracing = needs, tracing
+            if isinstance(head, Activation):
+                head.output_logits = head_logits
+        return grad
+
     # ---------------------------------------------------------------------------- validation
 
     def _check_x(self, x: Any, where: str) -> np.ndarray:

@@ -33,6 +33,7 @@ class BatchNorm(Layer):
         if not epsilon > 0:
             raise NNError(f"BatchNorm epsilon must be > 0; got {epsilon!r}")
         self.momentum, self.epsilon = float(momentum), float(epsilon)
+        self._inference_scale = None  # set by a traced inference pass, see Layer.tracing
 
     def build(self, input_shape, rng):
         D = int(input_shape[-1])
@@ -49,8 +50,14 @@ class BatchNorm(Layer):
     def forward(self, X, training=False):
         gamma, beta = self.params["gamma"], self.params["beta"]
         if not training:
-            scale = gamma / np.sqrt(self.state["moving_variance"] + self.epsilon)  # (D,)
-            return X * scale.astype(X.dtype) + (beta - self.state["moving_mean"] * scale)
+            inv_std = 1 / np.sqrt(self.state["moving_variance"] + self.epsilon)  # (D,)
+            scale = (gamma * inv_std).astype(X.dtype)
+            if self.tracing:  # an affine map per channel: X_hat = (X - moving mean) * inv_std
+                self._X_hat, self._inference_scale = (
+                    (X - self.state["moving_mean"]) * inv_std,
+                    scale,
+                )
+            return X * scale + (beta - self.state["moving_mean"] * scale)
         rows = X.reshape(-1, X.shape[-1])  # (M, D): every position of every sample is a row
         count = len(rows)
         ones = np.ones(count, dtype=X.dtype)  # column sums as GEMVs: faster than reductions
@@ -69,6 +76,8 @@ class BatchNorm(Layer):
         return out.reshape(X.shape)
 
     def backward(self, dout):
+        if self._inference_scale is not None:
+            return self._inference_backward(dout)
         centred, inv_std, ones = self._centred, self._inv_std, self._ones
         gamma = self.params["gamma"]
         shape = dout.shape
@@ -87,6 +96,15 @@ class BatchNorm(Layer):
         dX -= centred * (scale * inv_std * dgamma / count)
         dX -= scale * dbeta / count
         return dX.reshape(shape)
+
+    def _inference_backward(self, dout):
+        """Backward through the inference map X * scale + shift, with the moving statistics
+        constant: dX = dout * scale, dgamma = sum(dout * X_hat), dbeta = sum(dout)."""
+        axes = tuple(range(dout.ndim - 1))
+        self.grads["beta"][...] = dout.sum(axis=axes)
+        self.grads["gamma"][...] = (dout * self._X_hat).sum(axis=axes)
+        scale, self._X_hat, self._inference_scale = self._inference_scale, None, None
+        return dout * scale if self.needs_input_grad else None
 
     def get_config(self):
         return {"momentum": self.momentum, "epsilon": self.epsilon, "name": self.name}

@@ -197,12 +197,13 @@ def deskew(image: np.ndarray) -> np.ndarray:
 
 
 def normalize_digit(crop: np.ndarray, threshold: float) -> np.ndarray:
-    """An ink crop (h, w) around one digit -> 28x28: paper noise to 0, strokes to 1, the longer
-    side scaled to 20 pixels, centred by mass."""
+    """An ink crop (h, w) around one digit -> 28x28: strokes to 1 with their soft edges kept
+    (MNIST's digits are anti-aliased), cropped to the visible ink, the longer side scaled to 20
+    pixels, centred by mass."""
     writing = crop > threshold
     strong = percentile(crop[writing], 90) if writing.any() else 1.0
-    low = 0.4 * threshold
-    crop = np.clip((crop - low) / max(strong - low, 1e-6), 0, 1).astype(np.float32)
+    crop = np.clip(crop / max(strong, 1e-6), 0, 1).astype(np.float32)
+    crop = crop_to_ink(crop, VISIBLE_INK)
     h, w = crop.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -212,6 +213,18 @@ def normalize_digit(crop: np.ndarray, threshold: float) -> np.ndarray:
     if peak > 0:
         digit = np.clip(digit / peak, 0, 1)
     return centre_by_mass(digit)
+
+
+VISIBLE_INK = 0.05  # of the strokes' strength: fainter pixels at a crop's edge are left out
+
+
+def crop_to_ink(image: np.ndarray, level: float) -> np.ndarray:
+    """``image`` without its rows and columns at the edges that hold nothing above ``level``."""
+    rows = np.flatnonzero((image > level).any(axis=1))
+    cols = np.flatnonzero((image > level).any(axis=0))
+    if rows.size == 0:
+        return image
+    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def prepare(source: Any, deskew_digit: bool = False) -> Prepared:
