@@ -33,6 +33,8 @@ NOISE_MARGIN = 6.0  # ink must stand this many noise deviations above the paper
 MAX_INK_FRACTION = 0.7  # more "ink" than this is a texture, not a digit (thick digits fill half)
 SPECK_FRACTION = 0.08  # components smaller than this share of the largest are dropped
 
+Frame = tuple[float, float, float, float]  # x, y, width, height in an image's pixels
+
 
 @dataclass
 class Prepared:
@@ -45,6 +47,7 @@ class Prepared:
     image: np.ndarray | None
     reason: str | None = None
     box: tuple[int, int, int, int] | None = None
+    frame: Frame | None = None  # where the 28x28 field lies on the source: x, y, width, height
 
 
 def paper_is_light(gray: np.ndarray) -> bool:
@@ -67,22 +70,25 @@ LIGHTING_MIN_SIDE = 128  # smaller images get one paper level, larger a lighting
 PAPER_PERCENTILE = 20  # the paper level of a small image: strokes cover less than 80% of it
 
 
+BACKGROUND_SIDE = 64  # the lighting map is estimated with this many pixels on the shorter side
+
+
 def background(ink: np.ndarray) -> np.ndarray:
     """A smooth estimate of the paper's level (H, W), for uneven lighting: a grey-level opening
     (minimum, then maximum filter) with a window wider than any stroke removes the writing and
-    keeps the shading; a small blur smooths it. Small images get one level."""
+    keeps the shading; a small blur smooths it. Lighting varies slowly, so all of this runs on
+    a copy about BACKGROUND_SIDE pixels high, scaled back up at the end. Small images get one
+    level."""
     H, W = ink.shape
     if min(H, W) < LIGHTING_MIN_SIDE:
         return np.full_like(ink, percentile(ink, PAPER_PERCENTILE))
-    small, _ = shrink(ink, ANALYSIS_SIDE)
+    factor = min(H, W) / BACKGROUND_SIDE
+    size = (max(1, round(W / factor)), max(1, round(H / factor)))
+    small = np.asarray(Image.fromarray(ink, "F").resize(size, Image.BOX))
     window = max(5, min(small.shape) // 6) | 1  # odd, about a sixth of the image
     opened = filter_1d(filter_1d(small, window, np.min), window, np.max)
     smooth = filter_1d(opened, window, np.mean)
-    h, w = small.shape
-    r = (np.arange(H, dtype=np.float32) + 0.5) * h / H - 0.5
-    c = (np.arange(W, dtype=np.float32) + 0.5) * w / W - 0.5
-    rr, cc = np.meshgrid(np.clip(r, 0, h - 1), np.clip(c, 0, w - 1), indexing="ij")
-    return bilinear(smooth[None], rr[None], cc[None])[0]
+    return np.asarray(Image.fromarray(smooth, "F").resize((W, H), Image.BILINEAR))
 
 
 def filter_1d(image: np.ndarray, window: int, reduce) -> np.ndarray:
@@ -167,6 +173,11 @@ def find_digit(ink: np.ndarray) -> tuple[tuple[int, int, int, int] | None, str |
 def centre_by_mass(digit: np.ndarray) -> np.ndarray:
     """Paste a digit (h, w <= 20) into 28x28 with its centre of mass at pixel (14, 14), to the
     nearest pixel — where MNIST's digits have theirs (mean 14.0 on both axes)."""
+    return paste(digit, mass_centred_position(digit))
+
+
+def mass_centred_position(digit: np.ndarray) -> tuple[int, int]:
+    """Where (top, left) ``centre_by_mass`` puts a digit (h, w <= 20) in the 28x28 field."""
     h, w = digit.shape
     mass = digit.sum()
     rows, cols = np.indices(digit.shape)
@@ -174,6 +185,12 @@ def centre_by_mass(digit: np.ndarray) -> np.ndarray:
     com_c = (cols * digit).sum() / mass if mass else (w - 1) / 2
     top = int(np.clip(round(SIDE / 2 - com_r), 0, SIDE - h))
     left = int(np.clip(round(SIDE / 2 - com_c), 0, SIDE - w))
+    return top, left
+
+
+def paste(digit: np.ndarray, position: tuple[int, int]) -> np.ndarray:
+    top, left = position
+    h, w = digit.shape
     out = np.zeros((SIDE, SIDE), np.float32)
     out[top : top + h, left : left + w] = digit
     return out
@@ -200,10 +217,17 @@ def normalize_digit(crop: np.ndarray, threshold: float) -> np.ndarray:
     """An ink crop (h, w) around one digit -> 28x28: strokes to 1 with their soft edges kept
     (MNIST's digits are anti-aliased), cropped to the visible ink, the longer side scaled to 20
     pixels, centred by mass."""
+    return place_digit(crop, threshold)[0]
+
+
+def place_digit(crop: np.ndarray, threshold: float) -> tuple[np.ndarray, Frame]:
+    """``normalize_digit``, and where the 28x28 field lies on ``crop``: (x, y, width, height)
+    in the crop's pixels — to draw what is computed on the 28x28 (an explanation) back onto
+    the image."""
     writing = crop > threshold
     strong = percentile(crop[writing], 90) if writing.any() else 1.0
     crop = np.clip(crop / max(strong, 1e-6), 0, 1).astype(np.float32)
-    crop = crop_to_ink(crop, VISIBLE_INK)
+    (y0, x0), crop = crop_to_ink(crop, VISIBLE_INK)
     h, w = crop.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -212,19 +236,23 @@ def normalize_digit(crop: np.ndarray, threshold: float) -> np.ndarray:
     peak = float(digit.max())
     if peak > 0:
         digit = np.clip(digit / peak, 0, 1)
-    return centre_by_mass(digit)
+    top, left = mass_centred_position(digit)
+    sx, sy = size[0] / w, size[1] / h  # 28x28 pixels per crop pixel, along x and y
+    frame = (float(x0 - left / sx), float(y0 - top / sy), SIDE / sx, SIDE / sy)
+    return paste(digit, (top, left)), frame
 
 
 VISIBLE_INK = 0.05  # of the strokes' strength: fainter pixels at a crop's edge are left out
 
 
-def crop_to_ink(image: np.ndarray, level: float) -> np.ndarray:
-    """``image`` without its rows and columns at the edges that hold nothing above ``level``."""
+def crop_to_ink(image: np.ndarray, level: float) -> tuple[tuple[int, int], np.ndarray]:
+    """``image`` without the rows and columns at its edges that hold nothing above ``level``,
+    and the (row, column) where the rest starts."""
     rows = np.flatnonzero((image > level).any(axis=1))
     cols = np.flatnonzero((image > level).any(axis=0))
     if rows.size == 0:
-        return image
-    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        return (0, 0), image
+    return (rows[0], cols[0]), image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def prepare(source: Any, deskew_digit: bool = False) -> Prepared:
@@ -235,7 +263,8 @@ def prepare(source: Any, deskew_digit: bool = False) -> Prepared:
     if box is None:
         return Prepared(None, reason)
     top, left, bottom, right = box
-    image = normalize_digit(ink[top:bottom, left:right], threshold)
+    image, (x, y, width, height) = place_digit(ink[top:bottom, left:right], threshold)
     if deskew_digit:
         image = deskew(image)
-    return Prepared(image, None, (left, top, right - left, bottom - top))
+    frame = (left + x, top + y, width, height)
+    return Prepared(image, None, (left, top, right - left, bottom - top), frame)
