@@ -54,6 +54,10 @@ def unit_interval(text: str) -> float:
     return _number(text, float, "a number", lambda v: 0 <= v < 1, "in [0, 1)")
 
 
+def port_number(text: str) -> int:
+    return _number(text, int, "a port number", lambda v: 0 < v < 65536, "in 1-65535")
+
+
 def layer_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(","))
@@ -294,6 +298,44 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    import socket
+    import threading
+    import webbrowser
+
+    import uvicorn
+
+    from digitnet.web.app import create_app
+    from digitnet.web.catalog import load_catalog
+
+    catalog = load_catalog(args.model)
+    app = create_app(catalog, max_upload_bytes=int(args.max_upload_mb * 2**20))
+    with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as err:
+            where = f"{args.host}:{args.port}"
+            raise OSError(err.errno, f"cannot listen on {where}: {err.strerror}") from None
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{shown}:{args.port}/"
+    print(f"digitnet serve: {', '.join(catalog.models)} at {url} (Ctrl-C to stop)", flush=True)
+    if args.open:
+        threading.Timer(1.0, webbrowser.open, [url]).start()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from digitnet.report import write_report
+    from digitnet.zoo import resolve_model
+
+    model = resolve_model(args.model)
+    out = args.out or f"digitnet-report-{Path(args.model).stem}"
+    index = write_report(model, out, data=args.data)
+    print(f"wrote {index} and its pictures")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------- main
 
 
@@ -422,6 +464,32 @@ def build_parser() -> Parser:
     summary = commands.add_parser("summary", help="a model's layers, parameters and provenance")
     add_model_argument(summary)
     summary.set_defaults(func=cmd_summary)
+
+    serve = commands.add_parser(
+        "serve",
+        help="the web page: draw a digit and watch the network recognise it",
+        description="Serve the drawing page and the REST API (docs at /docs). Without --model"
+        " it serves the bundled cnn and tutorial models.",
+    )
+    serve.add_argument("--model", action="append", metavar="MODEL",
+                       help="a model file or bundled name; repeat to offer several")  # fmt: skip
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="where to listen (default: 127.0.0.1, this machine only)")  # fmt: skip
+    serve.add_argument("--port", type=port_number, default=8000, help="default: 8000")
+    serve.add_argument("--open", action="store_true", help="open the page in a browser")
+    serve.add_argument("--max-upload-mb", type=positive_float, default=10,
+                       help="largest accepted upload in MB (default: 10)")  # fmt: skip
+    serve.set_defaults(func=cmd_serve)
+
+    report = commands.add_parser(
+        "report",
+        help="the model page as PNG pictures and an HTML page (needs matplotlib)",
+    )
+    report.add_argument("model", metavar="MODEL", help="a model file, or cnn or tutorial")
+    report.add_argument("--out", metavar="DIR",
+                        help="where to write (default: ./digitnet-report-MODEL)")  # fmt: skip
+    add_data_option(report)
+    report.set_defaults(func=cmd_report)
     return parser
 
 
@@ -462,7 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reuse_freed_memory()
     try:
         return args.func(args)
-    except (NNError, DataError) as err:
+    except (NNError, DataError, ImportError) as err:
         print(f"digitnet {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as err:

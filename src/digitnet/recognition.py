@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from digitnet.vision import ImageError, prepare
+from digitnet.vision.preprocess import MIN_CONTRAST, NO_INK
 from digitnet.vision.segment import choose_reading, segment
 
 
@@ -31,6 +32,7 @@ class Prediction:
     reason: str | None = None
     input: np.ndarray | None = field(default=None, repr=False)  # the 28x28 the network saw
     box: tuple[int, int, int, int] | None = None  # the digit in the image: x, y, width, height
+    frame: tuple[float, float, float, float] | None = None  # the 28x28 field on the image
 
     def top(self, k: int) -> list[dict[str, float]]:
         if self.probabilities is None:
@@ -136,7 +138,7 @@ class Recognizer:
                 results.append(err)
                 continue
             results.append(Prediction(None, reason=prepared.reason, input=prepared.image,
-                                      box=prepared.box))  # fmt: skip
+                                      box=prepared.box, frame=prepared.frame))  # fmt: skip
         ready = [r for r in results if isinstance(r, Prediction) and r.input is not None]
         if ready:
             probabilities = self.predict_inputs(np.stack([r.input for r in ready]))
@@ -145,6 +147,14 @@ class Recognizer:
                 prediction.confidence = float(p.max())
                 prediction.probabilities = [float(v) for v in p]
         return results
+
+    def recognize_input(self, image: np.ndarray) -> Prediction:
+        """The Prediction for an input already in MNIST form: (28, 28) float32 in [0, 1], ink
+        bright on dark, as the network takes it (no image pipeline)."""
+        if float(image.max()) < MIN_CONTRAST:
+            return Prediction(None, reason=NO_INK, input=image)
+        (p,) = self.predict_inputs(image[None])
+        return Prediction(int(p.argmax()), float(p.max()), [float(v) for v in p], input=image)
 
     def recognize(self, image: Any) -> Prediction:
         """One image's Prediction; raises ImageError for an unreadable image."""

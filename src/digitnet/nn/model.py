@@ -489,18 +489,35 @@ class Sequential:
 
     # ------------------------------------------------------------------------------- display
 
+    def layer_table(self) -> list[dict[str, Any]]:
+        """One row per layer: name, type, activation ("" if none), output_shape, params."""
+        if not self.built:
+            self.build()
+        rows = []
+        for i, layer in enumerate(self.layers):
+            activation = getattr(layer, "activation", None)
+            rows.append(
+                {
+                    "name": layer.name or f"{type(layer).__name__.lower()}_{i}",
+                    "type": type(layer).__name__,
+                    "activation": activation.name
+                    if isinstance(layer, Dense) and activation.name != "linear"
+                    else "",
+                    "output_shape": list(layer.output_shape),
+                    "params": layer.count_params(),
+                }
+            )
+        return rows
+
     def summary(self, print_fn=print) -> str:
         """A table of the layers, their output shapes and parameter counts (as Keras prints)."""
         if not self.built:
             self.build()
         rows = [("Layer (type)", "Output Shape", "Param #")]
-        for i, layer in enumerate(self.layers):
-            label = layer.name or f"{type(layer).__name__.lower()}_{i}"
-            kind = type(layer).__name__
-            if isinstance(layer, Dense) and layer.activation.name != "linear":
-                kind += f", {layer.activation.name}"
-            shape = "(None, " + ", ".join(map(str, layer.output_shape)) + ")"
-            rows.append((f"{label} ({kind})", shape, f"{layer.count_params():,}"))
+        for row in self.layer_table():
+            kind = row["type"] + (f", {row['activation']}" if row["activation"] else "")
+            shape = "(None, " + ", ".join(map(str, row["output_shape"])) + ")"
+            rows.append((f"{row['name']} ({kind})", shape, f"{row['params']:,}"))
         widths = [max(len(r[c]) for r in rows) + 2 for c in range(3)]
         line = "-" * sum(widths)
 

@@ -24,6 +24,14 @@ class ImageError(ValueError):
     """An image that cannot be read: not an image, truncated, empty, or too large."""
 
 
+class NotAnImage(ImageError):
+    """The bytes are not in any image format Pillow reads."""
+
+
+class ImageTooLarge(ImageError):
+    """Too many bytes or pixels to decode safely (refused before decoding)."""
+
+
 def open_image(source: Any) -> Image.Image:
     """A decoded, EXIF-oriented PIL image from a path, bytes, file object or PIL image."""
     if isinstance(source, Image.Image):
@@ -37,14 +45,14 @@ def open_image(source: Any) -> Image.Image:
         if path.is_dir():
             raise ImageError(f"{name}: is a folder, not an image")
         if path.stat().st_size > MAX_BYTES:
-            raise ImageError(f"{name}: file larger than {MAX_BYTES // 2**20} MB")
+            raise ImageTooLarge(f"{name}: file larger than {MAX_BYTES // 2**20} MB")
         try:
             source = path.read_bytes()
         except OSError as err:
             raise ImageError(f"{name}: cannot read: {err.strerror or err}") from None
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) > MAX_BYTES:
-            raise ImageError(f"{name}: larger than {MAX_BYTES // 2**20} MB")
+            raise ImageTooLarge(f"{name}: larger than {MAX_BYTES // 2**20} MB")
         source = io.BytesIO(bytes(source))
     try:
         with warnings.catch_warnings():
@@ -52,7 +60,7 @@ def open_image(source: Any) -> Image.Image:
             image = Image.open(source)
             width, height = image.size
             if width * height > MAX_PIXELS:  # checked from the header, before decoding
-                raise ImageError(
+                raise ImageTooLarge(
                     f"{name}: {width}x{height} pixels is more than the {MAX_PIXELS:,} accepted"
                 )
             if width == 0 or height == 0:
@@ -61,9 +69,9 @@ def open_image(source: Any) -> Image.Image:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image file Pillow can read") from None
+        raise NotAnImage(f"{name}: not an image file Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{name}: refused as a decompression bomb ({err})") from None
+        raise ImageTooLarge(f"{name}: refused as a decompression bomb ({err})") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{name}: corrupt or truncated image ({err})") from None
     return ImageOps.exif_transpose(image)
@@ -112,7 +120,7 @@ def array_to_gray(array: np.ndarray) -> np.ndarray:
     if array.size == 0:
         raise ImageError(f"the image is empty ({array.shape[1]}x{array.shape[0]})")
     if array.size > MAX_PIXELS:
-        raise ImageError(f"{array.shape[1]}x{array.shape[0]} pixels is more than {MAX_PIXELS:,}")
+        raise ImageTooLarge(f"{array.shape[1]}x{array.shape[0]} pixels is more than {MAX_PIXELS:,}")
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255
     if array.dtype == np.uint16:

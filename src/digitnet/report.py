@@ -1,0 +1,163 @@
+"""``digitnet report``: the web app's model page as files — PNG pictures drawn with matplotlib
+and an HTML page that links them, for people who want the pictures without a server.
+
+matplotlib is an optional dependency (``pip install "digitnet[report]"``).
+"""
+
+from __future__ import annotations
+
+import errno
+import html
+from pathlib import Path
+
+import numpy as np
+
+from digitnet import insight
+from digitnet.modelcard import TestResults, describe, test_results
+
+PICTURES = ("training_curves.png", "confusion_matrix.png", "first_layer.png", "mistakes.png")
+
+
+def write_report(model, out: str | Path, data: str | None = None) -> Path:
+    """Write ``out``/index.html and its pictures; ``out`` must not hold a report already (nothing
+    is overwritten). Returns the path of index.html."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            'digitnet report draws with matplotlib: pip install "digitnet[report]"'
+        ) from None
+    matplotlib.use("Agg")
+    out = Path(out)
+    for name in ("index.html", *PICTURES):
+        if (out / name).exists():
+            raise FileExistsError(
+                errno.EEXIST, "a report is there already (not overwritten)", str(out / name)
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    card = describe(model)
+    results = test_results(model, mistakes=40, data=data)
+    plot_training(card["history"], out / PICTURES[0])
+    plot_confusion(results, out / PICTURES[1])
+    plot_first_layer(insight.first_layer_weights(model), out / PICTURES[2])
+    plot_mistakes(results, out / PICTURES[3])
+    index = out / "index.html"
+    index.write_text(page(card, results), encoding="utf-8")
+    return index
+
+
+def plot_training(history: dict[str, list[float]], path: Path) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for axis, key in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = history.get(prefix + key)
+            if values:
+                epochs = np.arange(1, len(values) + 1)
+                axis.plot(epochs, values, style, marker="o", ms=3,
+                          label=("validation " if prefix else "training ") + key)  # fmt: skip
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_title(key)
+        if axis.lines:
+            axis.legend()
+        else:
+            axis.text(0.5, 0.5, "no history recorded", ha="center", transform=axis.transAxes)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(results: TestResults, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    cm = results.confusion
+    off_diagonal = cm - np.diag(np.diag(cm))
+    fig, axis = plt.subplots(figsize=(6, 5.4))
+    image = axis.imshow(off_diagonal, cmap="Reds")
+    for r in range(cm.shape[0]):
+        for c in range(cm.shape[1]):
+            axis.text(c, r, str(cm[r, c]), ha="center", va="center", fontsize=8,
+                      color="green" if r == c else "black")  # fmt: skip
+    axis.set_xticks(range(cm.shape[1]))
+    axis.set_yticks(range(cm.shape[0]))
+    axis.set_xlabel("predicted digit")
+    axis.set_ylabel("true digit")
+    axis.set_title(f"accuracy {100 * results.accuracy:.2f}% (colour: mistakes)")
+    fig.colorbar(image, ax=axis, shrink=0.8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_first_layer(weights: np.ndarray, path: Path) -> None:
+    """(units, h, w) weights, each on its own symmetric blue-red scale."""
+    import matplotlib.pyplot as plt
+
+    count = len(weights)
+    cols = min(8, count)
+    rows = -(-count // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows), squeeze=False)
+    for k, axis in enumerate(axes.ravel()):
+        axis.axis("off")
+        if k < count:
+            top = float(np.abs(weights[k]).max()) or 1.0
+            axis.imshow(weights[k], cmap="RdBu", vmin=-top, vmax=top)
+            axis.set_title(str(k + 1), fontsize=7)
+    fig.suptitle("first layer: blue excites, red inhibits")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_mistakes(results: TestResults, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    count = max(1, len(results.mistakes))
+    cols = min(10, count)
+    rows = -(-count // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.45 * rows), squeeze=False)
+    for k, axis in enumerate(axes.ravel()):
+        axis.axis("off")
+        if k < len(results.mistakes):
+            m = results.mistakes[k]
+            axis.imshow(results.mistake_images[k], cmap="gray")
+            axis.set_title(f"{m.label}→{m.predicted} {100 * m.confidence:.0f}%", fontsize=8)
+    fig.suptitle("most confident mistakes: true → predicted")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def page(card: dict, results: TestResults) -> str:
+    rows = "\n".join(
+        f"<tr><td>{html.escape(r['name'])} ({r['type']}"
+        f"{', ' + r['activation'] if r['activation'] else ''})</td>"
+        f"<td>{'×'.join(map(str, r['output_shape']))}</td><td>{r['params']:,}</td></tr>"
+        for r in card["layers"]
+    )
+    title = html.escape(card["name"])
+    trained = html.escape(card["command"] or "not recorded")
+    seconds = card["training_seconds"]
+    figures = "\n".join(
+        f'<figure><img src="{name}" alt="{name[:-4].replace("_", " ")}"></figure>'
+        for name in PICTURES
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>digitnet report: {title}</title>
+<style>body{{font:16px/1.45 system-ui,sans-serif;max-width:960px;margin:2rem auto;padding:0 1rem}}
+table{{border-collapse:collapse}}td,th{{padding:.2rem .6rem;border-bottom:1px solid #ddd}}
+img{{max-width:100%}}</style></head>
+<body>
+<h1>{title}</h1>
+<p>{card["parameters"]:,} parameters. Trained with: <code>{trained}</code>
+{f"in {seconds:.0f} s" if seconds else ""}.</p>
+<p>MNIST test set: <strong>{100 * results.accuracy:.2f}%</strong> of {results.samples:,} digits.</p>
+<table><tr><th>layer</th><th>output</th><th>parameters</th></tr>
+{rows}
+</table>
+{figures}
+</body></html>
+"""

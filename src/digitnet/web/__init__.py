@@ -1,0 +1,1 @@
+"""digitnet.web: the web page and REST API behind ``digitnet serve`` (FastAPI)."""

@@ -1,0 +1,191 @@
+"""The web app: one static page and a small REST API over the library.
+
+    POST /api/predict   an image (upload or raw body) or JSON {"pixels": 28x28 | 784 values}
+    POST /api/read      an image of a written number
+    GET  /api/models    the models served;  GET /api/models/{name}, /api/models/{name}/test
+    GET  /api/health
+
+Every request is handled on the event loop, one at a time per process: the work is CPU-bound
+NumPy, and the models' layers keep caches that concurrent threads would share. Bad input gets
+a JSON ``{"error": ...}`` with a 4xx status, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from digitnet import __version__
+from digitnet.recognition import read_with
+from digitnet.vision import ImageError, ImageTooLarge, NotAnImage
+from digitnet.web import schemas
+from digitnet.web.catalog import Catalog, ServedModel
+from digitnet.web.limits import BodySizeLimit
+from digitnet.web.payloads import model_details, model_summary, prediction_payload, test_payload
+
+MAX_UPLOAD_BYTES = 10 * 2**20
+STATIC = resources.files("digitnet.web") / "static"
+log = logging.getLogger("digitnet.web")
+
+
+def create_app(catalog: Catalog, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
+    app = FastAPI(
+        title="digitnet",
+        version=__version__,
+        description="Handwritten digits read by a neural network built from scratch in NumPy.",
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    def served(name: str | None) -> ServedModel:
+        try:
+            return catalog.get(name)
+        except KeyError as err:
+            raise HTTPException(404, err.args[0]) from None
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse({"error": f"invalid request: {problems}"}, 422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, 500)
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(str(STATIC / "index.html"))
+
+    @app.get("/model", include_in_schema=False)
+    async def model_page():
+        return FileResponse(str(STATIC / "model.html"))
+
+    @app.get("/api/health", response_model=schemas.Health)
+    async def health():
+        return {"status": "ok", "version": __version__, "models": list(catalog.models)}
+
+    @app.get("/api/models", response_model=list[schemas.ModelSummary])
+    async def models():
+        return [model_summary(m, m.name == catalog.default) for m in catalog.models.values()]
+
+    @app.get("/api/models/{name}", response_model=schemas.ModelDetails)
+    async def model(name: str):
+        return JSONResponse(model_details(served(name)))
+
+    @app.get("/api/models/{name}/test", response_model=schemas.TestResults)
+    async def model_test(name: str):
+        chosen = served(name)
+        return JSONResponse(test_payload(chosen, await chosen.results()))
+
+    @app.post(
+        "/api/predict",
+        response_model=schemas.PredictResponse,
+        openapi_extra=schemas.IMAGE_OR_PIXELS_BODY,
+        responses=schemas.ERRORS,
+    )
+    async def predict(request: Request, model: str | None = None):
+        """Recognise one digit: an image (multipart upload or raw ``image/*`` body) through the
+        image pipeline, or JSON ``{"pixels": ...}`` already in MNIST form (28x28 or 784 values
+        in [0, 1], ink bright on dark)."""
+        chosen = served(model)
+        if _content_type(request) == "application/json":
+            prediction = chosen.recognizer.recognize_input(_pixels(await request.body()))
+        else:
+            data = await _image_bytes(request)
+            prediction = _image_call(lambda: chosen.recognizer.recognize(data))
+        return JSONResponse(prediction_payload(chosen, prediction))
+
+    @app.post(
+        "/api/read",
+        response_model=schemas.ReadResponse,
+        openapi_extra=schemas.IMAGE_BODY,
+        responses=schemas.ERRORS,
+    )
+    async def read(request: Request, model: str | None = None):
+        """Read a written number (2 to 10 digits in a row): its text and each digit's box."""
+        chosen = served(model)
+        data = await _image_bytes(request)
+        reading = _image_call(lambda: read_with(chosen.recognizer, data))
+        return JSONResponse({"model": chosen.name, **reading.to_dict()})
+
+    return app
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _image_bytes(request: Request) -> bytes:
+    """The uploaded file of a multipart form, or the raw body."""
+    if _content_type(request) == "multipart/form-data":
+        form = await request.form()
+        files = [v for v in form.values() if isinstance(v, UploadFile)]
+        if not files:
+            raise HTTPException(400, "the form holds no file: send the image as a file field")
+        data = await files[0].read()
+    else:
+        data = await request.body()
+    if not data:
+        raise HTTPException(400, "no image: the request body is empty")
+    return data
+
+
+def _image_call(work):
+    """Run image work, turning an unreadable image into the right 4xx."""
+    try:
+        return work()
+    except ImageTooLarge as err:
+        raise HTTPException(413, str(err)) from None
+    except NotAnImage as err:
+        raise HTTPException(415, str(err)) from None
+    except ImageError as err:
+        raise HTTPException(400, str(err)) from None
+
+
+EXPECTED = 'expected JSON {"pixels": ...} with 28x28 or 784 numbers in [0, 1]'
+
+
+def _pixels(body: bytes) -> np.ndarray:
+    """JSON {"pixels": 28x28 or 784 numbers in [0, 1]} -> (28, 28) float32, or a 422 that says
+    what was expected."""
+    try:
+        document = json.loads(body, parse_constant=lambda name: math.nan)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise HTTPException(422, f"invalid JSON ({err}); {EXPECTED}") from None
+    pixels: Any = document.get("pixels") if isinstance(document, dict) else None
+    if pixels is None:
+        raise HTTPException(422, f'no "pixels" field; {EXPECTED}')
+    try:
+        values = np.array(pixels)
+    except (ValueError, TypeError):
+        values = None
+    if values is None or values.dtype.kind not in "iuf":
+        raise HTTPException(422, f'"pixels" is not an array of numbers; {EXPECTED}')
+    if values.shape not in ((28, 28), (784,)):
+        raise HTTPException(422, f'"pixels" has shape {list(values.shape)}; {EXPECTED}')
+    values = values.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise HTTPException(422, f'"pixels" holds NaN or infinite values; {EXPECTED}')
+    if values.min() < 0 or values.max() > 1:
+        raise HTTPException(
+            422, f'"pixels" holds values from {values.min():g} to {values.max():g}; {EXPECTED}'
+        )
+    return values.reshape(28, 28).astype(np.float32)

@@ -1,0 +1,81 @@
+"""The models a server offers: loaded once at start-up, looked up by name — never by a path that
+arrives with a request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from digitnet import insight
+from digitnet.modelcard import TestResults, test_results
+from digitnet.nn.errors import NNError
+from digitnet.recognition import Recognizer
+from digitnet.zoo import BEST, BUNDLED_DIR, resolve_model
+
+DEFAULT_MODELS = (BEST, "tutorial")  # the best bundled model first: the default
+
+
+@dataclass
+class ServedModel:
+    """One model of the catalogue. ``load`` makes a fresh copy (for work done off the event
+    loop, which must not share layer caches with the requests being served)."""
+
+    name: str
+    source: str  # as named at start-up: a bundled model's name or a file path
+    recognizer: Recognizer
+    load: Callable[[], object]
+    _results: TestResults | None = field(default=None, repr=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    @property
+    def model(self):
+        return self.recognizer.model
+
+    @property
+    def kind(self) -> str:
+        """ "cnn" when any stage convolves, else "mlp" (the tutorial's picture applies)."""
+        return "cnn" if any(s.kind == "conv" for s in insight.stages(self.model)) else "mlp"
+
+    async def results(self) -> TestResults:
+        """The test-set scores, computed once (seconds for a CNN) on a copy in a worker thread,
+        so predictions keep being served meanwhile."""
+        async with self._lock:
+            if self._results is None:
+                self._results = await asyncio.to_thread(lambda: test_results(self.load()))
+        return self._results
+
+
+class Catalog:
+    """Models by name, in the order given; the first is the default."""
+
+    def __init__(self, models: list[ServedModel]):
+        if not models:
+            raise NNError("no models to serve")
+        self.models = {m.name: m for m in models}
+        self.default = models[0].name
+
+    def get(self, name: str | None) -> ServedModel:
+        """The model called ``name`` (the default for None); KeyError with the names known."""
+        served = self.models.get(self.default if name is None else name)
+        if served is None:
+            known = ", ".join(self.models)
+            raise KeyError(f"unknown model {name!r}; this server has: {known}")
+        return served
+
+
+def load_catalog(specs: list[str] | None = None) -> Catalog:
+    """Load each model named on the command line (bundled names or files; default: the bundled
+    best model and the tutorial network). Names are the bundled name or the file's stem."""
+    models: list[ServedModel] = []
+    for spec in specs or DEFAULT_MODELS:
+        model = resolve_model(spec)
+        bundled = not Path(spec).exists() and (BUNDLED_DIR / f"{spec}.npz").is_file()
+        name = spec if bundled else Path(spec).stem
+        taken = {m.name for m in models}
+        unique, n = name, 2
+        while unique in taken:
+            unique, n = f"{name}-{n}", n + 1
+        models.append(ServedModel(unique, spec, Recognizer(model), lambda s=spec: resolve_model(s)))
+    return Catalog(models)

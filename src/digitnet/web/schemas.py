@@ -1,0 +1,154 @@
+"""The API's shapes, for the OpenAPI documentation at /docs (the handlers build plain dicts)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Error(BaseModel):
+    error: str = Field(description="what was wrong, in one sentence")
+
+
+ERRORS = {
+    400: {"model": Error, "description": "unreadable image (truncated, empty)"},
+    404: {"model": Error, "description": "unknown model name"},
+    413: {"model": Error, "description": "upload or image too large (refused before decoding)"},
+    415: {"model": Error, "description": "not an image"},
+    422: {"model": Error, "description": "malformed pixels array"},
+}
+
+IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"image": {"type": "string", "format": "binary"}},
+                    "required": ["image"],
+                }
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+VALUE = {"type": "number", "minimum": 0, "maximum": 1}
+ROW = {"type": "array", "minItems": 28, "maxItems": 28, "items": VALUE}
+PIXELS_SCHEMA = {
+    "type": "object",
+    "required": ["pixels"],
+    "properties": {
+        "pixels": {
+            "description": "28x28 (rows) or 784 numbers in [0, 1], ink bright on dark (MNIST)",
+            "oneOf": [
+                {"type": "array", "minItems": 28, "maxItems": 28, "items": ROW},
+                {"type": "array", "minItems": 784, "maxItems": 784, "items": VALUE},
+            ],
+        }
+    },
+}
+
+IMAGE_OR_PIXELS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            **IMAGE_BODY["requestBody"]["content"],
+            "application/json": {"schema": PIXELS_SCHEMA},
+        },
+    }
+}
+
+
+class Stage(BaseModel):
+    name: str = Field(description='"dense 1", "conv 2", "output", ...')
+    kind: str = Field(description='"dense" (values) or "conv" (maps)')
+    shape: list[int]
+    activation: str
+    values: list[float] | None = Field(None, description="each unit's activation (dense)")
+    maps: str | None = Field(None, description="the feature maps tiled in a PNG data URL")
+    grid: list[int] | None = Field(None, description="rows and columns of tiles in maps")
+
+
+class PredictResponse(BaseModel):
+    model: str
+    digit: int | None = Field(description="0-9, or null when there is no digit")
+    confidence: float | None = Field(description="calibrated probability of the digit")
+    probabilities: list[float] | None
+    reason: str | None = Field(description="why there is no digit")
+    input: list[list[float]] | None = Field(description="the 28x28 input the network saw")
+    box: list[int] | None = Field(description="the digit in the image: x, y, width, height")
+    frame: list[float] | None = Field(description="the 28x28 field on the image: x, y, w, h")
+    layers: list[Stage] = Field(description="each Dense/Conv stage's activity")
+    explanation: list[list[float]] | None = Field(
+        description="gradient x input over the 28x28 input, in [-1, 1]: + pushed towards the "
+        "digit, - against it"
+    )
+
+
+class DigitBox(BaseModel):
+    digit: int
+    confidence: float
+    box: list[int]
+
+
+class ReadResponse(BaseModel):
+    model: str
+    text: str
+    digits: list[DigitBox]
+    reason: str | None = None
+
+
+class ModelSummary(BaseModel):
+    name: str
+    kind: str = Field(description='"mlp" or "cnn"')
+    parameters: int
+    test_accuracy: float | None
+    default: bool
+
+
+class LayerRow(BaseModel):
+    name: str
+    type: str
+    activation: str
+    output_shape: list[int]
+    params: int
+
+
+class ModelDetails(BaseModel):
+    name: str
+    kind: str
+    parameters: int
+    layers: list[LayerRow]
+    history: dict[str, list[float]]
+    command: str | None
+    training_seconds: float | None
+    test_accuracy: float | None
+    temperature: float | None
+    stages: list[dict]
+    first_layer: list[str] = Field(description="first-layer weights as PNG data URLs")
+    connections: list[list[list[float]]] = Field(
+        description="per Dense stage, its strongest weights as [source, target, weight]"
+    )
+
+
+class Mistake(BaseModel):
+    index: int
+    label: int
+    predicted: int
+    confidence: float
+    image: str
+
+
+class TestResults(BaseModel):
+    model: str
+    accuracy: float
+    samples: int
+    confusion_matrix: list[list[int]]
+    mistakes: list[Mistake]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    models: list[str]

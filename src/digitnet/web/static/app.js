@@ -1,0 +1,343 @@
+// The drawing page: a canvas, live verdicts from /api/predict (or /api/read for a number),
+// what the network sees, why it decided, and its layers at work.
+"use strict";
+
+const canvas = document.getElementById("canvas");
+const overlay = document.getElementById("overlay");
+const ink = canvas.getContext("2d");
+const picker = document.getElementById("model");
+const statusLine = document.getElementById("status");
+const INK_WIDTH = canvas.width / 15;  // ~ an MNIST stroke once scaled to 20 px
+const THROTTLE_MS = 90;
+
+let strokes = [];          // each stroke: [[x, y], ...] in canvas pixels
+let uploaded = null;       // {file, image, scale, x, y} when the board shows an uploaded image
+let last = null;           // the last answer, to redraw overlays
+const details = {};        // model name -> /api/models/{name}
+
+function mode() { return document.querySelector("input[name=mode]:checked").value; }
+
+// ---------------------------------------------------------------------------------- drawing
+
+function clearBoard() {
+  ink.fillStyle = "#fff";
+  ink.fillRect(0, 0, canvas.width, canvas.height);
+}
+
+function redraw() {
+  clearBoard();
+  if (uploaded) ink.drawImage(uploaded.image, uploaded.x, uploaded.y,
+                              uploaded.image.width * uploaded.scale,
+                              uploaded.image.height * uploaded.scale);
+  ink.strokeStyle = "#000";
+  ink.lineWidth = INK_WIDTH;
+  ink.lineCap = ink.lineJoin = "round";
+  for (const stroke of strokes) {
+    ink.beginPath();
+    ink.moveTo(...stroke[0]);
+    for (const point of stroke.slice(1)) ink.lineTo(...point);
+    if (stroke.length === 1) ink.lineTo(stroke[0][0] + 0.1, stroke[0][1]);
+    ink.stroke();
+  }
+}
+
+function boardPoint(event) {
+  const rect = canvas.getBoundingClientRect();
+  return [(event.clientX - rect.left) * canvas.width / rect.width,
+          (event.clientY - rect.top) * canvas.height / rect.height];
+}
+
+canvas.addEventListener("pointerdown", (event) => {
+  event.preventDefault();
+  canvas.setPointerCapture(event.pointerId);
+  if (uploaded) uploaded.file = null;  // drawing on an upload: send what the board shows
+  strokes.push([boardPoint(event)]);
+  redraw();
+});
+canvas.addEventListener("pointermove", (event) => {
+  if (!canvas.hasPointerCapture(event.pointerId) || !strokes.length) return;
+  strokes[strokes.length - 1].push(boardPoint(event));
+  redraw();
+  schedule();
+});
+const endStroke = (event) => {
+  if (!canvas.hasPointerCapture(event.pointerId)) return;
+  canvas.releasePointerCapture(event.pointerId);
+  ask();
+};
+canvas.addEventListener("pointerup", endStroke);
+canvas.addEventListener("pointercancel", endStroke);
+
+document.getElementById("undo").addEventListener("click", () => {
+  if (strokes.length) strokes.pop();
+  else uploaded = null;
+  redraw();
+  ask();
+});
+document.getElementById("clear").addEventListener("click", () => {
+  strokes = [];
+  uploaded = null;
+  redraw();
+  ask();
+});
+
+document.getElementById("upload").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  event.target.value = "";
+  if (!file) return;
+  strokes = [];
+  uploaded = { file, image: null, scale: 1, x: 0, y: 0 };
+  try {
+    const image = await createImageBitmap(file);
+    const scale = Math.min(canvas.width / image.width, canvas.height / image.height);
+    Object.assign(uploaded, { image, scale, x: (canvas.width - image.width * scale) / 2,
+                              y: (canvas.height - image.height * scale) / 2 });
+    redraw();
+  } catch {
+    uploaded.image = null;  // the browser cannot show it; the server still gets to say why
+    clearBoard();
+  }
+  ask();
+});
+
+// --------------------------------------------------------------------------- asking the API
+
+let timer = null, lastAsked = 0;
+function schedule() {  // while drawing: at most one request per THROTTLE_MS
+  if (timer) return;
+  const wait = Math.max(0, THROTTLE_MS - (performance.now() - lastAsked));
+  timer = setTimeout(() => { timer = null; ask(); }, wait);
+}
+
+async function body() {
+  if (uploaded && uploaded.file) return uploaded.file;
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+}
+
+// At most one request in flight per page: changes made meanwhile are sent when it returns,
+// so a fast drawer never queues stale work on the server.
+let inFlight = false, dirty = false;
+
+async function ask() {
+  lastAsked = performance.now();
+  if (inFlight) { dirty = true; return; }
+  inFlight = true;
+  dirty = false;
+  document.body.dataset.busy = "true";
+  try {
+    const blob = await body();
+    const endpoint = mode() === "number" ? "/api/read" : "/api/predict";
+    const url = `${endpoint}?model=${encodeURIComponent(picker.value)}`;
+    const answer = await api(url, { method: "POST", body: blob,
+      headers: { "Content-Type": blob.type || "application/octet-stream" } });
+    last = { endpoint, answer };
+    statusLine.textContent = mode() === "number" ? "Write a number: digits side by side."
+                                                  : "Draw with a mouse, a pen or a finger.";
+    await show();
+  } catch (error) {
+    last = null;
+    statusLine.textContent = `Error: ${error.message}`;
+    showVerdict(null, null, error.message);
+    document.getElementById("bars").replaceChildren();
+  } finally {
+    inFlight = false;
+    if (dirty) ask();
+    else document.body.dataset.busy = "false";
+  }
+}
+
+// -------------------------------------------------------------------------------- showing
+
+async function show() {
+  const { endpoint, answer } = last;
+  const reading = endpoint === "/api/read";
+  document.getElementById("reading").hidden = !reading;
+  document.getElementById("bars").hidden = reading;
+  overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
+  if (reading) return showReading(answer);
+  showVerdict(answer.digit, answer.confidence, answer.reason);
+  showBars(answer.probabilities);
+  showSeen(answer);
+  await showNetwork(answer);
+}
+
+function showVerdict(digit, confidence, reason) {
+  const verdict = document.getElementById("verdict");
+  const big = element("span", { class: "big" }, digit === null ? "–" : String(digit));
+  const note = digit === null
+    ? element("span", { class: "note" }, `no digit: ${reason}`)
+    : element("span", { class: "note" }, `${(100 * confidence).toFixed(1)}% sure`);
+  verdict.dataset.digit = digit === null ? "none" : String(digit);
+  verdict.replaceChildren(big, note);
+}
+
+function showBars(probabilities) {
+  const bars = document.getElementById("bars");
+  if (!probabilities) return bars.replaceChildren();
+  const best = probabilities.indexOf(Math.max(...probabilities));
+  bars.replaceChildren(...probabilities.map((p, d) => {
+    const item = element("li", { class: d === best ? "best" : "" });
+    const bar = element("span", { class: "bar" });
+    bar.style.width = `${(100 * p).toFixed(1)}%`;
+    item.append(element("span", { class: "label" }, String(d)), bar,
+                element("span", { class: "value" }, `${(100 * p).toFixed(1)}%`));
+    return item;
+  }));
+}
+
+function showSeen(answer) {
+  const seen = document.getElementById("seen"), why = document.getElementById("why");
+  if (answer.input) paintGray(seen, answer.input);
+  else seen.getContext("2d").clearRect(0, 0, 28, 28);
+  if (answer.explanation) paintSigned(why, answer.explanation);
+  else why.getContext("2d").clearRect(0, 0, 28, 28);
+  if (answer.explanation && answer.frame && document.getElementById("show-why").checked) {
+    const heat = element("canvas", { width: 28, height: 28 });
+    paintSigned(heat, answer.explanation, [0, 0, 0, 0]);
+    const [x, y, w, h] = toBoard(answer.frame);
+    const ctx = overlay.getContext("2d");
+    ctx.globalAlpha = 0.75;
+    ctx.drawImage(heat, x, y, w, h);
+    ctx.globalAlpha = 1;
+  }
+}
+
+// Image pixels (of what was sent) -> board pixels.
+function toBoard([x, y, w, h]) {
+  if (!uploaded || !uploaded.file) return [x, y, w, h];
+  const s = uploaded.scale;
+  return [uploaded.x + x * s, uploaded.y + y * s, w * s, h * s];
+}
+
+function showReading(answer) {
+  document.getElementById("reading-text").textContent = answer.text || `nothing (${answer.reason})`;
+  showVerdict(answer.text ? answer.text : null, null, answer.reason || "no digits found");
+  const verdict = document.getElementById("verdict");
+  if (answer.text) verdict.querySelector(".note").textContent = `${answer.digits.length} digits`;
+  document.getElementById("reading-digits").replaceChildren(...answer.digits.map((d) =>
+    element("li", {}, `${d.digit} (${(100 * d.confidence).toFixed(0)}%)`)));
+  const ctx = overlay.getContext("2d");
+  ctx.lineWidth = 3;
+  ctx.font = `${Math.round(overlay.width / 18)}px sans-serif`;
+  for (const d of answer.digits) {
+    const [x, y, w, h] = toBoard(d.box);
+    ctx.strokeStyle = ctx.fillStyle = "#2563eb";
+    ctx.strokeRect(x, y, w, h);
+    ctx.fillText(String(d.digit), x + 2, Math.max(y - 6, 24));
+  }
+}
+
+// ------------------------------------------------------------------------ the network at work
+
+async function showNetwork(answer) {
+  const network = document.getElementById("network");
+  const hint = document.getElementById("work-hint");
+  if (answer.digit === null) {
+    hint.textContent = "Draw a digit to see each layer respond.";
+    return network.replaceChildren();
+  }
+  const info = details[answer.model] ||= await api(`/api/models/${encodeURIComponent(answer.model)}`);
+  if (info.kind === "mlp") {
+    hint.textContent = "Every neuron of every layer (brighter: more active) and the strongest " +
+      "connections (blue: positive weight, red: negative; bolder where the input is active).";
+    network.replaceChildren(drawPerceptron(answer, info));
+  } else {
+    hint.textContent = "Each convolution's feature maps (white: strong response), then the " +
+      "dense layers' units.";
+    network.replaceChildren(...answer.layers.filter((s) => s.name !== "output").map(drawStage));
+  }
+}
+
+function drawPerceptron(answer, info) {
+  const net = element("canvas", { width: 960, height: 440, class: "net",
+                                   "aria-label": "the network's neurons and connections" });
+  const ctx = net.getContext("2d");
+  const dense = answer.layers;                          // dense stages, output last
+  const columns = dense.length + 1;
+  const gap = (net.width - 230) / (columns - 1);
+  const cell = 7, grid = { x: 10, y: (net.height - 28 * cell) / 2 };
+  const positions = [Array.from({ length: 784 }, (_, k) =>
+    [grid.x + (k % 28 + 0.5) * cell, grid.y + (Math.floor(k / 28) + 0.5) * cell])];
+  const activity = [answer.input.flat()];
+  dense.forEach((stage, i) => {
+    const n = stage.values.length, x = 230 + i * gap;
+    const step = Math.min(26, (net.height - 40) / n);
+    const top = (net.height - step * (n - 1)) / 2;
+    positions.push(stage.values.map((_, k) => [x, top + k * step]));
+    activity.push(stage.values);
+  });
+  // connections first, so neurons sit on top of them
+  info.connections.forEach((stage, i) => {
+    const strongest = Math.max(...stage.map((c) => Math.abs(c[2])));
+    const sourceTop = Math.max(1e-6, ...activity[i]);
+    for (const [source, target, weight] of stage) {
+      const [x0, y0] = positions[i][source], [x1, y1] = positions[i + 1][target];
+      const active = Math.max(0, activity[i][source]) / sourceTop;
+      const alpha = (0.08 + 0.8 * active * Math.abs(weight) / strongest).toFixed(3);
+      ctx.strokeStyle = weight > 0 ? `rgba(37,99,235,${alpha})` : `rgba(220,38,38,${alpha})`;
+      ctx.lineWidth = 0.5 + 2 * Math.abs(weight) / strongest;
+      ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); ctx.stroke();
+    }
+  });
+  const input = element("canvas", { width: 28, height: 28 });
+  paintGray(input, answer.input);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(input, grid.x, grid.y, 28 * cell, 28 * cell);
+  ctx.strokeStyle = "#888"; ctx.strokeRect(grid.x, grid.y, 28 * cell, 28 * cell);
+  dense.forEach((stage, i) => {
+    const top = Math.max(1e-6, ...stage.values);
+    const output = i === dense.length - 1;
+    stage.values.forEach((v, k) => {
+      const [x, y] = positions[i + 1][k], g = Math.round(255 * Math.max(0, v) / top);
+      ctx.fillStyle = `rgb(${g},${g},${g})`;
+      ctx.strokeStyle = output && k === answer.digit ? "#16a34a" : "#666";
+      ctx.lineWidth = output && k === answer.digit ? 3 : 1;
+      ctx.beginPath(); ctx.arc(x, y, 9, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
+      if (output) { ctx.fillStyle = "#222"; ctx.font = "14px sans-serif"; ctx.fillText(k, x + 14, y + 5); }
+    });
+    ctx.fillStyle = "#222"; ctx.font = "13px sans-serif";
+    ctx.fillText(`${stage.name} (${stage.values.length})`, positions[i + 1][0][0] - 30, 14);
+  });
+  ctx.fillText("input 28×28 = 784", grid.x, grid.y - 8);
+  return net;
+}
+
+function drawStage(stage) {
+  const figure = element("figure", { class: "stage" });
+  if (stage.kind === "conv") {
+    figure.append(element("img", { src: stage.maps, class: "pixels maps",
+                                   alt: `${stage.name} feature maps` }));
+  } else {
+    const side = Math.ceil(Math.sqrt(stage.values.length));
+    const cells = element("canvas", { width: side, height: Math.ceil(stage.values.length / side),
+                                      class: "pixels units" });
+    const top = Math.max(1e-6, ...stage.values);
+    const rows = [];
+    for (let r = 0; r < cells.height; r++) {
+      rows.push(Array.from({ length: side }, (_, c) => Math.max(0, stage.values[r * side + c] || 0) / top));
+    }
+    const ctx = cells.getContext("2d"), image = ctx.createImageData(side, cells.height);
+    rows.flat().forEach((v, k) => image.data.set([255 * v, 255 * v, 255 * v, 255], 4 * k));
+    ctx.putImageData(image, 0, 0);
+    figure.append(cells);
+  }
+  const [h, w, c] = stage.shape;
+  const what = stage.kind === "conv" ? `${c} maps ${h}×${w}` : `${h} units`;
+  figure.append(element("figcaption", {}, `${stage.name}: ${what}${stage.activation ? `, ${stage.activation}` : ""}`));
+  return figure;
+}
+
+// ---------------------------------------------------------------------------------- start
+
+picker.addEventListener("change", () => {
+  document.getElementById("model-link").href = `/model?name=${encodeURIComponent(picker.value)}`;
+  ask();
+});
+document.querySelectorAll("input[name=mode]").forEach((r) => r.addEventListener("change", ask));
+document.getElementById("show-why").addEventListener("change", () => last && show());
+
+clearBoard();
+fillModelPicker(picker).then(() => {
+  document.getElementById("model-link").href = `/model?name=${encodeURIComponent(picker.value)}`;
+  document.body.dataset.ready = "true";
+}).catch((error) => { statusLine.textContent = `Error: ${error.message}`; });
