@@ -135,7 +135,7 @@ def _content_type(request: Request) -> str:
 
 async def _image_bytes(request: Request) -> bytes:
     """The uploaded file of a multipart form, or the raw body."""
-    if _content_type(request) == "multipart/form-data":
+    if _content_type(request) in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.form()
         files = [v for v in form.values() if isinstance(v, UploadFile)]
         if not files:

@@ -1,0 +1,43 @@
+"""Test images made on the fly: MNIST digits as people's PNGs, written numbers, a pixel bomb."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def digit_png(digit: np.ndarray, size: int = 280) -> bytes:
+    """An MNIST digit (28, 28) uint8 as a dark-on-white drawing of size x size pixels."""
+    return png_bytes(np.asarray(Image.fromarray(255 - digit).resize((size, size), Image.BILINEAR)))
+
+
+def number_png(digits: list[np.ndarray], gap: int = 6) -> bytes:
+    """MNIST digits side by side, dark on white, as one PNG."""
+    width = len(digits) * (28 + gap) + 24
+    canvas = np.zeros((48, width), np.uint8)
+    for k, digit in enumerate(digits):
+        x = 12 + k * (28 + gap)
+        canvas[10:38, x : x + 28] = digit
+    return png_bytes(255 - canvas)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims width x height pixels and holds no image data: a pixel bomb's header,
+    refused before anything is decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")

@@ -1,0 +1,173 @@
+"""The page in a real browser: Playwright driving Debian's Chromium, headless, against a live
+server on 127.0.0.1. `.ci/run` installs Chromium; the tests skip only where it is absent."""
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pictures import digit_png, number_png
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = os.environ.get("DIGITNET_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server():
+    import uvicorn
+
+    from digitnet.web.app import create_app
+    from digitnet.web.catalog import load_catalog
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(load_catalog()), host="127.0.0.1", port=port,
+                            log_level="warning")  # fmt: skip
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not running.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    yield page
+    context.close()
+    assert errors == [], errors
+
+
+def draw_ink(page, digit: np.ndarray):
+    """Mouse strokes along the ink of an MNIST digit (28, 28): one stroke per run of inked
+    pixels in each row, scaled onto the canvas."""
+    box = page.locator("#canvas").bounding_box()
+    cell = box["width"] / 28
+    for r, row in enumerate(digit > 100):
+        c = 0
+        while c < 28:
+            if row[c]:
+                start = c
+                while c < 28 and row[c]:
+                    c += 1
+                y = box["y"] + (r + 0.5) * cell
+                page.mouse.move(box["x"] + (start + 0.5) * cell, y)
+                page.mouse.down()
+                page.mouse.move(box["x"] + (c - 0.5) * cell, y, steps=3)
+                page.mouse.up()
+            c += 1
+
+
+def verdict(page) -> str:
+    page.wait_for_timeout(50)
+    page.wait_for_selector("body[data-busy=false]")
+    return page.locator("#verdict").get_attribute("data-digit")
+
+
+def test_drawing_a_digit_shows_the_right_verdict_then_clear(page, mnist, tmp_path):
+    _, (x_test, y_test) = mnist
+    draw_ink(page, x_test[0])
+    assert verdict(page) == str(y_test[0])
+    assert page.locator("#bars li").count() == 10
+    assert page.locator("#bars li.best .label").inner_text() == str(y_test[0])
+    assert page.locator("#network img.maps").count() == 3  # the CNN's feature maps
+    page.check("#show-why")
+    page.screenshot(path=str(tmp_path / "drawn.png"), full_page=True)
+    assert (tmp_path / "drawn.png").stat().st_size > 10_000
+
+    page.click("#clear")
+    assert verdict(page) == "none"
+    assert "no digit" in page.locator("#verdict").inner_text()
+
+
+def test_undo_removes_the_last_stroke(page):
+    box = page.locator("#canvas").bounding_box()
+    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.2 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.8 * box["height"], steps=8)
+    page.mouse.up()
+    assert verdict(page) == "1"
+    page.click("#undo")
+    assert verdict(page) == "none"
+
+
+def test_switching_models_shows_the_tutorial_network(page, mnist):
+    _, (x_test, y_test) = mnist
+    draw_ink(page, x_test[1])
+    assert verdict(page) == str(y_test[1])
+    page.select_option("#model", "tutorial")
+    assert verdict(page) == str(y_test[1])
+    assert page.locator("canvas.net").count() == 1  # neurons and connections, 784-16-16-10
+    assert page.locator("#model-link").get_attribute("href") == "/model?name=tutorial"
+
+
+def test_uploading_a_photo_and_reading_a_number(page, mnist, tmp_path):
+    _, (x_test, y_test) = mnist
+    photo = tmp_path / "digit.png"
+    photo.write_bytes(digit_png(x_test[2], size=400))
+    page.set_input_files("#upload", str(photo))
+    assert verdict(page) == str(y_test[2])
+
+    number = tmp_path / "number.png"
+    number.write_bytes(number_png([x_test[i] for i in (3, 4, 5)]))
+    page.check("input[name=mode][value=number]")
+    page.set_input_files("#upload", str(number))
+    verdict(page)
+    expected = "".join(str(y_test[i]) for i in (3, 4, 5))
+    assert page.locator("#reading-text").inner_text() == expected
+
+
+def test_a_file_that_is_not_an_image_gets_the_servers_reason(page, tmp_path):
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    page.set_input_files("#upload", str(notes))
+    verdict(page)
+    assert "not an image" in page.locator("#status").inner_text()
+
+
+def test_phone_width_has_no_sideways_scrolling(browser, server, mnist):
+    context = browser.new_context(viewport={"width": 375, "height": 740}, has_touch=True)
+    page = context.new_page()
+    for path in ("/", "/model?name=tutorial"):
+        page.goto(server + path)
+        page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
+    context.close()
+
+
+def test_model_page_shows_accuracy_confusion_and_mistakes(page, server):
+    page.goto(server + "/model?name=tutorial")
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    assert "93.16%" in page.locator("#accuracy").inner_text()
+    assert page.locator("#confusion tr").count() == 11
+    assert page.locator("#weights img").count() == 16
+    assert page.locator("#mistakes figure").count() == 24
