@@ -223,8 +223,10 @@ def test_input_gradient_is_the_inference_gradient_of_the_logit(rng):
     batchnorm.state["moving_variance"][...] = rng.uniform(0.5, 2, size=3)
     X, units = rng.normal(size=(N, 6, 6)), np.array([0, 1, 2, 1])
     before = model.predict(X)
+    model._flat_grads[...] = 7.0
 
     analytic = model.input_gradient(X, units)
+    assert (model._flat_grads == 7.0).all()  # parameter gradients neither computed nor touched
 
     head = model.layers[-1]
     assert head.output_logits  # fused with the loss: the head already outputs logits

@@ -149,19 +149,28 @@ class Conv2D(ActivatedLayer):
         return self.activate(Z.reshape(N, Ho, Wo, F), training)
 
     def backward(self, dA):
-        (kh, kw), (sh, sw) = self.kernel_size, self.strides
-        Ho, Wo, F = self.output_shape
+        F = self.output_shape[-1]
         N, cols = self._N, self._cols
         dZ = self.deactivate(dA).reshape(-1, F)  # (N*Ho*Wo, F)
+        if not self.tracing:
+            self._parameter_gradients(cols, dZ)
+        self._cols = None
+        if not self.needs_input_grad:
+            return None
+        return self._input_gradient(dZ, N)
+
+    def _parameter_gradients(self, cols, dZ):
+        F = self.output_shape[-1]
         dWb = weights_and_bias(self.grads["W"].reshape(-1, F), self.grads["b"])
         if cols.shape[1] == self.grads["W"].size // F + 1 and dWb is not None:
             np.matmul(cols.T, dZ, out=dWb)  # (K+1, N*Ho*Wo) @ (.., F): dW and db at once
         else:
             np.matmul(cols.T, dZ, out=self.grads["W"].reshape(-1, F))  # (K, M) @ (M, F)
             np.add.reduce(dZ, axis=0, out=self.grads["b"])
-        self._cols = None
-        if not self.needs_input_grad:
-            return None
+
+    def _input_gradient(self, dZ, N):
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        Ho, Wo, F = self.output_shape
         H, W, C = self.input_shape
         (top, bottom), (left, right) = self._pads
         kernel = self.params["W"]  # (kh, kw, C, F)

@@ -7,8 +7,8 @@ The layer protocol (see ``Layer``):
   returns the output shape without the batch dimension;
 * ``forward(X, training)`` caches exactly what ``backward`` needs and returns the output. It
   caches when ``training`` (which also switches Dropout and BatchNorm to their training
-  behaviour) or when ``tracing`` (inference behaviour, kept for backward: gradients of the
-  inference function, e.g. with respect to the input pixels);
+  behaviour) or when ``tracing`` (inference behaviour, kept for a backward pass that computes
+  only the input gradients of the inference function, e.g. with respect to the pixels);
 * ``backward(dout)`` fills ``grads`` (same keys and shapes as ``params``) and returns dX, or None
   when ``needs_input_grad`` is False (the first trainable layer: nothing below needs dX).
 """
@@ -179,9 +179,9 @@ class Dense(ActivatedLayer):
 
     def backward(self, dA):
         dZ = self.deactivate(dA)  # (N, H)
-        X = self._X
-        np.matmul(X.T, dZ, out=self.grads["W"])  # (D, N) @ (N, H) -> (D, H)
-        np.add.reduce(dZ, axis=0, out=self.grads["b"])  # (H,)
+        if not self.tracing:
+            np.matmul(self._X.T, dZ, out=self.grads["W"])  # (D, N) @ (N, H) -> (D, H)
+            np.add.reduce(dZ, axis=0, out=self.grads["b"])  # (H,)
         if not self.needs_input_grad:
             return None
         return dZ @ self.params["W"].T  # (N, H) @ (H, D) -> (N, D)

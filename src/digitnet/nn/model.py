@@ -209,8 +209,7 @@ class Sequential:
 
         ``unit`` picks the output (one for all samples, or one per sample). Its score is the
         logit (the head's input to softmax) when the head is a softmax, else the output itself.
-        The layers' parameter gradients are overwritten on the way (they are scratch space
-        between training steps).
+        Parameter gradients are not computed (nor touched).
         """
         X = self._check_x(x, "input_gradient")
         outputs = self.output_shape[-1]

@@ -52,11 +52,8 @@ class BatchNorm(Layer):
         if not training:
             inv_std = 1 / np.sqrt(self.state["moving_variance"] + self.epsilon)  # (D,)
             scale = (gamma * inv_std).astype(X.dtype)
-            if self.tracing:  # an affine map per channel: X_hat = (X - moving mean) * inv_std
-                self._X_hat, self._inference_scale = (
-                    (X - self.state["moving_mean"]) * inv_std,
-                    scale,
-                )
+            if self.tracing:  # an affine map per channel
+                self._inference_scale = scale
             return X * scale + (beta - self.state["moving_mean"] * scale)
         rows = X.reshape(-1, X.shape[-1])  # (M, D): every position of every sample is a row
         count = len(rows)
@@ -98,12 +95,9 @@ class BatchNorm(Layer):
         return dX.reshape(shape)
 
     def _inference_backward(self, dout):
-        """Backward through the inference map X * scale + shift, with the moving statistics
-        constant: dX = dout * scale, dgamma = sum(dout * X_hat), dbeta = sum(dout)."""
-        axes = tuple(range(dout.ndim - 1))
-        self.grads["beta"][...] = dout.sum(axis=axes)
-        self.grads["gamma"][...] = (dout * self._X_hat).sum(axis=axes)
-        scale, self._X_hat, self._inference_scale = self._inference_scale, None, None
+        """Backward through the inference map X * scale + shift (a traced pass: input gradient
+        only): dX = dout * scale."""
+        scale, self._inference_scale = self._inference_scale, None
         return dout * scale if self.needs_input_grad else None
 
     def get_config(self):

@@ -1,0 +1,89 @@
+"""`digitnet serve` and `digitnet report` from the command line."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from digitnet.cli import main
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_answers_on_127_0_0_1_with_the_bundled_models():
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "digitnet", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        banner = server.stdout.readline()
+        assert f"cnn, tutorial at http://127.0.0.1:{port}/" in banner
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health") as answer:
+                    health = json.load(answer)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, server.stderr.read()
+                time.sleep(0.1)
+        assert health["models"] == ["cnn", "tutorial"]
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["serve", "--port", "0"], "argument --port: must be in 1-65535"),
+        (["serve", "--port", "70000"], "argument --port: must be in 1-65535"),
+        (["serve", "--port", "http"], "argument --port: expected a port number"),
+        (["serve", "--max-upload-mb", "-1"], "argument --max-upload-mb: must be a number > 0"),
+        (["serve", "--colour"], "unrecognized arguments: --colour"),
+        (["report"], "the following arguments are required: MODEL"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_serve_errors_are_one_line(tmp_path, capsys):
+    assert main(["serve", "--model", str(tmp_path / "none.npz")]) == 1
+    assert "no such model file" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_writes_pictures_and_a_page_and_never_overwrites(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", "tutorial", "--out", str(out)]) == 0
+    assert f"wrote {out / 'index.html'}" in capsys.readouterr().out
+    names = ["training_curves.png", "confusion_matrix.png", "first_layer.png", "mistakes.png"]
+    page = (out / "index.html").read_text()
+    for name in names:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f'src="{name}"' in page
+    assert "93.16%" in page and "13,002 parameters" in page
+    before = (out / "index.html").stat().st_mtime_ns
+    assert main(["report", "tutorial", "--out", str(out)]) == 1
+    assert "not overwritten" in capsys.readouterr().err
+    assert (out / "index.html").stat().st_mtime_ns == before
