@@ -321,7 +321,19 @@ def cmd_serve(args) -> int:
     print(f"digitnet serve: {', '.join(catalog.models)} at {url} (Ctrl-C to stop)", flush=True)
     if args.open:
         threading.Timer(1.0, webbrowser.open, [url]).start()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    options = dict(host=args.host, port=args.port, log_level="warning", access_log=False)
+    if args.workers == 1:
+        uvicorn.run(app, **options)
+    else:  # each worker process builds its own app from the same settings
+        from digitnet.web.app import SETTINGS_VARIABLE
+
+        for threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(threads, "1")  # one request at a time per worker: no BLAS pool
+
+        settings = {"models": args.model, "max_upload_bytes": int(args.max_upload_mb * 2**20)}
+        os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
+        target = "digitnet.web.app:app_from_environment"
+        uvicorn.run(target, factory=True, workers=args.workers, **options)
     return 0
 
 
@@ -477,6 +489,8 @@ def build_parser() -> Parser:
                        help="where to listen (default: 127.0.0.1, this machine only)")  # fmt: skip
     serve.add_argument("--port", type=port_number, default=8000, help="default: 8000")
     serve.add_argument("--open", action="store_true", help="open the page in a browser")
+    serve.add_argument("--workers", type=positive_int, default=1,
+                       help="server processes, e.g. one per core (default: 1)")  # fmt: skip
     serve.add_argument("--max-upload-mb", type=positive_float, default=10,
                        help="largest accepted upload in MB (default: 10)")  # fmt: skip
     serve.set_defaults(func=cmd_serve)

@@ -89,10 +89,33 @@ def explain(model, image: np.ndarray, digit: int) -> np.ndarray:
     how much its ink pushed the score (logit) of ``digit`` up (> 0) or down (< 0), to first
     order. Same shape as ``image``, scaled so the strongest pixel is +1 or -1 (all zero when
     nothing moves the score)."""
-    gradient = model.input_gradient(image[None], digit)[0]
-    contribution = gradient * image
+    return _scaled(model.input_gradient(image[None], digit)[0] * image)
+
+
+def _scaled(contribution: np.ndarray) -> np.ndarray:
     strongest = float(np.abs(contribution).max())
     return contribution / strongest if strongest > 0 else contribution
+
+
+@dataclass
+class Look:
+    """One input seen through the network: the model's output (N.B. before any calibration),
+    every stage's activity, and the explanation of the predicted digit (``explain``)."""
+
+    probabilities: np.ndarray
+    activity: list[Activity]
+    explanation: np.ndarray
+
+
+def look(model, image: np.ndarray) -> Look:
+    """``activity`` and ``explain`` of the predicted digit from a single traced pass (one
+    forward, one backward): what the web page shows for every drawing."""
+    outputs, gradient = model.trace(image[None])
+    return Look(
+        probabilities=outputs[-1][0],
+        activity=[Activity(stage, outputs[stage.last][0]) for stage in stages(model)],
+        explanation=_scaled(gradient[0] * image),
+    )
 
 
 def first_layer_weights(model) -> np.ndarray:

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from digitnet.vision import ImageError, prepare
-from digitnet.vision.preprocess import MIN_CONTRAST, NO_INK
 from digitnet.vision.segment import choose_reading, segment
 
 
@@ -141,20 +140,19 @@ class Recognizer:
                                       box=prepared.box, frame=prepared.frame))  # fmt: skip
         ready = [r for r in results if isinstance(r, Prediction) and r.input is not None]
         if ready:
-            probabilities = self.predict_inputs(np.stack([r.input for r in ready]))
-            for prediction, p in zip(ready, probabilities, strict=True):
-                prediction.digit = int(p.argmax())
-                prediction.confidence = float(p.max())
-                prediction.probabilities = [float(v) for v in p]
+            outputs = self.model.predict(np.stack([r.input for r in ready]))
+            for prediction, p in zip(ready, outputs, strict=True):
+                self.decide(prediction, p)
         return results
 
-    def recognize_input(self, image: np.ndarray) -> Prediction:
-        """The Prediction for an input already in MNIST form: (28, 28) float32 in [0, 1], ink
-        bright on dark, as the network takes it (no image pipeline)."""
-        if float(image.max()) < MIN_CONTRAST:
-            return Prediction(None, reason=NO_INK, input=image)
-        (p,) = self.predict_inputs(image[None])
-        return Prediction(int(p.argmax()), float(p.max()), [float(v) for v in p], input=image)
+    def decide(self, prediction: Prediction, output: np.ndarray) -> Prediction:
+        """Fill in the verdict from the model's ``output`` (10,) for ``prediction.input``:
+        the calibrated probabilities, the most probable digit and its confidence."""
+        p = calibrate(output[None], self.temperature)[0]
+        prediction.digit = int(p.argmax())
+        prediction.confidence = float(p.max())
+        prediction.probabilities = [float(v) for v in p]
+        return prediction
 
     def recognize(self, image: Any) -> Prediction:
         """One image's Prediction; raises ImageError for an unreadable image."""

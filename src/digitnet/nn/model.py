@@ -211,31 +211,31 @@ class Sequential:
         logit (the head's input to softmax) when the head is a softmax, else the output itself.
         Parameter gradients are not computed (nor touched).
         """
-        X = self._check_x(x, "input_gradient")
-        outputs = self.output_shape[-1]
-        units = np.asarray(unit)
-        if units.ndim > 1 or (units.ndim == 1 and len(units) != len(X)):
-            raise NNError(
-                f"input_gradient: give one unit for all samples or one per sample ({len(X)}); "
-                f"got {units.shape}"
-            )
-        units = np.broadcast_to(units, (len(X),))
-        if units.dtype.kind not in "iu" or (
-            units.size and not (0 <= units.min() <= units.max() < outputs)
-        ):
-            raise NNError(
-                f"input_gradient: unit must be an integer in [0, {outputs}); got {unit!r}"
-            )
+        return self.trace(x, unit)[1]
+
+    def trace(
+        self, x: Any, unit: int | Sequence[int] | None = None
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """One inference pass that keeps what ``forward_layers`` returns (each layer's output,
+        the prediction last) and backpropagates the score of ``unit`` (default: each sample's
+        predicted output) to the input, as ``input_gradient`` does: (outputs, gradient)."""
+        X = self._check_x(x, "trace")
         head = self.layers[-1]
         saved = [(layer.needs_input_grad, layer.tracing) for layer in self.layers]
         head_logits = getattr(head, "output_logits", False)
+        softmax_head = isinstance(head, Activation) and head.activation.name == "softmax"
         try:
             for layer in self.layers:
                 layer.needs_input_grad, layer.tracing = True, True
-            if isinstance(head, Activation) and head.activation.name == "softmax":
+            if softmax_head:
                 head.output_logits = True
-            out = self._forward(X, training=False)  # (N, outputs)
-            grad = np.zeros_like(out)
+            outputs = []
+            out = X
+            for layer in self.layers:
+                out = layer.forward(out, training=False)
+                outputs.append(out)
+            units = self._units(out.argmax(axis=1) if unit is None else unit, len(X))
+            grad = np.zeros_like(out)  # (N, outputs): 1 at each sample's unit
             grad[np.arange(len(X)), units] = 1
             for layer in reversed(self.layers):
                 grad = layer.backward(grad)
@@ -244,7 +244,23 @@ class Sequential:
                 layer.needs_input_grad, layer.tracing = needs, tracing
             if isinstance(head, Activation):
                 head.output_logits = head_logits
-        return grad
+        if softmax_head:
+            outputs[-1] = softmax(outputs[-1])
+        return outputs, grad
+
+    def _units(self, unit: Any, n: int) -> np.ndarray:
+        """``unit`` (one for all n samples, or one each) checked against the outputs."""
+        outputs = self.output_shape[-1]
+        units = np.asarray(unit)
+        if units.ndim > 1 or (units.ndim == 1 and len(units) != n):
+            raise NNError(
+                f"give one unit for all samples or one per sample ({n}); got {units.shape}"
+            )
+        if units.dtype.kind not in "iu" or (
+            units.size and not (0 <= units.min() <= units.max() < outputs)
+        ):
+            raise NNError(f"unit must be an integer in [0, {outputs}); got {unit!r}")
+        return np.broadcast_to(units, (n,))
 
     # ---------------------------------------------------------------------------- validation
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from digitnet.augment import bilinear
@@ -86,21 +85,40 @@ def background(ink: np.ndarray) -> np.ndarray:
     size = (max(1, round(W / factor)), max(1, round(H / factor)))
     small = np.asarray(Image.fromarray(ink, "F").resize(size, Image.BOX))
     window = max(5, min(small.shape) // 6) | 1  # odd, about a sixth of the image
-    opened = filter_1d(filter_1d(small, window, np.min), window, np.max)
-    smooth = filter_1d(opened, window, np.mean)
+    opened = square_filter(square_filter(small, window, "min"), window, "max")
+    smooth = square_filter(opened, window, "mean")
     return np.asarray(Image.fromarray(smooth, "F").resize((W, H), Image.BILINEAR))
 
 
-def filter_1d(image: np.ndarray, window: int, reduce) -> np.ndarray:
-    """``reduce`` (np.min, np.max, np.mean) over a window x window square, edges replicated,
-    computed separably: rows, then columns."""
-    radius = window // 2
+def square_filter(image: np.ndarray, window: int, kind: str) -> np.ndarray:
+    """The minimum, maximum or mean (``kind``) over each window x window square, edges
+    replicated; separable, so done along rows, then columns."""
     for axis in (0, 1):
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (radius, radius)
-        padded = np.pad(image, pad, mode="edge")
-        image = reduce(sliding_window_view(padded, window, axis=axis), axis=-1)
+        image = _filter_along(image, window, kind, axis)
     return image.astype(np.float32)
+
+
+def _filter_along(image: np.ndarray, window: int, kind: str, axis: int) -> np.ndarray:
+    radius = window // 2
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (radius, window - 1 - radius)
+    a = np.pad(image, pad, mode="edge").astype(np.float64 if kind == "mean" else image.dtype)
+    n = image.shape[axis]
+
+    def part(start: int, length: int) -> np.ndarray:
+        return a[start : start + length] if axis == 0 else a[:, start : start + length]
+
+    if kind == "mean":  # differences of a running sum
+        a = np.cumsum(a, axis=axis)
+        a = np.concatenate([np.zeros_like(part(0, 1)), a], axis=axis)
+        return (part(window, n) - part(0, n)) / window
+    extreme = np.minimum if kind == "min" else np.maximum
+    span = 1  # a[i] holds the extreme of `span` values from i: double it, log2(window) steps
+    while 2 * span <= window:
+        a = extreme(part(0, a.shape[axis] - span), part(span, a.shape[axis] - span))
+        span *= 2
+    rest = window - span  # two overlapping spans cover the window (min and max allow it)
+    return extreme(part(0, n), part(rest, n))
 
 
 def noise_level(paper: np.ndarray) -> float:
@@ -127,6 +145,7 @@ def writing_threshold(ink: np.ndarray) -> float | None:
     """The ink level above which a pixel is writing, or None when nothing in ``ink`` stands out
     from the paper: the strongest ink must reach MIN_CONTRAST and NOISE_MARGIN deviations of the
     paper's own noise."""
+    ink = sample(ink)
     signal = percentile(ink, 99.7)
     noise = noise_level(ink[ink < 0.5 * signal]) if signal > 0 else 0.0  # the paper only
     if signal < MIN_CONTRAST or signal < NOISE_MARGIN * noise:
@@ -137,13 +156,17 @@ def writing_threshold(ink: np.ndarray) -> float | None:
 PERCENTILE_SAMPLE = 16384  # larger arrays are estimated from an evenly strided sample
 
 
+def sample(values: np.ndarray) -> np.ndarray:
+    """``values`` flattened, or every k-th of them when there are more than PERCENTILE_SAMPLE."""
+    flat = values.ravel()
+    return flat[:: -(-flat.size // PERCENTILE_SAMPLE)] if flat.size > PERCENTILE_SAMPLE else flat
+
+
 def percentile(values: np.ndarray, q: float) -> float:
     """The q-th percentile by rank (no interpolation): np.partition, without np.percentile's
     overhead, which dominates on digit-sized arrays. Above PERCENTILE_SAMPLE values it is
     estimated from every k-th value (deterministic, and 4x faster on a 256x256 image)."""
-    flat = values.ravel()
-    if flat.size > PERCENTILE_SAMPLE:
-        flat = flat[:: -(-flat.size // PERCENTILE_SAMPLE)]
+    flat = sample(values)
     k = min(flat.size - 1, round(q / 100 * (flat.size - 1)))
     return float(np.partition(flat, k)[k])
 
@@ -259,6 +282,14 @@ def crop_to_ink(image: np.ndarray, level: float) -> tuple[tuple[int, int], np.nd
     if rows.size == 0:
         return (0, 0), image
     return (rows[0], cols[0]), image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def prepared_input(image: np.ndarray) -> Prepared:
+    """An input already in MNIST form, (28, 28) in [0, 1] with the ink bright, taken as it is —
+    or no digit when no pixel reaches MIN_CONTRAST."""
+    if float(image.max()) < MIN_CONTRAST:
+        return Prepared(None, NO_INK)
+    return Prepared(image)
 
 
 def prepare(source: Any, deskew_digit: bool = False) -> Prepared:

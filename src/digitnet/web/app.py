@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from importlib import resources
 from typing import Any
 
@@ -28,11 +29,12 @@ from starlette.exceptions import HTTPException
 
 from digitnet import __version__
 from digitnet.recognition import read_with
-from digitnet.vision import ImageError, ImageTooLarge, NotAnImage
+from digitnet.vision import ImageError, ImageTooLarge, NotAnImage, prepare
+from digitnet.vision.preprocess import prepared_input
 from digitnet.web import schemas
 from digitnet.web.catalog import Catalog, ServedModel
 from digitnet.web.limits import BodySizeLimit
-from digitnet.web.payloads import model_details, model_summary, prediction_payload, test_payload
+from digitnet.web.payloads import examine, model_details, model_summary, test_payload
 
 MAX_UPLOAD_BYTES = 10 * 2**20
 STATIC = resources.files("digitnet.web") / "static"
@@ -107,11 +109,11 @@ def create_app(catalog: Catalog, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
         in [0, 1], ink bright on dark)."""
         chosen = served(model)
         if _content_type(request) == "application/json":
-            prediction = chosen.recognizer.recognize_input(_pixels(await request.body()))
+            prepared = prepared_input(_pixels(await request.body()))
         else:
             data = await _image_bytes(request)
-            prediction = _image_call(lambda: chosen.recognizer.recognize(data))
-        return JSONResponse(prediction_payload(chosen, prediction))
+            prepared = _image_call(lambda: prepare(data))
+        return JSONResponse(examine(chosen, prepared))
 
     @app.post(
         "/api/read",
@@ -127,6 +129,21 @@ def create_app(catalog: Catalog, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
         return JSONResponse({"model": chosen.name, **reading.to_dict()})
 
     return app
+
+
+SETTINGS_VARIABLE = "DIGITNET_SERVE"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of each worker process of ``digitnet serve --workers N`` (uvicorn starts workers
+    from an import string, so the settings travel in the environment as JSON)."""
+    from digitnet.memory import reuse_freed_memory
+    from digitnet.web.catalog import load_catalog
+
+    reuse_freed_memory()
+    settings = json.loads(os.environ.get(SETTINGS_VARIABLE, "{}"))
+    limit = settings.get("max_upload_bytes", MAX_UPLOAD_BYTES)
+    return create_app(load_catalog(settings.get("models")), max_upload_bytes=limit)
 
 
 def _content_type(request: Request) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 
 from digitnet import insight
 from digitnet.recognition import Prediction
+from digitnet.vision import Prepared
 from digitnet.web.catalog import ServedModel
 from digitnet.web.pictures import diverging, gray, png_data_url, sheet
 
@@ -20,10 +21,17 @@ def rounded(values: np.ndarray) -> list:
     return np.round(values.astype(np.float64), DECIMALS).tolist()
 
 
-def prediction_payload(served: ServedModel, prediction: Prediction) -> dict[str, Any]:
-    """A verdict with everything the page shows: the input the network saw, each stage's
-    activity, and the explanation of the winning digit."""
-    out: dict[str, Any] = {
+def examine(served: ServedModel, prepared: Prepared) -> dict[str, Any]:
+    """The verdict on a prepared input with everything the page shows: the input the network
+    saw, each stage's activity, and the explanation of the winning digit — all from one traced
+    pass through the network."""
+    prediction = Prediction(None, reason=prepared.reason, input=prepared.image,
+                            box=prepared.box, frame=prepared.frame)  # fmt: skip
+    seen = None
+    if prepared.image is not None:
+        seen = insight.look(served.model, prepared.image)
+        served.recognizer.decide(prediction, seen.probabilities)
+    return {
         "model": served.name,
         "digit": prediction.digit,
         "confidence": prediction.confidence,
@@ -32,14 +40,9 @@ def prediction_payload(served: ServedModel, prediction: Prediction) -> dict[str,
         "input": None if prediction.input is None else rounded(prediction.input),
         "box": None if prediction.box is None else list(prediction.box),
         "frame": None if prediction.frame is None else [round(v, 2) for v in prediction.frame],
-        "layers": [],
-        "explanation": None,
+        "layers": [] if seen is None else [stage_payload(a) for a in seen.activity],
+        "explanation": None if seen is None else rounded(seen.explanation),
     }
-    if prediction.digit is not None:
-        image = prediction.input
-        out["layers"] = [stage_payload(a) for a in insight.activity(served.model, image)]
-        out["explanation"] = rounded(insight.explain(served.model, image, prediction.digit))
-    return out
 
 
 def stage_payload(activity: insight.Activity) -> dict[str, Any]:

@@ -1,0 +1,178 @@
+"""Benchmark: draw-to-verdict latency of `digitnet serve` under load, on 127.0.0.1.
+
+Starts the real server (`digitnet serve`, uvicorn) in its own process and runs a bounded load
+test against it from this one: CLIENTS concurrent keep-alive connections POST a canvas-sized PNG
+(a 280x280 drawing of an MNIST test digit, as the page sends while someone draws) to
+/api/predict, and every answer's latency is recorded.
+
+Two ways of loading it:
+  --rate 0 (closed loop): each client sends its next request as soon as the answer arrives —
+           the server's capacity; latency = queueing behind the other clients.
+  --rate R: each client sends R requests per second on average (Poisson arrivals), one in
+           flight at a time, as the page does (at most one request per 90 ms while the pen
+           moves, none while it rests).
+
+Also measures how long the page takes to load in headless Chromium when it is installed.
+
+    python benchmarks/bench_web.py [--clients 16] [--seconds 15] [--rate 0] [--model cnn]
+                                   [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+from common import row
+from PIL import Image
+
+from digitnet.data import load_mnist
+
+
+def canvas_png(digit: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(255 - digit).resize((280, 280), Image.BILINEAR).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(port: int, workers: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "digitnet", "serve", "--port", str(port), "--workers", str(workers)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1):
+                return server
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("the server did not start: " + server.stderr.read()) from None
+            time.sleep(0.2)
+
+
+async def client(port, path, body, stop_at, interval, latencies, errors, rng):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    next_send = time.perf_counter() + (rng.uniform(0, interval) if interval else 0)
+    try:
+        while time.perf_counter() < stop_at:
+            if interval:  # Poisson arrivals: people do not draw in step with each other
+                await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
+                next_send += rng.exponential(interval)
+            start = time.perf_counter()
+            writer.write(request)
+            await writer.drain()
+            status_line = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - start)
+            if b" 200 " not in status_line:
+                errors.append(status_line.decode().strip())
+    finally:
+        writer.close()
+
+
+async def load(port, path, body, clients, seconds, rate):
+    latencies, errors = [], []
+    interval = 1 / rate if rate else 0.0
+    stop_at = time.perf_counter() + seconds
+    rng = np.random.default_rng(0)
+    await asyncio.gather(*(client(port, path, body, stop_at, interval, latencies, errors, rng)
+                           for _ in range(clients)))  # fmt: skip
+    return latencies, errors
+
+
+def page_load_seconds(url: str) -> float | None:
+    """Median of 5 loads of the page in headless Chromium (navigation start to the model list
+    shown), or None without Playwright/Chromium."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+    times = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+            for _ in range(5):
+                page = browser.new_page()
+                start = time.perf_counter()
+                page.goto(url)
+                page.wait_for_selector("body[data-ready=true]")
+                times.append(time.perf_counter() - start)
+                page.close()
+            browser.close()
+    except Exception as err:  # no browser here: the load test still stands
+        print(f"  (page load not measured: {err.__class__.__name__})")
+        return None
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--rate", type=float, default=0, help="requests/s per client; 0: closed")
+    parser.add_argument("--model", default="cnn")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    _, (x_test, _) = load_mnist()
+    body = canvas_png(x_test[0])
+    port = free_port()
+    server = start_server(port, args.workers)
+    try:
+        path = f"/api/predict?model={args.model}"
+        asyncio.run(load(port, path, body, 2, 1.0, 0))  # warm up
+        latencies, errors = asyncio.run(
+            load(port, path, body, args.clients, args.seconds, args.rate)
+        )
+        page = page_load_seconds(f"http://127.0.0.1:{port}/")
+    finally:
+        server.terminate()
+        server.wait(10)
+    ms = np.array(latencies) * 1000
+    median, p99 = float(np.median(ms)), float(np.percentile(ms, 99))
+    mode = f"{args.rate:g} req/s each" if args.rate else "closed loop"
+    print(f"POST /api/predict, {len(body):,}-byte 280x280 PNG, model {args.model}, "
+          f"{args.clients} clients ({mode}), {args.workers} worker(s), "
+          f"{args.seconds:g} s")  # fmt: skip
+    print(row("requests answered / errors", f"{len(ms)} / {len(errors)}"))
+    print(row("throughput", f"{len(ms) / args.seconds:.0f} req/s"))
+    verdict = "meets" if median <= 20 and p99 <= 50 and not errors else "MISSES"
+    print(row("latency median / p99", f"{median:.1f} / {p99:.1f} ms",
+              f"{verdict} the 20 / 50 ms target"))  # fmt: skip
+    if page is not None:
+        print(row("page load (headless Chromium)", f"{1000 * page:.0f} ms",
+                  f"{'meets' if page <= 1 else 'MISSES'} the 1 s target"))  # fmt: skip
+    print(json.dumps({"median_ms": median, "p99_ms": p99, "requests": len(ms),
+                      "errors": len(errors), "page_load_s": page}))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
