@@ -99,7 +99,7 @@ def test_drawing_a_digit_shows_the_right_verdict_then_clear(page, mnist, tmp_pat
     assert verdict(page) == str(y_test[0])
     assert page.locator("#bars li").count() == 10
     assert page.locator("#bars li.best .label").inner_text() == str(y_test[0])
-    assert page.locator("#network img.maps").count() == 3  # the CNN's feature maps
+    assert page.locator("#network canvas.maps").count() == 3  # the CNN's feature maps
     page.check("#show-why")
     page.screenshot(path=str(tmp_path / "drawn.png"), full_page=True)
     assert (tmp_path / "drawn.png").stat().st_size > 10_000

@@ -1,5 +1,6 @@
 """The REST API through FastAPI's test client: answers, and bad input answered with 4xx."""
 
+import base64
 import json
 
 import numpy as np
@@ -50,8 +51,10 @@ def test_predict_a_drawn_digit(client, mnist):
         assert len(answer["box"]) == 4 and len(answer["frame"]) == 4
     stages = [(s["name"], s["kind"]) for s in answer["layers"]]
     assert stages[:3] == [("conv 1", "conv"), ("conv 2", "conv"), ("conv 3", "conv")]
-    assert answer["layers"][0]["maps"].startswith("data:image/png;base64,")
-    assert answer["layers"][0]["grid"] == [6, 6]  # 32 maps
+    conv1 = answer["layers"][0]
+    assert conv1["grid"] == [6, 6] and conv1["shape"] == [26, 26, 32]  # 32 maps of 26x26
+    assert conv1["size"] == [6 * 27 - 1, 6 * 27 - 1]  # tiles with 1-pixel gaps
+    assert len(base64.b64decode(conv1["maps"])) == conv1["size"][0] * conv1["size"][1]
 
 
 def test_upload_as_a_form_file_gives_the_same_answer(client, mnist):

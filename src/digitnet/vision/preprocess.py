@@ -153,7 +153,7 @@ def writing_threshold(ink: np.ndarray) -> float | None:
     return max(0.35 * signal, 3 * noise)
 
 
-PERCENTILE_SAMPLE = 16384  # larger arrays are estimated from an evenly strided sample
+PERCENTILE_SAMPLE = 8192  # larger arrays are estimated from an evenly strided sample
 
 
 def sample(values: np.ndarray) -> np.ndarray:
@@ -165,7 +165,7 @@ def sample(values: np.ndarray) -> np.ndarray:
 def percentile(values: np.ndarray, q: float) -> float:
     """The q-th percentile by rank (no interpolation): np.partition, without np.percentile's
     overhead, which dominates on digit-sized arrays. Above PERCENTILE_SAMPLE values it is
-    estimated from every k-th value (deterministic, and 4x faster on a 256x256 image)."""
+    estimated from every k-th value (deterministic, and 8x faster on a 256x256 image)."""
     flat = sample(values)
     k = min(flat.size - 1, round(q / 100 * (flat.size - 1)))
     return float(np.partition(flat, k)[k])

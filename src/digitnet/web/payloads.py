@@ -1,9 +1,11 @@
 """What the API answers, built from the library's results: plain JSON-ready dicts. Arrays of
-28x28 go as nested lists (rounded), feature maps as PNG data URLs (tens of thousands of numbers
-would cost more to encode than the network costs to run)."""
+28x28 go as nested lists (rounded); feature maps as one gray picture per stage, its raw bytes in
+base64 (tens of thousands of numbers in JSON, or a PNG encoder, would cost more than the network
+takes to run)."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import numpy as np
@@ -57,7 +59,8 @@ def stage_payload(activity: insight.Activity) -> dict[str, Any]:
         out["values"] = rounded(activity.values)
     else:  # feature maps (h, w, channels), one brightness scale for the whole stage
         picture, (rows, cols) = sheet(gray(np.maximum(activity.values, 0)))
-        out["maps"] = png_data_url(picture)
+        out["maps"] = base64.b64encode(picture.tobytes()).decode("ascii")
+        out["size"] = list(picture.shape)
         out["grid"] = [rows, cols]
     return out
 

@@ -66,7 +66,12 @@ class Stage(BaseModel):
     shape: list[int]
     activation: str
     values: list[float] | None = Field(None, description="each unit's activation (dense)")
-    maps: str | None = Field(None, description="the feature maps tiled in a PNG data URL")
+    maps: str | None = Field(
+        None,
+        description="the feature maps tiled into one gray picture: its bytes (uint8, row "
+        "by row) in base64",
+    )
+    size: list[int] | None = Field(None, description="the picture's height and width")
     grid: list[int] | None = Field(None, description="rows and columns of tiles in maps")
 
 

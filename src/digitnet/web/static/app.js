@@ -305,8 +305,16 @@ function drawPerceptron(answer, info) {
 function drawStage(stage) {
   const figure = element("figure", { class: "stage" });
   if (stage.kind === "conv") {
-    figure.append(element("img", { src: stage.maps, class: "pixels maps",
-                                   alt: `${stage.name} feature maps` }));
+    const [height, width] = stage.size, bytes = atob(stage.maps);
+    const maps = element("canvas", { width, height, class: "pixels maps",
+                                     "aria-label": `${stage.name} feature maps` });
+    const ctx = maps.getContext("2d"), image = ctx.createImageData(width, height);
+    for (let k = 0; k < bytes.length; k++) {
+      const g = bytes.charCodeAt(k);
+      image.data.set([g, g, g, 255], 4 * k);
+    }
+    ctx.putImageData(image, 0, 0);
+    figure.append(maps);
   } else {
     const side = Math.ceil(Math.sqrt(stage.values.length));
     const cells = element("canvas", { width: side, height: Math.ceil(stage.values.length / side),
