@@ -35,5 +35,5 @@ def test_translated_tutorial_program_runs(tmp_path, monkeypatch):
 def test_readme_opens_with_setup_run_and_test_commands():
     first_block = README.read_text().split("```sh", 1)[1].split("```", 1)[0]
     commands = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
-    assert commands == ['pip install -e ".[test]"', "digitnet train", "python -m pytest"]
+    assert commands == ['pip install -e ".[test]"', "digitnet serve", "python -m pytest"]
     assert "python -m pytest" in (README.parent / ".ci" / "run").read_text()
