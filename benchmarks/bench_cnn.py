@@ -7,6 +7,10 @@ where importable, in PyTorch with the same architecture, side by side in one run
 
 from __future__ import annotations
 
+from digitnet.blas import short_blas_spin
+
+short_blas_spin()  # as the digitnet command does, before NumPy loads OpenBLAS
+
 import argparse
 import resource
 import time

@@ -12,6 +12,10 @@
 
 from __future__ import annotations
 
+from digitnet.blas import short_blas_spin
+
+short_blas_spin()  # as the digitnet command does, before NumPy loads OpenBLAS
+
 import argparse
 import io
 import json

@@ -11,6 +11,10 @@ Times are medians of --repeats runs; ratios compare runs made in this same proce
 
 from __future__ import annotations
 
+from digitnet.blas import short_blas_spin
+
+short_blas_spin()  # as the digitnet command does, before NumPy loads OpenBLAS
+
 import argparse
 import json
 import shutil

@@ -20,6 +20,10 @@ Also measures how long the page takes to load in headless Chromium when it is in
 
 from __future__ import annotations
 
+from digitnet.blas import short_blas_spin
+
+short_blas_spin()  # as the digitnet command does, before NumPy loads OpenBLAS
+
 import argparse
 import asyncio
 import io

@@ -9,6 +9,10 @@ for evaluation only — never trained on, never copied into the repository.
 
 from __future__ import annotations
 
+from digitnet.blas import short_blas_spin
+
+short_blas_spin()  # as the digitnet command does, before NumPy loads OpenBLAS
+
 import argparse
 import os
 import time

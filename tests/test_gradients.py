@@ -248,3 +248,51 @@ def test_input_gradient_rejects_a_unit_outside_the_outputs(rng):
         model.input_gradient(rng.normal(size=(2, 5)), 3)
     with pytest.raises(NNError, match="one per sample"):
         model.input_gradient(rng.normal(size=(2, 5)), [0, 1, 2])
+
+
+@pytest.mark.parametrize("pool_size, strides", [(2, None), (3, 2), (2, 1)])
+def test_relu_before_pooling_is_applied_after_it_in_training(pool_size, strides, rng):
+    """The model moves a ReLU that feeds a MaxPool2D behind the pooling in training (same
+    numbers, a quarter of the work): outputs and gradients must not change."""
+
+    def build(fused: bool):
+        model = Sequential(
+            [
+                Reshape((9, 9, 1), input_shape=(9, 9)),
+                Conv2D(3, 2, activation="relu"),
+                MaxPool2D(pool_size, strides=strides),
+                Conv2D(2, 2),
+                BatchNorm(),
+                Activation("relu"),
+                MaxPool2D(2, strides=1),
+                Flatten(),
+                Dense(3, activation="softmax"),
+            ],
+            seed=6,
+            dtype=np.float64,
+        )
+        model.compile(loss="sparse_categorical_crossentropy")
+        model.build()
+        if not fused:
+            for layer in model.layers:
+                layer.relu_deferred = layer.relu_after = False
+        return model
+
+    fused, plain = build(True), build(False)
+    assert fused.layers[1].relu_deferred and fused.layers[2].relu_after
+    assert fused.layers[5].relu_deferred and fused.layers[6].relu_after
+    noise = rng.normal(scale=0.3, size=fused._flat_params.shape)
+    fused._flat_params[...] += noise
+    plain._flat_params[...] += noise
+    X, y = rng.normal(size=(N, 9, 9)), rng.integers(0, 3, N)
+    out, plain_out = fused._forward(X, training=True), plain._forward(X, training=True)
+    np.testing.assert_allclose(out, plain_out, rtol=1e-12)
+    fused._backward(fused._train_loss.gradient(y, out))
+    plain._backward(plain._train_loss.gradient(y, plain_out))
+    np.testing.assert_allclose(fused._flat_grads, plain._flat_grads, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fused.predict(X), plain.predict(X), rtol=1e-12)  # same BN state
+
+    def f():
+        return fused._train_loss(y, fused._forward(X, training=True))
+
+    assert_close(fused._flat_grads.copy(), numeric_gradient(f, fused._flat_params), "fused")

@@ -537,6 +537,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.command_line = "digitnet " + shlex.join(argv)
+    from digitnet.blas import short_blas_spin
+
+    short_blas_spin()  # before NumPy is imported below
     from digitnet.data import DataError
     from digitnet.memory import reuse_freed_memory
     from digitnet.nn import NNError

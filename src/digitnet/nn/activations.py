@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from digitnet.nn.errors import lookup
+from digitnet.nn.parallel import over_batch
 
 
 class ActivationFunction:
@@ -45,13 +46,15 @@ class ReLU(ActivationFunction):
     name = "relu"
 
     def forward(self, Z, training=False):
-        A = np.maximum(Z, 0, out=Z)
+        over_batch(lambda n: np.maximum(Z[n], 0, out=Z[n]), len(Z), Z.size)
         if training:
-            self._A = A  # no extra memory: the next layer holds A anyway; A > 0 where Z > 0
-        return A
+            self._A = Z  # no extra memory: the next layer holds A anyway; A > 0 where Z > 0
+        return Z
 
     def backward(self, dA):
-        return np.multiply(dA, self._A > 0, out=dA)
+        A = self._A
+        over_batch(lambda n: np.multiply(dA[n], A[n] > 0, out=dA[n]), len(dA), dA.size)
+        return dA
 
 
 class Sigmoid(ActivationFunction):

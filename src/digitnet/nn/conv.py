@@ -9,6 +9,7 @@ or pixels).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
@@ -17,6 +18,7 @@ from digitnet.nn.activations import ActivationFunction
 from digitnet.nn.errors import NNError
 from digitnet.nn.initializers import Initializer
 from digitnet.nn.layers import ActivatedLayer, Layer, Shape, positive_int
+from digitnet.nn.parallel import over_batch
 
 PADDINGS = ("valid", "same")
 
@@ -55,13 +57,17 @@ def im2col(
     windows = sliding_window_view(Xp, (kh, kw), axis=(1, 2))  # (N, Hp-kh+1, Wp-kw+1, C, kh, kw)
     windows = windows[:, : (Ho - 1) * sh + 1 : sh, : (Wo - 1) * sw + 1 : sw]  # (N, Ho, Wo, ...)
     rows = windows.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, kh, kw, C)
-    if not ones:
-        return rows.reshape(N * Ho * Wo, -1)  # one copy
     K = kh * kw * C
-    cols = np.empty((N * Ho * Wo, K + 1), dtype=Xp.dtype)
-    cols[:, K] = 1
-    np.copyto(cols[:, :K].reshape(N, Ho, Wo, kh, kw, C), rows)  # a view: one copy, in place
+    cols = np.empty((N * Ho * Wo, K + ones), dtype=Xp.dtype)
+    if ones:
+        cols[:, K] = 1
+    target = cols[:, :K].reshape(N, Ho, Wo, kh, kw, C)  # a view: one copy, in place
+    over_batch(lambda n: np.copyto(target[n], rows[n]), N, cols.size)
     return cols
+
+
+def _add_rows(total: np.ndarray, part: np.ndarray, rows: slice) -> None:
+    np.add(total[rows], part[rows], out=total[rows])
 
 
 def weights_and_bias(W: np.ndarray, b: np.ndarray) -> np.ndarray | None:
@@ -188,10 +194,9 @@ class Conv2D(ActivatedLayer):
             dXp = np.zeros((N, H + top + bottom, W + left + right, C), dtype=dZ.dtype)
             for i in range(kh):  # each kernel offset sends its share back onto the input grid
                 for j in range(kw):
-                    share = dZ @ kernel[i, j].T  # (N*Ho*Wo, F) @ (F, C) -> (N*Ho*Wo, C)
-                    dXp[:, i : i + (Ho - 1) * sh + 1 : sh, j : j + (Wo - 1) * sw + 1 : sw] += (
-                        share.reshape(N, Ho, Wo, C)
-                    )
+                    share = (dZ @ kernel[i, j].T).reshape(N, Ho, Wo, C)  # (N*Ho*Wo, C) rows
+                    grid = dXp[:, i : i + (Ho - 1) * sh + 1 : sh, j : j + (Wo - 1) * sw + 1 : sw]
+                    over_batch(partial(_add_rows, grid, share), N, share.size)
         return dXp[:, top : top + H, left : left + W]
 
     def get_config(self):
@@ -221,6 +226,10 @@ class MaxPool2D(Layer):
         super().__init__(input_shape, name)
         self.pool_size = _pair("MaxPool2D", "pool_size", pool_size)
         self.strides = _pair("MaxPool2D", "strides", strides if strides is not None else pool_size)
+        # Set by the model when a ReLU comes right before: in training, that ReLU passes its
+        # input through and this layer applies it to the pooled maxima instead.
+        self.relu_after = False
+        self._positive = None
 
     def build(self, input_shape, rng):
         H, W, C = _require_image_input("MaxPool2D", input_shape)
@@ -247,9 +256,21 @@ class MaxPool2D(Layer):
     def forward(self, X, training=False):
         # A running maximum over the ph * pw strided views (N, Ho, Wo, C): no window copies.
         offsets = list(self._offsets())
-        out = X[offsets[0]].copy()
-        for index in offsets[1:]:
-            np.maximum(out, X[index], out=out)
+        out = np.empty((len(X), *self.output_shape), X.dtype)
+        relu = training and self.relu_after  # ReLU(max(x)) = max(ReLU(x))
+        positive = np.empty(out.shape, bool) if relu else None
+
+        def pool(rows):
+            x, o = X[rows], out[rows]
+            np.copyto(o, x[offsets[0]])
+            for index in offsets[1:]:
+                np.maximum(o, x[index], out=o)
+            if relu:
+                np.greater(o, 0, out=positive[rows])  # where the ReLU passes the gradient
+                np.maximum(o, 0, out=o)  # windows without a positive input: winners masked
+
+        over_batch(pool, len(X), X.size)
+        self._positive = positive
         if training or self.tracing:
             self._X, self._out = X, out
         return out
@@ -258,24 +279,34 @@ class MaxPool2D(Layer):
         (ph, pw), (sh, sw) = self.pool_size, self.strides
         H, W, _ = self.input_shape
         Ho, Wo, _ = self.output_shape
-        X, out = self._X, self._out
+        X, out, positive = self._X, self._out, self._positive
+        # Windows that do not overlap write each dX entry at most once; exactly once when
+        # they also cover the input.
+        disjoint = sh >= ph and sw >= pw
         tiles = (sh, sw) == (ph, pw) and (Ho * ph, Wo * pw) == (H, W)
-        # Non-overlapping windows that cover the input write each dX entry exactly once.
-        dX = np.empty_like(X) if tiles else np.zeros_like(X)
+        dX = np.empty_like(X)
         offsets = list(self._offsets())
-        for k, index in enumerate(offsets):
-            winner = X[index] == out  # (N, Ho, Wo, C)
-            if k == 0:
-                unclaimed = ~winner
-            else:
-                winner &= unclaimed  # the first maximal entry of a window takes the gradient
-                if k < len(offsets) - 1:
-                    unclaimed ^= winner
-            if tiles:
-                np.multiply(dout, winner, out=dX[index])
-            else:
-                dX[index] += dout * winner
-        self._X = self._out = None
+
+        def route(rows):
+            x, o, dx = X[rows], out[rows], dX[rows]
+            d = dout[rows] if positive is None else dout[rows] * positive[rows]  # the ReLU
+            if not tiles:
+                dx.fill(0)
+            for k, index in enumerate(offsets):
+                winner = x[index] == o  # (n, Ho, Wo, C)
+                if k == 0:
+                    unclaimed = ~winner
+                else:
+                    winner &= unclaimed  # the first maximal entry of a window takes it all
+                    if k < len(offsets) - 1:
+                        unclaimed ^= winner
+                if disjoint:
+                    np.multiply(d, winner, out=dx[index])
+                else:
+                    dx[index] += d * winner
+
+        over_batch(route, len(X), X.size)
+        self._X = self._out = self._positive = None
         return dX
 
     def get_config(self):

@@ -90,15 +90,23 @@ class Activation(Layer):
         super().__init__(input_shape, name)
         self.activation = get_activation(activation)
         self.output_logits = False  # set by the model when the loss consumes the logits
+        # Set by the model when a MaxPool2D follows this ReLU: in training, the pool applies
+        # the ReLU after pooling instead (max and ReLU commute), on a quarter of the numbers.
+        self.relu_deferred = False
+        self._passed_through = False
 
     def activate(self, Z: np.ndarray, training: bool) -> np.ndarray:
-        keep = training or self.tracing
-        return Z if self.output_logits else self.activation.forward(Z, keep)
+        self._passed_through = self.output_logits or (training and self.relu_deferred)
+        if self._passed_through:
+            return Z
+        return self.activation.forward(Z, training or self.tracing)
 
     def deactivate(self, dA: np.ndarray) -> np.ndarray:
-        return dA if self.output_logits else self.activation.backward(dA)
+        return dA if self._passed_through else self.activation.backward(dA)
 
     def forward(self, X, training=False):
+        if training and self.relu_deferred:
+            return self.activate(X, training)  # passed through untouched
         # ReLU and tanh work in place, which is safe on a pre-activation the layer computed
         # itself (Dense, Conv2D) but not on an input another layer may still hold.
         return self.activate(X.copy() if self.activation.name in INPLACE else X, training)

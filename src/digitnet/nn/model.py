@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
 from digitnet.nn.activations import softmax
 from digitnet.nn.callbacks import Callback, History, ProgressBar
+from digitnet.nn.conv import MaxPool2D
 from digitnet.nn.errors import NNError, TrainingDiverged
 from digitnet.nn.layers import Activation, Dense, Dropout, Layer, Shape
 from digitnet.nn.losses import (
@@ -101,6 +103,10 @@ class Sequential:
         self._first_trainable = trainable[0] if trainable else len(self.layers)
         for i, layer in enumerate(self.layers):
             layer.needs_input_grad = i > self._first_trainable
+        for before, pool in pairwise(self.layers):
+            if isinstance(pool, MaxPool2D) and isinstance(before, Activation):
+                fuse = before.activation.name == "relu"
+                before.relu_deferred = pool.relu_after = fuse
         self.built = True
 
     def _pack_parameters(self) -> None:
