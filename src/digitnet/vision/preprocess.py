@@ -73,21 +73,52 @@ BACKGROUND_SIDE = 64  # the lighting map is estimated with this many pixels on t
 
 
 def background(ink: np.ndarray) -> np.ndarray:
-    """A smooth estimate of the paper's level (H, W), for uneven lighting: a grey-level opening
-    (minimum, then maximum filter) with a window wider than any stroke removes the writing and
-    keeps the shading; a small blur smooths it. Lighting varies slowly, so all of this runs on
-    a copy about BACKGROUND_SIDE pixels high, scaled back up at the end. Small images get one
-    level."""
+    """A smooth estimate of the paper's level (H, W), for uneven lighting. Two estimates, each
+    blind to the writing, and the higher one kept at each place:
+
+    - a grey-level opening (minimum, then maximum filter) with a window a third of the image
+      wide, blurred: local shading, such as a shadow across the page. The window must be wider
+      than any blob of ink (a bold digit that fills the frame has blobs a fifth as wide; a
+      window of a sixth ate into them and changed the verdict on 0.45 % of MNIST training
+      digits shown at 200-400 px);
+    - a quadratic surface fitted to the paper alone (``paper_surface``): lighting that curves
+      faster than that window can follow, such as a vignette's corners.
+
+    Lighting varies slowly, so this runs on a copy about BACKGROUND_SIDE pixels high, scaled
+    back up at the end. Small images get one level."""
     H, W = ink.shape
     if min(H, W) < LIGHTING_MIN_SIDE:
         return np.full_like(ink, percentile(ink, PAPER_PERCENTILE))
     factor = min(H, W) / BACKGROUND_SIDE
     size = (max(1, round(W / factor)), max(1, round(H / factor)))
     small = np.asarray(Image.fromarray(ink, "F").resize(size, Image.BOX))
-    window = max(5, min(small.shape) // 6) | 1  # odd, about a sixth of the image
+    window = max(5, min(small.shape) // 3) | 1  # odd
     opened = square_filter(square_filter(small, window, "min"), window, "max")
-    smooth = square_filter(opened, window, "mean")
-    return np.asarray(Image.fromarray(smooth, "F").resize((W, H), Image.BILINEAR))
+    level = np.maximum(square_filter(opened, window, "mean"), paper_surface(small))
+    return np.asarray(Image.fromarray(level, "F").resize((W, H), Image.BILINEAR))
+
+
+SURFACE_ROUNDS = 3
+INK_DEVIATIONS = 2.5  # above the surface by this many deviations of the residual: not paper
+
+
+def paper_surface(image: np.ndarray) -> np.ndarray:
+    """The quadratic a + bx + cy + dx² + exy + fy² (x, y in [-1, 1]) that best fits the
+    paper of ``image`` (h, w), by least squares repeated on the pixels it leaves as paper:
+    each round drops those standing well above the fit (ink), robustly to any amount of
+    writing short of most of the image."""
+    h, w = image.shape
+    y, x = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).reshape(-1, 6)
+    values = image.reshape(-1).astype(np.float64)
+    paper = np.ones(values.size, bool)
+    for _ in range(SURFACE_ROUNDS):
+        coefficients = np.linalg.lstsq(terms[paper], values[paper], rcond=None)[0]
+        fit = terms @ coefficients
+        residual = values - fit
+        spread = 1.4826 * np.median(np.abs(residual[paper] - np.median(residual[paper])))
+        paper = residual <= INK_DEVIATIONS * max(spread, 1e-3)
+    return fit.reshape(h, w).astype(np.float32)
 
 
 def square_filter(image: np.ndarray, window: int, kind: str) -> np.ndarray:
