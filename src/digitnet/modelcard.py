@@ -4,7 +4,7 @@ MNIST test set, and which test digits it gets wrong. The web app's model page an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ def describe(model) -> dict[str, Any]:
 
 
 @dataclass
-class TestResults:
+class Scorecard:
     """The model on the MNIST test set: accuracy, confusion matrix (rows: true digit, columns:
     predicted), and its most confident mistakes with their images (n, 28, 28) uint8."""
 
@@ -47,17 +47,17 @@ class TestResults:
             "accuracy": self.accuracy,
             "samples": self.samples,
             "confusion_matrix": self.confusion.tolist(),
-            "mistakes": [vars(m) for m in self.mistakes],
+            "mistakes": [asdict(m) for m in self.mistakes],
         }
 
 
-def test_results(model, mistakes: int = 24, data: str | None = None) -> TestResults:
+def scorecard(model, mistakes: int = 24, data: str | None = None) -> Scorecard:
     """Score ``model`` on the test split of ``data`` (default: the bundled MNIST)."""
     _, (x_test, y_test) = load_mnist(data)
     probabilities = model.predict(to_float(x_test))  # (N, 10)
     predicted = probabilities.argmax(axis=1)
     wrong = insight.mistakes(probabilities, y_test, mistakes)
-    return TestResults(
+    return Scorecard(
         accuracy=float(np.mean(predicted == y_test)),
         samples=len(y_test),
         confusion=confusion_matrix(y_test, predicted, probabilities.shape[1]),

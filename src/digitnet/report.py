@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from digitnet import insight
-from digitnet.modelcard import TestResults, describe, test_results
+from digitnet.modelcard import Scorecard, describe, scorecard
 
 PICTURES = ("training_curves.png", "confusion_matrix.png", "first_layer.png", "mistakes.png")
 
@@ -36,7 +36,7 @@ def write_report(model, out: str | Path, data: str | None = None) -> Path:
             )
     out.mkdir(parents=True, exist_ok=True)
     card = describe(model)
-    results = test_results(model, mistakes=40, data=data)
+    results = scorecard(model, mistakes=40, data=data)
     plot_training(card["history"], out / PICTURES[0])
     plot_confusion(results, out / PICTURES[1])
     plot_first_layer(insight.first_layer_weights(model), out / PICTURES[2])
@@ -70,7 +70,7 @@ def plot_training(history: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_confusion(results: TestResults, path: Path) -> None:
+def plot_confusion(results: Scorecard, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     cm = results.confusion
@@ -112,7 +112,7 @@ def plot_first_layer(weights: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_mistakes(results: TestResults, path: Path) -> None:
+def plot_mistakes(results: Scorecard, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     count = max(1, len(results.mistakes))
@@ -131,7 +131,7 @@ def plot_mistakes(results: TestResults, path: Path) -> None:
     plt.close(fig)
 
 
-def page(card: dict, results: TestResults) -> str:
+def page(card: dict, results: Scorecard) -> str:
     rows = "\n".join(
         f"<tr><td>{html.escape(r['name'])} ({r['type']}"
         f"{', ' + r['activation'] if r['activation'] else ''})</td>"

@@ -92,7 +92,7 @@ def create_app(catalog: Catalog, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
     async def model(name: str):
         return JSONResponse(model_details(served(name)))
 
-    @app.get("/api/models/{name}/test", response_model=schemas.TestResults)
+    @app.get("/api/models/{name}/test", response_model=schemas.Scorecard)
     async def model_test(name: str):
         chosen = served(name)
         return JSONResponse(test_payload(chosen, await chosen.results()))

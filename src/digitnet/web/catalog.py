@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from digitnet import insight
-from digitnet.modelcard import TestResults, test_results
+from digitnet.modelcard import Scorecard, scorecard
 from digitnet.nn.errors import NNError
 from digitnet.recognition import Recognizer
 from digitnet.zoo import BEST, BUNDLED_DIR, resolve_model
@@ -26,7 +26,7 @@ class ServedModel:
     source: str  # as named at start-up: a bundled model's name or a file path
     recognizer: Recognizer
     load: Callable[[], object]
-    _results: TestResults | None = field(default=None, repr=False)
+    _results: Scorecard | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
@@ -38,12 +38,12 @@ class ServedModel:
         """ "cnn" when any stage convolves, else "mlp" (the tutorial's picture applies)."""
         return "cnn" if any(s.kind == "conv" for s in insight.stages(self.model)) else "mlp"
 
-    async def results(self) -> TestResults:
+    async def results(self) -> Scorecard:
         """The test-set scores, computed once (seconds for a CNN) on a copy in a worker thread,
         so predictions keep being served meanwhile."""
         async with self._lock:
             if self._results is None:
-                self._results = await asyncio.to_thread(lambda: test_results(self.load()))
+                self._results = await asyncio.to_thread(lambda: scorecard(self.load()))
         return self._results
 
 

@@ -145,7 +145,7 @@ class Mistake(BaseModel):
     image: str
 
 
-class TestResults(BaseModel):
+class Scorecard(BaseModel):
     model: str
     accuracy: float
     samples: int
