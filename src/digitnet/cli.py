@@ -327,9 +327,6 @@ def cmd_serve(args) -> int:
     else:  # each worker process builds its own app from the same settings
         from digitnet.web.app import SETTINGS_VARIABLE
 
-        for threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(threads, "1")  # one request at a time per worker: no BLAS pool
-
         settings = {"models": args.model, "max_upload_bytes": int(args.max_upload_mb * 2**20)}
         os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
         target = "digitnet.web.app:app_from_environment"
@@ -537,9 +534,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.command_line = "digitnet " + shlex.join(argv)
-    from digitnet.blas import short_blas_spin
+    from digitnet.blas import short_blas_spin, single_blas_thread
 
     short_blas_spin()  # before NumPy is imported below
+    if args.command == "serve":
+        single_blas_thread()
     from digitnet.data import DataError
     from digitnet.memory import reuse_freed_memory
     from digitnet.nn import NNError
