@@ -193,12 +193,9 @@ function showSeen(answer) {
   else why.getContext("2d").clearRect(0, 0, 28, 28);
   if (answer.explanation && answer.frame && document.getElementById("show-why").checked) {
     const heat = element("canvas", { width: 28, height: 28 });
-    paintSigned(heat, answer.explanation, [0, 0, 0, 0]);
+    paintHeat(heat, answer.explanation);
     const [x, y, w, h] = toBoard(answer.frame);
-    const ctx = overlay.getContext("2d");
-    ctx.globalAlpha = 0.75;
-    ctx.drawImage(heat, x, y, w, h);
-    ctx.globalAlpha = 1;
+    overlay.getContext("2d").drawImage(heat, x, y, w, h);
   }
 }
 

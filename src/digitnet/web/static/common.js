@@ -36,6 +36,19 @@ function paintSigned(canvas, rows, zero = [255, 255, 255, 255]) {
   ctx.putImageData(image, 0, 0);
 }
 
+// Signed values in [-1, 1] as pure blue / red whose opacity grows with the magnitude: a layer
+// to lay over a drawing.
+function paintHeat(canvas, rows) {
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(rows[0].length, rows.length);
+  rows.forEach((row, r) => row.forEach((v, c) => {
+    const colour = v >= 0 ? [37, 99, 235] : [220, 38, 38];
+    image.data.set([...colour, Math.round(255 * Math.min(1, 1.5 * Math.abs(v)))],
+                   4 * (r * row.length + c));
+  }));
+  ctx.putImageData(image, 0, 0);
+}
+
 function element(tag, attributes = {}, text = "") {
   const node = document.createElement(tag);
   Object.entries(attributes).forEach(([k, v]) => node.setAttribute(k, v));
