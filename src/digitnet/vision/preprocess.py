@@ -59,10 +59,53 @@ def paper_is_light(gray: np.ndarray) -> bool:
     return percentile(ring, 50) >= 0.5
 
 
-def ink_map(gray: np.ndarray) -> np.ndarray:
-    """Ink strength (H, W) in [0, 1]: bright where the writing is, ~0 on the paper."""
-    ink = 1 - gray if paper_is_light(gray) else gray
-    return np.clip(ink - background(ink), 0, 1)
+@dataclass
+class Ink:
+    """Ink strength of an image, bright where the writing is and ~0 on the paper: ``small``,
+    an area-averaged copy at most ``analysis_side`` pixels on its longer side, for finding
+    things; ``region`` at full resolution, for the parts cut out. Nothing is computed at full
+    resolution over the whole image (a 12-megapixel photo costs what its crop costs).
+
+    gray: (H, W) in [0, 1]; scale: full-resolution pixels per ``small`` pixel.
+    """
+
+    gray: np.ndarray
+    light_paper: bool
+    small: np.ndarray
+    scale: float
+    level: np.ndarray | float  # the paper's level: a lighting map (see ``background``) or one
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.gray.shape
+
+    def region(self, top: int, left: int, bottom: int, right: int) -> np.ndarray:
+        """Full-resolution ink in rows top..bottom, columns left..right (exclusive)."""
+        part = self.gray[top:bottom, left:right]
+        raw = 1 - part if self.light_paper else part
+        if isinstance(self.level, float):
+            return np.clip(raw - self.level, 0, 1)
+        H, W = self.shape
+        h, w = self.level.shape
+        box = (left * w / W, top * h / H, right * w / W, bottom * h / H)  # in map pixels
+        size = (right - left, bottom - top)
+        level = Image.fromarray(self.level, "F").resize(size, Image.BILINEAR, box=box)
+        return np.clip(raw - np.asarray(level), 0, 1)
+
+
+def ink_of(gray: np.ndarray, analysis_side: int) -> Ink:
+    """The ink of a grayscale image (H, W) in [0, 1], whichever way round it was written."""
+    light = paper_is_light(gray)
+    small_gray, scale = shrink(gray, analysis_side)
+    raw = 1 - small_gray if light else small_gray
+    if min(gray.shape) < LIGHTING_MIN_SIDE:
+        full_raw = 1 - gray if light else gray
+        level = percentile(full_raw, PAPER_PERCENTILE)
+        return Ink(gray, light, np.clip(raw - level, 0, 1), scale, level)
+    level = background(raw)  # at BACKGROUND_SIDE
+    h, w = raw.shape
+    at_small = np.asarray(Image.fromarray(level, "F").resize((w, h), Image.BILINEAR))
+    return Ink(gray, light, np.clip(raw - at_small, 0, 1), scale, level)
 
 
 LIGHTING_MIN_SIDE = 128  # smaller images get one paper level, larger a lighting map
@@ -73,29 +116,24 @@ BACKGROUND_SIDE = 64  # the lighting map is estimated with this many pixels on t
 
 
 def background(ink: np.ndarray) -> np.ndarray:
-    """A smooth estimate of the paper's level (H, W), for uneven lighting. Two estimates, each
-    blind to the writing, and the higher one kept at each place:
+    """A smooth estimate of the paper's level for uneven lighting, as a map about
+    BACKGROUND_SIDE pixels high (lighting varies slowly) over the raw ink ``ink`` (h, w). Two
+    estimates, each blind to the writing, and the higher one kept at each place:
 
-    - a grey-level opening (minimum, then maximum filter) with a window a third of the image
+    - a grey-level opening (minimum, then maximum filter) with a window a third of the map
       wide, blurred: local shading, such as a shadow across the page. The window must be wider
       than any blob of ink (a bold digit that fills the frame has blobs a fifth as wide; a
       window of a sixth ate into them and changed the verdict on 0.45 % of MNIST training
       digits shown at 200-400 px);
     - a quadratic surface fitted to the paper alone (``paper_surface``): lighting that curves
-      faster than that window can follow, such as a vignette's corners.
-
-    Lighting varies slowly, so this runs on a copy about BACKGROUND_SIDE pixels high, scaled
-    back up at the end. Small images get one level."""
-    H, W = ink.shape
-    if min(H, W) < LIGHTING_MIN_SIDE:
-        return np.full_like(ink, percentile(ink, PAPER_PERCENTILE))
-    factor = min(H, W) / BACKGROUND_SIDE
-    size = (max(1, round(W / factor)), max(1, round(H / factor)))
+      faster than that window can follow, such as a vignette's corners."""
+    h, w = ink.shape
+    factor = max(1.0, min(h, w) / BACKGROUND_SIDE)
+    size = (max(1, round(w / factor)), max(1, round(h / factor)))
     small = np.asarray(Image.fromarray(ink, "F").resize(size, Image.BOX))
     window = max(5, min(small.shape) // 3) | 1  # odd
     opened = square_filter(square_filter(small, window, "min"), window, "max")
-    level = np.maximum(square_filter(opened, window, "mean"), paper_surface(small))
-    return np.asarray(Image.fromarray(level, "F").resize((W, H), Image.BILINEAR))
+    return np.maximum(square_filter(opened, window, "mean"), paper_surface(small))
 
 
 SURFACE_ROUNDS = 3
@@ -208,10 +246,10 @@ def percentile(values: np.ndarray, q: float) -> float:
     return float(np.partition(flat, k)[k])
 
 
-def find_digit(ink: np.ndarray) -> tuple[tuple[int, int, int, int] | None, str | None, float]:
-    """The digit's bounding box (top, left, bottom, right) in ``ink`` and the ink level that
-    counts as writing — or a reason why there is no digit."""
-    small, scale = shrink(ink, ANALYSIS_SIDE)
+def find_digit(ink: Ink) -> tuple[tuple[int, int, int, int] | None, str | None, float]:
+    """The digit's bounding box (top, left, bottom, right) at full resolution and the ink
+    level that counts as writing — or a reason why there is no digit."""
+    small, scale = ink.small, ink.scale
     threshold = writing_threshold(small)
     if threshold is None:
         return None, NO_INK, 0
@@ -331,13 +369,12 @@ def prepared_input(image: np.ndarray) -> Prepared:
 
 def prepare(source: Any, deskew_digit: bool = False) -> Prepared:
     """Turn one image (path, bytes, PIL image or array) into the network's 28x28 input."""
-    gray = load_gray(source)  # (H, W) in [0, 1]
-    ink = ink_map(gray)
+    ink = ink_of(load_gray(source), ANALYSIS_SIDE)  # gray (H, W) in [0, 1]
     box, reason, threshold = find_digit(ink)
     if box is None:
         return Prepared(None, reason)
     top, left, bottom, right = box
-    image, (x, y, width, height) = place_digit(ink[top:bottom, left:right], threshold)
+    image, (x, y, width, height) = place_digit(ink.region(*box), threshold)
     if deskew_digit:
         image = deskew(image)
     frame = (left + x, top + y, width, height)

@@ -22,9 +22,8 @@ from digitnet.vision.loading import load_gray
 from digitnet.vision.preprocess import (
     NO_INK,
     SPECK_FRACTION,
-    ink_map,
+    ink_of,
     normalize_digit,
-    shrink,
     writing_threshold,
 )
 
@@ -73,8 +72,8 @@ def segment(source: Any) -> tuple[int, list[Candidate], str | None]:
     each part alone, neighbouring parts joined (a digit written in two strokes side by side),
     a wide part split (digits written touching). Returns (parts, candidates, None), or
     (0, [], reason) when there is no ink. ``choose_reading`` picks the best sequence."""
-    ink = ink_map(load_gray(source))
-    small, scale = shrink(ink, ANALYSIS_SIDE)
+    ink = ink_of(load_gray(source), ANALYSIS_SIDE)
+    small, scale = ink.small, ink.scale
     threshold = writing_threshold(small)
     if threshold is None:
         return 0, [], NO_INK
@@ -93,7 +92,7 @@ def segment(source: Any) -> tuple[int, list[Candidate], str | None]:
         top, left = int(g.top * scale), int(g.left * scale)
         bottom = min(ink.shape[0], int(np.ceil(g.bottom * scale)))
         right = min(ink.shape[1], int(np.ceil(g.right * scale)))
-        crop = ink[top:bottom, left:right]
+        crop = ink.region(top, left, bottom, right)
         # Keep only this piece's ink: its mask, brought to full resolution, one pixel wider.
         rows = np.minimum(((np.arange(top, bottom) + 0.5) / scale).astype(int) - g.top,
                           g.mask.shape[0] - 1)  # fmt: skip
