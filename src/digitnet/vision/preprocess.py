@@ -3,14 +3,19 @@
 MNIST's own recipe, made robust to photos, scans and drawings:
 
 1. grayscale in [0, 1]; ink made bright on dark whichever way round it was written;
-2. the paper's uneven lighting removed: a coarse background (block medians, smoothed) is
-   subtracted, so shadows and gradients do not read as ink;
+2. the paper's uneven lighting removed: a smooth map of the paper's level (an opening wider
+   than any ink, and a quadratic fitted to the paper) is subtracted, so shadows, gradients and
+   vignettes do not read as ink;
 3. "no digit here" when nothing stands out of the paper's noise, or when "ink" covers most of
    the image;
 4. specks dropped: ink components far smaller than the largest are paper noise;
-5. cropped to the ink, the longer side scaled to 20 pixels (aspect ratio kept), intensities
-   normalised, and pasted into 28x28 with the centre of mass at the centre (14, 14);
+5. cropped to the visible ink (soft stroke edges kept, as MNIST's are anti-aliased), the longer
+   side scaled to 20 pixels (aspect ratio kept), and pasted into 28x28 with the centre of mass
+   at the centre (14, 14);
 6. optionally deskewed (the shear that makes the digit's main axis vertical).
+
+Steps 1-4 work on a copy at most ANALYSIS_SIDE pixels wide (``Ink.small``); only the digit's
+own region is ever computed at full resolution.
 """
 
 from __future__ import annotations
