@@ -12,6 +12,7 @@ import numpy as np
 from digitnet import insight
 from digitnet.data import load_mnist, to_float
 from digitnet.nn.metrics import confusion_matrix
+from digitnet.recognition import Recognizer
 
 
 def describe(model) -> dict[str, Any]:
@@ -34,7 +35,8 @@ def describe(model) -> dict[str, Any]:
 @dataclass
 class Scorecard:
     """The model on the MNIST test set: accuracy, confusion matrix (rows: true digit, columns:
-    predicted), and its most confident mistakes with their images (n, 28, 28) uint8."""
+    predicted), and its most confident mistakes (calibrated confidence, as ``recognize`` gives)
+    with their images (n, 28, 28) uint8."""
 
     accuracy: float
     samples: int
@@ -54,7 +56,8 @@ class Scorecard:
 def scorecard(model, mistakes: int = 24, data: str | None = None) -> Scorecard:
     """Score ``model`` on the test split of ``data`` (default: the bundled MNIST)."""
     _, (x_test, y_test) = load_mnist(data)
-    probabilities = model.predict(to_float(x_test))  # (N, 10)
+    # The confidence people see elsewhere: calibrated by the model file's temperature, if any.
+    probabilities = Recognizer(model).predict_inputs(to_float(x_test))  # (N, 10)
     predicted = probabilities.argmax(axis=1)
     wrong = insight.mistakes(probabilities, y_test, mistakes)
     return Scorecard(
