@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from digitnet.nn.errors import lookup
-from digitnet.nn.parallel import over_batch
+from digitnet.nn.parallel import by_rows
 
 
 class ActivationFunction:
@@ -40,20 +40,27 @@ class Linear(ActivationFunction):
         return dA
 
 
+def _clip_negative(Z: np.ndarray) -> None:
+    np.maximum(Z, 0, out=Z)
+
+
+def _pass_where_positive(dA: np.ndarray, A: np.ndarray) -> None:
+    np.multiply(dA, A > 0, out=dA)
+
+
 class ReLU(ActivationFunction):
     """A = max(Z, 0); dZ = dA where Z > 0, else 0."""
 
     name = "relu"
 
     def forward(self, Z, training=False):
-        over_batch(lambda n: np.maximum(Z[n], 0, out=Z[n]), len(Z), Z.size)
+        by_rows(_clip_negative, Z)
         if training:
             self._A = Z  # no extra memory: the next layer holds A anyway; A > 0 where Z > 0
         return Z
 
     def backward(self, dA):
-        A = self._A
-        over_batch(lambda n: np.multiply(dA[n], A[n] > 0, out=dA[n]), len(dA), dA.size)
+        by_rows(_pass_where_positive, dA, self._A)
         return dA
 
 

@@ -18,7 +18,7 @@ from digitnet.nn.activations import ActivationFunction
 from digitnet.nn.errors import NNError
 from digitnet.nn.initializers import Initializer
 from digitnet.nn.layers import ActivatedLayer, Layer, Shape, positive_int
-from digitnet.nn.parallel import over_batch
+from digitnet.nn.parallel import by_rows
 
 PADDINGS = ("valid", "same")
 
@@ -62,12 +62,12 @@ def im2col(
     if ones:
         cols[:, K] = 1
     target = cols[:, :K].reshape(N, Ho, Wo, kh, kw, C)  # a view: one copy, in place
-    over_batch(lambda n: np.copyto(target[n], rows[n]), N, cols.size)
+    by_rows(np.copyto, target, rows)
     return cols
 
 
-def _add_rows(total: np.ndarray, part: np.ndarray, rows: slice) -> None:
-    np.add(total[rows], part[rows], out=total[rows])
+def _add_into(total: np.ndarray, part: np.ndarray) -> None:
+    np.add(total, part, out=total)
 
 
 def weights_and_bias(W: np.ndarray, b: np.ndarray) -> np.ndarray | None:
@@ -196,7 +196,7 @@ class Conv2D(ActivatedLayer):
                 for j in range(kw):
                     share = (dZ @ kernel[i, j].T).reshape(N, Ho, Wo, C)  # (N*Ho*Wo, C) rows
                     grid = dXp[:, i : i + (Ho - 1) * sh + 1 : sh, j : j + (Wo - 1) * sw + 1 : sw]
-                    over_batch(partial(_add_rows, grid, share), N, share.size)
+                    by_rows(_add_into, grid, share)
         return dXp[:, top : top + H, left : left + W]
 
     def get_config(self):
@@ -255,21 +255,10 @@ class MaxPool2D(Layer):
 
     def forward(self, X, training=False):
         # A running maximum over the ph * pw strided views (N, Ho, Wo, C): no window copies.
-        offsets = list(self._offsets())
         out = np.empty((len(X), *self.output_shape), X.dtype)
         relu = training and self.relu_after  # ReLU(max(x)) = max(ReLU(x))
         positive = np.empty(out.shape, bool) if relu else None
-
-        def pool(rows):
-            x, o = X[rows], out[rows]
-            np.copyto(o, x[offsets[0]])
-            for index in offsets[1:]:
-                np.maximum(o, x[index], out=o)
-            if relu:
-                np.greater(o, 0, out=positive[rows])  # where the ReLU passes the gradient
-                np.maximum(o, 0, out=o)  # windows without a positive input: winners masked
-
-        over_batch(pool, len(X), X.size)
+        by_rows(partial(_pool, list(self._offsets())), X, out, positive)
         self._positive = positive
         if training or self.tracing:
             self._X, self._out = X, out
@@ -279,35 +268,47 @@ class MaxPool2D(Layer):
         (ph, pw), (sh, sw) = self.pool_size, self.strides
         H, W, _ = self.input_shape
         Ho, Wo, _ = self.output_shape
-        X, out, positive = self._X, self._out, self._positive
         # Windows that do not overlap write each dX entry at most once; exactly once when
         # they also cover the input.
         disjoint = sh >= ph and sw >= pw
         tiles = (sh, sw) == (ph, pw) and (Ho * ph, Wo * pw) == (H, W)
-        dX = np.empty_like(X)
-        offsets = list(self._offsets())
-
-        def route(rows):
-            x, o, dx = X[rows], out[rows], dX[rows]
-            d = dout[rows] if positive is None else dout[rows] * positive[rows]  # the ReLU
-            if not tiles:
-                dx.fill(0)
-            for k, index in enumerate(offsets):
-                winner = x[index] == o  # (n, Ho, Wo, C)
-                if k == 0:
-                    unclaimed = ~winner
-                else:
-                    winner &= unclaimed  # the first maximal entry of a window takes it all
-                    if k < len(offsets) - 1:
-                        unclaimed ^= winner
-                if disjoint:
-                    np.multiply(d, winner, out=dx[index])
-                else:
-                    dx[index] += d * winner
-
-        over_batch(route, len(X), X.size)
+        dX = np.empty_like(self._X)
+        route = partial(_route, list(self._offsets()), disjoint, tiles)
+        by_rows(route, self._X, self._out, dout, self._positive, dX)
         self._X = self._out = self._positive = None
         return dX
 
     def get_config(self):
         return {"pool_size": list(self.pool_size), "strides": list(self.strides), "name": self.name}
+
+
+def _pool(offsets: list, X: np.ndarray, out: np.ndarray, positive: np.ndarray | None) -> None:
+    """MaxPool2D's forward pass over some rows: out = the maximum over the window offsets, and
+    with ``positive`` given, the ReLU applied after pooling (``positive`` where it passes)."""
+    np.copyto(out, X[offsets[0]])
+    for index in offsets[1:]:
+        np.maximum(out, X[index], out=out)
+    if positive is not None:
+        np.greater(out, 0, out=positive)
+        np.maximum(out, 0, out=out)  # windows without a positive input: winners masked out
+
+
+def _route(offsets, disjoint, tiles, X, out, dout, positive, dX) -> None:
+    """MaxPool2D's backward pass over some rows: each window's gradient to its first maximal
+    entry (through the ReLU after pooling where ``positive`` is given)."""
+    if positive is not None:
+        dout = dout * positive
+    if not tiles:
+        dX.fill(0)
+    for k, index in enumerate(offsets):
+        winner = X[index] == out  # (n, Ho, Wo, C)
+        if k == 0:
+            unclaimed = ~winner
+        else:
+            winner &= unclaimed  # the first maximal entry of a window takes it all
+            if k < len(offsets) - 1:
+                unclaimed ^= winner
+        if disjoint:
+            np.multiply(dout, winner, out=dX[index])
+        else:
+            dX[index] += dout * winner

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 
+import numpy as np
+
 MIN_ELEMENTS = 1 << 18  # smaller passes run in the calling thread: a hand-off costs ~20 µs
 
 
@@ -48,3 +50,20 @@ def over_batch(work: Callable[[slice], object], n: int, elements: int) -> None:
     work(slices[0])  # the calling thread takes a share too
     for future in futures:
         future.result()
+
+
+def by_rows(function: Callable[..., object], *arguments) -> None:
+    """``function(*arguments)``, where the arrays among the arguments share their first axis
+    (the batch) and ``function`` writes only into them, row by row: called once on the whole
+    arrays when the first holds fewer than MIN_ELEMENTS numbers (no slicing, no hand-off: the
+    small batches of the tutorial's network pay nothing), else on row slices of every array
+    at the same time (``over_batch``)."""
+    first = arguments[0]
+    if THREADS < 2 or first.size < MIN_ELEMENTS:
+        function(*arguments)
+        return
+
+    def part(rows: slice) -> None:
+        function(*(a[rows] if isinstance(a, np.ndarray) else a for a in arguments))
+
+    over_batch(part, len(first), first.size)
