@@ -31,18 +31,20 @@ def evaluate_model(model, data: str | None = None) -> dict[str, Any]:
 
 
 def evaluate_files(model, paths, labels) -> dict[str, Any]:
-    """Accuracy on image files through the image pipeline (``digitnet.vision.prepare``), as
-    ``digitnet predict`` sees them; an image rejected as "no digit" counts as wrong."""
-    from digitnet.vision import prepare
+    """Accuracy on image files through the image pipeline, as ``digitnet predict`` sees them
+    (``Recognizer.recognize_many``); an image rejected as "no digit" counts as wrong, an
+    unreadable one raises its ImageError."""
+    from digitnet.recognition import Recognizer
+    from digitnet.vision import ImageError
 
-    prepared = [prepare(path).image for path in paths]
-    rejected = np.array([image is None for image in prepared])
-    inputs = np.stack([np.zeros((28, 28), np.float32) if im is None else im for im in prepared])
-    predicted = model.predict(inputs).argmax(axis=1)
-    predicted[rejected] = -1
+    results = Recognizer(model).recognize_many(paths)
+    for result in results:
+        if isinstance(result, ImageError):
+            raise result
+    digits = [-1 if r.digit is None else r.digit for r in results]
     return {
-        "accuracy": float(np.mean(predicted == np.asarray(labels))),
-        "rejected": int(rejected.sum()),
+        "accuracy": float(np.mean(np.array(digits) == np.asarray(labels))),
+        "rejected": sum(r.digit is None for r in results),
         "count": len(paths),
     }
 

@@ -140,19 +140,17 @@ class Recognizer:
                                       box=prepared.box, frame=prepared.frame))  # fmt: skip
         ready = [r for r in results if isinstance(r, Prediction) and r.input is not None]
         if ready:
-            outputs = self.model.predict(np.stack([r.input for r in ready]))
-            for prediction, p in zip(ready, outputs, strict=True):
-                self.decide(prediction, p)
+            self.decide(ready, self.model.predict(np.stack([r.input for r in ready])))
         return results
 
-    def decide(self, prediction: Prediction, output: np.ndarray) -> Prediction:
-        """Fill in the verdict from the model's ``output`` (10,) for ``prediction.input``:
-        the calibrated probabilities, the most probable digit and its confidence."""
-        p = calibrate(output[None], self.temperature)[0]
-        prediction.digit = int(p.argmax())
-        prediction.confidence = float(p.max())
-        prediction.probabilities = [float(v) for v in p]
-        return prediction
+    def decide(self, predictions: Sequence[Prediction], outputs: np.ndarray) -> None:
+        """Fill in each prediction's verdict from the model's ``outputs`` (n, 10) for their
+        inputs: the calibrated probabilities (one calibration for the batch), the most
+        probable digit and its confidence."""
+        for prediction, p in zip(predictions, calibrate(outputs, self.temperature), strict=True):
+            prediction.digit = int(p.argmax())
+            prediction.confidence = float(p.max())
+            prediction.probabilities = [float(v) for v in p]
 
     def recognize(self, image: Any) -> Prediction:
         """One image's Prediction; raises ImageError for an unreadable image."""

@@ -32,7 +32,7 @@ def examine(served: ServedModel, prepared: Prepared) -> dict[str, Any]:
     seen = None
     if prepared.image is not None:
         seen = insight.look(served.model, prepared.image)
-        served.recognizer.decide(prediction, seen.probabilities)
+        served.recognizer.decide([prediction], seen.probabilities[None])
     return {
         "model": served.name,
         "digit": prediction.digit,
