@@ -308,8 +308,8 @@ def cmd_serve(args) -> int:
     from digitnet.web.app import create_app
     from digitnet.web.catalog import load_catalog
 
-    catalog = load_catalog(args.model)
-    app = create_app(catalog, max_upload_bytes=int(args.max_upload_mb * 2**20))
+    catalog = load_catalog(args.model)  # here too, so a bad model fails before the server starts
+    limit = int(args.max_upload_mb * 2**20)
     with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
         try:
             probe.bind((args.host, args.port))
@@ -323,11 +323,11 @@ def cmd_serve(args) -> int:
         threading.Timer(1.0, webbrowser.open, [url]).start()
     options = dict(host=args.host, port=args.port, log_level="warning", access_log=False)
     if args.workers == 1:
-        uvicorn.run(app, **options)
+        uvicorn.run(create_app(catalog, max_upload_bytes=limit), **options)
     else:  # each worker process builds its own app from the same settings
         from digitnet.web.app import SETTINGS_VARIABLE
 
-        settings = {"models": args.model, "max_upload_bytes": int(args.max_upload_mb * 2**20)}
+        settings = {"models": args.model, "max_upload_bytes": limit}
         os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
         target = "digitnet.web.app:app_from_environment"
         uvicorn.run(target, factory=True, workers=args.workers, **options)

@@ -146,11 +146,17 @@ def bundled_model(name: str = BEST) -> Sequential:
     return load_model(bundled_path(name))
 
 
+def names_bundled_model(spec: str) -> bool:
+    """Whether ``spec`` on a command line means a bundled model ("cnn", "tutorial"): it does
+    unless a file of that name exists."""
+    return not Path(spec).exists() and (BUNDLED_DIR / f"{spec}.npz").is_file()
+
+
 def resolve_model(spec: str | None) -> Sequential:
     """A model named on a command line: None for the best bundled model, a bundled model's name
-    ("cnn", "tutorial") unless a file of that name exists, else a model file's path."""
+    (see ``names_bundled_model``), else a model file's path."""
     if spec is None:
         return bundled_model(BEST)
-    if not Path(spec).exists() and (BUNDLED_DIR / f"{spec}.npz").is_file():
+    if names_bundled_model(spec):
         return bundled_model(spec)
     return load_model(spec)

@@ -12,7 +12,7 @@ from digitnet import insight
 from digitnet.modelcard import Scorecard, scorecard
 from digitnet.nn.errors import NNError
 from digitnet.recognition import Recognizer
-from digitnet.zoo import BEST, BUNDLED_DIR, resolve_model
+from digitnet.zoo import BEST, names_bundled_model, resolve_model
 
 DEFAULT_MODELS = (BEST, "tutorial")  # the best bundled model first: the default
 
@@ -71,8 +71,7 @@ def load_catalog(specs: list[str] | None = None) -> Catalog:
     models: list[ServedModel] = []
     for spec in specs or DEFAULT_MODELS:
         model = resolve_model(spec)
-        bundled = not Path(spec).exists() and (BUNDLED_DIR / f"{spec}.npz").is_file()
-        name = spec if bundled else Path(spec).stem
+        name = spec if names_bundled_model(spec) else Path(spec).stem
         taken = {m.name for m in models}
         unique, n = name, 2
         while unique in taken:

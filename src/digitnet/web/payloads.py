@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from digitnet import insight
+from digitnet.modelcard import describe
 from digitnet.recognition import Prediction
 from digitnet.vision import Prepared
 from digitnet.web.catalog import ServedModel
@@ -79,8 +80,6 @@ def model_summary(served: ServedModel, default: bool) -> dict[str, Any]:
 def model_details(served: ServedModel) -> dict[str, Any]:
     """The model page's static part: architecture, training, first-layer weights, and (for a
     multi-layer perceptron) the strongest connections of each Dense stage."""
-    from digitnet.modelcard import describe
-
     model = served.model
     weights = insight.first_layer_weights(model)
     stages = insight.stages(model)
