@@ -279,14 +279,10 @@ def find_digit(ink: Ink) -> tuple[tuple[int, int, int, int] | None, str | None, 
     return box, None, threshold
 
 
-def centre_by_mass(digit: np.ndarray) -> np.ndarray:
-    """Paste a digit (h, w <= 20) into 28x28 with its centre of mass at pixel (14, 14), to the
-    nearest pixel — where MNIST's digits have theirs (mean 14.0 on both axes)."""
-    return paste(digit, mass_centred_position(digit))
-
-
 def mass_centred_position(digit: np.ndarray) -> tuple[int, int]:
-    """Where (top, left) ``centre_by_mass`` puts a digit (h, w <= 20) in the 28x28 field."""
+    """Where (top, left) to paste a digit (h, w <= 20) in 28x28 so that its centre of mass
+    falls on pixel (14, 14), to the nearest pixel — where MNIST's digits have theirs (mean
+    14.0 on both axes)."""
     h, w = digit.shape
     mass = digit.sum()
     rows, cols = np.indices(digit.shape)
