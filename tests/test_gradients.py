@@ -26,6 +26,15 @@ from digitnet.nn.errors import NNError
 
 N = 4
 
+
+def float64_model(layers, seed, loss="sparse_categorical_crossentropy"):
+    """A built float64 model for finite differences."""
+    model = Sequential(layers, seed=seed, dtype=np.float64)
+    model.compile(loss=loss)
+    model.build()
+    return model
+
+
 # (id, layer factory, input shape without the batch dimension)
 LAYER_CASES = [
     ("dense-linear", lambda: Dense(3), (5,)),
@@ -140,7 +149,7 @@ def test_loss_gradients(loss, targets, predictions, rng):
 @pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "mean_squared_error"])
 def test_whole_model_gradient(loss, rng):
     """Backpropagation through a small network equals finite differences of its loss."""
-    model = Sequential(
+    model = float64_model(
         [
             Flatten(input_shape=(2, 3)),
             Dense(5, activation="tanh"),
@@ -149,10 +158,8 @@ def test_whole_model_gradient(loss, rng):
             Dense(3, activation="softmax"),
         ],
         seed=3,
-        dtype=np.float64,
+        loss=loss,
     )
-    model.compile(loss=loss)
-    model.build()
     model._flat_params[...] += rng.normal(scale=0.1, size=model._flat_params.shape)
     X = rng.normal(size=(N, 2, 3))
     y = rng.integers(0, 3, N)
@@ -172,7 +179,7 @@ def test_whole_model_gradient(loss, rng):
 
 def test_whole_cnn_gradient(rng):
     """Through a packed model, Conv2D takes its fused [W; b] path: check it end to end."""
-    model = Sequential(
+    model = float64_model(
         [
             Reshape((6, 6, 1), input_shape=(6, 6)),
             Conv2D(3, 3, activation="tanh"),
@@ -183,10 +190,7 @@ def test_whole_cnn_gradient(rng):
             Dense(3, activation="softmax"),
         ],
         seed=4,
-        dtype=np.float64,
     )
-    model.compile(loss="sparse_categorical_crossentropy")
-    model.build()
     model._flat_params[...] += rng.normal(scale=0.1, size=model._flat_params.shape)
     X, y = rng.normal(size=(N, 6, 6)), rng.integers(0, 3, N)
 
@@ -201,7 +205,7 @@ def test_whole_cnn_gradient(rng):
 def test_input_gradient_is_the_inference_gradient_of_the_logit(rng):
     """Backpropagation to the pixels (the web page's explanation): BatchNorm with its moving
     statistics, Dropout off, the softmax head's logit — against finite differences."""
-    model = Sequential(
+    model = float64_model(
         [
             Reshape((6, 6, 1), input_shape=(6, 6)),
             Conv2D(3, 3, activation="relu"),
@@ -213,10 +217,7 @@ def test_input_gradient_is_the_inference_gradient_of_the_logit(rng):
             Dense(3, activation="softmax"),
         ],
         seed=5,
-        dtype=np.float64,
     )
-    model.compile(loss="sparse_categorical_crossentropy")
-    model.build()
     model._flat_params[...] += rng.normal(scale=0.3, size=model._flat_params.shape)
     batchnorm = model.layers[2]
     batchnorm.state["moving_mean"][...] = rng.normal(size=3)
@@ -256,7 +257,7 @@ def test_relu_before_pooling_is_applied_after_it_in_training(pool_size, strides,
     numbers, a quarter of the work): outputs and gradients must not change."""
 
     def build(fused: bool):
-        model = Sequential(
+        model = float64_model(
             [
                 Reshape((9, 9, 1), input_shape=(9, 9)),
                 Conv2D(3, 2, activation="relu"),
@@ -269,10 +270,7 @@ def test_relu_before_pooling_is_applied_after_it_in_training(pool_size, strides,
                 Dense(3, activation="softmax"),
             ],
             seed=6,
-            dtype=np.float64,
         )
-        model.compile(loss="sparse_categorical_crossentropy")
-        model.build()
         if not fused:
             for layer in model.layers:
                 layer.relu_deferred = layer.relu_after = False
