@@ -71,3 +71,43 @@ def test_fit_augments_training_batches_only(digits):
     model.fit(X, y, epochs=1, batch_size=16, validation_data=(X, y), augment=spy, verbose=False)
     assert len(seen) == 4 and all(batch.shape == (16, 28, 28) for batch in seen)
     assert isinstance(Callback(), Callback)
+
+
+def test_pen_width_grows_and_shrinks_the_ink_and_zero_keeps_it(digits):
+    from digitnet.augment import change_thickness
+
+    X, _ = digits
+    pen = np.tile(np.array([-0.5, 0.0, 1.0], np.float32), 22)[: len(X)]
+    changed = change_thickness(X, pen)
+    ink_before, ink_after = X.sum(axis=(1, 2)), changed.sum(axis=(1, 2))
+    assert np.all(ink_after[pen < 0] < ink_before[pen < 0])
+    assert np.array_equal(changed[pen == 0], X[pen == 0])
+    assert np.all(ink_after[pen > 0] > 1.2 * ink_before[pen > 0])
+    assert changed.min() >= 0 and changed.max() <= 1
+
+
+def test_slant_tilts_a_vertical_bar_within_the_limit():
+    bar = np.zeros((32, 28, 28), np.float32)
+    bar[:, 4:24, 13:15] = 1
+    slanted = Augment(max_shift=0, max_rotation=0, min_scale=1, max_scale=1, max_shear=0.3)(
+        bar, np.random.default_rng(0)
+    )
+    cols = np.arange(28)
+    top = (slanted[:, 5] * cols).sum(axis=1) / slanted[:, 5].sum(axis=1)
+    bottom = (slanted[:, 22] * cols).sum(axis=1) / slanted[:, 22].sum(axis=1)
+    lean = (bottom - top) / 17  # columns moved per row
+    assert np.abs(lean).max() <= 0.3 + 0.02 and np.abs(lean).max() > 0.15
+    assert (lean > 0).any() and (lean < 0).any()
+
+
+def test_aspect_changes_width_against_height_within_the_limit():
+    square = np.zeros((32, 28, 28), np.float32)
+    square[:, 8:20, 8:20] = 1
+    stretched = Augment(max_shift=0, max_rotation=0, min_scale=1, max_scale=1, max_aspect=1.25)(
+        square, np.random.default_rng(0)
+    )
+    width = stretched[:, 14, :].sum(axis=1)  # bilinear edges make these lengths continuous
+    height = stretched[:, :, 14].sum(axis=1)
+    ratio = width / height
+    assert ratio.min() >= 1 / 1.25 - 0.03 and ratio.max() <= 1.25 + 0.03
+    assert ratio.min() < 0.95 and ratio.max() > 1.05
