@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from digitnet.vision import ImageError, prepare
-from digitnet.vision.components import label
+from digitnet.vision.components import components, label
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +153,46 @@ def test_components_label_8_connected_runs():
     labels, components = label(mask)
     assert labels.max() == 4 and [c.area for c in components] == [4, 2, 3, 2]
     assert components[0].box == (0, 0, 3, 3)  # the diagonal joins (2, 2) to the first run
+
+
+def flood_fill_areas(mask):
+    """Component areas by a plain 8-connected flood fill, pixel by pixel: the reference."""
+    seen, areas = np.zeros_like(mask), []
+    for start in zip(*np.nonzero(mask), strict=True):
+        if seen[start]:
+            continue
+        stack, area = [start], 0
+        seen[start] = True
+        while stack:
+            r, c = stack.pop()
+            area += 1
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    n = (r + dr, c + dc)
+                    inside = 0 <= n[0] < mask.shape[0] and 0 <= n[1] < mask.shape[1]
+                    if inside and mask[n] and not seen[n]:
+                        seen[n] = True
+                        stack.append(n)
+        areas.append(area)
+    return sorted(areas)
+
+
+def test_components_agree_with_a_flood_fill_and_with_the_label_image(rng):
+    for density in (0.2, 0.45, 0.6):
+        mask = rng.random((40, 37)) < density
+        labels, labelled = label(mask)
+        found = components(mask)
+        assert found == labelled
+        assert sorted(c.area for c in found) == flood_fill_areas(mask)
+        for c in found:
+            rows, cols = np.nonzero(labels == c.label)
+            assert (rows.min(), cols.min(), rows.max() + 1, cols.max() + 1) == (
+                c.top,
+                c.left,
+                c.bottom,
+                c.right,
+            )
+    assert components(np.zeros((5, 5), bool)) == []
 
 
 def crafted_png(width, height):

@@ -27,23 +27,23 @@ class Component:
         return self.left, self.top, self.right - self.left, self.bottom - self.top
 
 
-def row_runs(mask: np.ndarray) -> list[tuple[int, int, int]]:
-    """All runs (row, start, end) of True pixels, end exclusive, in reading order."""
-    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
-    padded[:, 1:-1] = mask
-    edges = np.diff(padded, axis=1)  # +1 where a run starts, -1 just after it ends
-    rows, starts = np.nonzero(edges == 1)
-    _, ends = np.nonzero(edges == -1)
-    return list(zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True))
+def row_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All runs of True pixels in reading order: rows, starts, ends (exclusive), each (runs,)."""
+    H, W = mask.shape
+    framed = np.zeros((H, W + 1), dtype=np.int8)  # a False column ends every row's last run
+    framed[:, :W] = mask
+    flat = np.concatenate([np.zeros(1, np.int8), framed.ravel()])
+    edges = np.flatnonzero(np.diff(flat))  # run starts and run ends alternate
+    starts, ends = edges[0::2], edges[1::2]
+    rows = starts // (W + 1)
+    return rows, starts - rows * (W + 1), ends - rows * (W + 1)
 
 
-def label(mask: np.ndarray) -> tuple[np.ndarray, list[Component]]:
-    """Label the 8-connected components of a boolean mask (H, W).
-
-    Returns labels (H, W) int32 (0 for background, 1..K by first appearance) and the components
-    with their areas and bounding boxes.
-    """
-    runs = row_runs(np.asarray(mask, dtype=bool))
+def run_components(mask: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The runs of ``mask`` (rows, starts, ends) and the component of each run, numbered
+    1..K in order of first appearance (8-connectivity)."""
+    rows, starts, ends = row_runs(np.asarray(mask, dtype=bool))
+    runs = list(zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True))
     parent = list(range(len(runs)))
 
     def find(i: int) -> int:
@@ -66,29 +66,52 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, list[Component]]:
                 if a != b:
                     parent[max(a, b)] = min(a, b)
         current.append(index)
-
-    labels = np.zeros(mask.shape, dtype=np.int32)
     if not runs:
-        return labels, []
-    r, start, end = (np.array(column) for column in zip(*runs, strict=True))
+        return (rows, starts, ends), np.zeros(0, np.intp)
     _, number = np.unique([find(i) for i in range(len(runs))], return_inverse=True)
-    number = number + 1  # (runs,) component of each run, 1..K in order of first appearance
-    # Paint every run: the flat index of each of its pixels, all runs at once.
-    length = end - start
-    first = np.repeat(r * mask.shape[1] + start - np.cumsum(length) + length, length)
-    labels.flat[first + np.arange(length.sum())] = np.repeat(number, length)
+    return (rows, starts, ends), number + 1
+
+
+def components(mask: np.ndarray) -> list[Component]:
+    """The 8-connected components of a boolean mask (H, W) with their areas and bounding
+    boxes, in order of first appearance (without painting a label image)."""
+    return summarise(*run_components(mask), mask.shape)
+
+
+def summarise(runs: tuple[np.ndarray, ...], number: np.ndarray, shape) -> list[Component]:
+    """Each component's area and bounding box from its runs."""
+    if number.size == 0:
+        return []
+    r, start, end = runs
     count = int(number.max())
-    area = np.bincount(number, weights=length, minlength=count + 1)
-    top = np.full(count + 1, mask.shape[0])
+    area = np.bincount(number, weights=end - start, minlength=count + 1)
+    top = np.full(count + 1, shape[0])
     np.minimum.at(top, number, r)
-    left = np.full(count + 1, mask.shape[1])
+    left = np.full(count + 1, shape[1])
     np.minimum.at(left, number, start)
     bottom = np.zeros(count + 1, int)
     np.maximum.at(bottom, number, r + 1)
     right = np.zeros(count + 1, int)
     np.maximum.at(right, number, end)
-    components = [
+    return [
         Component(k, int(area[k]), int(top[k]), int(left[k]), int(bottom[k]), int(right[k]))
         for k in range(1, count + 1)
     ]
-    return labels, components
+
+
+def label(mask: np.ndarray) -> tuple[np.ndarray, list[Component]]:
+    """Label the 8-connected components of a boolean mask (H, W).
+
+    Returns labels (H, W) int32 (0 for background, 1..K by first appearance) and the components
+    with their areas and bounding boxes.
+    """
+    runs, number = run_components(mask)
+    labels = np.zeros(mask.shape, dtype=np.int32)
+    if number.size == 0:
+        return labels, []
+    r, start, end = runs
+    # Paint every run: the flat index of each of its pixels, all runs at once.
+    length = end - start
+    first = np.repeat(r * mask.shape[1] + start - np.cumsum(length) + length, length)
+    labels.flat[first + np.arange(length.sum())] = np.repeat(number, length)
+    return labels, summarise(runs, number, mask.shape)

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from digitnet.augment import bilinear
-from digitnet.vision.components import label
+from digitnet.vision.components import components
 from digitnet.vision.loading import load_gray
 
 SIDE, BOX = 28, 20  # MNIST: a 20x20 digit centred by mass in a 28x28 field
@@ -161,8 +161,7 @@ def paper_surface(image: np.ndarray) -> np.ndarray:
         weighted = terms * weight  # (6, n)
         coefficients = np.linalg.lstsq(weighted @ terms.T, weighted @ values, rcond=None)[0]
         residual = values - coefficients @ terms
-        paper = residual[weight > 0]
-        spread = 1.4826 * np.median(np.abs(paper - np.median(paper)))
+        spread = noise_level(residual[weight > 0])
         weight = (residual <= INK_DEVIATIONS * max(spread, 1e-3)).astype(np.float64)
     a, b, c, d, e, f = coefficients
     fit = a + b * x[None] + c * y[:, None] + d * (x * x)[None] + e * np.outer(y, x)
@@ -261,9 +260,9 @@ def find_digit(ink: Ink) -> tuple[tuple[int, int, int, int] | None, str | None, 
     mask = small > threshold
     if mask.mean() > MAX_INK_FRACTION:
         return None, "no digit: dark or textured everywhere, nothing digit-shaped", 0
-    _, components = label(mask)
-    largest = max(c.area for c in components)
-    kept = [c for c in components if c.area >= SPECK_FRACTION * largest]
+    found = components(mask)
+    largest = max(c.area for c in found)
+    kept = [c for c in found if c.area >= SPECK_FRACTION * largest]
     top = min(c.top for c in kept)
     left = min(c.left for c in kept)
     bottom = max(c.bottom for c in kept)
