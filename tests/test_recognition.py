@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from pictures import written_close
 from PIL import Image
 
 from digitnet.cli import main
@@ -94,6 +95,13 @@ def test_read_a_written_number(mnist, tmp_path, capsys):
     boxes = [d["box"] for d in record["digits"]]
     assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)  # left to right
     assert all(18 <= b[3] <= 24 for b in boxes)  # each box is one digit's height
+
+
+@pytest.mark.parametrize("indices", [[14, 4], [4, 14], [19, 5], [29, 19], [27, 14]])
+def test_a_one_written_close_to_another_digit_is_read_as_two_digits(mnist, indices):
+    _, (x_test, y_test) = mnist
+    page = written_close([x_test[i] for i in indices])
+    assert read_number(page).text == "".join(str(y_test[i]) for i in indices)
 
 
 def test_read_blank_page(tmp_path):

@@ -200,9 +200,17 @@ class Reading:
         return out
 
 
+# Added to each digit's log-probability when readings are compared. A product of
+# probabilities favours readings with fewer digits (two parts read as one digit have one factor
+# fewer), so a "1" beside a "6" was read as one "6"; a small bonus per digit evens that out (an
+# insertion bonus, as in speech recognition). Chosen on numbers composed from MNIST training
+# digits: exact readings 0.948 -> 0.978; larger bonuses start splitting wide digits.
+DIGIT_BONUS = 0.05
+
+
 def read_with(recognizer: Recognizer, image: Any) -> Reading:
     """Read a number: every candidate piece is recognised in one forward pass, then the
-    sequence of candidates with the most probable digits overall is kept."""
+    sequence of candidates with the most probable digits overall (with DIGIT_BONUS) is kept."""
     parts, candidates, reason = segment(image)
     if not candidates:
         return Reading("", [], reason)
@@ -217,7 +225,7 @@ def read_with(recognizer: Recognizer, image: Any) -> Reading:
                                     box=piece.box)  # fmt: skip
             prediction.input = piece.image
             predictions[-1].append(prediction)
-    scores = [sum(math.log(max(d.confidence, 1e-12)) for d in r) for r in predictions]
+    scores = [sum(math.log(max(d.confidence, 1e-12)) + DIGIT_BONUS for d in r) for r in predictions]
     digits = [d for index in choose_reading(parts, candidates, scores) for d in predictions[index]]
     return Reading("".join(str(d.digit) for d in digits), digits)
 
