@@ -162,7 +162,10 @@ def paper_surface(image: np.ndarray) -> np.ndarray:
         coefficients = np.linalg.lstsq(weighted @ terms.T, weighted @ values, rcond=None)[0]
         residual = values - coefficients @ terms
         spread = noise_level(residual[weight > 0])
-        weight = (residual <= INK_DEVIATIONS * max(spread, 1e-3)).astype(np.float64)
+        paper = (residual <= INK_DEVIATIONS * max(spread, 1e-3)).astype(np.float64)
+        if np.array_equal(paper, weight):  # the same pixels again: the same fit
+            break
+        weight = paper
     a, b, c, d, e, f = coefficients
     fit = a + b * x[None] + c * y[:, None] + d * (x * x)[None] + e * np.outer(y, x)
     fit += f * (y * y)[:, None]
