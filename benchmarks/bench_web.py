@@ -14,7 +14,7 @@ Two ways of loading it:
 
 Also measures how long the page takes to load in headless Chromium when it is installed.
 
-    python benchmarks/bench_web.py [--clients 16] [--seconds 15] [--rate 0[,R...]]
+    python benchmarks/bench_web.py [--clients 16] [--seconds 15] [--rate 1,2,0]
                                    [--model cnn] [--workers 1]
 """
 
@@ -142,7 +142,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument(
-        "--rate", default="0", help="requests/s per client, 0 for a closed loop; several: 1,2,0"
+        "--rate", default="1,2,0", help="requests/s per client, 0 for a closed loop; several: 1,2,0"
     )
     parser.add_argument("--model", default="cnn")
     parser.add_argument("--workers", type=int, default=1)
