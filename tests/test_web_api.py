@@ -224,3 +224,16 @@ def test_unknown_model_in_a_prediction_is_404(client, mnist):
                                headers=PNG)  # fmt: skip
         assert response.status_code == 404, name
         assert json.loads(response.text)["error"].startswith("unknown model")
+
+
+def test_feature_maps_tile_row_by_row_with_black_gaps():
+    from digitnet.web.pictures import sheet
+
+    maps = np.arange(1, 1 + 3 * 2 * 5, dtype=np.uint8).reshape(3, 2, 5)  # (h, w, channels)
+    picture, (rows, cols) = sheet(maps, gap=1)
+    assert (rows, cols) == (2, 3) and picture.shape == (2 * 4 - 1, 3 * 3 - 1)
+    for k in range(5):
+        r, c = divmod(k, cols)
+        assert np.array_equal(picture[r * 4 : r * 4 + 3, c * 3 : c * 3 + 2], maps[..., k])
+    assert not picture[3].any() and not picture[:, 2].any()  # the gaps
+    assert not picture[4:, 6:].any()  # the sixth tile has no map

@@ -42,8 +42,9 @@ def sheet(maps: np.ndarray, gap: int = 1) -> tuple[np.ndarray, tuple[int, int]]:
     h, w, channels = maps.shape
     cols = math.ceil(math.sqrt(channels))
     rows = math.ceil(channels / cols)
-    out = np.zeros((rows * (h + gap) - gap, cols * (w + gap) - gap), maps.dtype)
-    for k in range(channels):
-        r, c = divmod(k, cols)
-        out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = maps[..., k]
-    return out, (rows, cols)
+    # Each map with its gap below and to the right, the missing tiles black:
+    tiles = np.zeros((rows * cols, h + gap, w + gap), maps.dtype)
+    tiles[:channels, :h, :w] = maps.transpose(2, 0, 1)  # (channels, h, w)
+    grid = tiles.reshape(rows, cols, h + gap, w + gap).transpose(0, 2, 1, 3)  # (r, h+g, c, w+g)
+    picture = grid.reshape(rows * (h + gap), cols * (w + gap))
+    return picture[: rows * (h + gap) - gap, : cols * (w + gap) - gap], (rows, cols)
