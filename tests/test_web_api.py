@@ -237,3 +237,63 @@ def test_feature_maps_tile_row_by_row_with_black_gaps():
         assert np.array_equal(picture[r * 4 : r * 4 + 3, c * 3 : c * 3 + 2], maps[..., k])
     assert not picture[3].any() and not picture[:, 2].any()  # the gaps
     assert not picture[4:, 6:].any()  # the sixth tile has no map
+
+
+def photo_of(digit: np.ndarray, size=(2400, 1800)) -> bytes:
+    """A large JPEG 'photo': the digit written big on grey, unevenly lit, grainy paper."""
+    import io
+
+    from PIL import Image
+
+    width, height = size
+    page = np.full((height, width), 200.0) + np.linspace(-25, 25, width)[None, :]
+    page += np.random.default_rng(0).normal(0, 6, page.shape)  # a camera's grain
+    ink = np.asarray(Image.fromarray(digit).resize((height // 2, height // 2), Image.BILINEAR))
+    top, left = height // 4, (width - height // 2) // 2
+    page[top : top + height // 2, left : left + height // 2] -= 0.7 * ink
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(page, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def test_large_images_take_the_thread_path_with_the_same_answers(catalog, mnist, monkeypatch):
+    from digitnet.web import app as web_app
+
+    _, (x_test, y_test) = mnist
+    photo, number = photo_of(x_test[0]), number_png([x_test[i] for i in (3, 2, 1)])
+    client = TestClient(create_app(catalog, max_upload_bytes=4 * 2**20))
+    assert len(photo) > web_app.LARGE_IMAGE_BYTES > len(number)
+    on_loop = client.post("/api/predict", content=photo, headers=PNG).json()
+    assert on_loop["digit"] == y_test[0]
+    read_on_loop = client.post("/api/read", content=number, headers=PNG).json()
+    monkeypatch.setattr(web_app, "LARGE_IMAGE_BYTES", 0)  # every image through the thread
+    assert client.post("/api/predict", content=photo, headers=PNG).json() == on_loop
+    assert client.post("/api/read", content=number, headers=PNG).json() == read_on_loop
+    bad = client.post("/api/predict", content=b"not an image at all", headers=PNG)
+    assert bad.status_code == 415 and "not an image" in bad.json()["error"]
+
+
+def test_a_drawing_is_answered_while_a_large_photo_is_being_prepared(catalog, mnist):
+    import asyncio
+    import time
+
+    import httpx
+
+    _, (x_test, _) = mnist
+    photo, drawing = photo_of(x_test[0], (4000, 3000)), digit_png(x_test[1])
+    app = create_app(catalog, max_upload_bytes=8 * 2**20)
+    finished = {}
+
+    async def post(name, body, delay):
+        await asyncio.sleep(delay)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            answer = await client.post("/api/predict", content=body, headers=PNG)
+        finished[name] = (time.perf_counter(), answer.status_code)
+
+    async def both():
+        await asyncio.gather(post("photo", photo, 0), post("drawing", drawing, 0.02))
+
+    asyncio.run(both())
+    assert finished["photo"][1] == finished["drawing"][1] == 200
+    assert finished["drawing"][0] < finished["photo"][0]

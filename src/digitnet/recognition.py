@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from digitnet.vision import ImageError, prepare
-from digitnet.vision.segment import choose_reading, segment
+from digitnet.vision.segment import Segmented, choose_reading, segment
 
 
 @dataclass
@@ -209,9 +209,15 @@ DIGIT_BONUS = 0.05
 
 
 def read_with(recognizer: Recognizer, image: Any) -> Reading:
-    """Read a number: every candidate piece is recognised in one forward pass, then the
-    sequence of candidates with the most probable digits overall (with DIGIT_BONUS) is kept."""
-    parts, candidates, reason = segment(image)
+    """Read a number: cut it into candidate pieces (``segment``), then ``read_segments``."""
+    return read_segments(recognizer, segment(image))
+
+
+def read_segments(recognizer: Recognizer, segmented: Segmented) -> Reading:
+    """Read a number already cut into candidate pieces: every piece is recognised in one
+    forward pass, then the sequence of candidates with the most probable digits overall (with
+    DIGIT_BONUS) is kept."""
+    parts, candidates, reason = segmented
     if not candidates:
         return Reading("", [], reason)
     pieces = [piece for c in candidates for piece in c.pieces]

@@ -67,7 +67,10 @@ class _Group:
         return self.left + self.mask.shape[1]
 
 
-def segment(source: Any) -> tuple[int, list[Candidate], str | None]:
+Segmented = tuple[int, list[Candidate], str | None]  # parts, candidates, no-ink reason
+
+
+def segment(source: Any) -> Segmented:
     """The parts of a written number, left to right, and the candidate readings over them:
     each part alone, neighbouring parts joined (a digit written in two strokes side by side),
     a wide part split (digits written touching). Returns (parts, candidates, None), or
