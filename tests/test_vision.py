@@ -89,6 +89,23 @@ def test_uneven_lighting_and_paper_noise(digit, rng):
     assert prepared.image is not None and similarity(prepared.image, digit) > 0.8
 
 
+def test_a_computer_drawing_needs_no_lighting_map_and_loses_nothing_by_it(digit, rng):
+    from digitnet.vision.loading import load_gray
+    from digitnet.vision.preprocess import ANALYSIS_SIDE, flat_paper, ink_of
+
+    drawing = load_gray(paper(digit, size=(280, 280), offset=(20, 0), canvas=(320, 280)))
+    assert flat_paper(drawing) == 1.0  # white all round and on most of the page
+    assert isinstance(ink_of(drawing, ANALYSIS_SIDE).level, float)  # one paper level, no map
+    prepared = prepare(drawing)
+    assert similarity(prepared.image, digit) > 0.85
+    photo = np.clip(drawing + rng.normal(0, 0.01, drawing.shape), 0, 1).astype(np.float32)
+    assert flat_paper(photo) is None  # a camera's grain: the lighting map decides
+    assert np.abs(prepare(photo).image - prepared.image).max() < 0.1
+    blotted = drawing.copy()
+    blotted[40:240, 40:280] = 0.8  # a flat border, but most of the page is not that paper
+    assert flat_paper(blotted) is None
+
+
 @pytest.mark.parametrize("stroke", [0, 255], ids=["black-strokes", "white-strokes"])
 def test_transparent_background(digit, stroke):
     alpha = paper(digit, size=(112, 112), dark_ink=False)  # ink as opacity

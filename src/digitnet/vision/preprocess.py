@@ -5,7 +5,9 @@ MNIST's own recipe, made robust to photos, scans and drawings:
 1. grayscale in [0, 1]; ink made bright on dark whichever way round it was written;
 2. the paper's uneven lighting removed: a smooth map of the paper's level (an opening wider
    than any ink, and a quadratic fitted to the paper) is subtracted, so shadows, gradients and
-   vignettes do not read as ink;
+   vignettes do not read as ink — unless the paper is exactly one value all round and on most
+   of the image (a drawing made on a computer, such as the web page's canvas), which has no
+   lighting to remove;
 3. "no digit here" when nothing stands out of the paper's noise, or when "ink" covers most of
    the image;
 4. specks dropped: ink components far smaller than the largest are paper noise;
@@ -103,9 +105,13 @@ def ink_of(gray: np.ndarray, analysis_side: int) -> Ink:
     light = paper_is_light(gray)
     small_gray, scale = shrink(gray, analysis_side)
     raw = 1 - small_gray if light else small_gray
-    if min(gray.shape) < LIGHTING_MIN_SIDE:
-        full_raw = 1 - gray if light else gray
-        level = percentile(full_raw, PAPER_PERCENTILE)
+    paper = flat_paper(gray)
+    if paper is not None or min(gray.shape) < LIGHTING_MIN_SIDE:
+        if paper is None:
+            full_raw = 1 - gray if light else gray
+            level = percentile(full_raw, PAPER_PERCENTILE)
+        else:
+            level = 1 - paper if light else paper
         return Ink(gray, light, np.clip(raw - level, 0, 1), scale, level)
     level = background(raw)  # at BACKGROUND_SIDE
     h, w = raw.shape
@@ -113,6 +119,21 @@ def ink_of(gray: np.ndarray, analysis_side: int) -> Ink:
     return Ink(gray, light, np.clip(raw - at_small, 0, 1), scale, level)
 
 
+def flat_paper(gray: np.ndarray) -> float | None:
+    """The paper's value when it is exactly one value, as in a drawing made on a computer (no
+    camera or scanner leaves a whole border and most of an image at one level): then there is
+    no lighting to remove. None otherwise."""
+    value = gray[0, 0]
+    for edge in (gray[0], gray[-1], gray[:, 0], gray[:, -1]):
+        if not (edge == value).all():
+            return None
+    values = sample(gray)
+    if np.count_nonzero(values == value) < FLAT_PAPER_FRACTION * values.size:
+        return None
+    return float(value)
+
+
+FLAT_PAPER_FRACTION = 0.5  # of the pixels, at least, for paper of exactly one value
 LIGHTING_MIN_SIDE = 128  # smaller images get one paper level, larger a lighting map
 PAPER_PERCENTILE = 20  # the paper level of a small image: strokes cover less than 80% of it
 
