@@ -5,16 +5,17 @@ test against it from this one: CLIENTS concurrent keep-alive connections POST a 
 (a 280x280 drawing of an MNIST test digit, as the page sends while someone draws) to
 /api/predict, and every answer's latency is recorded.
 
-Two ways of loading it:
-  --rate 0 (closed loop): each client sends its next request as soon as the answer arrives —
-           the server's capacity; latency = queueing behind the other clients.
-  --rate R: each client sends R requests per second on average (Poisson arrivals), one in
-           flight at a time, as the page does (at most one request per 90 ms while the pen
-           moves, none while it rests).
+Three ways of pacing each client (one request in flight at a time, always):
+  --rate page: a person drawing digit after digit on the page: while the pen moves (0.6-1.5 s
+           a digit) a request as soon as the last is answered but at most one per 90 ms, as the
+           page sends them; then 2-5 s to read the verdict and clear the canvas.
+  --rate R: R requests per second on average (Poisson arrivals).
+  --rate 0 (closed loop): the next request as soon as the answer arrives — the server's
+           capacity; latency = queueing behind the other clients.
 
 Also measures how long the page takes to load in headless Chromium when it is installed.
 
-    python benchmarks/bench_web.py [--clients 16] [--seconds 15] [--rate 1,2,0]
+    python benchmarks/bench_web.py [--clients 16] [--seconds 15] [--rate page,1,2,0]
                                    [--model cnn] [--workers 1] [--photo-every S]
 """
 
@@ -71,18 +72,54 @@ def start_server(port: int, workers: int) -> subprocess.Popen:
             time.sleep(0.2)
 
 
-async def client(port, path, body, stop_at, interval, latencies, errors, rng):
+THROTTLE = 0.09  # the page: at most one request per 90 ms while the pen moves
+STROKES = (0.6, 1.5)  # seconds a person spends drawing one digit
+PAUSE = (2.0, 5.0)  # seconds spent reading the verdict and clearing the canvas
+
+
+class Pacing:
+    """When a client sends its next request, given when it sent the last and got the answer.
+
+    ``rate`` > 0: Poisson arrivals at that mean rate; 0: a closed loop (at once); "page": a
+    person drawing digit after digit on the page — while the pen moves (0.6-1.5 s a digit),
+    one request in flight and at most one per 90 ms; then a pause of 2-5 s.
+    """
+
+    def __init__(self, rate: float | str, rng: np.random.Generator):
+        self.rate, self.rng = rate, rng
+        self.planned = 0.0  # Poisson: the next arrival; page: the end of the current digit
+
+    def first(self, now: float) -> float:
+        if self.rate == "page":
+            start = now + self.rng.uniform(0, PAUSE[1])
+            self.planned = start + self.rng.uniform(*STROKES)
+            return start
+        self.planned = now + (self.rng.exponential(1 / self.rate) if self.rate else 0.0)
+        return self.planned
+
+    def next(self, sent: float, answered: float) -> float:
+        if self.rate == "page":
+            at = max(answered, sent + THROTTLE)
+            if at > self.planned:  # the digit is drawn: read the verdict, clear, start again
+                at = self.planned + self.rng.uniform(*PAUSE)
+                self.planned = at + self.rng.uniform(*STROKES)
+            return at
+        if not self.rate:
+            return answered
+        self.planned += self.rng.exponential(1 / self.rate)
+        return self.planned
+
+
+async def client(port, path, body, stop_at, pacing, latencies, errors):
     request = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     connection = None
-    next_send = time.perf_counter() + (rng.uniform(0, interval) if interval else 0)
+    next_send = pacing.first(time.perf_counter())
     try:
-        while time.perf_counter() < stop_at:
-            if interval:  # Poisson arrivals: people do not draw in step with each other
-                await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
-                next_send += rng.exponential(interval)
+        while next_send < stop_at:
+            await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
             start = time.perf_counter()
             for attempt in (1, 2):  # the server closes connections idle for 5 s: reconnect
                 if connection is None:
@@ -95,9 +132,11 @@ async def client(port, path, body, stop_at, interval, latencies, errors, rng):
                     connection = None
                     if attempt == 2:
                         raise
-            latencies.append(time.perf_counter() - start)
+            answered = time.perf_counter()
+            latencies.append(answered - start)
             if b" 200 " not in status_line:
                 errors.append(status_line.decode().strip())
+            next_send = pacing.next(start, answered)
     finally:
         if connection is not None:
             connection[1].close()
@@ -123,13 +162,13 @@ async def load(port, path, body, clients, seconds, rate, photo=None, photo_every
     """Latencies and errors of the drawing clients, and the photo client's latencies (one more
     client sending ``photo`` every ``photo_every`` seconds on average, when given)."""
     latencies, errors, photo_latencies = [], [], []
-    interval = 1 / rate if rate else 0.0
     stop_at = time.perf_counter() + seconds
     rng = np.random.default_rng(0)
-    tasks = [client(port, path, body, stop_at, interval, latencies, errors, rng)
+    tasks = [client(port, path, body, stop_at, Pacing(rate, rng), latencies, errors)
              for _ in range(clients)]  # fmt: skip
     if photo is not None:
-        tasks.append(client(port, path, photo, stop_at, photo_every, photo_latencies, errors, rng))
+        pacing = Pacing(1 / photo_every, rng)
+        tasks.append(client(port, path, photo, stop_at, pacing, photo_latencies, errors))
     await asyncio.gather(*tasks)
     return latencies, errors, photo_latencies
 
@@ -177,7 +216,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument(
-        "--rate", default="1,2,0", help="requests/s per client, 0 for a closed loop; several: 1,2,0"
+        "--rate",
+        default="page,1,2,0",
+        help="requests/s per client, 0 for a closed loop, page for people drawing; several: 1,0",
     )
     parser.add_argument("--model", default="cnn")
     parser.add_argument("--workers", type=int, default=1)
@@ -186,7 +227,7 @@ def main() -> int:
         help="one more client, uploading a 12-MP photo every S s on average",
     )  # fmt: skip
     args = parser.parse_args()
-    rates = [float(r) for r in args.rate.split(",")]
+    rates = [r if r == "page" else float(r) for r in args.rate.split(",")]
     _, (x_test, _) = load_mnist()
     body = canvas_png(x_test[0])
     port = free_port()
@@ -220,9 +261,9 @@ def main() -> int:
     return 0
 
 
-def report(rate: float, ms: np.ndarray, errors: list, seconds: float) -> dict:
+def report(rate: float | str, ms: np.ndarray, errors: list, seconds: float) -> dict:
     median, p99 = float(np.median(ms)), float(np.percentile(ms, 99))
-    mode = f"{rate:g} req/s each" if rate else "closed loop"
+    mode = {"page": "drawing on the page", 0: "closed loop"}.get(rate) or f"{rate:g} req/s each"
     verdict = "meets" if median <= 20 and p99 <= 50 and not errors else "MISSES"
     print(row(f"{mode}: answered / errors / throughput",
               f"{len(ms)} / {len(errors)} / {len(ms) / seconds:.0f} req/s"))  # fmt: skip
