@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -37,6 +38,48 @@ def test_serve_answers_on_127_0_0_1_with_the_bundled_models():
                 assert time.monotonic() < deadline, server.stderr.read()
                 time.sleep(0.1)
         assert health["models"] == ["cnn", "tutorial"]
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_two_worker_processes_get_the_settings_of_the_command_line(mnist):
+    from pictures import digit_png
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "digitnet", "serve", "--port", str(port), "--workers", "2",
+         "--model", "tutorial", "--max-upload-mb", "0.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    _, (x_test, y_test) = mnist
+
+    def post(body: bytes):
+        request = urllib.request.Request(f"{url}/api/predict", data=body,
+                                         headers={"Content-Type": "image/png"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request) as answer:
+                return answer.status, json.load(answer)
+        except urllib.error.HTTPError as err:
+            return err.code, json.load(err)
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/health") as answer:
+                    health = json.load(answer)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, server.stderr.read()
+                time.sleep(0.2)
+        assert health["models"] == ["tutorial"]
+        answers = [post(digit_png(x_test[i])) for i in range(6)]  # spread over both workers
+        assert all(status == 200 and a["model"] == "tutorial" for status, a in answers)
+        assert sum(a["digit"] == y_test[i] for i, (_, a) in enumerate(answers)) >= 5
+        status, answer = post(b"\x89PNG" + bytes(600_000))
+        assert status == 413 and "error" in answer
     finally:
         server.terminate()
         server.wait(10)
