@@ -277,7 +277,7 @@ def test_a_drawing_is_answered_while_a_large_photo_is_being_prepared(catalog, mn
     import asyncio
     import time
 
-    import httpx
+    import httpx2 as httpx  # the test extra's HTTP client, as Starlette's TestClient uses it
 
     _, (x_test, _) = mnist
     photo, drawing = photo_of(x_test[0], (4000, 3000)), digit_png(x_test[1])
