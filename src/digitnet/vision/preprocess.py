@@ -106,17 +106,16 @@ def ink_of(gray: np.ndarray, analysis_side: int) -> Ink:
     small_gray, scale = shrink(gray, analysis_side)
     raw = 1 - small_gray if light else small_gray
     paper = flat_paper(gray)
-    if paper is not None or min(gray.shape) < LIGHTING_MIN_SIDE:
-        if paper is None:
-            full_raw = 1 - gray if light else gray
-            level = percentile(full_raw, PAPER_PERCENTILE)
-        else:
-            level = 1 - paper if light else paper
-        return Ink(gray, light, np.clip(raw - level, 0, 1), scale, level)
-    level = background(raw)  # at BACKGROUND_SIDE
-    h, w = raw.shape
-    at_small = np.asarray(Image.fromarray(level, "F").resize((w, h), Image.BILINEAR))
-    return Ink(gray, light, np.clip(raw - at_small, 0, 1), scale, level)
+    if paper is not None:  # drawn on a computer: the paper's level, exactly
+        level = 1 - paper if light else paper
+    elif min(gray.shape) < LIGHTING_MIN_SIDE:  # too small for a lighting map
+        level = percentile(1 - gray if light else gray, PAPER_PERCENTILE)
+    else:
+        level = background(raw)  # at BACKGROUND_SIDE
+        h, w = raw.shape
+        at_small = np.asarray(Image.fromarray(level, "F").resize((w, h), Image.BILINEAR))
+        return Ink(gray, light, np.clip(raw - at_small, 0, 1), scale, level)
+    return Ink(gray, light, np.clip(raw - level, 0, 1), scale, level)
 
 
 def flat_paper(gray: np.ndarray) -> float | None:
