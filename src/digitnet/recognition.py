@@ -220,17 +220,10 @@ def read_segments(recognizer: Recognizer, segmented: Segmented) -> Reading:
     parts, candidates, reason = segmented
     if not candidates:
         return Reading("", [], reason)
-    pieces = [piece for c in candidates for piece in c.pieces]
-    probabilities = iter(recognizer.predict_inputs(np.stack([p.image for p in pieces])))
-    predictions: list[list[Prediction]] = []
-    for c in candidates:
-        predictions.append([])
-        for piece in c.pieces:
-            p = next(probabilities)
-            prediction = Prediction(int(p.argmax()), float(p.max()), [float(v) for v in p],
-                                    box=piece.box)  # fmt: skip
-            prediction.input = piece.image
-            predictions[-1].append(prediction)
+    predictions = [[Prediction(None, input=piece.image, box=piece.box) for piece in c.pieces]
+                   for c in candidates]  # fmt: skip
+    every = [d for r in predictions for d in r]
+    recognizer.decide(every, recognizer.model.predict(np.stack([d.input for d in every])))
     scores = [sum(math.log(max(d.confidence, 1e-12)) + DIGIT_BONUS for d in r) for r in predictions]
     digits = [d for index in choose_reading(parts, candidates, scores) for d in predictions[index]]
     return Reading("".join(str(d.digit) for d in digits), digits)
