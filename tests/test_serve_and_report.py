@@ -1,5 +1,6 @@
 """`digitnet serve` and `digitnet report` from the command line."""
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -19,51 +20,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_serve_answers_on_127_0_0_1_with_the_bundled_models():
+@contextlib.contextmanager
+def serving(*options: str):
+    """``digitnet serve --port P *options`` in its own process until it answers /api/health:
+    (the process, its base URL, the health answer); stopped on leaving."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "digitnet", "serve", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        banner = server.stdout.readline()
-        assert f"cnn, tutorial at http://127.0.0.1:{port}/" in banner
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health") as answer:
-                    health = json.load(answer)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, server.stderr.read()
-                time.sleep(0.1)
-        assert health["models"] == ["cnn", "tutorial"]
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-def test_two_worker_processes_get_the_settings_of_the_command_line(mnist):
-    from pictures import digit_png
-
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "digitnet", "serve", "--port", str(port), "--workers", "2",
-         "--model", "tutorial", "--max-upload-mb", "0.5"],
+        [sys.executable, "-m", "digitnet", "serve", "--port", str(port), *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    _, (x_test, y_test) = mnist
-
-    def post(body: bytes):
-        request = urllib.request.Request(f"{url}/api/predict", data=body,
-                                         headers={"Content-Type": "image/png"})  # fmt: skip
-        try:
-            with urllib.request.urlopen(request) as answer:
-                return answer.status, json.load(answer)
-        except urllib.error.HTTPError as err:
-            return err.code, json.load(err)
-
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -73,16 +39,42 @@ def test_two_worker_processes_get_the_settings_of_the_command_line(mnist):
                 break
             except OSError:
                 assert time.monotonic() < deadline and server.poll() is None, server.stderr.read()
-                time.sleep(0.2)
+                time.sleep(0.1)
+        yield server, url, health
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_serve_answers_on_127_0_0_1_with_the_bundled_models():
+    with serving() as (server, url, health):
+        banner = server.stdout.readline()
+        assert f"cnn, tutorial at {url}/" in banner
+        assert health["models"] == ["cnn", "tutorial"]
+
+
+def test_two_worker_processes_get_the_settings_of_the_command_line(mnist):
+    from pictures import digit_png
+
+    _, (x_test, y_test) = mnist
+    options = ("--workers", "2", "--model", "tutorial", "--max-upload-mb", "0.5")
+    with serving(*options) as (_, url, health):
+
+        def post(body: bytes):
+            request = urllib.request.Request(f"{url}/api/predict", data=body,
+                                             headers={"Content-Type": "image/png"})  # fmt: skip
+            try:
+                with urllib.request.urlopen(request) as answer:
+                    return answer.status, json.load(answer)
+            except urllib.error.HTTPError as err:
+                return err.code, json.load(err)
+
         assert health["models"] == ["tutorial"]
         answers = [post(digit_png(x_test[i])) for i in range(6)]  # spread over both workers
         assert all(status == 200 and a["model"] == "tutorial" for status, a in answers)
         assert sum(a["digit"] == y_test[i] for i, (_, a) in enumerate(answers)) >= 5
         status, answer = post(b"\x89PNG" + bytes(600_000))
         assert status == 413 and "error" in answer
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 @pytest.mark.parametrize(
