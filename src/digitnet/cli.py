@@ -323,15 +323,7 @@ def cmd_serve(args) -> int:
     if args.open:
         threading.Timer(1.0, webbrowser.open, [url]).start()
     options = dict(host=args.host, port=args.port, log_level="warning", access_log=False)
-    if args.workers == 1:
-        uvicorn.run(create_app(catalog, max_upload_bytes=limit), **options)
-    else:  # each worker process builds its own app from the same settings
-        from digitnet.web.app import SETTINGS_VARIABLE
-
-        settings = {"models": args.model, "max_upload_bytes": limit}
-        os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
-        target = "digitnet.web.app:app_from_environment"
-        uvicorn.run(target, factory=True, workers=args.workers, **options)
+    uvicorn.run(create_app(catalog, max_upload_bytes=limit, workers=args.workers), **options)
     return 0
 
 
@@ -494,7 +486,8 @@ def build_parser() -> Parser:
     serve.add_argument("--port", type=port_number, default=8000, help="default: 8000")
     serve.add_argument("--open", action="store_true", help="open the page in a browser")
     serve.add_argument("--workers", type=positive_int, default=1,
-                       help="server processes, e.g. one per core (default: 1)")  # fmt: skip
+                       help="processes that work out the answers, e.g. one per core; more than one"
+                       " take requests from one queue (default: 1, the server itself)")  # fmt: skip
     serve.add_argument("--max-upload-mb", type=positive_float, default=10,
                        help="largest accepted upload in MB (default: 10)")  # fmt: skip
     serve.set_defaults(func=cmd_serve)

@@ -5,10 +5,12 @@
     GET  /api/models    the models served;  GET /api/models/{name}, /api/models/{name}/test
     GET  /api/health
 
-Every request is handled on the event loop, one at a time per process: the work is CPU-bound
-NumPy, and the models' layers keep caches that concurrent threads would share. Only the image
-pipeline of a large image (pure functions of its bytes) runs in a thread meanwhile. Bad input
-gets a JSON ``{"error": ...}`` with a 4xx status, never a 500.
+With one worker (the default) every request is handled on the event loop, one at a time: the
+work is CPU-bound NumPy, and the models' layers keep caches that concurrent threads would
+share. Only the image pipeline of a large image (pure functions of its bytes) runs in a thread
+meanwhile. With more workers, predictions and readings go to a pool of worker processes fed
+from one queue (``digitnet.web.pool``). Bad input gets a JSON ``{"error": ...}`` with a 4xx
+status, never a 500.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
+from contextlib import asynccontextmanager, contextmanager
 from importlib import resources
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -37,19 +39,42 @@ from digitnet.vision.segment import segment
 from digitnet.web import schemas
 from digitnet.web.catalog import Catalog, ServedModel
 from digitnet.web.limits import BodySizeLimit
-from digitnet.web.payloads import examine, model_details, model_summary, test_payload
+from digitnet.web.payloads import (
+    examine,
+    model_details,
+    model_summary,
+    reading_payload,
+    test_payload,
+)
+from digitnet.web.pool import WorkerPool, WorkersLost
 
 MAX_UPLOAD_BYTES = 10 * 2**20
 STATIC = resources.files("digitnet.web") / "static"
 log = logging.getLogger("digitnet.web")
 
 
-def create_app(catalog: Catalog, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
+def create_app(
+    catalog: Catalog, max_upload_bytes: int = MAX_UPLOAD_BYTES, workers: int = 1
+) -> FastAPI:
+    """The app serving ``catalog``'s models; with ``workers`` > 1, predictions and readings are
+    worked out by that many worker processes, started with the app."""
+    pool = WorkerPool([m.source for m in catalog.models.values()], workers) if workers > 1 else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if pool is not None:
+            await pool.start()
+        yield
+        if pool is not None:
+            pool.close()
+
     app = FastAPI(
         title="digitnet",
         version=__version__,
         description="Handwritten digits read by a neural network built from scratch in NumPy.",
+        lifespan=lifespan,
     )
+    app.state.pool = pool
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
@@ -69,6 +94,10 @@ def create_app(catalog: Catalog, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         return JSONResponse({"error": f"invalid request: {problems}"}, 422)
+
+    @app.exception_handler(WorkersLost)
+    async def workers_lost(request: Request, exc: WorkersLost):
+        return JSONResponse({"error": f"{exc}; please try again"}, 503)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
@@ -111,11 +140,15 @@ def create_app(catalog: Catalog, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
         image pipeline, or JSON ``{"pixels": ...}`` already in MNIST form (28x28 or 784 values
         in [0, 1], ink bright on dark)."""
         chosen = served(model)
+        pixels = data = None
         if _content_type(request) == "application/json":
-            prepared = prepared_input(_pixels(await request.body()))
+            pixels = _pixels(await request.body())
         else:
             data = await _image_bytes(request)
-            prepared = await _image_work(data, prepare)
+        if pool is not None:
+            with _image_errors():
+                return _json(await pool.predict(chosen.name, data, pixels))
+        prepared = prepared_input(pixels) if data is None else await _image_work(data, prepare)
         return JSONResponse(examine(chosen, prepared))
 
     @app.post(
@@ -128,25 +161,13 @@ def create_app(catalog: Catalog, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
         """Read a written number (2 to 10 digits in a row): its text and each digit's box."""
         chosen = served(model)
         data = await _image_bytes(request)
+        if pool is not None:
+            with _image_errors():
+                return _json(await pool.read(chosen.name, data))
         reading = read_segments(chosen.recognizer, await _image_work(data, segment))
-        return JSONResponse({"model": chosen.name, **reading.to_dict()})
+        return JSONResponse(reading_payload(chosen, reading))
 
     return app
-
-
-SETTINGS_VARIABLE = "DIGITNET_SERVE"
-
-
-def app_from_environment() -> FastAPI:
-    """The app of each worker process of ``digitnet serve --workers N`` (uvicorn starts workers
-    from an import string, so the settings travel in the environment as JSON)."""
-    from digitnet.memory import reuse_freed_memory
-    from digitnet.web.catalog import load_catalog
-
-    reuse_freed_memory()
-    settings = json.loads(os.environ.get(SETTINGS_VARIABLE, "{}"))
-    limit = settings.get("max_upload_bytes", MAX_UPLOAD_BYTES)
-    return create_app(load_catalog(settings.get("models")), max_upload_bytes=limit)
 
 
 def _content_type(request: Request) -> str:
@@ -183,14 +204,26 @@ async def _image_work(data: bytes, work):
 
 def _image_call(work, data: bytes):
     """Run image work, turning an unreadable image into the right 4xx."""
-    try:
+    with _image_errors():
         return work(data)
+
+
+@contextmanager
+def _image_errors():
+    """An unreadable image becomes the right 4xx: 413 too many pixels, 415 not an image, 400
+    otherwise (a truncated file, no pixels)."""
+    try:
+        yield
     except ImageTooLarge as err:
         raise HTTPException(413, str(err)) from None
     except NotAnImage as err:
         raise HTTPException(415, str(err)) from None
     except ImageError as err:
         raise HTTPException(400, str(err)) from None
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
 
 
 EXPECTED = 'expected JSON {"pixels": ...} with 28x28 or 784 numbers in [0, 1]'

@@ -12,7 +12,7 @@ import numpy as np
 
 from digitnet import insight
 from digitnet.modelcard import describe
-from digitnet.recognition import Prediction
+from digitnet.recognition import Prediction, Reading
 from digitnet.vision import Prepared
 from digitnet.web.catalog import ServedModel
 from digitnet.web.pictures import diverging, gray, png_data_url, sheet
@@ -46,6 +46,11 @@ def examine(served: ServedModel, prepared: Prepared) -> dict[str, Any]:
         "layers": [] if seen is None else [stage_payload(a) for a in seen.activity],
         "explanation": None if seen is None else rounded(seen.explanation),
     }
+
+
+def reading_payload(served: ServedModel, reading: Reading) -> dict[str, Any]:
+    """The answer to /api/read: the model's name, the text and each digit's verdict and box."""
+    return {"model": served.name, **reading.to_dict()}
 
 
 def stage_payload(activity: insight.Activity) -> dict[str, Any]:

@@ -1,0 +1,191 @@
+"""Worker processes that share a server's work through one queue.
+
+With ``digitnet serve --workers N`` (N > 1), the server process answers HTTP on its event loop
+and N worker processes do each request's CPU work: the image pipeline, the network's traced
+pass and the encoding of the JSON answer. Whichever worker is free takes the next request, so
+a burst of drawings from a few pages spreads over every core. (Separate server processes, each
+with its own event loop, keep the connections each one accepted: a burst on one queues behind
+its process while another sits idle.)
+
+The event loop itself dispatches: each worker has a pipe, the loop writes a job to an idle
+worker's pipe and is woken by the answer (``add_reader``), so no thread stands between a
+request and its worker. Each worker loads the models named at start-up once; a job carries only
+a model's name and the image's bytes, and the answer comes back as the JSON body. Workers start
+from a clean interpreter (``spawn``), never forked from the running server with its threads;
+one that dies is replaced, and its request gets a 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+from collections import deque
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from digitnet.recognition import read_segments
+from digitnet.vision import ImageError, prepare
+from digitnet.vision.preprocess import prepared_input
+from digitnet.vision.segment import segment
+from digitnet.web.catalog import Catalog, load_catalog
+from digitnet.web.payloads import examine, reading_payload
+
+
+class WorkersLost(RuntimeError):
+    """A worker process died (killed, out of memory) during a request; it has been replaced."""
+
+
+class Worker:
+    """One worker process, its end of the pipe, and the request it is working on."""
+
+    def __init__(self, specs: list[str]):
+        context = multiprocessing.get_context("spawn")
+        self.connection, theirs = context.Pipe()
+        self.process = context.Process(target=serve_jobs, args=(theirs, specs), daemon=True)
+        self.process.start()
+        theirs.close()
+        self.ready = False  # its models are loaded
+        self.answer: asyncio.Future | None = None  # of the request it is working on
+
+
+class WorkerPool:
+    """``workers`` processes, each with the catalogue of ``specs`` (model names or paths as
+    given at start-up). ``predict`` and ``read`` return the JSON answer as bytes and raise the
+    pipeline's ImageError for an unreadable image, as the in-process functions do."""
+
+    def __init__(self, specs: list[str], workers: int):
+        self.specs, self.size = list(specs), workers
+        self._workers: list[Worker] = []
+        self._idle: list[Worker] = []
+        self._queue: deque[tuple[tuple, asyncio.Future]] = deque()  # jobs no worker has taken
+        self._ready: asyncio.Future | None = None
+
+    @property
+    def processes(self) -> list[multiprocessing.Process]:
+        return [worker.process for worker in self._workers]
+
+    async def start(self) -> None:
+        """Start the workers (once) and wait until each has loaded its models."""
+        if self._ready is None:
+            self._ready = asyncio.get_running_loop().create_future()
+            for _ in range(self.size):
+                self._add_worker()
+        await asyncio.shield(self._ready)
+
+    async def predict(self, model: str, image: bytes | None, pixels: np.ndarray | None) -> bytes:
+        return await self._run((predict_answer, model, image, pixels))
+
+    async def read(self, model: str, image: bytes) -> bytes:
+        return await self._run((read_answer, model, image))
+
+    def close(self) -> None:
+        for worker in self._workers:
+            asyncio.get_running_loop().remove_reader(worker.connection.fileno())
+            worker.connection.close()  # the worker sees the pipe close and exits
+        for worker in self._workers:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+        self._workers.clear()
+
+    async def _run(self, job: tuple) -> Any:
+        await self.start()
+        answer = asyncio.get_running_loop().create_future()
+        self._queue.append((job, answer))
+        self._dispatch()
+        return await answer
+
+    def _dispatch(self) -> None:
+        """Give queued jobs to idle workers, oldest first."""
+        while self._idle and self._queue:
+            job, answer = self._queue.popleft()
+            if answer.cancelled():  # the client went away while it waited
+                continue
+            worker = self._idle.pop()
+            worker.answer = answer
+            worker.connection.send(job)
+
+    def _add_worker(self) -> None:
+        worker = Worker(self.specs)
+        self._workers.append(worker)
+        loop = asyncio.get_running_loop()
+        loop.add_reader(worker.connection.fileno(), self._answered, worker)
+
+    def _answered(self, worker: Worker) -> None:
+        """A worker wrote: that it is ready, or a job's outcome, or it died (the pipe closed)."""
+        try:
+            ok, value = worker.connection.recv()
+        except (EOFError, OSError):
+            self._replace(worker)
+            return
+        if not worker.ready:  # its first message: the models are loaded
+            worker.ready = True
+            if all(w.ready for w in self._workers) and not self._ready.done():
+                self._ready.set_result(None)
+        else:
+            answer, worker.answer = worker.answer, None
+            if not answer.cancelled():
+                answer.set_result(value) if ok else answer.set_exception(value)
+        self._idle.append(worker)
+        self._dispatch()
+
+    def _replace(self, worker: Worker) -> None:
+        asyncio.get_running_loop().remove_reader(worker.connection.fileno())
+        worker.connection.close()
+        worker.process.join(timeout=1)
+        self._workers.remove(worker)
+        if worker in self._idle:
+            self._idle.remove(worker)
+        if not worker.ready:  # it could not even load the models: do not try again and again
+            if not self._ready.done():
+                self._ready.set_exception(RuntimeError("a worker process could not start"))
+            return
+        if worker.answer is not None and not worker.answer.done():
+            worker.answer.set_exception(WorkersLost("a worker process stopped during the request"))
+        self._add_worker()
+
+
+def serve_jobs(connection: Connection, specs: list[str]) -> None:
+    """A worker's life: load the models, say so, then answer jobs until the pipe closes."""
+    from digitnet.memory import reuse_freed_memory
+
+    reuse_freed_memory()
+    catalog = load_catalog(specs)
+    connection.send((True, list(catalog.models)))
+    while True:
+        try:
+            function, *arguments = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            outcome = (True, function(catalog, *arguments))
+        except ImageError as err:  # bad input: the server answers 4xx
+            outcome = (False, err)
+        except Exception as err:  # a bug: the server logs it and answers 500; the worker lives on
+            outcome = (False, RuntimeError(f"in a worker: {type(err).__name__}: {err}"))
+        connection.send(outcome)
+
+
+def predict_answer(
+    catalog: Catalog, model: str, image: bytes | None, pixels: np.ndarray | None
+) -> bytes:
+    """The /api/predict answer for an image's bytes or MNIST-form pixels."""
+    served = catalog.get(model)
+    prepared = prepare(image) if pixels is None else prepared_input(pixels)
+    return to_json(examine(served, prepared))
+
+
+def read_answer(catalog: Catalog, model: str, image: bytes) -> bytes:
+    """The /api/read answer for an image's bytes."""
+    served = catalog.get(model)
+    return to_json(reading_payload(served, read_segments(served.recognizer, segment(image))))
+
+
+def to_json(content: Any) -> bytes:
+    """The body Starlette's JSONResponse would send for ``content``."""
+    return json.dumps(
+        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
