@@ -105,8 +105,13 @@ class WorkerPool:
             if answer.cancelled():  # the client went away while it waited
                 continue
             worker = self._idle.pop()
+            try:
+                worker.connection.send(job)
+            except OSError:  # it died since it last answered: the job waits for another
+                self._queue.appendleft((job, answer))
+                self._replace(worker)
+                continue
             worker.answer = answer
-            worker.connection.send(job)
 
     def _add_worker(self) -> None:
         worker = Worker(self.specs)
