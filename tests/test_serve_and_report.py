@@ -53,11 +53,14 @@ def test_serve_answers_on_127_0_0_1_with_the_bundled_models():
         assert health["models"] == ["cnn", "tutorial"]
 
 
-def test_two_worker_processes_get_the_settings_of_the_command_line(mnist):
+def test_two_workers_serve_the_command_line_s_model_within_its_upload_limit(mnist, tmp_path):
     from pictures import digit_png
 
+    from digitnet.zoo import bundled_model
+
     _, (x_test, y_test) = mnist
-    options = ("--workers", "2", "--model", "tutorial", "--max-upload-mb", "0.5")
+    bundled_model("tutorial").save(tmp_path / "mine.npz")  # a model only the command line names
+    options = ("--workers", "2", "--model", str(tmp_path / "mine.npz"), "--max-upload-mb", "0.5")
     with serving(*options) as (_, url, health):
 
         def post(body: bytes):
@@ -69,9 +72,9 @@ def test_two_worker_processes_get_the_settings_of_the_command_line(mnist):
             except urllib.error.HTTPError as err:
                 return err.code, json.load(err)
 
-        assert health["models"] == ["tutorial"]
-        answers = [post(digit_png(x_test[i])) for i in range(6)]  # spread over both workers
-        assert all(status == 200 and a["model"] == "tutorial" for status, a in answers)
+        assert health["models"] == ["mine"] and health["workers"] == 2
+        answers = [post(digit_png(x_test[i])) for i in range(6)]  # worked out by the workers
+        assert all(status == 200 and a["model"] == "mine" for status, a in answers)
         assert sum(a["digit"] == y_test[i] for i, (_, a) in enumerate(answers)) >= 5
         status, answer = post(b"\x89PNG" + bytes(600_000))
         assert status == 413 and "error" in answer

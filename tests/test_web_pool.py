@@ -43,6 +43,7 @@ def same_answer(a: dict, b: dict) -> None:
 
 def test_workers_answer_as_the_server_does(pooled, in_process, mnist):
     _, (x_test, y_test) = mnist
+    assert pooled.get("/api/health").json()["workers"] == 2
     for i in range(4):
         body = digit_png(x_test[i])
         answer = pooled.post("/api/predict", content=body, headers=PNG).json()

@@ -114,7 +114,8 @@ def create_app(
 
     @app.get("/api/health", response_model=schemas.Health)
     async def health():
-        return {"status": "ok", "version": __version__, "models": list(catalog.models)}
+        models = list(catalog.models)
+        return {"status": "ok", "version": __version__, "models": models, "workers": workers}
 
     @app.get("/api/models", response_model=list[schemas.ModelSummary])
     async def models():

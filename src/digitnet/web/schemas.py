@@ -157,3 +157,4 @@ class Health(BaseModel):
     status: str
     version: str
     models: list[str]
+    workers: int  # processes working out predictions (1: the server itself)
