@@ -113,7 +113,6 @@ def cmd_train(args) -> int:
         batch_size=args.batch_size,
         epochs=args.epochs,
         augment=args.augment,
-        styles=args.styles,
         seed=args.seed,
         data=args.data,
         command=args.command_line,
@@ -406,12 +405,6 @@ def build_parser() -> Parser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="randomly shift, rotate and scale the training digits (default: only for cnn)",
-    )
-    train.add_argument(
-        "--styles",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="write some 1s and 7s the continental way: flag, foot, bar (default: only for cnn)",
     )
     train.add_argument(
         "--seed",

@@ -15,15 +15,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 from digitnet.data import fingerprint, load_mnist, to_float
 from digitnet.data.mnist import describe_source
 from digitnet.nn import SGD, Adam, NNError, Sequential, get_activation, get_loss
 from digitnet.nn.callbacks import Callback
 from digitnet.zoo import Preset, get_preset
-
-STYLES_STREAM = 1  # the styles' random stream, apart from the weights' and batches' (seed)
 
 
 @dataclass
@@ -39,7 +35,6 @@ class TrainConfig:
     batch_size: int | None = None
     epochs: int | None = None
     augment: bool | None = None  # distort training digits (the cnn preset does by default)
-    styles: bool | None = None  # continental 1s and 7s (the cnn preset's by default)
     seed: int = 0
     data: str | None = None
     command: str = ""  # the command line that asked for this run, recorded in the model file
@@ -106,10 +101,6 @@ def train(
     batch_size = config.batch_size or preset.batch_size
     use_augment = preset.augment is not None if config.augment is None else config.augment
     augment = (preset.augment or get_preset("cnn").augment) if use_augment else None
-    use_styles = preset.styles is not None if config.styles is None else config.styles
-    styles = (preset.styles or get_preset("cnn").styles) if use_styles else None
-    if styles:
-        x_train = styles(x_train, y_train, np.random.default_rng([config.seed, STYLES_STREAM]))
     start = time.perf_counter()
     history = model.fit(
         x_train,
@@ -126,7 +117,6 @@ def train(
     test_loss, test_accuracy = model.evaluate(x_test, y_test)
     settings = {**asdict(config), "epochs": epochs, "batch_size": batch_size}
     settings["augment"] = augment.to_dict() if augment else None
-    settings["styles"] = styles.to_dict() if styles else None
     model.metadata = {
         "preset": config.model,
         "config": settings,

@@ -2,8 +2,7 @@
 
 ``tutorial`` is exactly the tutorial's network and recipe; ``mlp`` a wider multilayer
 perceptron; ``cnn`` the strongest: a small VGG-style convolutional network with batch
-normalisation, trained with a one-cycle schedule on randomly distorted digits, some of its 1s
-and 7s written the continental way (``digitnet.styles``). Trained weights
+normalisation, trained with a one-cycle schedule on randomly distorted digits. Trained weights
 ship with the package: ``bundled_model("cnn")``, ``bundled_model("tutorial")``.
 """
 
@@ -32,7 +31,6 @@ from digitnet.nn import (
 )
 from digitnet.nn.errors import lookup
 from digitnet.nn.schedules import CosineDecay, OneCycle
-from digitnet.styles import Styles
 
 BUNDLED_DIR = Path(__file__).with_name("models")
 BEST = "cnn"  # the preset whose bundled weights predict and serve use by default
@@ -51,7 +49,6 @@ class Preset:
     epochs: int
     batch_size: int
     augment: Augment | None = None
-    styles: Styles | None = None  # continental 1s and 7s drawn onto some training digits
     mlp: bool = False
 
 
@@ -121,14 +118,12 @@ PRESETS: dict[str, Preset] = {
     ),
     "cnn": Preset(
         "cnn",
-        "CNN with batch norm: one-cycle AdamW on randomly distorted digits with continental"
-        " 1s and 7s, batch 128",
+        "CNN with batch norm: one-cycle AdamW on randomly distorted digits, batch 128",
         build=cnn,
         optimizer=lambda lr, steps: Adam(OneCycle(lr or 3e-3, steps), weight_decay=5e-3),
         epochs=20,
         batch_size=128,
         augment=Augment(max_shift=2.0, max_rotation=10.0, min_scale=0.9, max_scale=1.1),
-        styles=Styles(),
     ),
 }
 
