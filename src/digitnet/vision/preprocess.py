@@ -227,6 +227,8 @@ def noise_level(paper: np.ndarray) -> float:
     """Robust deviation of the paper's values (median absolute deviation, scaled)."""
     if paper.size == 0:
         return 0.0
+    if 2 * np.count_nonzero(paper) < paper.size:  # over half exactly 0: median and MAD are 0
+        return 0.0  # (paper drawn on a computer), without two partitions
     return 1.4826 * percentile(np.abs(paper - percentile(paper, 50)), 50)
 
 
@@ -281,7 +283,7 @@ def find_digit(ink: Ink) -> tuple[tuple[int, int, int, int] | None, str | None, 
     if threshold is None:
         return None, NO_INK, 0
     mask = small > threshold
-    if mask.mean() > MAX_INK_FRACTION:
+    if np.count_nonzero(mask) > MAX_INK_FRACTION * mask.size:
         return None, "no digit: dark or textured everywhere, nothing digit-shaped", 0
     found = components(mask)
     largest = max(c.area for c in found)
