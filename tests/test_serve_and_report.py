@@ -89,6 +89,39 @@ def test_two_workers_serve_the_command_line_s_model_within_its_upload_limit(mnis
         connection.close()
 
 
+def test_ctrl_c_stops_the_server_and_its_workers_quietly():
+    """Ctrl-C in a terminal signals the whole process group, workers included."""
+    import os
+    import signal
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "digitnet", "serve", "--port", str(port), "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health") as answer:
+                    assert json.load(answer)["workers"] == 2
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.1)
+        os.killpg(server.pid, signal.SIGINT)
+        _, errors = server.communicate(timeout=20)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+    assert "Traceback" not in errors and "Error" not in errors, errors
+    deadline = time.monotonic() + 5  # nothing left of the group: the workers stopped too
+    with pytest.raises(ProcessLookupError):
+        while time.monotonic() < deadline:
+            os.killpg(server.pid, 0)
+            time.sleep(0.05)
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

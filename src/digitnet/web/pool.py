@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import signal
 from collections import deque
 from multiprocessing.connection import Connection
 from typing import Any
@@ -62,6 +63,7 @@ class WorkerPool:
         self._idle: list[Worker] = []
         self._queue: deque[tuple[tuple, asyncio.Future]] = deque()  # jobs no worker has taken
         self._ready: asyncio.Future | None = None
+        self._closing = False
 
     @property
     def processes(self) -> list[multiprocessing.Process]:
@@ -82,6 +84,7 @@ class WorkerPool:
         return await self._run((read_answer, model, image))
 
     def close(self) -> None:
+        self._closing = True  # workers that stop from now on are not replaced
         for worker in self._workers:
             asyncio.get_running_loop().remove_reader(worker.connection.fileno())
             worker.connection.close()  # the worker sees the pipe close and exits
@@ -150,16 +153,22 @@ class WorkerPool:
             return
         if worker.answer is not None and not worker.answer.done():
             worker.answer.set_exception(WorkersLost("a worker process stopped during the request"))
-        self._add_worker()
+        if not self._closing:
+            self._add_worker()
 
 
 def serve_jobs(connection: Connection, specs: list[str]) -> None:
-    """A worker's life: load the models, say so, then answer jobs until the pipe closes."""
+    """A worker's life: load the models, say so, then answer jobs until the pipe closes. Ctrl-C
+    in a terminal reaches the whole process group: the server stops its workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from digitnet.memory import reuse_freed_memory
 
     reuse_freed_memory()
     catalog = load_catalog(specs)
-    connection.send((True, list(catalog.models)))
+    try:
+        connection.send((True, list(catalog.models)))
+    except OSError:  # the server is gone already
+        return
     while True:
         try:
             function, *arguments = connection.recv()
@@ -171,7 +180,10 @@ def serve_jobs(connection: Connection, specs: list[str]) -> None:
             outcome = (False, err)
         except Exception as err:  # a bug: the server logs it and answers 500; the worker lives on
             outcome = (False, RuntimeError(f"in a worker: {type(err).__name__}: {err}"))
-        connection.send(outcome)
+        try:
+            connection.send(outcome)
+        except OSError:
+            return
 
 
 def predict_answer(
