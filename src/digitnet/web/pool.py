@@ -10,15 +10,15 @@ its process while another sits idle.)
 The event loop itself dispatches: each worker has a pipe, the loop writes a job to an idle
 worker's pipe and is woken by the answer (``add_reader``), so no thread stands between a
 request and its worker. Each worker loads the models named at start-up once; a job carries only
-a model's name and the image's bytes, and the answer comes back as the JSON body. Workers start
-from a clean interpreter (``spawn``), never forked from the running server with its threads;
-one that dies is replaced, and its request gets a 503.
+a model's name and the image's bytes, and the answer comes back as the JSON body, rendered
+as the server itself renders it. Workers start from a clean interpreter (``spawn``), never
+forked from the running server with its threads; one that dies is replaced, and its request
+gets a 503.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import signal
 from collections import deque
@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
+from fastapi.responses import JSONResponse
 
 from digitnet.recognition import read_segments
 from digitnet.vision import ImageError, prepare
@@ -192,17 +193,11 @@ def predict_answer(
     """The /api/predict answer for an image's bytes or MNIST-form pixels."""
     served = catalog.get(model)
     prepared = prepare(image) if pixels is None else prepared_input(pixels)
-    return to_json(examine(served, prepared))
+    return JSONResponse(examine(served, prepared)).body
 
 
 def read_answer(catalog: Catalog, model: str, image: bytes) -> bytes:
     """The /api/read answer for an image's bytes."""
     served = catalog.get(model)
-    return to_json(reading_payload(served, read_segments(served.recognizer, segment(image))))
-
-
-def to_json(content: Any) -> bytes:
-    """The body Starlette's JSONResponse would send for ``content``."""
-    return json.dumps(
-        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode("utf-8")
+    reading = read_segments(served.recognizer, segment(image))
+    return JSONResponse(reading_payload(served, reading)).body
