@@ -57,3 +57,16 @@ def png_header_only(width: int, height: int) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def photo_of(digit: np.ndarray, size=(2400, 1800)) -> bytes:
+    """A large JPEG 'photo': the digit written big on grey, unevenly lit, grainy paper."""
+    width, height = size
+    page = np.full((height, width), 200.0) + np.linspace(-25, 25, width)[None, :]
+    page += np.random.default_rng(0).normal(0, 6, page.shape)  # a camera's grain
+    ink = np.asarray(Image.fromarray(digit).resize((height // 2, height // 2), Image.BILINEAR))
+    top, left = height // 4, (width - height // 2) // 2
+    page[top : top + height // 2, left : left + height // 2] -= 0.7 * ink
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(page, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()

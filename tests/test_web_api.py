@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from pictures import digit_png, number_png, png_header_only
+from pictures import digit_png, number_png, photo_of, png_header_only
 
 from digitnet import insight
 from digitnet.data import to_float
@@ -237,23 +237,6 @@ def test_feature_maps_tile_row_by_row_with_black_gaps():
         assert np.array_equal(picture[r * 4 : r * 4 + 3, c * 3 : c * 3 + 2], maps[..., k])
     assert not picture[3].any() and not picture[:, 2].any()  # the gaps
     assert not picture[4:, 6:].any()  # the sixth tile has no map
-
-
-def photo_of(digit: np.ndarray, size=(2400, 1800)) -> bytes:
-    """A large JPEG 'photo': the digit written big on grey, unevenly lit, grainy paper."""
-    import io
-
-    from PIL import Image
-
-    width, height = size
-    page = np.full((height, width), 200.0) + np.linspace(-25, 25, width)[None, :]
-    page += np.random.default_rng(0).normal(0, 6, page.shape)  # a camera's grain
-    ink = np.asarray(Image.fromarray(digit).resize((height // 2, height // 2), Image.BILINEAR))
-    top, left = height // 4, (width - height // 2) // 2
-    page[top : top + height // 2, left : left + height // 2] -= 0.7 * ink
-    buffer = io.BytesIO()
-    Image.fromarray(np.clip(page, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=85)
-    return buffer.getvalue()
 
 
 def test_large_images_take_the_thread_path_with_the_same_answers(catalog, mnist, monkeypatch):

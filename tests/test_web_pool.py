@@ -7,11 +7,12 @@ import httpx2 as httpx  # the test extra's HTTP client, as Starlette's TestClien
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from pictures import digit_png, number_png, png_header_only
-from test_web_api import PNG, photo_of
+from pictures import digit_png, number_png, photo_of, png_header_only
 
 from digitnet.web.app import create_app
 from digitnet.web.catalog import load_catalog
+
+PNG = {"content-type": "image/png"}
 
 
 @pytest.fixture(scope="module")
