@@ -31,10 +31,12 @@ import io
 import json
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 
 import numpy as np
 from common import row
@@ -44,12 +46,28 @@ from digitnet.data import load_mnist
 
 
 def canvas_png(digit: np.ndarray) -> bytes:
-    """What the page sends: its 280x280 canvas as a PNG with an alpha channel (browsers write
-    canvas PNGs as RGBA, which costs the server ~4x the decoding of a grayscale PNG)."""
-    drawing = Image.fromarray(255 - digit).resize((280, 280), Image.BILINEAR).convert("RGBA")
-    buffer = io.BytesIO()
-    drawing.save(buffer, format="PNG")
-    return buffer.getvalue()
+    """What the page sends: its 280x280 canvas, dark ink on white, as Chromium's ``toBlob``
+    encodes it (checked on the bytes of a real one): RGBA, every row with PNG's "Up" filter,
+    zlib at level 1. Pillow's own encoder picks other filters, which take twice as long to
+    decode."""
+    rgba = np.asarray(
+        Image.fromarray(255 - digit).resize((280, 280), Image.BILINEAR).convert("RGBA")
+    )
+    height, width, _ = rgba.shape
+    rows = rgba.reshape(height, width * 4)
+    up = np.diff(rows, axis=0, prepend=np.zeros_like(rows[:1]))  # uint8: differences mod 256
+    scanlines = np.hstack([np.full((height, 1), 2, np.uint8), up])  # filter type 2, "Up"
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8-bit RGBA
+    pixels = zlib.compress(scanlines.tobytes(), 1)
+    return b"".join([PNG_SIGNATURE, png_chunk(b"IHDR", header), png_chunk(b"IDAT", pixels),
+                     png_chunk(b"IEND", b"")])  # fmt: skip
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def free_port() -> int:
