@@ -16,7 +16,7 @@ MNIST's own recipe, made robust to photos, scans and drawings:
    at the centre (14, 14);
 6. optionally deskewed (the shear that makes the digit's main axis vertical).
 
-Steps 1-4 work on a copy at most ANALYSIS_SIDE pixels wide (``Ink.small``); only the digit's
+Steps 1-4 work on a copy about ANALYSIS_SIDE pixels wide (``Ink.small``); only the digit's
 own region is ever computed at full resolution.
 """
 
@@ -69,9 +69,9 @@ def paper_is_light(gray: np.ndarray) -> bool:
 @dataclass
 class Ink:
     """Ink strength of an image, bright where the writing is and ~0 on the paper: ``small``,
-    an area-averaged copy at most ``analysis_side`` pixels on its longer side, for finding
-    things; ``region`` at full resolution, for the parts cut out. Nothing is computed at full
-    resolution over the whole image (a 12-megapixel photo costs what its crop costs).
+    an area-averaged copy about ``analysis_side`` pixels on its longer side (``shrink``), for
+    finding things; ``region`` at full resolution, for the parts cut out. Nothing is computed at
+    full resolution over the whole image (a 12-megapixel photo costs what its crop costs).
 
     gray: (H, W) in [0, 1]; scale: full-resolution pixels per ``small`` pixel.
     """
@@ -232,11 +232,16 @@ def noise_level(paper: np.ndarray) -> float:
     return 1.4826 * percentile(np.abs(paper - percentile(paper, 50)), 50)
 
 
+SHRINK_SLACK = 1.25  # an image at most this much larger than the analysis side is kept whole
+
+
 def shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """``image`` reduced by area averaging so its longer side is at most ``max_side``."""
+    """``image`` reduced by area averaging so its longer side is at most ``max_side`` — unless
+    it is at most SHRINK_SLACK times larger: resampling a 280-pixel canvas to 256 costs more
+    (0.85 ms) than finding the ink on its 20 % more pixels."""
     H, W = image.shape
     scale = max(H, W) / max_side
-    if scale <= 1:
+    if scale <= SHRINK_SLACK:
         return image, 1.0
     size = (max(1, round(W / scale)), max(1, round(H / scale)))
     return np.asarray(Image.fromarray(image, "F").resize(size, Image.BOX)), scale
