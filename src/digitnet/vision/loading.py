@@ -77,6 +77,9 @@ def open_image(source: Any) -> Image.Image:
     return ImageOps.exif_transpose(image)
 
 
+OPAQUE = 127  # alpha above this (of 255) is an opaque pixel
+
+
 def to_gray(image: Image.Image) -> np.ndarray:
     """Luminance in [0, 1] (0 black, 1 white), float32 (H, W). Transparent areas become a
     background opposite to the opaque strokes, so ink stays visible whatever its colour."""
@@ -90,12 +93,14 @@ def to_gray(image: Image.Image) -> np.ndarray:
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     if not has_alpha:
         return np.asarray(image.convert("L"), dtype=np.float32) / 255
-    rgba = image.convert("RGBA")
+    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
     gray = np.asarray(rgba.convert("L"), dtype=np.float32) / 255
-    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
-    opaque = alpha > 0.5
-    if opaque.all() or not opaque.any():
+    channel = rgba.getchannel("A")
+    lowest, highest = channel.getextrema()
+    if lowest > OPAQUE or highest <= OPAQUE:  # all opaque (a canvas) or all transparent
         return gray
+    opaque = np.asarray(channel) > OPAQUE
+    alpha = np.asarray(channel, dtype=np.float32) / 255
     strokes_are_light = gray[opaque].mean() > 0.5
     background = 0.0 if strokes_are_light else 1.0
     return gray * alpha + background * (1 - alpha)
