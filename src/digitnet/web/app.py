@@ -41,6 +41,7 @@ from digitnet.web.catalog import Catalog, ServedModel
 from digitnet.web.limits import BodySizeLimit
 from digitnet.web.payloads import (
     examine,
+    json_body,
     model_details,
     model_summary,
     reading_payload,
@@ -150,7 +151,7 @@ def create_app(
             with _image_errors():
                 return _json(await pool.predict(chosen.name, data, pixels))
         prepared = prepared_input(pixels) if data is None else await _image_work(data, prepare)
-        return JSONResponse(examine(chosen, prepared))
+        return _json(json_body(examine(chosen, prepared)))
 
     @app.post(
         "/api/read",
@@ -166,7 +167,7 @@ def create_app(
             with _image_errors():
                 return _json(await pool.read(chosen.name, data))
         reading = read_segments(chosen.recognizer, await _image_work(data, segment))
-        return JSONResponse(reading_payload(chosen, reading))
+        return _json(json_body(reading_payload(chosen, reading)))
 
     return app
 

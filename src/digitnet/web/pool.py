@@ -10,10 +10,9 @@ its process while another sits idle.)
 The event loop itself dispatches: each worker has a pipe, the loop writes a job to an idle
 worker's pipe and is woken by the answer (``add_reader``), so no thread stands between a
 request and its worker. Each worker loads the models named at start-up once; a job carries only
-a model's name and the image's bytes, and the answer comes back as the JSON body, rendered
-as the server itself renders it. Workers start from a clean interpreter (``spawn``), never
-forked from the running server with its threads; one that dies is replaced, and its request
-gets a 503.
+a model's name and the image's bytes, and the answer comes back as the JSON body. Workers start
+from a clean interpreter (``spawn``), never forked from the running server with its threads;
+one that dies is replaced, and its request gets a 503.
 """
 
 from __future__ import annotations
@@ -26,14 +25,13 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
-from fastapi.responses import JSONResponse
 
 from digitnet.recognition import read_segments
 from digitnet.vision import ImageError, prepare
 from digitnet.vision.preprocess import prepared_input
 from digitnet.vision.segment import segment
 from digitnet.web.catalog import Catalog, load_catalog
-from digitnet.web.payloads import examine, reading_payload
+from digitnet.web.payloads import examine, json_body, reading_payload
 
 
 class WorkersLost(RuntimeError):
@@ -193,11 +191,11 @@ def predict_answer(
     """The /api/predict answer for an image's bytes or MNIST-form pixels."""
     served = catalog.get(model)
     prepared = prepare(image) if pixels is None else prepared_input(pixels)
-    return JSONResponse(examine(served, prepared)).body
+    return json_body(examine(served, prepared))
 
 
 def read_answer(catalog: Catalog, model: str, image: bytes) -> bytes:
     """The /api/read answer for an image's bytes."""
     served = catalog.get(model)
     reading = read_segments(served.recognizer, segment(image))
-    return JSONResponse(reading_payload(served, reading)).body
+    return json_body(reading_payload(served, reading))
