@@ -20,6 +20,7 @@ from digitnet.nn import (
     Reshape,
     Sequential,
     SparseCategoricalCrossentropy,
+    conv,
 )
 from digitnet.nn.activations import Sigmoid, Softmax, Tanh
 from digitnet.nn.errors import NNError
@@ -72,7 +73,21 @@ def _build_float64(layer, input_shape, rng):
     "make, input_shape", [c[1:] for c in LAYER_CASES], ids=[c[0] for c in LAYER_CASES]
 )
 def test_layer_gradients(make, input_shape, rng):
-    layer = _build_float64(make(), input_shape, rng)
+    check_layer_gradients(_build_float64(make(), input_shape, rng), input_shape, rng)
+
+
+@pytest.mark.parametrize("rows", [0, 10**9], ids=["one-gemm", "gemm-per-kernel-offset"])
+def test_conv_input_gradient_both_ways(rows, rng, monkeypatch):
+    """With at least as many input channels as filters, dX is one GEMM over a large batch and
+    a GEMM per kernel offset over a small one: both are the gradient."""
+    monkeypatch.setattr(conv, "FULL_CONVOLUTION_ROWS", rows)
+    for padding in ("valid", "same"):
+        layer = _build_float64(Conv2D(2, 3, padding=padding), (5, 6, 3), rng)  # C 3 >= F 2
+        check_layer_gradients(layer, (5, 6, 3), rng)
+
+
+def check_layer_gradients(layer, input_shape, rng):
+    """dX and every parameter's gradient of f = sum(R * layer(X)) against finite differences."""
     X = rng.normal(size=(N, *input_shape))
     R = rng.normal(size=(N, *layer.output_shape))  # f = sum(R * layer(X)), so df/dout = R
 
