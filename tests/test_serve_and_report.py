@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from digitnet.cli import main
+from digitnet.cli import default_workers, main
 
 
 def free_port() -> int:
@@ -52,6 +52,7 @@ def test_serve_answers_on_127_0_0_1_with_the_bundled_models():
         banner = server.stdout.readline()
         assert f"cnn, tutorial at {url}/" in banner
         assert health["models"] == ["cnn", "tutorial"]
+        assert health["workers"] == default_workers()  # one per core unless told
 
 
 def test_two_workers_serve_the_command_line_s_model_within_its_upload_limit(mnist, tmp_path):

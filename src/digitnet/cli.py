@@ -42,6 +42,16 @@ def _number(text: str, cast, kind: str, valid, rule: str):
     return value
 
 
+MAX_DEFAULT_WORKERS = 4  # a handful of people drawing at once; each worker holds ~50 MB
+
+
+def default_workers() -> int:
+    """``digitnet serve``'s worker processes unless told: one per core this process may use
+    (the work is CPU-bound), at most MAX_DEFAULT_WORKERS; one core means the server itself."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, MAX_DEFAULT_WORKERS))
+
+
 def positive_int(text: str) -> int:
     return _number(text, int, "a whole number", lambda v: v >= 1, "at least 1")
 
@@ -478,9 +488,10 @@ def build_parser() -> Parser:
                        help="where to listen (default: 127.0.0.1, this machine only)")  # fmt: skip
     serve.add_argument("--port", type=port_number, default=8000, help="default: 8000")
     serve.add_argument("--open", action="store_true", help="open the page in a browser")
-    serve.add_argument("--workers", type=positive_int, default=1,
-                       help="processes that work out the answers, e.g. one per core; more than one"
-                       " take requests from one queue (default: 1, the server itself)")  # fmt: skip
+    serve.add_argument("--workers", type=positive_int, default=default_workers(),
+                       help="processes that work out the answers, taking requests from one queue;"
+                       " 1: the server itself (default: one per core, at most"
+                       f" {MAX_DEFAULT_WORKERS}: %(default)s here)")  # fmt: skip
     serve.add_argument("--max-upload-mb", type=positive_float, default=10,
                        help="largest accepted upload in MB (default: 10)")  # fmt: skip
     serve.set_defaults(func=cmd_serve)
