@@ -16,7 +16,7 @@ Three ways of pacing each client (one request in flight at a time, always):
 Also measures how long the page takes to load in headless Chromium when it is installed.
 
     python benchmarks/bench_web.py [--clients 16] [--seconds 15] [--rate page,1,2,0]
-                                   [--model cnn] [--workers 1] [--photo-every S]
+                                   [--model cnn] [--workers N] [--photo-every S]
 """
 
 from __future__ import annotations
@@ -76,16 +76,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(port: int, workers: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "digitnet", "serve", "--port", str(port), "--workers", str(workers)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+def start_server(port: int, workers: int | None) -> tuple[subprocess.Popen, int]:
+    """``digitnet serve`` with ``workers`` (default: its own default), once it answers; and
+    how many workers it says it has."""
+    command = [sys.executable, "-m", "digitnet", "serve", "--port", str(port)]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1):
-                return server
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as answer:
+                return server, json.load(answer)["workers"]
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
@@ -242,7 +244,7 @@ def main() -> int:
         help="requests/s per client, 0 for a closed loop, page for people drawing; several: 1,0",
     )
     parser.add_argument("--model", default="cnn")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, help="default: digitnet serve's (one per core)")
     parser.add_argument(
         "--photo-every", type=float, default=0.0, metavar="S",
         help="one more client, uploading a 12-MP photo every S s on average",
@@ -252,7 +254,7 @@ def main() -> int:
     _, (x_test, _) = load_mnist()
     body = canvas_png(x_test[0])
     port = free_port()
-    server = start_server(port, args.workers)
+    server, workers = start_server(port, args.workers)
     runs = []
     try:
         path = f"/api/predict?model={args.model}"
@@ -260,7 +262,7 @@ def main() -> int:
         photo = photo_jpeg(x_test[0]) if args.photo_every else None
         print(
             f"POST /api/predict, {len(body):,}-byte 280x280 RGBA PNG, model {args.model}, "
-            f"{args.clients} clients, {args.workers} worker(s), {args.seconds:g} s per load"
+            f"{args.clients} clients, {workers} worker(s), {args.seconds:g} s per load"
         )
         for rate in rates:
             latencies, errors, photos = asyncio.run(
