@@ -52,8 +52,10 @@ def run_components(mask: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray
     if n == 0:
         return (rows, starts, ends), np.zeros(0, np.intp)
     above, below = touching_runs(rows, starts, ends, mask.shape[1])
-    hangs = np.ones(len(below), dtype=bool)  # the first pair of each run below (pairs are
-    hangs[1:] = below[1:] != below[:-1]  # grouped by it, its runs above in order)
+    # Pairs come grouped by their run below, its runs above in order: a group's first pair
+    # is where that run hangs, the others are joins.
+    hangs = np.ones(len(below), dtype=bool)
+    hangs[1:] = below[1:] != below[:-1]
     parent = np.arange(n)
     parent[below[hangs]] = above[hangs]  # always an earlier run: the roots are fixed points
     while not np.array_equal(root := parent[parent], parent):
