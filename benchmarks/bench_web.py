@@ -13,7 +13,9 @@ Three ways of pacing each client (one request in flight at a time, always):
   --rate 0 (closed loop): the next request as soon as the answer arrives — the server's
            capacity; latency = queueing behind the other clients.
 
-Also measures how long the page takes to load in headless Chromium when it is installed.
+Each load also reports the share of CPU time the hypervisor gave to other virtual machines
+("steal", from /proc/stat), which tells a slow run on a busy host from a slow server. Also
+measures how long the page takes to load in headless Chromium when it is installed.
 
     python benchmarks/bench_web.py [--clients 16] [--seconds 15] [--rate page,1,2,0]
                                    [--model cnn] [--workers N] [--photo-every S]
@@ -265,10 +267,14 @@ def main() -> int:
             f"{args.clients} clients, {workers} worker(s), {args.seconds:g} s per load"
         )
         for rate in rates:
+            before = cpu_times()
             latencies, errors, photos = asyncio.run(
                 load(port, path, body, args.clients, args.seconds, rate, photo, args.photo_every)
             )
             runs.append(report(rate, np.array(latencies) * 1000, errors, args.seconds))
+            runs[-1]["steal"] = stolen(before, cpu_times())
+            if runs[-1]["steal"] is not None:
+                print(row("  CPU time taken by the VM's neighbours", f"{runs[-1]['steal']:.1%}"))
             if photos:
                 ms = np.array(photos) * 1000
                 print(row(f"  {len(photos)} photos (12 MP JPEG): median / max",
@@ -282,6 +288,24 @@ def main() -> int:
                   f"{'meets' if page <= 1 else 'MISSES'} the 1 s target"))  # fmt: skip
     print(json.dumps({"runs": runs, "page_load_s": page}))
     return 0
+
+
+def cpu_times() -> list[int] | None:
+    """The machine's CPU time so far by kind (Linux's /proc/stat), or None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return None
+
+
+def stolen(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share of the CPU time between two ``cpu_times`` that the hypervisor gave to other
+    virtual machines ("steal"): a run with much of it says more about the neighbours."""
+    if before is None or after is None or len(before) < 8:
+        return None
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    return spent[7] / max(1, sum(spent))
 
 
 def report(rate: float | str, ms: np.ndarray, errors: list, seconds: float) -> dict:
