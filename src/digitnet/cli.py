@@ -47,7 +47,11 @@ MAX_DEFAULT_WORKERS = 4  # a handful of people drawing at once; each worker hold
 
 def default_workers() -> int:
     """``digitnet serve``'s worker processes unless told: one per core this process may use
-    (the work is CPU-bound), at most MAX_DEFAULT_WORKERS; one core means the server itself."""
+    (the work is CPU-bound), at most MAX_DEFAULT_WORKERS; one core means the server itself.
+    On Windows, the server itself: the pool waits on its workers' pipes with the event loop's
+    ``add_reader``, which Windows' event loops do not offer for pipes."""
+    if sys.platform == "win32":
+        return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(cores or 1, MAX_DEFAULT_WORKERS))
 
