@@ -106,6 +106,29 @@ def test_a_computer_drawing_needs_no_lighting_map_and_loses_nothing_by_it(digit,
     assert flat_paper(blotted) is None
 
 
+def test_ink_is_found_on_a_copy_about_the_analysis_side(digit):
+    """A page's canvas (280 px) is analysed whole, a large photo on a copy ~256 px wide."""
+    from digitnet.vision.loading import load_gray
+    from digitnet.vision.preprocess import ANALYSIS_SIDE, SHRINK_SLACK, ink_of
+
+    for side in (280, int(ANALYSIS_SIDE * SHRINK_SLACK)):
+        ink = ink_of(load_gray(paper(digit, size=(side, side))), ANALYSIS_SIDE)
+        assert ink.scale == 1.0 and ink.small.shape == (side, side)
+    ink = ink_of(load_gray(paper(digit, size=(640, 480))), ANALYSIS_SIDE)
+    assert ink.scale == 2.5 and ink.small.shape == (192, 256)
+
+
+def test_an_opaque_rgba_canvas_reads_as_its_colours(digit):
+    """Browsers send canvases as RGBA: all opaque, the alpha changes nothing."""
+    from digitnet.vision.loading import load_gray
+
+    drawing = paper(digit, size=(280, 280))
+    canvas = drawing.convert("RGBA")
+    assert np.array_equal(load_gray(png_bytes(canvas)), load_gray(png_bytes(drawing)))
+    canvas.putalpha(200)  # still opaque enough to be read as drawn
+    assert np.array_equal(load_gray(png_bytes(canvas)), load_gray(png_bytes(drawing)))
+
+
 @pytest.mark.parametrize("stroke", [0, 255], ids=["black-strokes", "white-strokes"])
 def test_transparent_background(digit, stroke):
     alpha = paper(digit, size=(112, 112), dark_ink=False)  # ink as opacity
