@@ -22,10 +22,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(*options: str):
+def serving(*options: str, port: int | None = None):
     """``digitnet serve --port P *options`` in its own process until it answers /api/health:
     (the process, its base URL, the health answer); stopped on leaving."""
-    port = free_port()
+    port = port or free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "digitnet", "serve", "--port", str(port), *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -140,6 +140,14 @@ def test_bad_arguments_get_one_line_and_exit_2(argv, message, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_stopped_server_can_be_restarted_on_its_port_at_once():
+    """The connections it answered linger in TIME_WAIT for a minute; they must not hold the port."""
+    with serving("--workers", "1") as (_, url, _):
+        port = url.rsplit(":", 1)[1]
+    with serving("--workers", "1", port=port) as (_, again, health):
+        assert again == url and health["status"] == "ok"
 
 
 def test_serve_errors_are_one_line(tmp_path, capsys):

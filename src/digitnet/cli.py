@@ -325,6 +325,8 @@ def cmd_serve(args) -> int:
     catalog = load_catalog(args.model)  # here too, so a bad model fails before the server starts
     limit = int(args.max_upload_mb * 2**20)
     with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+        if sys.platform != "win32":  # as uvicorn binds: a restart need not wait out TIME_WAIT
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((args.host, args.port))
         except OSError as err:
