@@ -5,12 +5,13 @@
     GET  /api/models    the models served;  GET /api/models/{name}, /api/models/{name}/test
     GET  /api/health
 
-With one worker (the default) every request is handled on the event loop, one at a time: the
-work is CPU-bound NumPy, and the models' layers keep caches that concurrent threads would
-share. Only the image pipeline of a large image (pure functions of its bytes) runs in a thread
-meanwhile. With more workers, predictions and readings go to a pool of worker processes fed
-from one queue (``digitnet.web.pool``). Bad input gets a JSON ``{"error": ...}`` with a 4xx
-status, never a 500.
+With one worker every request is handled on the event loop, one at a time: the work is
+CPU-bound NumPy, and the models' layers keep caches that concurrent threads would share. Only
+the image pipeline of a large image (pure functions of its bytes) runs in a thread meanwhile.
+With more workers (``digitnet serve``'s default: one per core), predictions and readings go to a
+pool of worker processes fed from one queue (``digitnet.web.pool``). Bad input gets a JSON
+``{"error": ...}`` with a 4xx status, never a 500: an unreadable image, wherever the pipeline
+finds it out, 413, 415 or 400 by its kind (``image_error``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
@@ -50,6 +51,7 @@ from digitnet.web.payloads import (
 from digitnet.web.pool import WorkerPool, WorkersLost
 
 MAX_UPLOAD_BYTES = 10 * 2**20
+IMAGE_ERROR_STATUS = {ImageTooLarge: 413, NotAnImage: 415, ImageError: 400}  # most specific first
 STATIC = resources.files("digitnet.web") / "static"
 log = logging.getLogger("digitnet.web")
 
@@ -95,6 +97,12 @@ def create_app(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         return JSONResponse({"error": f"invalid request: {problems}"}, 422)
+
+    @app.exception_handler(ImageError)
+    async def image_error(request: Request, exc: ImageError):
+        """413 too many pixels or bytes, 415 not an image, 400 otherwise (truncated, empty)."""
+        kind = next((k for k in IMAGE_ERROR_STATUS if isinstance(exc, k)), ImageError)
+        return JSONResponse({"error": str(exc)}, IMAGE_ERROR_STATUS[kind])
 
     @app.exception_handler(WorkersLost)
     async def workers_lost(request: Request, exc: WorkersLost):
@@ -148,8 +156,7 @@ def create_app(
         else:
             data = await _image_bytes(request)
         if pool is not None:
-            with _image_errors():
-                return _json(await pool.predict(chosen.name, data, pixels))
+            return _json(await pool.predict(chosen.name, data, pixels))
         prepared = prepared_input(pixels) if data is None else await _image_work(data, prepare)
         return _json(json_body(examine(chosen, prepared)))
 
@@ -164,8 +171,7 @@ def create_app(
         chosen = served(model)
         data = await _image_bytes(request)
         if pool is not None:
-            with _image_errors():
-                return _json(await pool.read(chosen.name, data))
+            return _json(await pool.read(chosen.name, data))
         reading = read_segments(chosen.recognizer, await _image_work(data, segment))
         return _json(json_body(reading_payload(chosen, reading)))
 
@@ -200,28 +206,8 @@ async def _image_work(data: bytes, work):
     so the drawings of others are answered meanwhile; a small one, the common case, stays on
     the loop (the hop would cost more than it saves). The network always runs on the loop."""
     if len(data) < LARGE_IMAGE_BYTES:
-        return _image_call(work, data)
-    return await run_in_threadpool(_image_call, work, data)
-
-
-def _image_call(work, data: bytes):
-    """Run image work, turning an unreadable image into the right 4xx."""
-    with _image_errors():
         return work(data)
-
-
-@contextmanager
-def _image_errors():
-    """An unreadable image becomes the right 4xx: 413 too many pixels, 415 not an image, 400
-    otherwise (a truncated file, no pixels)."""
-    try:
-        yield
-    except ImageTooLarge as err:
-        raise HTTPException(413, str(err)) from None
-    except NotAnImage as err:
-        raise HTTPException(415, str(err)) from None
-    except ImageError as err:
-        raise HTTPException(400, str(err)) from None
+    return await run_in_threadpool(work, data)
 
 
 def _json(body: bytes) -> Response:
