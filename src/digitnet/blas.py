@@ -35,3 +35,10 @@ def single_blas_thread() -> bool:
     for variable in THREAD_VARIABLES:
         os.environ.setdefault(variable, "1")
     return "numpy" not in sys.modules
+
+
+def available_cores(at_most: int) -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it), at
+    least 1 and at most ``at_most``. Safe before NumPy loads."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, at_most))

@@ -50,10 +50,9 @@ def default_workers() -> int:
     (the work is CPU-bound), at most MAX_DEFAULT_WORKERS; one core means the server itself.
     On Windows, the server itself: the pool waits on its workers' pipes with the event loop's
     ``add_reader``, which Windows' event loops do not offer for pipes."""
-    if sys.platform == "win32":
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cores or 1, MAX_DEFAULT_WORKERS))
+    from digitnet.blas import available_cores  # no NumPy: the parser is built before it loads
+
+    return 1 if sys.platform == "win32" else available_cores(at_most=MAX_DEFAULT_WORKERS)
 
 
 def positive_int(text: str) -> int:

@@ -17,6 +17,8 @@ from itertools import pairwise
 
 import numpy as np
 
+from digitnet.blas import available_cores
+
 MIN_ELEMENTS = 1 << 18  # smaller passes run in the calling thread: a hand-off costs ~20 µs
 
 
@@ -24,8 +26,7 @@ def _thread_count() -> int:
     setting = os.environ.get("DIGITNET_THREADS", "")
     if setting.isdigit() and int(setting) >= 1:
         return int(setting)
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return max(1, min(4, available or os.cpu_count() or 1))
+    return available_cores(at_most=4)
 
 
 THREADS = _thread_count()
