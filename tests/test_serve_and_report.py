@@ -22,13 +22,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(*options: str, port: int | None = None):
-    """``digitnet serve --port P *options`` in its own process until it answers /api/health:
-    (the process, its base URL, the health answer); stopped on leaving."""
+def serving(*options: str, port: int | None = None, **popen):
+    """``digitnet serve --port P *options`` in its own process (``popen``: more Popen options)
+    until it answers /api/health: (the process, its base URL, the health answer); stopped on
+    leaving."""
     port = port or free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "digitnet", "serve", "--port", str(port), *options],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -95,26 +96,14 @@ def test_ctrl_c_stops_the_server_and_its_workers_quietly():
     import os
     import signal
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "digitnet", "serve", "--port", str(port), "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health") as answer:
-                    assert json.load(answer)["workers"] == 2
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None
-                time.sleep(0.1)
-        os.killpg(server.pid, signal.SIGINT)
-        _, errors = server.communicate(timeout=20)
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
+    with serving("--workers", "2", start_new_session=True) as (server, _, health):
+        assert health["workers"] == 2
+        try:
+            os.killpg(server.pid, signal.SIGINT)
+            _, errors = server.communicate(timeout=20)
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGKILL)
     assert "Traceback" not in errors and "Error" not in errors, errors
     deadline = time.monotonic() + 5  # nothing left of the group: the workers stopped too
     with pytest.raises(ProcessLookupError):
