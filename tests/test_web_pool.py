@@ -91,6 +91,8 @@ def test_a_worker_that_dies_fails_its_request_with_503_and_is_replaced(catalog, 
                 killed = app.state.pool.processes
                 for worker in killed:
                     worker.kill()
+                for worker in killed:  # both gone before the next request (else it may reach
+                    worker.join(5)  # the second one in its last moments: a 503 of its own)
                 lost = await asyncio.wait_for(request, 20)  # not forever if the death is missed
                 after = await client.post("/api/predict", content=drawing, headers=PNG)
                 return killed, lost, after, app.state.pool.processes
