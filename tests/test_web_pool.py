@@ -2,6 +2,8 @@
 images get the same 4xx, and a worker that dies costs its own request a 503, nothing more."""
 
 import asyncio
+import os
+import signal
 
 import httpx2 as httpx  # the test extra's HTTP client, as Starlette's TestClient uses it
 import numpy as np
@@ -102,3 +104,111 @@ def test_a_worker_that_dies_fails_its_request_with_503_and_is_replaced(catalog, 
     assert lost.status_code == 503 and "try again" in lost.json()["error"]
     assert after.status_code == 200 and after.json()["digit"] == y_test[1]
     assert len(replacements) == 2 and not set(replacements) & set(killed)
+
+
+async def wait_for_workers(pool, count: int, seconds: float = 30) -> None:
+    """Until ``count`` workers have loaded their models (they start in ~1-2 s)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while pool.ready_workers < count:
+        assert asyncio.get_running_loop().time() < deadline, "the workers did not come back"
+        await asyncio.sleep(0.05)
+
+
+def kill(process) -> None:
+    process.kill()
+    process.join(5)
+
+
+def test_a_replacement_killed_before_it_is_ready_is_replaced_too(catalog, mnist):
+    """Once the pool hung for good here: a replacement that died while loading its models was
+    never replaced, and every request then waited forever."""
+    _, (x_test, y_test) = mnist
+    app = create_app(catalog, workers=2)
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            pool = app.state.pool
+            for _ in range(2):  # twice in a row: fewer than the pool's limit of failed starts
+                first = pool.processes[0]
+                kill(first)
+                while first in pool.processes:
+                    await asyncio.sleep(0.01)
+                replacement = pool.processes[-1]  # replacements join at the end
+                assert pool.ready_workers < 2
+                kill(replacement)  # before it has loaded its models
+                await asyncio.sleep(0.2)
+            await wait_for_workers(pool, 2)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                health = (await client.get("/api/health")).json()
+                answer = await asyncio.wait_for(
+                    client.post("/api/predict", content=digit_png(x_test[5]), headers=PNG), 20
+                )
+            return health, answer
+
+    health, answer = asyncio.run(scenario())
+    assert health["status"] == "ok" and health["workers"] == 2
+    assert answer.status_code == 200 and answer.json()["digit"] == y_test[5]
+
+
+def test_a_stuck_worker_costs_its_request_a_503_with_retry_after_and_is_replaced(catalog, mnist):
+    _, (x_test, y_test) = mnist
+    app = create_app(catalog, workers=2, answer_seconds=1.0)
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            pool = app.state.pool
+            stuck = pool.processes
+            for process in stuck:
+                os.kill(process.pid, signal.SIGSTOP)  # alive, but never answers
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                body = digit_png(x_test[2])
+
+                def post():
+                    request = client.post("/api/predict", content=body, headers=PNG)
+                    return asyncio.wait_for(request, 10)
+
+                late = await asyncio.gather(post(), post())  # one for each stuck worker
+                while set(stuck) & set(pool.processes):
+                    await asyncio.sleep(0.05)
+                await wait_for_workers(pool, 2)
+                after = await post()
+            for process in stuck:
+                process.join(5)
+            return stuck, late, after
+
+    stuck, late, after = asyncio.run(scenario())
+    for answer in late:
+        assert answer.status_code == 503 and answer.headers["retry-after"].isdigit()
+        assert "no answer within 1 s" in answer.json()["error"]
+    assert after.status_code == 200 and after.json()["digit"] == y_test[2]
+    assert not any(p.is_alive() for p in stuck)  # the stuck workers were stopped
+
+
+def test_workers_that_cannot_start_make_the_pool_answer_503_at_once(catalog, mnist):
+    from digitnet.web.pool import MAX_FAILED_STARTS
+
+    app = create_app(catalog, workers=2)
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            pool = app.state.pool
+            deaths = 0
+            while pool.processes:  # every worker, and each replacement before it is ready
+                for process in pool.processes:
+                    kill(process)
+                    deaths += 1
+                await asyncio.sleep(0.05)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                health = await client.get("/api/health")
+                answer = await asyncio.wait_for(
+                    client.post("/api/predict", content=digit_png(mnist[1][0][0]), headers=PNG), 5
+                )
+            return deaths, health, answer
+
+    deaths, health, answer = asyncio.run(scenario())
+    assert deaths >= 2 + MAX_FAILED_STARTS
+    assert health.status_code == 503 and health.json()["workers"] == 0
+    assert answer.status_code == 503 and "cannot start" in answer.json()["error"]

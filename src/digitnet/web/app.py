@@ -48,20 +48,26 @@ from digitnet.web.payloads import (
     reading_payload,
     test_payload,
 )
-from digitnet.web.pool import WorkerPool, WorkersLost
+from digitnet.web.pool import JOB_SECONDS, WorkerPool, WorkersUnavailable
 
 MAX_UPLOAD_BYTES = 10 * 2**20
+RETRY_AFTER_SECONDS = 2  # told to a client whose request no worker could answer
 IMAGE_ERROR_STATUS = {ImageTooLarge: 413, NotAnImage: 415, ImageError: 400}  # most specific first
 STATIC = resources.files("digitnet.web") / "static"
 log = logging.getLogger("digitnet.web")
 
 
 def create_app(
-    catalog: Catalog, max_upload_bytes: int = MAX_UPLOAD_BYTES, workers: int = 1
+    catalog: Catalog,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    workers: int = 1,
+    answer_seconds: float = JOB_SECONDS,
 ) -> FastAPI:
     """The app serving ``catalog``'s models; with ``workers`` > 1, predictions and readings are
-    worked out by that many worker processes, started with the app."""
-    pool = WorkerPool([m.source for m in catalog.models.values()], workers) if workers > 1 else None
+    worked out by that many worker processes, started with the app, each request given at most
+    ``answer_seconds``."""
+    sources = [m.source for m in catalog.models.values()]
+    pool = WorkerPool(sources, workers, answer_seconds) if workers > 1 else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -104,9 +110,10 @@ def create_app(
         kind = next((k for k in IMAGE_ERROR_STATUS if isinstance(exc, k)), ImageError)
         return JSONResponse({"error": str(exc)}, IMAGE_ERROR_STATUS[kind])
 
-    @app.exception_handler(WorkersLost)
-    async def workers_lost(request: Request, exc: WorkersLost):
-        return JSONResponse({"error": f"{exc}; please try again"}, 503)
+    @app.exception_handler(WorkersUnavailable)
+    async def workers_unavailable(request: Request, exc: WorkersUnavailable):
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return JSONResponse({"error": f"{exc}; please try again"}, 503, headers=headers)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
@@ -123,8 +130,12 @@ def create_app(
 
     @app.get("/api/health", response_model=schemas.Health)
     async def health():
-        models = list(catalog.models)
-        return {"status": "ok", "version": __version__, "models": models, "workers": workers}
+        """``workers``: the processes that can answer now; none is a 503."""
+        ready = 1 if pool is None else pool.ready_workers
+        status = "ok" if ready else "unavailable"
+        answer = {"status": status, "version": __version__, "models": list(catalog.models),
+                  "workers": ready}  # fmt: skip
+        return JSONResponse(answer, 200 if ready else 503)
 
     @app.get("/api/models", response_model=list[schemas.ModelSummary])
     async def models():

@@ -11,8 +11,13 @@ The event loop itself dispatches: each worker has a pipe, the loop writes a job 
 worker's pipe and is woken by the answer (``add_reader``), so no thread stands between a
 request and its worker. Each worker loads the models named at start-up once; a job carries only
 a model's name and the image's bytes, and the answer comes back as the JSON body. Workers start
-from a clean interpreter (``spawn``), never forked from the running server with its threads;
-one that dies is replaced, and its request gets a 503.
+from a clean interpreter (``spawn``), never forked from the running server with its threads.
+
+Nothing waits forever: a worker that dies is replaced and its request gets a 503; one that has
+not answered within ``job_seconds`` is killed and replaced, and its request gets a 503 too. A
+replacement that dies before it has loaded its models is tried again, up to
+MAX_FAILED_STARTS times in a row; after that the pool is broken and every request gets a 503 at
+once (``/api/health`` says so) instead of waiting for a worker that will never come.
 """
 
 from __future__ import annotations
@@ -34,8 +39,24 @@ from digitnet.web.catalog import Catalog, load_catalog
 from digitnet.web.payloads import examine, json_body, reading_payload
 
 
-class WorkersLost(RuntimeError):
+JOB_SECONDS = 30.0  # the longest a request waits for its answer (a 40-MP photo takes ~1 s)
+MAX_FAILED_STARTS = 3  # replacements that die before loading their models, in a row
+
+
+class WorkersUnavailable(RuntimeError):
+    """No worker answered this request: the server answers 503, try again shortly."""
+
+
+class WorkersLost(WorkersUnavailable):
     """A worker process died (killed, out of memory) during a request; it has been replaced."""
+
+
+class WorkerTimedOut(WorkersUnavailable):
+    """No answer within the pool's time limit: the worker was stopped and is being replaced."""
+
+
+class PoolBroken(WorkersUnavailable):
+    """Worker processes die before they can load their models: none will come."""
 
 
 class Worker:
@@ -56,17 +77,28 @@ class WorkerPool:
     given at start-up). ``predict`` and ``read`` return the JSON answer as bytes and raise the
     pipeline's ImageError for an unreadable image, as the in-process functions do."""
 
-    def __init__(self, specs: list[str], workers: int):
-        self.specs, self.size = list(specs), workers
+    def __init__(self, specs: list[str], workers: int, job_seconds: float = JOB_SECONDS):
+        self.specs, self.size, self.job_seconds = list(specs), workers, job_seconds
         self._workers: list[Worker] = []
         self._idle: list[Worker] = []
         self._queue: deque[tuple[tuple, asyncio.Future]] = deque()  # jobs no worker has taken
         self._ready: asyncio.Future | None = None
         self._closing = False
+        self._failed_starts = 0  # replacements in a row that died before they were ready
 
     @property
     def processes(self) -> list[multiprocessing.Process]:
         return [worker.process for worker in self._workers]
+
+    @property
+    def ready_workers(self) -> int:
+        """How many workers have loaded their models and can answer now."""
+        return sum(worker.ready for worker in self._workers)
+
+    @property
+    def broken(self) -> bool:
+        """No worker is left and no more are started."""
+        return self._failed_starts >= MAX_FAILED_STARTS and not self._workers
 
     async def start(self) -> None:
         """Start the workers (once) and wait until each has loaded its models."""
@@ -95,10 +127,18 @@ class WorkerPool:
 
     async def _run(self, job: tuple) -> Any:
         await self.start()
+        if self.broken:
+            raise PoolBroken("the worker processes cannot start")
         answer = asyncio.get_running_loop().create_future()
         self._queue.append((job, answer))
         self._dispatch()
-        return await answer
+        try:
+            return await asyncio.wait_for(answer, self.job_seconds)  # cancels it on time-out
+        except asyncio.TimeoutError:
+            for worker in self._workers:
+                if worker.answer is answer:  # stuck on it: stop it, a replacement comes
+                    worker.process.kill()
+            raise WorkerTimedOut(f"no answer within {self.job_seconds:g} s") from None
 
     def _dispatch(self) -> None:
         """Give queued jobs to idle workers, oldest first."""
@@ -130,6 +170,7 @@ class WorkerPool:
             return
         if not worker.ready:  # its first message: the models are loaded
             worker.ready = True
+            self._failed_starts = 0
             if all(w.ready for w in self._workers) and not self._ready.done():
                 self._ready.set_result(None)
         else:
@@ -146,14 +187,22 @@ class WorkerPool:
         self._workers.remove(worker)
         if worker in self._idle:
             self._idle.remove(worker)
-        if not worker.ready:  # it could not even load the models: do not try again and again
-            if not self._ready.done():
-                self._ready.set_exception(RuntimeError("a worker process could not start"))
+        if not self._ready.done():  # at start-up: the server does not start
+            self._ready.set_exception(RuntimeError("a worker process could not start"))
             return
         if worker.answer is not None and not worker.answer.done():
             worker.answer.set_exception(WorkersLost("a worker process stopped during the request"))
-        if not self._closing:
+        if not worker.ready:  # it died before it could load the models
+            self._failed_starts += 1
+        if self._closing:
+            return
+        if self._failed_starts < MAX_FAILED_STARTS:
             self._add_worker()
+        elif self.broken:  # the queue would wait for nobody
+            while self._queue:
+                _, answer = self._queue.popleft()
+                if not answer.done():
+                    answer.set_exception(PoolBroken("the worker processes cannot start"))
 
 
 def serve_jobs(connection: Connection, specs: list[str]) -> None:
