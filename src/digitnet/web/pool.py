@@ -38,7 +38,6 @@ from digitnet.vision.segment import segment
 from digitnet.web.catalog import Catalog, load_catalog
 from digitnet.web.payloads import examine, json_body, reading_payload
 
-
 JOB_SECONDS = 30.0  # the longest a request waits for its answer (a 40-MP photo takes ~1 s)
 MAX_FAILED_STARTS = 3  # replacements that die before loading their models, in a row
 
