@@ -3,6 +3,7 @@ digit-recognizer CSV. Each returns uint8 images (N, 28, 28) and uint8 labels (N,
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from digitnet.data.errors import DataError
+from digitnet.data.idx import MAX_IDX_BYTES, read_file
 
 SIDE = 28
 PIXELS = SIDE * SIDE
@@ -26,6 +28,10 @@ def check_digits(x: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, n
             f"{name}: {len(x)} images but labels of shape {y.shape}; the counts must match"
         )
     for label, values, top in (("pixel", x, 255), ("label", y, 9)):
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise DataError(f"{name}: {label} values include NaN or infinity")
+        if values.dtype.kind not in "iuf":
+            raise DataError(f"{name}: {label} values are {values.dtype}, not numbers")
         if values.size and (values.min() < 0 or values.max() > top):
             raise DataError(f"{name}: {label} values must be in 0..{top}")
     return x.astype(np.uint8, copy=False), y.astype(np.uint8, copy=False)
@@ -35,8 +41,16 @@ def read_keras_npz(path: str | os.PathLike):
     """Keras' ``mnist.npz``: arrays x_train, y_train, x_test, y_test."""
     path = Path(path)
     keys = ("x_train", "y_train", "x_test", "y_test")
+    content = read_file(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            declared = sum(member.file_size for member in archive.infolist())
+        if declared > MAX_IDX_BYTES:
+            raise DataError(
+                f"{path}: its arrays declare {declared / 2**20:,.0f} MB, more than the"
+                f" {MAX_IDX_BYTES // 2**20} MB accepted"
+            )
+        with np.load(io.BytesIO(content), allow_pickle=False) as npz:
             missing = [key for key in keys if key not in npz.files]
             if missing:
                 raise DataError(
@@ -44,12 +58,10 @@ def read_keras_npz(path: str | os.PathLike):
                     f" it has {', '.join(npz.files) or 'no arrays'})"
                 )
             arrays = {key: npz[key] for key in keys}
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
     except DataError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable .npz file ({err})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError):
+        raise DataError(f"{path}: not a readable .npz file (truncated or corrupt?)") from None
     train = check_digits(arrays["x_train"], arrays["y_train"], f"{path} (train)")
     test = check_digits(arrays["x_test"], arrays["y_test"], f"{path} (test)")
     return train, test
@@ -58,8 +70,9 @@ def read_keras_npz(path: str | os.PathLike):
 def read_kaggle_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Kaggle's digit-recognizer ``train.csv``: a header, then ``label,pixel0,...,pixel783``."""
     path = Path(path)
+    content = read_file(path)
     try:
-        with path.open("r", encoding="utf-8") as file:
+        with io.StringIO(content.decode("utf-8")) as file:
             header = file.readline().strip().split(",")
             if len(header) != PIXELS + 1 or header[0].strip().lower() != "label":
                 raise DataError(
@@ -67,8 +80,6 @@ def read_kaggle_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
                     f" ({PIXELS + 1} columns); got {len(header)} columns"
                 )
             table = np.loadtxt(file, delimiter=",", dtype=np.int64, ndmin=2)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file") from None
     except DataError:

@@ -7,14 +7,14 @@ be gzipped; the gzip magic bytes decide, not the file name.
 
 from __future__ import annotations
 
-import gzip
+import math
 import os
 import zlib
-from pathlib import Path
 
 import numpy as np
 
 from digitnet.data.errors import DataError
+from digitnet.nn.files import FileRefused, read_regular
 
 IDX_TYPES = {
     0x08: np.dtype(np.uint8),
@@ -27,25 +27,68 @@ IDX_TYPES = {
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
-    """The content of ``path``, decompressed when it is gzipped."""
-    path = Path(path)
+MAX_FILE_BYTES = 1 << 30  # a file as stored (MNIST's largest, gzipped: 9.9 MB)
+MAX_IDX_BYTES = 1 << 30  # the values an IDX header may announce (MNIST's largest: 47 MB)
+
+
+def read_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``, or a DataError naming it."""
     try:
-        raw = path.read_bytes()
+        return read_regular(path, max_bytes)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
+    except FileRefused as err:
+        raise DataError(str(err)) from None
     except OSError as err:
         raise DataError(f"{path}: cannot read: {err.strerror or err}") from None
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The IDX content of ``path``, decompressed when it is gzipped. A gzipped file is inflated
+    only as far as its IDX header announces (within MAX_IDX_BYTES): a gzip bomb stops there."""
+    raw = read_file(path)
     if not raw.startswith(GZIP_MAGIC):
         return raw
+    header = gunzip(raw, 4 + 4 * 255, str(path), whole=False)
+    return gunzip(raw, idx_size(header, str(path)), str(path))
+
+
+def gunzip(raw: bytes, limit: int, name: str, whole: bool = True) -> bytes:
+    """Up to ``limit`` bytes inflated from gzip data (all its members); with ``whole``, a
+    DataError when it holds more, or when it ends early."""
+    out = bytearray()
+    data = raw
     try:
-        return gzip.decompress(raw)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-        raise DataError(f"{path}: corrupt or truncated gzip data ({err})") from None
+        while data and len(out) <= limit:
+            inflate = zlib.decompressobj(wbits=31)  # 31: a gzip member
+            out += inflate.decompress(data, limit + 1 - len(out))
+            if not inflate.eof:
+                if len(out) <= limit:  # the input ended before the output limit
+                    raise DataError(f"{name}: corrupt or truncated gzip data (it ends early)")
+                break
+            data = inflate.unused_data
+    except zlib.error as err:
+        raise DataError(f"{name}: corrupt or truncated gzip data ({err})") from None
+    if whole and len(out) > limit:
+        raise DataError(f"{name}: more data than its IDX header announces ({limit} bytes)")
+    return bytes(out[:limit])
 
 
-def parse_idx(content: bytes, name: str = "IDX data") -> np.ndarray:
-    """Decode IDX bytes into an array of the stored shape and type (native byte order)."""
+def idx_size(content: bytes, name: str = "IDX data") -> int:
+    """The length of a whole IDX file from its first bytes: header plus the values it
+    announces; a DataError when it announces more than MAX_IDX_BYTES."""
+    shape, dtype, header = _idx_header(content, name)
+    size = math.prod(shape) * dtype.itemsize
+    if size > MAX_IDX_BYTES:
+        raise DataError(
+            f"{name}: its header announces {shape} values ({size / 2**20:,.0f} MB), more than"
+            f" the {MAX_IDX_BYTES // 2**20} MB accepted"
+        )
+    return header + size
+
+
+def _idx_header(content: bytes, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, header length) from IDX bytes."""
     if len(content) < 4:
         raise DataError(f"{name}: truncated: {len(content)} bytes is shorter than an IDX header")
     zero1, zero2, type_code, ndim = content[:4]
@@ -58,8 +101,13 @@ def parse_idx(content: bytes, name: str = "IDX data") -> np.ndarray:
     if len(content) < header:
         raise DataError(f"{name}: truncated inside the header")
     shape = tuple(int(d) for d in np.frombuffer(content, dtype=">u4", count=ndim, offset=4))
-    dtype = IDX_TYPES[type_code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    return shape, IDX_TYPES[type_code], header
+
+
+def parse_idx(content: bytes, name: str = "IDX data") -> np.ndarray:
+    """Decode IDX bytes into an array of the stored shape and type (native byte order)."""
+    shape, dtype, header = _idx_header(content, name)
+    expected = idx_size(content, name) - header
     found = len(content) - header
     if found < expected:
         raise DataError(

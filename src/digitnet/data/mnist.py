@@ -15,7 +15,7 @@ import numpy as np
 
 from digitnet.data.errors import DataError
 from digitnet.data.formats import check_digits, read_kaggle_csv, read_keras_npz
-from digitnet.data.idx import parse_idx, read_bytes
+from digitnet.data.idx import parse_idx, read_bytes, read_file
 
 BUNDLED_DIR = Path(__file__).with_name("mnist")
 DATA_ENV = "DIGITNET_DATA"
@@ -34,10 +34,14 @@ Split = tuple[np.ndarray, np.ndarray]
 def read_checksums(folder: Path) -> dict[str, str]:
     """``{file name: md5}`` from a folder's MD5SUMS.uncompressed, or {} when it has none."""
     path = folder / CHECKSUM_FILE
-    if not path.is_file():
+    if not path.exists():
         return {}
+    try:
+        text = read_file(path, max_bytes=2**20).decode("ascii")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file of MD5 sums") from None
     sums = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2:
             sums[parts[1].lstrip("*")] = parts[0].lower()

@@ -114,6 +114,10 @@ class Conv2D(ActivatedLayer):
             raise NNError(f"Conv2D padding must be 'valid' or 'same'; got {padding!r}")
         self.padding = padding
 
+    def values_needed(self, input_shape):
+        (kh, kw), C = self.kernel_size, input_shape[-1]
+        return (kh * kw * C + 1) * self.filters  # W (kh, kw, C, F) and b (F,)
+
     def build(self, input_shape, rng):
         H, W, C = _require_image_input("Conv2D", input_shape)
         (kh, kw), (sh, sw) = self.kernel_size, self.strides

@@ -8,17 +8,20 @@ Layout of the archive (NumPy's zip of ``.npy`` arrays)::
     layers/<i>/<name>     float32: parameter <name> ("W", "b", "gamma", ...) of layer i
     state/<i>/<name>      float32: non-trainable array of layer i (BatchNorm's moving averages)
 
-Loading rebuilds the model from the JSON architecture, then checks that every parameter is
-present with the expected shape and that no unknown array is there. ``np.load`` runs with
-``allow_pickle=False``, so a file can never execute code.
+Loading trusts nothing in the file. It reads at most MAX_FILE_BYTES of a regular file; checks
+every array's declared shape and type in its ``.npy`` header (float32 only: nothing is
+unpickled, no object or string arrays) before anything is inflated, within MAX_ARRAY_BYTES in
+all; checks the JSON's shape (nesting, types) before using it; refuses, before allocating it, an
+architecture that needs more values than the file holds; then rebuilds the model and checks that
+every parameter is present with the expected shape, finite, and that no unknown array is there.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,12 +30,16 @@ import numpy as np
 
 from digitnet.nn.conv import Conv2D, MaxPool2D
 from digitnet.nn.errors import ModelFileError, NNError
+from digitnet.nn.files import FileRefused, atomic_write, read_regular
 from digitnet.nn.layers import Activation, Dense, Dropout, Flatten, Reshape
 from digitnet.nn.normalization import BatchNorm
 
 FORMAT_NAME = "digitnet-model"
 FORMAT_VERSION = 1
 META_KEY = "__digitnet__"
+MAX_FILE_BYTES = 256 * 2**20  # the bundled cnn takes 1.3 MB
+MAX_ARRAY_BYTES = 256 * 2**20  # all arrays once inflated: 67 million float32 values
+MAX_JSON_DEPTH = 32
 
 
 def _versions() -> dict[str, str]:
@@ -69,39 +76,17 @@ def model_to_dict(model) -> dict[str, Any]:
     return description
 
 
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place, so a
-    crash or Ctrl-C never leaves a half-written file at ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def save_model(model, path: str | os.PathLike) -> None:
-    """Write ``model`` (built) to ``path`` as described in this module's docstring."""
+def save_model(model, path: str | os.PathLike, overwrite: bool = True) -> None:
+    """Write ``model`` (built) to ``path`` as described in this module's docstring. An existing
+    regular file there is replaced only with ``overwrite`` (Keras' default); anything else (a
+    folder, a device) never is."""
     if not model.built:
         raise NNError("cannot save a model that has not been built (fit it or call build())")
     meta = json.dumps(model_to_dict(model), allow_nan=False, default=_json_default)
     arrays = {META_KEY: np.frombuffer(meta.encode("utf-8"), dtype=np.uint8)}
     for key, value in _expected_arrays(model).items():
         arrays[key] = value
-    atomic_write(path, lambda file: np.savez(file, **arrays))
+    atomic_write(path, lambda file: np.savez(file, **arrays), replace=overwrite)
 
 
 def _json_default(value):
@@ -111,22 +96,28 @@ def _json_default(value):
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The JSON description and the weight arrays of a model file, checked for readability."""
+    """The JSON description and the weight arrays of a model file, checked as the module's
+    docstring says; ModelFileError naming the path and the problem otherwise."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+        content = read_regular(path, MAX_FILE_BYTES)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such model file") from None
+    except FileRefused as err:
+        raise ModelFileError(f"{err}; a model file was expected") from None
+    except OSError as err:
+        raise ModelFileError(f"{path}: cannot read: {err.strerror or err}") from None
+    try:
+        arrays = _read_arrays(content)
+    except ModelFileError as err:
+        raise ModelFileError(f"{path}: {err}") from None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError):
         raise ModelFileError(
-            f"{path}: not a readable digitnet model file (truncated or corrupt?): {err}"
+            f"{path}: not a readable digitnet model file (truncated or corrupt?)"
         ) from None
-    if META_KEY not in arrays:
-        raise ModelFileError(f"{path}: not a digitnet model file (no {META_KEY} record)")
     try:
         description = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise ModelFileError(f"{path}: the model description is corrupt: {err}") from None
     if not isinstance(description, dict) or description.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{path}: not a digitnet model file")
@@ -136,7 +127,115 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
             f"{path}: written in model format {version}, newer than this digitnet reads"
             f" ({FORMAT_VERSION}); upgrade digitnet (pip install -U digitnet)"
         )
+    problem = _description_problem(description)
+    if problem:
+        raise ModelFileError(f"{path}: the model description is invalid: {problem}")
     return description, arrays
+
+
+NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}  # fmt: skip
+
+
+def _read_arrays(content: bytes) -> dict[str, np.ndarray]:
+    """The ``.npy`` arrays of an ``.npz`` archive's bytes. Each member's header is read first:
+    only uint8 (the description) and float32 arrays, whose declared size is the member's size,
+    within MAX_ARRAY_BYTES in all — a zip bomb or a header that lies is refused before
+    anything is inflated or allocated."""
+    if not content.startswith(b"PK"):
+        raise ModelFileError("not a digitnet model file (not an .npz archive)")
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        members = archive.infolist()
+        if f"{META_KEY}.npy" not in archive.namelist():
+            raise ModelFileError(f"not a digitnet model file (no {META_KEY} record)")
+        declared = sum(member.file_size for member in members)
+        if declared > MAX_ARRAY_BYTES:
+            raise ModelFileError(
+                f"refused: its arrays declare {declared / 2**20:,.0f} MB, more than the"
+                f" {MAX_ARRAY_BYTES // 2**20} MB a model file may hold"
+            )
+        arrays = {}
+        for member in members:
+            name = member.filename
+            if not name.endswith(".npy"):
+                raise ModelFileError(f"not a digitnet model file (it holds {name!r})")
+            with archive.open(member) as file:
+                version = np.lib.format.read_magic(file)
+                if version not in NPY_HEADERS:
+                    raise ModelFileError(f"{name}: unknown .npy format {version}")
+                shape, fortran, dtype = NPY_HEADERS[version](file)
+                if dtype not in (np.dtype(np.uint8), np.dtype("<f4")) or fortran:
+                    raise ModelFileError(f"{name} holds {dtype} values; weights are float32")
+                size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                if size != member.file_size - file.tell():
+                    raise ModelFileError(f"{name}: its header does not match its size")
+                data = file.read(size)
+            arrays[name[:-4]] = np.frombuffer(data, dtype).reshape(shape)
+    return arrays
+
+
+def _description_problem(description: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of a model file's JSON, or None."""
+    if _depth(description) > MAX_JSON_DEPTH:
+        return f"nested more than {MAX_JSON_DEPTH} levels deep"
+    arch = description.get("architecture")
+    if not isinstance(arch, dict):
+        return "no architecture"
+    layers, shape = arch.get("layers"), arch.get("input_shape")
+    if not isinstance(layers, list) or not layers:
+        return "the architecture's layers are not a list of layers"
+    for i, spec in enumerate(layers):
+        if not (isinstance(spec, dict) and isinstance(spec.get("class"), str)
+                and isinstance(spec.get("config", {}), dict)):  # fmt: skip
+            return f"layer {i} is not a {{class, config}} record"
+    if not (isinstance(shape, list) and 1 <= len(shape) <= 4
+            and all(type(d) is int and 1 <= d <= 2**16 for d in shape)):  # fmt: skip
+        return f"the input shape {shape!r} is not a list of 1 to 4 positive sizes"
+    for key in ("compile", "history", "metadata", "versions"):
+        if description.get(key) is not None and not isinstance(description[key], dict):
+            return f"{key} is not a record"
+    history = description.get("history") or {}
+    curves = history.get("history", {})
+    numbers = isinstance(curves, dict) and all(
+        isinstance(curve, list) and all(map(_is_number, curve)) for curve in curves.values()
+    )
+    if not (numbers and isinstance(history.get("epoch", []), list)):
+        return "the training history is not curves of numbers"
+    return _metadata_problem(description.get("metadata") or {})
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+METADATA_NUMBERS = {("test", "accuracy"), ("test", "loss"), ("training_seconds",),
+                    ("epochs_completed",), ("calibration", "temperature")}  # fmt: skip
+
+
+def _metadata_problem(metadata: dict[str, Any]) -> str | None:
+    """The metadata fields digitnet reads back must be what it wrote: numbers and records."""
+    for keys in METADATA_NUMBERS:
+        value: Any = metadata
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else value
+        if value is not None and not (_is_number(value) and np.isfinite(value)):
+            return f"metadata {'.'.join(keys)} is {value!r}, not a number"
+    temperature = (metadata.get("calibration") or {}).get("temperature")
+    if temperature is not None and temperature <= 0:
+        return f"the calibration's temperature is {temperature!r}; it must be > 0"
+    return None
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and dicts nest in a JSON value (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (list, dict)):
+            deepest = max(deepest, depth)
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _expected_arrays(model) -> dict[str, np.ndarray]:
@@ -161,12 +260,15 @@ def load_model(path: str | os.PathLike):
     from digitnet.nn.model import Sequential
 
     description, arrays = read_model_file(path)
+    held = sum(a.size for key, a in arrays.items() if key.startswith(("layers/", "state/")))
     try:
         arch = description["architecture"]
         layers = [_layer_from_dict(LAYERS, spec) for spec in arch["layers"]]
-        model = Sequential(layers, name=arch.get("name", ""))
-        model.build(tuple(arch["input_shape"]))
-    except (KeyError, TypeError, NNError) as err:
+        model = Sequential(layers, name=str(arch.get("name", "")))
+        # Never much more than the file holds: a few hundred bytes of JSON must not allocate
+        # gigabytes. The margin lets a small mismatch be named by the shape checks below.
+        model.build(tuple(arch["input_shape"]), max_values=held + 2**20)
+    except (KeyError, TypeError, ValueError, OverflowError, NNError) as err:
         raise ModelFileError(f"{path}: the architecture is invalid: {err}") from None
 
     expected = _expected_arrays(model)
@@ -199,13 +301,13 @@ def load_model(path: str | os.PathLike):
             loss_obj = get_loss(loss.pop("name"))
             loss_obj.from_logits = bool(loss.get("from_logits", False))
             model.compile(get_optimizer(opt.pop("name"), **opt), loss_obj, compiled.get("metrics"))
-        except (KeyError, TypeError, NNError) as err:
+        except (KeyError, TypeError, ValueError, OverflowError, NNError) as err:
             raise ModelFileError(f"{path}: the compile settings are invalid: {err}") from None
     if description.get("history"):
         history = History()
         history.history = description["history"].get("history", {})
         history.epoch = description["history"].get("epoch", [])
-        history.interrupted = description["history"].get("interrupted", False)
+        history.interrupted = bool(description["history"].get("interrupted", False))
         model.history = history
     model.metadata = description.get("metadata") or {}
     model.versions = description.get("versions") or {}

@@ -56,6 +56,11 @@ class Layer:
     def count_params(self) -> int:
         return sum(p.size for p in self.params.values())
 
+    def values_needed(self, input_shape: Shape) -> int:
+        """How many parameter and state values ``build(input_shape)`` creates: known before
+        anything is allocated (a model file's architecture is checked against it)."""
+        return 0
+
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this layer (JSON-serialisable)."""
         return {"name": self.name}
@@ -160,6 +165,9 @@ class Dense(ActivatedLayer):
     ):
         super().__init__(activation, kernel_initializer, bias_initializer, input_shape, name)
         self.units = positive_int("Dense", "units", units)
+
+    def values_needed(self, input_shape):
+        return (math.prod(input_shape) + 1) * self.units  # W (D, H) and b (H,)
 
     def build(self, input_shape, rng):
         if len(input_shape) != 1:

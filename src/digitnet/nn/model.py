@@ -82,8 +82,10 @@ class Sequential:
     def output_shape(self) -> Shape | None:
         return self.layers[-1].output_shape if self.built else None
 
-    def build(self, input_shape: Shape | None = None) -> None:
-        """Create every layer's parameters for samples of ``input_shape`` (no batch dimension)."""
+    def build(self, input_shape: Shape | None = None, max_values: int | None = None) -> None:
+        """Create every layer's parameters for samples of ``input_shape`` (no batch dimension);
+        with ``max_values``, refuse before allocating a layer that would take the parameters
+        and state past that many values."""
         if not self.layers:
             raise NNError("the model has no layers")
         shape = tuple(input_shape or self.layers[0].input_shape or ())
@@ -93,7 +95,14 @@ class Sequential:
                 "e.g. Flatten(input_shape=(28, 28))"
             )
         rng = random_stream(self.seed, "init")
+        values = 0
         for i, layer in enumerate(self.layers):
+            values += layer.values_needed(shape)
+            if max_values is not None and values > max_values:
+                raise NNError(
+                    f"layer {i} ({type(layer).__name__}) takes the model to {values:,}"
+                    f" parameters, more than the {max_values:,} allowed here"
+                )
             try:
                 shape = layer.build(shape, rng)
             except NNError as err:
@@ -557,11 +566,13 @@ class Sequential:
 
     # ---------------------------------------------------------------------------------- files
 
-    def save(self, path) -> None:
-        """Write the model to one self-describing file (see ``digitnet.nn.io``), atomically."""
+    def save(self, path, overwrite: bool = True) -> None:
+        """Write the model to one self-describing file (see ``digitnet.nn.io``), atomically. As
+        in Keras, an existing file is replaced unless ``overwrite=False``; only a regular file
+        ever is."""
         from digitnet.nn.io import save_model
 
-        save_model(self, path)
+        save_model(self, path, overwrite=overwrite)
 
 
 STREAMS = {"init": 0, "fit": 1}

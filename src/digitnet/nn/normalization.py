@@ -35,6 +35,9 @@ class BatchNorm(Layer):
         self.momentum, self.epsilon = float(momentum), float(epsilon)
         self._inference_scale = None  # set by a traced inference pass, see Layer.tracing
 
+    def values_needed(self, input_shape):
+        return 4 * input_shape[-1]  # gamma, beta, moving mean and variance: (D,) each
+
     def build(self, input_shape, rng):
         D = int(input_shape[-1])
         self.params = {"gamma": np.ones(D, np.float32), "beta": np.zeros(D, np.float32)}

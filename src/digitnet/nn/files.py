@@ -1,0 +1,125 @@
+"""The files a user names, read and written safely.
+
+Reading: only regular files (a FIFO would block for ever, ``/dev/zero`` never ends), and never
+more bytes than a stated limit, whatever the file's size says — it is counted while reading.
+Writing: atomically (a temporary file beside the target, then renamed into place), never over
+anything but a regular file, and over an existing file only when asked; a path that cannot take
+the file is found out before the work that produces it (``check_output_path``).
+
+The errors are ``FileRefused`` (a ``ValueError``) and ``OSError``s that name the path the user
+gave, never a temporary file; the callers turn the first into their own kind of error.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+CHUNK = 1 << 20
+
+
+class FileRefused(ValueError):
+    """A path that is not a regular file, or a file larger than the limit."""
+
+
+class FileTooLarge(FileRefused):
+    pass
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
+                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+                       (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_regular(path: str | os.PathLike, max_bytes: int) -> bytes:
+    """The bytes of the regular file at ``path`` (symbolic links followed), at most
+    ``max_bytes`` of them: FileRefused for anything else, FileNotFoundError or another OSError
+    when it cannot be opened."""
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise FileRefused(f"{path}: {_kind(mode)}, not a file")
+        chunks, size = [], 0
+        while chunk := os.read(fd, CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise FileTooLarge(f"{path}: larger than {max_bytes / 2**20:g} MB")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def check_output_path(path: str | os.PathLike, replace: bool = False) -> Path:
+    """``path`` if a new file can be written there: its folder is a folder (or can be made)
+    and writable, and nothing is there — or, with ``replace``, a regular file. Raises
+    FileExistsError or FileRefused naming the path and what to do, or the OSError of a folder
+    that cannot be written."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise FileRefused(f"{path} is {_kind(mode)}; name a file to write")
+    if mode is not None and not replace:
+        raise FileExistsError(f"{path} exists; digitnet never replaces a file unless told to")
+    folder = path.parent
+    while not folder.exists():  # the nearest existing folder must be writable: ours is made
+        folder = folder.parent
+    if not folder.is_dir():
+        raise FileRefused(f"{folder} is not a folder, so {path} cannot be written")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write in {folder}: {err.strerror}") from None
+    return path
+
+
+def atomic_write(path: str | os.PathLike, write, replace: bool = True) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then move it into place, so a
+    crash or Ctrl-C never leaves a half-written file at ``path``. Only a regular file is ever
+    replaced, and only with ``replace``; otherwise FileExistsError."""
+    path = check_output_path(path, replace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        if replace:
+            os.replace(tmp, path)
+        else:  # a link fails if a file appeared there meanwhile: nothing is replaced
+            os.link(tmp, path)
+            os.unlink(tmp)
+    except FileExistsError:
+        Path(tmp).unlink(missing_ok=True)
+        raise FileExistsError(
+            f"{path} exists; digitnet never replaces a file unless told to"
+        ) from None
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
