@@ -4,12 +4,13 @@ and one clear line for every kind of bad input."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from digitnet.cli import build_parser, main
-from digitnet.nn import Sequential
+from digitnet.nn import Sequential, load_model
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +161,75 @@ def test_python_dash_m_runs_the_cli():
         [sys.executable, "-m", "digitnet", "--version"], capture_output=True, text=True
     )
     assert result.returncode == 0 and result.stdout.startswith("digitnet ")
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("notes.txt", "notes.txt exists; digitnet replaces a file only when told to (--force)"),
+        ("notes.txt/m.npz", "notes.txt is not a folder, so notes.txt/m.npz cannot be written"),
+        ("/dev/null", "/dev/null is a device; name a file to write"),
+        (".", ". is a folder; name a file to write"),
+    ],
+)
+def test_train_checks_out_before_training_and_never_replaces_unasked(
+    tmp_path, monkeypatch, capsys, target, message
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("precious")
+    force = ["--force"] if target == "/dev/null" else []  # not even when told to
+    assert main(["train", "--epochs", "1", "--out", target, *force]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"digitnet train: error: {message}\n"
+    assert "Training" not in captured.out  # found out before, not after, the training
+    assert (tmp_path / "notes.txt").read_text() == "precious"
+    assert Path("/dev/null").is_char_device()
+
+
+def test_train_force_replaces_a_file_and_makes_missing_folders(tmp_path, capsys):
+    old = tmp_path / "old.npz"
+    old.write_text("an old model")
+    assert main(["train", "--epochs", "1", "--hidden", "4", "--out", str(old), "--force"]) == 0
+    assert load_model(old).count_params() == 784 * 4 + 4 + 50
+    deep = tmp_path / "runs" / "today" / "m.npz"
+    assert main(["train", "--epochs", "1", "--hidden", "4", "--quiet", "--out", str(deep)]) == 0
+    assert deep.is_file() and [p.name for p in deep.parent.iterdir()] == ["m.npz"]
+
+
+def test_output_piped_into_head_costs_nothing(tmp_path):
+    """`| head -1` closes the pipe: the model is still saved, the command still succeeds."""
+    out = tmp_path / "piped.npz"
+    command = [sys.executable, "-m", "digitnet", "train", "--epochs", "1", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = process.stdout.readline()
+    process.stdout.close()  # as head does after one line
+    assert process.wait(60) == 0, process.stderr.read().decode()
+    assert first.startswith(b"Training tutorial") and out.is_file()
+    assert process.stderr.read() == b""  # no BrokenPipeError, no "Exception ignored"
+    process.stderr.close()
+
+
+def test_calibrate_takes_a_bundled_name_but_never_writes_into_the_package(tmp_path, capsys):
+    assert main(["calibrate", "tutorial", "--samples", "50"]) == 1
+    assert "tutorial is a bundled model: give --out PATH" in capsys.readouterr().err
+    taken = tmp_path / "taken.npz"
+    taken.write_text("precious")
+    assert main(["calibrate", "tutorial", "--samples", "50", "--out", str(taken)]) == 1
+    assert taken.read_text() == "precious"
+    out = tmp_path / "calibrated.npz"
+    assert main(["calibrate", "tutorial", "--samples", "50", "--out", str(out)]) == 0
+    assert load_model(out).metadata["calibration"]["fitted_on"].startswith("50 MNIST")
+
+
+def test_evaluate_says_which_model_it_scored(model_file, capsys):
+    assert main(["evaluate", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == "cnn"
+    assert main(["evaluate", str(model_file)]) == 0
+    assert capsys.readouterr().out.startswith(f"Model: {model_file}\n")
+
+
+def test_an_unknown_option_is_reported_by_its_command(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", "--bogus", "x.png"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith("digitnet predict: error: unrecognized arguments")

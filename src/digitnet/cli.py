@@ -8,6 +8,7 @@ answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -20,6 +21,10 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_MODEL_NAME = "digitnet-model"
+
+
+class CommandError(Exception):
+    """A request the command cannot carry out, said in one line."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -111,6 +116,7 @@ def loss_name(text: str) -> str:
 
 def cmd_train(args) -> int:
     from digitnet.data.mnist import describe_source
+    from digitnet.nn.files import check_output_path
     from digitnet.nn.io import save_model
     from digitnet.training import TrainConfig, train
 
@@ -132,9 +138,13 @@ def cmd_train(args) -> int:
     )
     preset = config.validate()
     out = Path(args.out) if args.out else unused_path(Path(f"{DEFAULT_MODEL_NAME}.npz"))
+    try:
+        check_output_path(out, replace=args.force)  # now, not after minutes of training
+    except FileExistsError as err:
+        raise CommandError(f"{err} (--force)") from None
     print(
         f"Training {preset.name} ({preset.description}) on {describe_source(config.data)}:"
-        f" {config.epochs or preset.epochs} epochs, batch size"
+        f" {plural(config.epochs or preset.epochs, 'epoch')}, batch size"
         f" {config.batch_size or preset.batch_size}, seed {config.seed}",
         flush=True,
     )
@@ -144,12 +154,17 @@ def cmd_train(args) -> int:
         f"Test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f});"
         f" training took {model.metadata['training_seconds']:.2f} s"
     )
-    save_model(model, out)
+    save_model(model, out, overwrite=args.force)
     print(f"Saved the model to {out}")
     if model.history.interrupted:
         print("Training was interrupted (Ctrl-C): the saved weights are those of the last step.")
         return EXIT_INTERRUPTED
     return 0
+
+
+def plural(count: int, noun: str) -> str:
+    """ "1 epoch", "5 epochs": a count with its noun."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def unused_path(path: Path) -> Path:
@@ -163,15 +178,24 @@ def unused_path(path: Path) -> Path:
 
 def cmd_evaluate(args) -> int:
     from digitnet.evaluation import evaluate_model, format_report
-    from digitnet.zoo import resolve_model
+    from digitnet.zoo import BEST, resolve_model
 
     model = resolve_model(args.model)
-    report = evaluate_model(model, args.data)
+    report = {"model": args.model or BEST, **evaluate_model(model, args.data)}
     if args.json:
         print(json.dumps(report))
     else:
-        print(format_report(report))
+        print(format_report({**report, "model": describe_model(args.model)}))
     return 0
+
+
+def describe_model(spec: str | None) -> str:
+    """What a MODEL argument names: "cnn (bundled)", or the file's path."""
+    from digitnet.zoo import BEST, names_bundled_model
+
+    if spec is None or names_bundled_model(spec):
+        return f"{spec or BEST} (bundled{', the default' if spec is None else ''})"
+    return spec
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
@@ -284,19 +308,31 @@ def cmd_read(args) -> int:
 
 def cmd_calibrate(args) -> int:
     from digitnet.data import load_mnist, to_float
-    from digitnet.nn.io import load_model, save_model
+    from digitnet.nn.files import check_output_path
+    from digitnet.nn.io import save_model
     from digitnet.recognition import fit_calibration
+    from digitnet.zoo import names_bundled_model, resolve_model
 
-    model = load_model(args.model)
+    if names_bundled_model(args.model) and not args.out:
+        raise CommandError(
+            f"{args.model} is a bundled model: give --out PATH for the calibrated copy"
+        )
+    out = args.out or args.model  # MODEL itself is what the command is asked to update
+    replace = args.force or not args.out
+    try:
+        check_output_path(out, replace=replace)
+    except FileExistsError as err:
+        raise CommandError(f"{err} (--force)") from None
+    model = resolve_model(args.model)
     (x_train, y_train), _ = load_mnist(args.data)
     x = to_float(x_train[-args.samples :])
     record = fit_calibration(model, x, y_train[-args.samples :].astype(int), seed=args.seed)
     model.metadata["calibration"] = record
-    save_model(model, args.out or args.model)
+    save_model(model, out, overwrite=replace)
     print(
         f"Temperature {record['temperature']:.3f}: expected calibration error"
         f" {record['ece_before']:.4f} -> {record['ece_after']:.4f} on {args.samples} distorted"
-        f" training digits; saved to {args.out or args.model}"
+        f" training digits; saved to {out}"
     )
     return 0
 
@@ -365,6 +401,7 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"digitnet {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
+    parser.commands = commands.choices  # each command's parser, to report its own usage errors
 
     train = commands.add_parser(
         "train",
@@ -431,7 +468,10 @@ def build_parser() -> Parser:
         "--out",
         metavar="PATH",
         help=f"where to save the model (default: ./{DEFAULT_MODEL_NAME}.npz,"
-        " or -2, -3, ... if that exists)",
+        " or -2, -3, ... if that exists); checked before training starts",
+    )
+    train.add_argument(
+        "--force", action="store_true", help="replace an existing file at --out (never a folder)"
     )
     add_data_option(train)
     train.add_argument("--quiet", action="store_true", help="no per-epoch output")
@@ -470,10 +510,12 @@ def build_parser() -> Parser:
         description="Fit temperature scaling on the last SAMPLES training digits, randomly"
         " distorted, and store it in the model file (or --out).",
     )
-    calibrate.add_argument("model", metavar="MODEL", help="a model file")
+    calibrate.add_argument("model", metavar="MODEL", help="a model file, or cnn or tutorial")
     calibrate.add_argument("--samples", type=positive_int, default=10000)
     calibrate.add_argument("--seed", type=int, default=0)
-    calibrate.add_argument("--out", metavar="PATH", help="write here instead of MODEL")
+    calibrate.add_argument("--out", metavar="PATH",
+                           help="write here, not to MODEL (needed for bundled models)")  # fmt: skip
+    calibrate.add_argument("--force", action="store_true", help="replace an existing --out file")
     add_data_option(calibrate)
     calibrate.set_defaults(func=cmd_calibrate)
 
@@ -541,7 +583,10 @@ def add_data_option(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's parser: "digitnet predict: error: ..."
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     args.command_line = "digitnet " + shlex.join(argv)
     from digitnet.blas import short_blas_spin, single_blas_thread
 
@@ -551,11 +596,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from digitnet.data import DataError
     from digitnet.memory import reuse_freed_memory
     from digitnet.nn import NNError
+    from digitnet.nn.files import FileRefused
 
-    reuse_freed_memory()
+    if args.command in ("train", "calibrate", "evaluate"):  # never a server's: it would keep
+        reuse_freed_memory()  # a large image's memory for good
+    stdout = sys.stdout
+    sys.stdout = PipeSafe(stdout)  # `digitnet train | head -1` must still save the model
     try:
         return args.func(args)
-    except (NNError, DataError, ImportError) as err:
+    except (NNError, DataError, ImportError, FileRefused, CommandError) as err:
         print(f"digitnet {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as err:
@@ -565,3 +614,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"digitnet {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        sys.stdout = stdout
+
+
+class PipeSafe:
+    """A text stream that outlives its reader: once the program reading our output has gone
+    (``| head -1``), what is written is dropped and the command's work (a model being
+    trained and saved) goes on. Python ignores SIGPIPE, so a plain stream raises
+    BrokenPipeError at the next print, wherever the command is."""
+
+    def __init__(self, stream):
+        self.stream, self.gone = stream, False
+
+    def write(self, text: str) -> int:
+        return self._quietly(self.stream.write, text) or len(text)
+
+    def flush(self) -> None:
+        self._quietly(self.stream.flush)
+
+    def _quietly(self, action, *args):
+        if self.gone:
+            return None
+        try:
+            return action(*args)
+        except BrokenPipeError:
+            self.gone = True
+            # The interpreter flushes stdout on exit: let that find nothing to complain of.
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            return None
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)

@@ -51,6 +51,7 @@ def evaluate_files(model, paths, labels) -> dict[str, Any]:
 
 def format_report(report: dict[str, Any]) -> str:
     lines = [
+        f"Model: {report['model']}",
         f"Test set: {report['samples']} digits ({report['data']})",
         f"Accuracy: {report['accuracy']:.4f}    Loss: {report['loss']:.4f}",
         "",
@@ -81,11 +82,18 @@ def format_metadata(model) -> str:
     if meta.get("training_seconds") is not None:
         lines.append(
             f"Training time: {meta['training_seconds']:.2f} s"
-            f" for {meta.get('epochs_completed', '?')} epochs"
+            f" for {meta.get('epochs_completed', '?')}"
+            + (" epoch" if meta.get("epochs_completed") == 1 else " epochs")
             + (" (interrupted)" if meta.get("interrupted") else "")
         )
     if meta.get("data"):
         lines.append(f"Data: {meta['data']['source']}, {meta['data']['checksum']}")
+    calibration = meta.get("calibration") or {}
+    if calibration.get("temperature"):
+        lines.append(
+            f"Confidence: temperature {calibration['temperature']:.2f}, fitted on"
+            f" {calibration.get('fitted_on', 'unrecorded digits')}"
+        )
     versions = getattr(model, "versions", {})
     if versions:
         lines.append("Saved by: " + ", ".join(f"{k} {v}" for k, v in versions.items()))

@@ -66,14 +66,14 @@ def check_output_path(path: str | os.PathLike, replace: bool = False) -> Path:
     path = Path(path)
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
         raise FileRefused(f"{path} is {_kind(mode)}; name a file to write")
     if mode is not None and not replace:
-        raise FileExistsError(f"{path} exists; digitnet never replaces a file unless told to")
+        raise FileExistsError(f"{path} exists; digitnet replaces a file only when told to")
     folder = path.parent
-    while not folder.exists():  # the nearest existing folder must be writable: ours is made
+    while not (folder.exists() or folder.is_symlink()):  # the nearest existing one decides
         folder = folder.parent
     if not folder.is_dir():
         raise FileRefused(f"{folder} is not a folder, so {path} cannot be written")
@@ -109,7 +109,7 @@ def atomic_write(path: str | os.PathLike, write, replace: bool = True) -> None:
     except FileExistsError:
         Path(tmp).unlink(missing_ok=True)
         raise FileExistsError(
-            f"{path} exists; digitnet never replaces a file unless told to"
+            f"{path} exists; digitnet replaces a file only when told to"
         ) from None
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
