@@ -208,9 +208,6 @@ def serve_jobs(connection: Connection, specs: list[str]) -> None:
     """A worker's life: load the models, say so, then answer jobs until the pipe closes. Ctrl-C
     in a terminal reaches the whole process group: the server stops its workers itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from digitnet.memory import reuse_freed_memory
-
-    reuse_freed_memory()
     catalog = load_catalog(specs)
     try:
         connection.send((True, list(catalog.models)))
