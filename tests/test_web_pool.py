@@ -79,7 +79,7 @@ def test_bad_images_get_the_same_4xx_from_the_workers(pooled, in_process, body, 
 
 def test_a_worker_that_dies_fails_its_request_with_503_and_is_replaced(catalog, mnist):
     _, (x_test, y_test) = mnist
-    photo, drawing = photo_of(x_test[0], (4000, 3000)), digit_png(x_test[1])
+    photo, drawing = photo_of(x_test[0], (6000, 5000)), digit_png(x_test[1])
     app = create_app(catalog, max_upload_bytes=8 * 2**20, workers=2)
 
     async def scenario():
@@ -89,7 +89,7 @@ def test_a_worker_that_dies_fails_its_request_with_503_and_is_replaced(catalog, 
                 request = asyncio.create_task(
                     client.post("/api/predict", content=photo, headers=PNG)
                 )
-                await asyncio.sleep(0.15)  # the photo takes its worker ~0.5 s
+                await asyncio.sleep(0.15)  # the photo takes its worker ~0.35 s
                 killed = app.state.pool.processes
                 for worker in killed:
                     worker.kill()

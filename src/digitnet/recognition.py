@@ -136,6 +136,9 @@ class Recognizer:
             except ImageError as err:
                 results.append(err)
                 continue
+            except Exception as err:  # a bug, but one image's: the others keep their answers
+                results.append(ImageError(f"could not be read ({type(err).__name__}: {err})"))
+                continue
             results.append(Prediction(None, reason=prepared.reason, input=prepared.image,
                                       box=prepared.box, frame=prepared.frame))  # fmt: skip
         ready = [r for r in results if isinstance(r, Prediction) and r.input is not None]

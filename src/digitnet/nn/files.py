@@ -46,7 +46,7 @@ def read_regular(path: str | os.PathLike, max_bytes: int) -> bytes:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise FileRefused(f"{path}: {_kind(mode)}, not a file")
+            raise FileRefused(f"{path} is {_kind(mode)}, not a file")
         chunks, size = [], 0
         while chunk := os.read(fd, CHUNK):
             size += len(chunk)

@@ -3,6 +3,11 @@
 Accepts a path, bytes, a file object, a PIL image or a NumPy array. Applies the EXIF
 orientation, flattens transparency onto a background that contrasts with the ink, reads 16-bit
 images at full depth, and refuses images too large to decode safely before decoding them.
+
+Only the raster formats digitnet documents are opened (FORMATS: never Pillow's PostScript path,
+which runs Ghostscript); a path is read only if it is a regular file, at most MAX_BYTES; any
+colour mode Pillow can turn into grayscale is read, and one it cannot, or a float image holding
+NaN or infinity, is an ImageError like any other unreadable image.
 """
 
 from __future__ import annotations
@@ -10,14 +15,26 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import (  # the plugins of FORMATS, registered for Image.open(formats=...)
+    BmpImagePlugin,  # noqa: F401
+    GifImagePlugin,  # noqa: F401
+    Image,
+    ImageOps,
+    JpegImagePlugin,  # noqa: F401
+    PngImagePlugin,  # noqa: F401
+    TiffImagePlugin,  # noqa: F401
+    UnidentifiedImageError,
+    WebPImagePlugin,  # noqa: F401
+)
+
+from digitnet.nn.files import FileRefused, FileTooLarge, read_regular
 
 MAX_PIXELS = 40_000_000  # ~ a 7,000 x 6,000 photo; larger is refused before decoding
 MAX_BYTES = 50 * 1024 * 1024
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")  # JPEG's opener takes MPO (phones') too
 
 
 class ImageError(ValueError):
@@ -38,18 +55,8 @@ def open_image(source: Any) -> Image.Image:
         return ImageOps.exif_transpose(source)
     name = "image"
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        name = str(path)
-        if not path.exists():
-            raise ImageError(f"{name}: no such file")
-        if path.is_dir():
-            raise ImageError(f"{name}: is a folder, not an image")
-        if path.stat().st_size > MAX_BYTES:
-            raise ImageTooLarge(f"{name}: file larger than {MAX_BYTES // 2**20} MB")
-        try:
-            source = path.read_bytes()
-        except OSError as err:
-            raise ImageError(f"{name}: cannot read: {err.strerror or err}") from None
+        name = str(source)
+        source = read_image_file(name)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) > MAX_BYTES:
             raise ImageTooLarge(f"{name}: larger than {MAX_BYTES // 2**20} MB")
@@ -57,7 +64,7 @@ def open_image(source: Any) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(source)
+            image = Image.open(source, formats=FORMATS)
             width, height = image.size
             if width * height > MAX_PIXELS:  # checked from the header, before decoding
                 raise ImageTooLarge(
@@ -69,9 +76,14 @@ def open_image(source: Any) -> Image.Image:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise NotAnImage(f"{name}: not an image file Pillow can read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageTooLarge(f"{name}: refused as a decompression bomb ({err})") from None
+        raise NotAnImage(
+            f"{name}: not an image file in a format digitnet reads ({', '.join(FORMATS[:-1])} or"
+            f" {FORMATS[-1]})"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge(
+            f"{name}: refused as a decompression bomb: more than the {MAX_PIXELS:,} pixels accepted"
+        ) from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{name}: corrupt or truncated image ({err})") from None
     return ImageOps.exif_transpose(image)
@@ -80,19 +92,63 @@ def open_image(source: Any) -> Image.Image:
 OPAQUE = 127  # alpha above this (of 255) is an opaque pixel
 
 
-def to_gray(image: Image.Image) -> np.ndarray:
+def image_pixels(data: bytes) -> int:
+    """How many pixels an image's header declares (0 when it is not an image), read without
+    decoding: how much the decoding will cost."""
+    try:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+            width, height = image.size
+    except Exception:  # anything Pillow cannot read now will be refused when it is decoded
+        return 0
+    return width * height
+
+
+def read_image_file(name: str) -> bytes:
+    """The bytes of an image file: a regular file of at most MAX_BYTES, or an ImageError."""
+    try:
+        return read_regular(name, MAX_BYTES)
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file") from None
+    except FileTooLarge:
+        raise ImageTooLarge(f"{name}: file larger than {MAX_BYTES // 2**20} MB") from None
+    except FileRefused as err:
+        raise ImageError(f"{err}; an image file was expected") from None
+    except OSError as err:
+        raise ImageError(f"{name}: cannot read: {err.strerror or err}") from None
+
+
+def to_gray(image: Image.Image, release: bool = False) -> np.ndarray:
     """Luminance in [0, 1] (0 black, 1 white), float32 (H, W). Transparent areas become a
-    background opposite to the opaque strokes, so ink stays visible whatever its colour."""
+    background opposite to the opaque strokes, so ink stays visible whatever its colour.
+    ImageError for a colour mode without a grayscale, or float values that are not finite.
+    ``release``: close ``image`` once its grayscale is made (a large photo's colours are freed
+    before the float copy is made)."""
+    try:
+        return _luminance(image, release)
+    except ImageError:
+        raise
+    except (ValueError, OSError) as err:  # Pillow: "conversion from LAB to L not supported"
+        raise ImageError(f"cannot read {image.mode} images ({err})") from None
+
+
+def _luminance(image: Image.Image, release: bool) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         values = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
         return np.clip(values / top, 0, 1).astype(np.float32)
     if image.mode == "F":
         values = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise ImageError("the image's values include NaN or infinity")
         return np.clip(values / max(float(values.max()), 1e-12), 0, 1)
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     if not has_alpha:
-        return np.asarray(image.convert("L"), dtype=np.float32) / 255
+        gray = image.convert("L")
+        if release:
+            image.close()
+        values = np.asarray(gray, dtype=np.float32)
+        values /= 255  # in place: a 40-megapixel photo's float copy is 160 MB
+        return values
     rgba = image if image.mode == "RGBA" else image.convert("RGBA")
     gray = np.asarray(rgba.convert("L"), dtype=np.float32) / 255
     channel = rgba.getchannel("A")
@@ -111,7 +167,7 @@ def load_gray(source: Any) -> np.ndarray:
     [0, 1]. A NumPy array may be (H, W) or (H, W, 3|4), uint8/uint16 or float in [0, 1]."""
     if isinstance(source, np.ndarray):
         return array_to_gray(source)
-    return to_gray(open_image(source))
+    return to_gray(open_image(source), release=not isinstance(source, Image.Image))
 
 
 def array_to_gray(array: np.ndarray) -> np.ndarray:

@@ -16,14 +16,14 @@ finds it out, 413, 415 or 400 by its kind (``image_error``).
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
-import math
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -35,11 +35,12 @@ from starlette.exceptions import HTTPException
 from digitnet import __version__
 from digitnet.recognition import read_segments
 from digitnet.vision import ImageError, ImageTooLarge, NotAnImage, prepare
+from digitnet.vision.loading import image_pixels
 from digitnet.vision.preprocess import prepared_input
 from digitnet.vision.segment import segment
 from digitnet.web import schemas
 from digitnet.web.catalog import Catalog, ServedModel
-from digitnet.web.limits import BodySizeLimit
+from digitnet.web.limits import RETRY_AFTER_SECONDS, RequestLimits
 from digitnet.web.payloads import (
     examine,
     json_body,
@@ -51,7 +52,7 @@ from digitnet.web.payloads import (
 from digitnet.web.pool import JOB_SECONDS, WorkerPool, WorkersUnavailable
 
 MAX_UPLOAD_BYTES = 10 * 2**20
-RETRY_AFTER_SECONDS = 2  # told to a client whose request no worker could answer
+BODY_SECONDS = 30.0  # a request's whole body must arrive within this
 IMAGE_ERROR_STATUS = {ImageTooLarge: 413, NotAnImage: 415, ImageError: 400}  # most specific first
 STATIC = resources.files("digitnet.web") / "static"
 log = logging.getLogger("digitnet.web")
@@ -84,7 +85,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.pool = pool
-    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes)
+    app.add_middleware(
+        RequestLimits,
+        max_bytes=max_upload_bytes,
+        max_bytes_in_flight=max(4 * max_upload_bytes, 64 * 2**20),
+        body_seconds=BODY_SECONDS,
+    )
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     def served(name: str | None) -> ServedModel:
@@ -180,6 +186,10 @@ def create_app(
     async def read(request: Request, model: str | None = None):
         """Read a written number (2 to 10 digits in a row): its text and each digit's box."""
         chosen = served(model)
+        if _content_type(request) == "application/json":
+            raise HTTPException(
+                415, "/api/read reads a number from an image: send the image, not pixels"
+            )
         data = await _image_bytes(request)
         if pool is not None:
             return _json(await pool.read(chosen.name, data))
@@ -193,32 +203,54 @@ def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+RAW_IMAGE_TYPES = ("application/octet-stream", "")  # and image/*
+FORM_FIELD = "image"
+
+
 async def _image_bytes(request: Request) -> bytes:
-    """The uploaded file of a multipart form, or the raw body."""
-    if _content_type(request) in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await request.form()
-        files = [v for v in form.values() if isinstance(v, UploadFile)]
-        if not files:
-            raise HTTPException(400, "the form holds no file: send the image as a file field")
-        data = await files[0].read()
-    else:
+    """The file of a multipart form's ``image`` field, or a raw body sent as ``image/*`` (or
+    untyped bytes): anything else is a 415 that says what to send."""
+    kind = _content_type(request)
+    if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        form = await request.form(max_files=1, max_fields=8)
+        upload = form.get(FORM_FIELD)
+        if not isinstance(upload, UploadFile):
+            raise HTTPException(
+                400, f'the form holds no file named "{FORM_FIELD}": send -F {FORM_FIELD}=@photo.png'
+            )
+        data = await upload.read()
+    elif kind.startswith("image/") or kind in RAW_IMAGE_TYPES:
         data = await request.body()
+    else:
+        raise HTTPException(
+            415,
+            f"a body of type {kind} is not an image: send image/png, image/jpeg, ... or a"
+            f' multipart form with an "{FORM_FIELD}" file',
+        )
     if not data:
         raise HTTPException(400, "no image: the request body is empty")
     return data
 
 
 LARGE_IMAGE_BYTES = 256 * 2**10
+LARGE_IMAGE_PIXELS = 2_000_000
 
 
 async def _image_work(data: bytes, work):
     """``work(data)``: decoding and the image pipeline, pure functions of the bytes. A large
-    image (a 12-megapixel photo takes ~0.4 s) is worked on in a thread beside the event loop,
-    so the drawings of others are answered meanwhile; a small one, the common case, stays on
-    the loop (the hop would cost more than it saves). The network always runs on the loop."""
-    if len(data) < LARGE_IMAGE_BYTES:
+    image (a 12-megapixel photo takes ~0.2 s, 40 megapixels ~0.7 s and ~300 MB) is worked on
+    in a thread beside the event loop, one at a time, so the drawings of others are answered
+    meanwhile and the memory of large images is that of one; a small one, the common case,
+    stays on the loop (the hop would cost more than it saves). The network always runs on the
+    loop. Large is told by the bytes or by the pixels its header declares (a few kilobytes of
+    PNG can hold 40 megapixels of paper)."""
+    if len(data) < LARGE_IMAGE_BYTES and image_pixels(data) < LARGE_IMAGE_PIXELS:
         return work(data)
-    return await run_in_threadpool(work, data)
+    async with _large_images:
+        return await run_in_threadpool(work, data)
+
+
+_large_images = asyncio.Semaphore(1)
 
 
 def _json(body: bytes) -> Response:
@@ -230,27 +262,42 @@ EXPECTED = 'expected JSON {"pixels": ...} with 28x28 or 784 numbers in [0, 1]'
 
 def _pixels(body: bytes) -> np.ndarray:
     """JSON {"pixels": 28x28 or 784 numbers in [0, 1]} -> (28, 28) float32, or a 422 that says
-    what was expected."""
+    what was expected. The shape is checked level by level before NumPy sees the values, so no
+    nesting, however deep, costs more than a look at its first level."""
     try:
-        document = json.loads(body, parse_constant=lambda name: math.nan)
-    except (ValueError, UnicodeDecodeError) as err:
+        document = orjson.loads(body)  # refuses NaN, and nesting deeper than 1,024
+    except orjson.JSONDecodeError as err:
         raise HTTPException(422, f"invalid JSON ({err}); {EXPECTED}") from None
     pixels: Any = document.get("pixels") if isinstance(document, dict) else None
     if pixels is None:
         raise HTTPException(422, f'no "pixels" field; {EXPECTED}')
-    try:
-        values = np.array(pixels)
-    except (ValueError, TypeError):
-        values = None
-    if values is None or values.dtype.kind not in "iuf":
+    shape = _grid_shape(pixels)
+    if shape is None:
         raise HTTPException(422, f'"pixels" is not an array of numbers; {EXPECTED}')
-    if values.shape not in ((28, 28), (784,)):
-        raise HTTPException(422, f'"pixels" has shape {list(values.shape)}; {EXPECTED}')
-    values = values.astype(np.float64)
-    if not np.isfinite(values).all():
+    if shape not in ((28, 28), (784,)):
+        raise HTTPException(422, f'"pixels" has shape {list(shape)}; {EXPECTED}')
+    values = np.array(pixels, dtype=np.float64)
+    if not np.isfinite(values).all():  # a huge integer becomes inf
         raise HTTPException(422, f'"pixels" holds NaN or infinite values; {EXPECTED}')
     if values.min() < 0 or values.max() > 1:
         raise HTTPException(
             422, f'"pixels" holds values from {values.min():g} to {values.max():g}; {EXPECTED}'
         )
     return values.reshape(28, 28).astype(np.float32)
+
+
+def _grid_shape(value: Any) -> tuple[int, ...] | None:
+    """(n,) for a list of n numbers, (m, n) for m lists of n numbers each, None for anything
+    else: never deeper than two levels, whatever the JSON nests."""
+    if not isinstance(value, list):
+        return None
+    if all(_is_number(v) for v in value):
+        return (len(value),)
+    widths = {len(row) if isinstance(row, list) else -1 for row in value}
+    if len(widths) == 1 and -1 not in widths and all(_is_number(v) for row in value for v in row):
+        return (len(value), widths.pop())
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float)  # not bool, which JSON's true would give
