@@ -5,9 +5,13 @@ images cost only their own answer on the command line."""
 import asyncio
 import io
 import json
+import socket
+import threading
+import time
 
 import numpy as np
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from pictures import digit_png, png_header_only
 from PIL import Image
@@ -16,6 +20,7 @@ from digitnet.cli import main
 from digitnet.web.app import create_app
 from digitnet.web.catalog import load_catalog
 from digitnet.web.limits import RequestLimits
+from digitnet.web.protocol import GuardedHttp
 
 PNG = {"content-type": "image/png"}
 
@@ -197,3 +202,79 @@ def test_an_odd_image_costs_only_its_own_answer_on_the_command_line(tmp_path, mn
     assert code == 1
     assert records[0]["digit"] == mnist[1][1][3]
     assert "NaN or infinity" in records[1]["error"] and "LAB" in records[2]["error"]
+
+
+# The connection limits, on a real socket: a server in a thread with short limits.
+
+
+class QuickGuard(GuardedHttp):
+    header_seconds = 0.5
+    max_connections = 3
+
+
+@pytest.fixture(scope="module")
+def guarded(catalog):
+    """(host, port) of the app served by uvicorn with QuickGuard's limits, in a thread."""
+    config = uvicorn.Config(create_app(catalog), http=QuickGuard, port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield listening.getsockname()
+    server.should_exit = True
+    thread.join(10)
+
+
+def answer_of(connection: socket.socket, seconds: float = 5) -> tuple[int, dict, dict]:
+    """(status, headers, JSON body) of the one answer on ``connection``, read until it closes."""
+    connection.settimeout(seconds)
+    data = b""
+    while chunk := connection.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, json.loads(body)
+
+
+def test_a_connection_that_sends_no_headers_is_closed_with_408(guarded):
+    with socket.create_connection(guarded) as idle:
+        start = time.monotonic()
+        status, _, body = answer_of(idle)
+    assert status == 408 and "no request headers within 0.5 s" in body["error"]
+    assert time.monotonic() - start < 3
+    with socket.create_connection(guarded) as slow:  # headers sent a byte every 0.1 s
+        start = time.monotonic()
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            for byte in b"GET /api/health HTTP/1.1\r\nHost: x\r\n" * 10:
+                slow.send(bytes([byte]))
+                time.sleep(0.1)
+        assert time.monotonic() - start < 3  # the server hung up
+
+
+def test_malformed_http_gets_json_400(guarded):
+    with socket.create_connection(guarded) as connection:
+        connection.sendall(b"BREW /pot HTCPCP/1.0 \x00\x01\r\n\r\n")
+        status, headers, body = answer_of(connection)
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert body == {"error": "malformed HTTP request"}
+
+
+def test_connections_beyond_the_cap_get_503_and_the_others_are_served(guarded):
+    held = [socket.create_connection(guarded) for _ in range(QuickGuard.max_connections)]
+    try:
+        with socket.create_connection(guarded) as extra:
+            status, headers, body = answer_of(extra)
+        assert status == 503 and headers["retry-after"] == "2"
+        assert "too many connections" in body["error"]
+    finally:
+        for connection in held:
+            connection.close()
+    time.sleep(0.2)
+    with socket.create_connection(guarded) as connection:
+        connection.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, _, body = answer_of(connection)
+    assert status == 200 and body["status"] == "ok"

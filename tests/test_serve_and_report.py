@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -118,7 +119,8 @@ def test_ctrl_c_stops_the_server_and_its_workers_quietly():
         (["serve", "--port", "0"], "argument --port: must be in 1-65535"),
         (["serve", "--port", "70000"], "argument --port: must be in 1-65535"),
         (["serve", "--port", "http"], "argument --port: expected a port number"),
-        (["serve", "--max-upload-mb", "-1"], "argument --max-upload-mb: must be a number > 0"),
+        (["serve", "--max-upload-mb", "-1"], "argument --max-upload-mb: must be in (0, 50]"),
+        (["serve", "--max-upload-mb", "1e308"], "argument --max-upload-mb: must be in (0, 50]"),
         (["serve", "--colour"], "unrecognized arguments: --colour"),
         (["report"], "the following arguments are required: MODEL"),
     ],
@@ -147,8 +149,10 @@ def test_serve_errors_are_one_line(tmp_path, capsys):
         taken.listen()
         port = taken.getsockname()[1]
         assert main(["serve", "--port", str(port)]) == 1
-    err = capsys.readouterr().err
-    assert f"cannot listen on 127.0.0.1:{port}" in err and len(err.strip().splitlines()) == 1
+    captured = capsys.readouterr()
+    assert f"cannot listen on 127.0.0.1:{port}" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert captured.out == ""  # no URL announced for a server that never listened
 
 
 def test_report_writes_pictures_and_a_page_and_never_overwrites(tmp_path, capsys):
@@ -165,3 +169,47 @@ def test_report_writes_pictures_and_a_page_and_never_overwrites(tmp_path, capsys
     assert main(["report", "tutorial", "--out", str(out)]) == 1
     assert "not overwritten" in capsys.readouterr().err
     assert (out / "index.html").stat().st_mtime_ns == before
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux's /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers in /proc")
+def test_sigterm_stops_a_server_whose_workers_are_stuck(mnist):
+    """A request waiting on a stuck worker must not keep the server from stopping."""
+    import os
+    import signal
+    import threading
+
+    from pictures import digit_png
+
+    with serving("--workers", "2") as (server, url, _):
+        workers = children(server.pid)
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        request = urllib.request.Request(f"{url}/api/predict", data=digit_png(mnist[1][0][0]),
+                                         headers={"Content-Type": "image/png"})  # fmt: skip
+
+        def post():
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(request, timeout=60)
+
+        threading.Thread(target=post, daemon=True).start()
+        time.sleep(0.5)
+        start = time.monotonic()
+        server.terminate()
+        server.wait(20)
+        stopped_in = time.monotonic() - start
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert stopped_in < 15, stopped_in  # the request's own limit is 30 s

@@ -72,6 +72,10 @@ def unit_interval(text: str) -> float:
     return _number(text, float, "a number", lambda v: 0 <= v < 1, "in [0, 1)")
 
 
+def upload_megabytes(text: str) -> float:
+    return _number(text, float, "a number", lambda v: 0 < v <= 50, "in (0, 50]")
+
+
 def port_number(text: str) -> int:
     return _number(text, int, "a port number", lambda v: 0 < v < 65536, "in 1-65535")
 
@@ -348,7 +352,6 @@ def cmd_summary(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import socket
     import threading
     import webbrowser
 
@@ -356,25 +359,38 @@ def cmd_serve(args) -> int:
 
     from digitnet.web.app import create_app
     from digitnet.web.catalog import load_catalog
+    from digitnet.web.protocol import GuardedHttp, connection_cap
 
     catalog = load_catalog(args.model)  # here too, so a bad model fails before the server starts
-    limit = int(args.max_upload_mb * 2**20)
-    with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
-        if sys.platform != "win32":  # as uvicorn binds: a restart need not wait out TIME_WAIT
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((args.host, args.port))
-        except OSError as err:
-            where = f"{args.host}:{args.port}"
-            raise OSError(err.errno, f"cannot listen on {where}: {err.strerror}") from None
+    listening = listen(args.host, args.port)  # before the URL is announced: it may be taken
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}/"
     print(f"digitnet serve: {', '.join(catalog.models)} at {url} (Ctrl-C to stop)", flush=True)
     if args.open:
         threading.Timer(1.0, webbrowser.open, [url]).start()
-    options = dict(host=args.host, port=args.port, log_level="warning", access_log=False)
-    uvicorn.run(create_app(catalog, max_upload_bytes=limit, workers=args.workers), **options)
+    GuardedHttp.max_connections = connection_cap()
+    app = create_app(catalog, max_upload_bytes=int(args.max_upload_mb * 2**20),
+                     workers=args.workers)  # fmt: skip
+    config = uvicorn.Config(app, http=GuardedHttp, log_level="warning", access_log=False,
+                            timeout_keep_alive=5, timeout_graceful_shutdown=5)  # fmt: skip
+    uvicorn.Server(config).run(sockets=[listening])
     return 0
+
+
+def listen(host: str, port: int):
+    """A socket bound to host:port, as uvicorn binds (SO_REUSEADDR: a server stopped and
+    started again need not wait out TIME_WAIT), or an OSError saying where."""
+    import socket
+
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    if sys.platform != "win32":
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as err:
+        listening.close()
+        raise OSError(err.errno, f"cannot listen on {host}:{port}: {err.strerror}") from None
+    return listening
 
 
 def cmd_report(args) -> int:
@@ -539,8 +555,8 @@ def build_parser() -> Parser:
                        help="processes that work out the answers, taking requests from one queue;"
                        " 1: the server itself (default: one per core, at most"
                        f" {MAX_DEFAULT_WORKERS}: %(default)s here)")  # fmt: skip
-    serve.add_argument("--max-upload-mb", type=positive_float, default=10,
-                       help="largest accepted upload in MB (default: 10)")  # fmt: skip
+    serve.add_argument("--max-upload-mb", type=upload_megabytes, default=10,
+                       help="largest accepted upload in MB, at most 50 (default: 10)")  # fmt: skip
     serve.set_defaults(func=cmd_serve)
 
     report = commands.add_parser(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import signal
+import time
 from collections import deque
 from multiprocessing.connection import Connection
 from typing import Any
@@ -40,6 +41,7 @@ from digitnet.web.payloads import examine, json_body, reading_payload
 
 JOB_SECONDS = 30.0  # the longest a request waits for its answer (a 40-MP photo takes ~1 s)
 MAX_FAILED_STARTS = 3  # replacements that die before loading their models, in a row
+STOP_SECONDS = 2.0  # the workers' time to leave when the server stops; then they are killed
 
 
 class WorkersUnavailable(RuntimeError):
@@ -118,10 +120,13 @@ class WorkerPool:
         for worker in self._workers:
             asyncio.get_running_loop().remove_reader(worker.connection.fileno())
             worker.connection.close()  # the worker sees the pipe close and exits
+        deadline = time.monotonic() + STOP_SECONDS  # for all of them: one may be stuck
         for worker in self._workers:
-            worker.process.join(timeout=5)
+            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+        for worker in self._workers:
             if worker.process.is_alive():
                 worker.process.kill()
+                worker.process.join(timeout=1)
         self._workers.clear()
 
     async def _run(self, job: tuple) -> Any:
