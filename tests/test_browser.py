@@ -171,3 +171,24 @@ def test_model_page_shows_accuracy_confusion_and_mistakes(page, server):
     assert page.locator("#confusion tr").count() == 11
     assert page.locator("#weights img").count() == 16
     assert page.locator("#mistakes figure").count() == 24
+
+
+def test_the_api_docs_work_offline(browser, server):
+    """/docs draws Swagger UI from files the package serves: nothing is fetched elsewhere."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    elsewhere = []
+
+    def only_this_server(route):
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.goto(server + "/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=15000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    context.close()
+    assert elsewhere == [] and "/api/predict" in paths and "/api/read" in paths

@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -78,7 +79,7 @@ def create_app(
         if pool is not None:
             pool.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI, with /docs' Swagger UI served from the package: offline too
         title="digitnet",
         version=__version__,
         description="Handwritten digits read by a neural network built from scratch in NumPy.",
