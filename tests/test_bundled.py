@@ -28,3 +28,23 @@ def test_the_best_model_is_the_default():
     assert BEST == "cnn"
     assert resolve_model(None).name == bundled_model("cnn").name
     assert resolve_model("tutorial").count_params() == 13_002
+
+
+@pytest.mark.parametrize("name", ["tutorial", "cnn"])
+def test_the_model_page_s_scorecard_is_stored_in_the_bundled_files_and_true(name, mnist):
+    """The model page shows the stored scorecard at once; it must be what scoring gives."""
+    from digitnet.modelcard import score, stored_scorecard
+    from digitnet.zoo import bundled_model
+
+    model = bundled_model(name)
+    _, (x_test, y_test) = mnist
+    stored = stored_scorecard(model, x_test, y_test, mistakes=40)
+    fresh = score(model, x_test, y_test, mistakes=40)
+    assert stored is not None
+    assert stored.accuracy == fresh.accuracy and np.array_equal(stored.confusion, fresh.confusion)
+    assert [m.index for m in stored.mistakes] == [m.index for m in fresh.mistakes]
+    np.testing.assert_allclose([m.confidence for m in stored.mistakes],
+                               [m.confidence for m in fresh.mistakes], atol=1e-5)  # fmt: skip
+    np.testing.assert_array_equal(stored.mistake_images, fresh.mistake_images)
+    model.metadata["calibration"]["temperature"] *= 1.5  # recalibrated since: scored anew
+    assert stored_scorecard(model, x_test, y_test, mistakes=40) is None

@@ -36,6 +36,8 @@ def test_train_saves_a_model_and_reports_per_epoch(tmp_path, capsys):
     model = load_model(out)
     assert model.metadata["command"] == f"digitnet train --epochs 2 --hidden 8 --seed 3 --out {out}"
     assert model.metadata["config"]["seed"] == 3 and model.count_params() == 784 * 8 + 8 + 90
+    card = model.metadata["scorecard"]  # the model page shows it without scoring anew
+    assert card["accuracy"] == model.metadata["test"]["accuracy"] and card["samples"] == 10000
 
 
 def test_train_never_overwrites_the_default_model(tmp_path, monkeypatch):

@@ -173,3 +173,19 @@ def test_a_binary_checksum_file_is_one_clear_error(tmp_path):
     (folder / "MD5SUMS.uncompressed").write_bytes(bytes(range(256)))
     with pytest.raises(DataError, match="not a text file of MD5 sums"):
         load_mnist(folder)
+
+
+def test_a_crafted_scorecard_is_scored_anew_not_trusted(model_file, mnist):
+    from digitnet.data import fingerprint
+    from digitnet.modelcard import stored_scorecard
+
+    _, (x_test, y_test) = mnist
+    model = load_model(model_file)
+    model.metadata["scorecard"] = {
+        "test_checksum": fingerprint(x_test, y_test), "temperature": 1.0, "accuracy": 1.0,
+        "samples": 10000, "confusion_matrix": np.eye(10, dtype=int).tolist(),
+        "mistakes": [{"index": 10**9, "label": 1, "predicted": 2, "confidence": 0.5}],
+    }  # fmt: skip
+    assert stored_scorecard(model, x_test, y_test, mistakes=24) is None
+    model.metadata["scorecard"]["confusion_matrix"] = "many"
+    assert stored_scorecard(model, x_test, y_test, mistakes=24) is None

@@ -312,6 +312,7 @@ def cmd_read(args) -> int:
 
 def cmd_calibrate(args) -> int:
     from digitnet.data import load_mnist, to_float
+    from digitnet.modelcard import record_scorecard
     from digitnet.nn.files import check_output_path
     from digitnet.nn.io import save_model
     from digitnet.recognition import fit_calibration
@@ -328,10 +329,11 @@ def cmd_calibrate(args) -> int:
     except FileExistsError as err:
         raise CommandError(f"{err} (--force)") from None
     model = resolve_model(args.model)
-    (x_train, y_train), _ = load_mnist(args.data)
+    (x_train, y_train), (x_test, y_test) = load_mnist(args.data)
     x = to_float(x_train[-args.samples :])
     record = fit_calibration(model, x, y_train[-args.samples :].astype(int), seed=args.seed)
     model.metadata["calibration"] = record
+    record_scorecard(model, x_test, y_test)  # its confidences change with the temperature
     save_model(model, out, overwrite=replace)
     print(
         f"Temperature {record['temperature']:.3f}: expected calibration error"

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 from digitnet.data import fingerprint, load_mnist, to_float
 from digitnet.data.mnist import describe_source
+from digitnet.modelcard import record_scorecard
 from digitnet.nn import SGD, Adam, NNError, Sequential, get_activation, get_loss
 from digitnet.nn.callbacks import Callback
 from digitnet.zoo import Preset, get_preset
@@ -95,6 +96,7 @@ def train(
     preset = config.validate()
     (x_train, y_train), (x_test, y_test) = data or load_mnist(config.data)
     checksum = fingerprint(x_train, y_train, x_test, y_test)
+    x_test_digits = x_test
     x_train, x_test = to_float(x_train), to_float(x_test)  # (N, 28, 28) float32 in [0, 1]
     model = build_model(config, samples=len(x_train))
     epochs = config.epochs or preset.epochs
@@ -134,4 +136,5 @@ def train(
         "interrupted": history.interrupted,
         "trained_on": f"{platform.machine()} {platform.system()}, {platform.python_version()}",
     }
+    record_scorecard(model, x_test_digits, y_test)  # for the model page, at once
     return model
