@@ -105,8 +105,16 @@ def test_drawing_a_digit_shows_the_right_verdict_then_clear(page, mnist, tmp_pat
     assert (tmp_path / "drawn.png").stat().st_size > 10_000
 
     page.click("#clear")
-    assert verdict(page) == "none"
-    assert "no digit" in page.locator("#verdict").inner_text()
+    assert verdict(page) == "empty" and shows_no_digit(page)
+    assert page.locator("#verdict").inner_text().split() == ["?", "draw", "something"]
+
+
+def shows_no_digit(page) -> bool:
+    """Whether the single-digit views are empty: no input, no explanation, no network."""
+    blank = "(id) => !document.getElementById(id).getContext('2d')" \
+            ".getImageData(0, 0, 28, 28).data.some((v) => v)"  # fmt: skip
+    return (page.evaluate(blank, "seen") and page.evaluate(blank, "why")
+            and page.locator("#network > *").count() == 0)  # fmt: skip
 
 
 def test_undo_removes_the_last_stroke(page):
@@ -116,8 +124,8 @@ def test_undo_removes_the_last_stroke(page):
     page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.8 * box["height"], steps=8)
     page.mouse.up()
     assert verdict(page) == "1"
-    page.click("#undo")
-    assert verdict(page) == "none"
+    page.click("#undo")  # the only stroke: back to the empty page, not "no ink"
+    assert verdict(page) == "empty" and shows_no_digit(page)
 
 
 def test_switching_models_shows_the_tutorial_network(page, mnist):
@@ -127,7 +135,23 @@ def test_switching_models_shows_the_tutorial_network(page, mnist):
     page.select_option("#model", "tutorial")
     assert verdict(page) == str(y_test[1])
     assert page.locator("canvas.net").count() == 1  # neurons and connections, 784-16-16-10
-    assert page.locator("#model-link").get_attribute("href") == "/model?name=tutorial"
+    assert page.locator("#model-link").get_attribute("href") == "/model?model=tutorial"
+
+
+def test_the_chosen_model_stays_chosen_across_pages_and_reloads(page, server):
+    page.select_option("#model", "tutorial")
+    page.click("#model-link")
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    assert page.locator("#model").input_value() == "tutorial"
+    page.select_option("#model", "cnn")
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    page.click("text=draw a digit")
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.locator("#model").input_value() == "cnn"
+    page.select_option("#model", "tutorial")
+    page.goto(server + "/")  # a reload, without the address naming it
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.locator("#model").input_value() == "tutorial"
 
 
 def test_uploading_a_photo_and_reading_a_number(page, mnist, tmp_path):
@@ -144,6 +168,8 @@ def test_uploading_a_photo_and_reading_a_number(page, mnist, tmp_path):
     verdict(page)
     expected = "".join(str(y_test[i]) for i in (3, 4, 5))
     assert page.locator("#reading-text").inner_text() == expected
+    assert page.locator("#verdict .note").inner_text() == "3 digits"
+    assert shows_no_digit(page)  # not the digit uploaded before
 
 
 def test_a_file_that_is_not_an_image_gets_the_servers_reason(page, tmp_path):
@@ -152,6 +178,17 @@ def test_a_file_that_is_not_an_image_gets_the_servers_reason(page, tmp_path):
     page.set_input_files("#upload", str(notes))
     verdict(page)
     assert "not an image" in page.locator("#status").inner_text()
+    assert shows_no_digit(page)
+
+
+def test_an_error_after_a_digit_leaves_nothing_of_that_digit(page, mnist, tmp_path):
+    _, (x_test, y_test) = mnist
+    draw_ink(page, x_test[4])
+    assert verdict(page) == str(y_test[4]) and not shows_no_digit(page)
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    page.set_input_files("#upload", str(notes))
+    assert verdict(page) == "none" and shows_no_digit(page)
 
 
 def test_phone_width_has_no_sideways_scrolling(browser, server, mnist):
@@ -161,6 +198,15 @@ def test_phone_width_has_no_sideways_scrolling(browser, server, mnist):
         page.goto(server + path)
         page.wait_for_selector("body[data-ready=true]", timeout=30_000)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
+    # The pictures with text are drawn at the size they are shown: their labels keep 13 px.
+    drawn_at_shown_size = """(selector) => { const c = document.querySelector(selector);
+        return Math.abs(c.getBoundingClientRect().width * devicePixelRatio - c.width) < 2; }"""
+    assert page.evaluate(drawn_at_shown_size, "#curves")
+    page.goto(server + "/?model=tutorial")
+    page.wait_for_selector("body[data-ready=true]")
+    draw_ink(page, mnist[1][0][0])
+    verdict(page)
+    assert page.evaluate(drawn_at_shown_size, "canvas.net")
     context.close()
 
 

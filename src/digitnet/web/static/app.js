@@ -68,6 +68,8 @@ const endStroke = (event) => {
 canvas.addEventListener("pointerup", endStroke);
 canvas.addEventListener("pointercancel", endStroke);
 
+function boardIsEmpty() { return !strokes.length && !uploaded; }
+
 document.getElementById("undo").addEventListener("click", () => {
   if (strokes.length) strokes.pop();
   else uploaded = null;
@@ -120,6 +122,7 @@ let inFlight = false, dirty = false;
 
 async function ask() {
   lastAsked = performance.now();
+  if (boardIsEmpty()) return showNothing();  // an empty board is the page's first state
   if (inFlight) { dirty = true; return; }
   inFlight = true;
   dirty = false;
@@ -130,15 +133,15 @@ async function ask() {
     const url = `${endpoint}?model=${encodeURIComponent(picker.value)}`;
     const answer = await api(url, { method: "POST", body: blob,
       headers: { "Content-Type": blob.type || "application/octet-stream" } });
+    if (boardIsEmpty()) return showNothing();  // cleared while the answer was on its way
     last = { endpoint, answer };
     statusLine.textContent = mode() === "number" ? "Write a number: digits side by side."
                                                   : "Draw with a mouse, a pen or a finger.";
     await show();
   } catch (error) {
-    last = null;
+    showNothing();
     statusLine.textContent = `Error: ${error.message}`;
     showVerdict(null, null, error.message);
-    document.getElementById("bars").replaceChildren();
   } finally {
     inFlight = false;
     if (dirty) ask();
@@ -154,10 +157,32 @@ async function show() {
   document.getElementById("reading").hidden = !reading;
   document.getElementById("bars").hidden = reading;
   overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
-  if (reading) return showReading(answer);
+  if (reading) {
+    showDigitViews(null);  // they belong to one digit: never the last one's
+    return showReading(answer);
+  }
   showVerdict(answer.digit, answer.confidence, answer.reason);
   showBars(answer.probabilities);
-  showSeen(answer);
+  await showDigitViews(answer);
+}
+
+// Every view back to the page's first state: nothing drawn, nothing to show.
+function showNothing() {
+  last = null;
+  overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
+  const verdict = document.getElementById("verdict");
+  verdict.dataset.digit = "empty";
+  verdict.replaceChildren(element("span", { class: "big" }, "?"),
+                          element("span", { class: "note" }, "draw something"));
+  document.getElementById("bars").replaceChildren();
+  document.getElementById("reading").hidden = true;
+  showDigitViews(null);
+}
+
+// What the network sees, why, and its layers at work, for one digit's answer (or none).
+async function showDigitViews(answer) {
+  showSeen(answer || {});
+  if (!answer) return showNetwork({ digit: null });
   await showNetwork(answer);
 }
 
@@ -165,7 +190,7 @@ function showVerdict(digit, confidence, reason) {
   const verdict = document.getElementById("verdict");
   const big = element("span", { class: "big" }, digit === null ? "–" : String(digit));
   const note = digit === null
-    ? element("span", { class: "note" }, `no digit: ${reason}`)
+    ? element("span", { class: "note" }, reason)
     : element("span", { class: "note" }, `${(100 * confidence).toFixed(1)}% sure`);
   verdict.dataset.digit = digit === null ? "none" : String(digit);
   verdict.replaceChildren(big, note);
@@ -210,7 +235,8 @@ function showReading(answer) {
   document.getElementById("reading-text").textContent = answer.text || `nothing (${answer.reason})`;
   showVerdict(answer.text ? answer.text : null, null, answer.reason || "no digits found");
   const verdict = document.getElementById("verdict");
-  if (answer.text) verdict.querySelector(".note").textContent = `${answer.digits.length} digits`;
+  const count = answer.digits.length;
+  if (answer.text) verdict.querySelector(".note").textContent = `${count} digit${count === 1 ? "" : "s"}`;
   document.getElementById("reading-digits").replaceChildren(...answer.digits.map((d) =>
     element("li", {}, `${d.digit} (${(100 * d.confidence).toFixed(0)}%)`)));
   const ctx = overlay.getContext("2d");
@@ -245,21 +271,28 @@ async function showNetwork(answer) {
   }
 }
 
+// The perceptron drawn at the width it is shown (a phone's ~330 px or a desktop's 960), so
+// its labels keep a readable size: the canvas is never scaled down by CSS.
 function drawPerceptron(answer, info) {
-  const net = element("canvas", { width: 960, height: 440, class: "net",
+  const width = Math.round(Math.min(960, Math.max(300, document.getElementById("network").clientWidth)));
+  const height = 440, narrow = width < 640, ratio = window.devicePixelRatio || 1;
+  const net = element("canvas", { width: width * ratio, height: height * ratio, class: "net",
                                    "aria-label": "the network's neurons and connections" });
+  net.style.width = `${width}px`;
   const ctx = net.getContext("2d");
+  ctx.scale(ratio, ratio);
   const dense = answer.layers;                          // dense stages, output last
-  const columns = dense.length + 1;
-  const gap = (net.width - 230) / (columns - 1);
-  const cell = 7, grid = { x: 10, y: (net.height - 28 * cell) / 2 };
+  const cell = narrow ? 4 : 7, radius = narrow ? 6 : 9;
+  const grid = { x: 4, y: (height - 28 * cell) / 2 };
+  const first = grid.x + 28 * cell + (narrow ? 24 : 40), last = width - (narrow ? 24 : 40);
+  const gap = dense.length > 1 ? (last - first) / (dense.length - 1) : 0;
   const positions = [Array.from({ length: 784 }, (_, k) =>
     [grid.x + (k % 28 + 0.5) * cell, grid.y + (Math.floor(k / 28) + 0.5) * cell])];
   const activity = [answer.input.flat()];
   dense.forEach((stage, i) => {
-    const n = stage.values.length, x = 230 + i * gap;
-    const step = Math.min(26, (net.height - 40) / n);
-    const top = (net.height - step * (n - 1)) / 2;
+    const n = stage.values.length, x = first + i * gap;
+    const step = Math.min(26, (height - 60) / n);
+    const top = (height - step * (n - 1)) / 2;
     positions.push(stage.values.map((_, k) => [x, top + k * step]));
     activity.push(stage.values);
   });
@@ -281,6 +314,7 @@ function drawPerceptron(answer, info) {
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(input, grid.x, grid.y, 28 * cell, 28 * cell);
   ctx.strokeStyle = "#888"; ctx.strokeRect(grid.x, grid.y, 28 * cell, 28 * cell);
+  ctx.font = "13px system-ui, sans-serif";
   dense.forEach((stage, i) => {
     const top = Math.max(1e-6, ...stage.values);
     const output = i === dense.length - 1;
@@ -289,13 +323,15 @@ function drawPerceptron(answer, info) {
       ctx.fillStyle = `rgb(${g},${g},${g})`;
       ctx.strokeStyle = output && k === answer.digit ? "#16a34a" : "#666";
       ctx.lineWidth = output && k === answer.digit ? 3 : 1;
-      ctx.beginPath(); ctx.arc(x, y, 9, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
-      if (output) { ctx.fillStyle = "#222"; ctx.font = "14px sans-serif"; ctx.fillText(k, x + 14, y + 5); }
+      ctx.beginPath(); ctx.arc(x, y, radius, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
+      if (output) { ctx.fillStyle = "#222"; ctx.textAlign = "left"; ctx.fillText(k, x + radius + 4, y + 5); }
     });
-    ctx.fillStyle = "#222"; ctx.font = "13px sans-serif";
-    ctx.fillText(`${stage.name} (${stage.values.length})`, positions[i + 1][0][0] - 30, 14);
+    ctx.fillStyle = "#222"; ctx.textAlign = "center";
+    const label = narrow ? String(stage.values.length) : `${stage.name} (${stage.values.length})`;
+    ctx.fillText(label, positions[i + 1][0][0], 16);
   });
-  ctx.fillText("input 28×28 = 784", grid.x, grid.y - 8);
+  ctx.textAlign = "left";
+  ctx.fillText(narrow ? "input 784" : "input 28×28 = 784", grid.x, grid.y - 8);
   return net;
 }
 
@@ -334,15 +370,11 @@ function drawStage(stage) {
 
 // ---------------------------------------------------------------------------------- start
 
-picker.addEventListener("change", () => {
-  document.getElementById("model-link").href = `/model?name=${encodeURIComponent(picker.value)}`;
-  ask();
-});
+picker.addEventListener("change", ask);
 document.querySelectorAll("input[name=mode]").forEach((r) => r.addEventListener("change", ask));
 document.getElementById("show-why").addEventListener("change", () => last && show());
 
 clearBoard();
 fillModelPicker(picker).then(() => {
-  document.getElementById("model-link").href = `/model?name=${encodeURIComponent(picker.value)}`;
   document.body.dataset.ready = "true";
 }).catch((error) => { statusLine.textContent = `Error: ${error.message}`; });

@@ -56,13 +56,35 @@ function element(tag, attributes = {}, text = "") {
   return node;
 }
 
-async function fillModelPicker(select, wanted) {
+// The model a person chose stays chosen across both pages and reloads: the address names it
+// (?model=), else the last choice made in this browser.
+const MODEL_KEY = "digitnet.model";
+
+function chosenModel() {
+  const query = new URLSearchParams(location.search);
+  const named = query.get("model") || query.get("name");  // name=: older links to /model
+  try { return named || localStorage.getItem(MODEL_KEY); } catch { return named; }
+}
+
+function rememberModel(name) {
+  try { localStorage.setItem(MODEL_KEY, name); } catch { /* private mode: the address still names it */ }
+  document.querySelectorAll("a[data-keeps-model]").forEach((a) => {
+    a.href = `${a.dataset.keepsModel}?model=${encodeURIComponent(name)}`;
+  });
+  history.replaceState(null, "", `${location.pathname}?model=${encodeURIComponent(name)}`);
+}
+
+// Fill a <select> with the served models, the chosen one selected (else the default).
+async function fillModelPicker(select) {
   const models = await api("/api/models");
+  const wanted = models.some((m) => m.name === chosenModel()) ? chosenModel() : null;
   select.replaceChildren(...models.map((m) => {
     const accuracy = m.test_accuracy ? ` — ${(100 * m.test_accuracy).toFixed(2)}%` : "";
     const option = element("option", { value: m.name }, `${m.name} (${m.kind}${accuracy})`);
     option.selected = wanted ? m.name === wanted : m.default;
     return option;
   }));
+  rememberModel(select.value);
+  select.addEventListener("change", () => rememberModel(select.value));
   return models;
 }

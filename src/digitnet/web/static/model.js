@@ -3,10 +3,8 @@
 "use strict";
 
 const picker = document.getElementById("model");
-const wanted = new URLSearchParams(location.search).get("name");
 
 async function showModel(name) {
-  history.replaceState(null, "", `/model?name=${encodeURIComponent(name)}`);
   const info = await api(`/api/models/${encodeURIComponent(name)}`);
   showArchitecture(info);
   showTraining(info);
@@ -43,16 +41,23 @@ function showTraining(info) {
 }
 
 // Loss (left axis, from 0) and accuracy (right axis, up to 1) per epoch; validation dashed.
+// Drawn at the width it is shown (at most 640 px), so its labels keep their size on a phone.
 function drawCurves(canvas, history) {
+  const panel = canvas.parentElement, padding = getComputedStyle(panel);
+  const inside = panel.clientWidth - parseFloat(padding.paddingLeft) - parseFloat(padding.paddingRight);
+  const width = Math.floor(Math.min(640, inside)), height = 300;
+  const ratio = window.devicePixelRatio || 1;
+  Object.assign(canvas, { width: width * ratio, height: height * ratio });
+  canvas.style.width = `${width}px`;
   const ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  ctx.font = "13px sans-serif";
+  ctx.scale(ratio, ratio);
+  ctx.font = "13px system-ui, sans-serif";
   const series = [["loss", "#dc2626", false], ["val_loss", "#dc2626", true],
                   ["accuracy", "#2563eb", false], ["val_accuracy", "#2563eb", true]]
     .filter(([key]) => history[key] && history[key].length);
   if (!series.length) { ctx.fillText("no training history in the model file", 20, 30); return; }
   const pad = { l: 50, r: 50, t: 12, b: 48 };
-  const w = canvas.width - pad.l - pad.r, h = canvas.height - pad.t - pad.b;
+  const w = width - pad.l - pad.r, h = height - pad.t - pad.b;
   const epochs = Math.max(...series.map(([key]) => history[key].length));
   const lossTop = Math.max(...["loss", "val_loss"].flatMap((k) => history[k] || [0]));
   const accBottom = Math.min(...["accuracy", "val_accuracy"].flatMap((k) => history[k] || [1]));
@@ -63,8 +68,8 @@ function drawCurves(canvas, history) {
   ctx.fillStyle = "#dc2626";
   ctx.fillText(lossTop.toFixed(2), 6, pad.t + 10); ctx.fillText("0", 6, pad.t + h);
   ctx.fillStyle = "#2563eb";
-  ctx.fillText("1.00", canvas.width - pad.r + 6, pad.t + 10);
-  ctx.fillText(accBottom.toFixed(2), canvas.width - pad.r + 6, pad.t + h);
+  ctx.fillText("1.00", width - pad.r + 6, pad.t + 10);
+  ctx.fillText(accBottom.toFixed(2), width - pad.r + 6, pad.t + h);
   ctx.fillStyle = "#374151";
   for (let i = 0; i < epochs; i += Math.ceil(epochs / 10)) ctx.fillText(String(i + 1), x(i) - 4, pad.t + h + 16);
   for (const [key, colour, dashed] of series) {
@@ -75,8 +80,12 @@ function drawCurves(canvas, history) {
     ctx.stroke();
   }
   ctx.setLineDash([]);
-  ctx.fillText("epoch — red: loss (left axis), blue: accuracy (right axis); dashed: validation",
-               pad.l, canvas.height - 8);
+  const legend = "epoch — red: loss (left axis), blue: accuracy (right axis); dashed: validation";
+  if (ctx.measureText(legend).width <= width - pad.l) ctx.fillText(legend, pad.l, height - 8);
+  else {  // a phone: two lines
+    ctx.fillText("epoch — red: loss (left axis),", 6, height - 22);
+    ctx.fillText("blue: accuracy (right); dashed: validation", 6, height - 6);
+  }
 }
 
 function showWeights(info) {
@@ -115,7 +124,7 @@ function showTest(test) {
   }));
 }
 
-fillModelPicker(picker, wanted).then(() => showModel(picker.value))
+fillModelPicker(picker).then(() => showModel(picker.value))
   .catch((error) => { document.getElementById("overview").textContent = `Error: ${error.message}`; });
 picker.addEventListener("change", () => showModel(picker.value).catch((error) => {
   document.getElementById("overview").textContent = `Error: ${error.message}`;
