@@ -8,6 +8,7 @@ about epochs alone costs nothing per step.
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from typing import IO, Any
@@ -110,10 +111,12 @@ class ProgressBar(Callback):
         eta = (now - self.epoch_start) / done * (self.steps - done)
         rows = done * self.model.fit_params["batch_size"]
         running = format_logs(self.model.running_logs(rows))
-        self.stream.write(
-            f"\r{done:>{len(str(self.steps))}}/{self.steps} [{bar:<{self.WIDTH}}]"
-            f" - ETA {format_duration(eta)} - {running}\x1b[K"
-        )
+        line = (f"{done:>{len(str(self.steps))}}/{self.steps} [{bar:<{self.WIDTH}}]"
+                f" - ETA {format_duration(eta)} - {running}")  # fmt: skip
+        # Cut to the terminal's width: "\r" returns to the start of the last row only, so a
+        # line that wrapped would leave its first rows behind at every redraw.
+        columns = shutil.get_terminal_size().columns
+        self.stream.write(f"\r{line[: max(columns - 1, 20)]}\x1b[K")
         self.stream.flush()
 
     def on_epoch_end(self, epoch, logs=None):
