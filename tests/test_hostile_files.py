@@ -10,11 +10,14 @@ import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from digitnet.cli import main
 from digitnet.data import DataError, load_mnist
 from digitnet.data.idx import read_idx
 from digitnet.nn import SGD, Dense, Flatten, ModelFileError, Sequential, load_model
 from digitnet.nn.io import MAX_ARRAY_BYTES, META_KEY
+from digitnet.vision import ImageError, prepare
 
 
 def peak_rss_mb() -> float:
@@ -119,6 +122,21 @@ def test_a_special_file_is_refused_without_reading_it(tmp_path, kind):
         load_model(path)
     with pytest.raises(DataError, match=f"{kind}, not a file"):
         read_idx(path)
+    with pytest.raises(ImageError, match=f"{kind}, not a file"):
+        prepare(path)
+
+
+def test_predict_answers_the_others_when_some_files_are_special(tmp_path, mnist, capsys):
+    good = tmp_path / "good.png"
+    Image.fromarray(255 - mnist[1][0][0]).save(good)
+    special = special_files(tmp_path)
+    code = main(
+        ["predict", "--json", str(special["named pipe"]), str(good), str(special["device"])]
+    )
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1 and records[1]["digit"] == mnist[1][1][0]
+    assert "named pipe, not a file" in records[0]["error"]
+    assert "device, not a file" in records[2]["error"]
 
 
 def idx_header(type_code: int, shape: tuple[int, ...]) -> bytes:

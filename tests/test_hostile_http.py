@@ -60,8 +60,9 @@ def client(request, catalog):
         (LAB_TIFF, 400, "cannot read LAB images"),
         (eps(), 415, "not an image file in a format digitnet reads"),
         (png_header_only(20000, 20000), 413, "more than the 40,000,000 pixels"),
+        (png_header_only(6324, 6324), 400, "cannot hold 6324x6324 pixels"),
     ],
-    ids=["nan-tiff", "lab-tiff", "eps", "400-megapixels"],
+    ids=["nan-tiff", "lab-tiff", "eps", "400-megapixels", "tiny-png-claiming-40-mp"],
 )
 def test_odd_images_get_a_4xx_on_both_endpoints(client, body, status, message):
     for path in ("/api/predict", "/api/read"):

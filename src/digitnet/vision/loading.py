@@ -72,6 +72,11 @@ def open_image(source: Any) -> Image.Image:
                 )
             if width == 0 or height == 0:
                 raise ImageError(f"{name}: the image is empty ({width}x{height})")
+            if image.format == "PNG" and _png_cannot_hold(width, height, source):
+                raise ImageError(
+                    f"{name}: corrupt or truncated image ({source.getbuffer().nbytes} bytes"
+                    f" cannot hold {width}x{height} pixels)"
+                )
             image.load()
     except ImageError:
         raise
@@ -87,6 +92,19 @@ def open_image(source: Any) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{name}: corrupt or truncated image ({err})") from None
     return ImageOps.exif_transpose(image)
+
+
+DEFLATE_MAX_RATIO = 1032  # zlib's best: 1,032 bytes out for each byte in
+
+
+def _png_cannot_hold(width: int, height: int, source: Any) -> bool:
+    """Whether a PNG of this many bytes is too short to hold width x height pixels even at
+    one bit each and deflate's best ratio: then it is truncated or lying, and decoding it
+    would allocate the whole image first (a 104-byte file claiming 6324x6324 cost 450 MB)."""
+    if not isinstance(source, io.BytesIO):
+        return False
+    least = height * (1 + -(-width // 8))  # a filter byte and 1 bit a pixel, each row
+    return least > DEFLATE_MAX_RATIO * source.getbuffer().nbytes
 
 
 OPAQUE = 127  # alpha above this (of 255) is an opaque pixel
