@@ -36,6 +36,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import zlib
@@ -84,7 +85,10 @@ def start_server(port: int, workers: int | None) -> tuple[subprocess.Popen, int]
     command = [sys.executable, "-m", "digitnet", "serve", "--port", str(port)]
     if workers is not None:
         command += ["--workers", str(workers)]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Its output goes to a file: a pipe nobody reads would stop the server once it filled.
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (open as long as the server runs)
+    server = subprocess.Popen(command, stdout=log, stderr=log, text=True)
+    server.log = log
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -93,7 +97,8 @@ def start_server(port: int, workers: int | None) -> tuple[subprocess.Popen, int]
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
-                raise RuntimeError("the server did not start: " + server.stderr.read()) from None
+                log.seek(0)
+                raise RuntimeError("the server did not start: " + log.read()) from None
             time.sleep(0.2)
 
 

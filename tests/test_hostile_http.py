@@ -161,6 +161,17 @@ def test_a_body_that_does_not_arrive_in_time_is_408():
     assert limits.in_flight == 0
 
 
+def test_a_refused_body_is_drained_before_the_413_so_the_client_can_read_it():
+    limits = RequestLimits(echo_length, max_bytes=2**20, max_bytes_in_flight=2**22, body_seconds=5)
+    chunks = [b"x" * 2**20, b"x" * 2**20, b"x" * 2**19]
+
+    async def receive():
+        return {"type": "http.request", "body": chunks.pop(0), "more_body": bool(chunks)}
+
+    sent = asyncio.run(asyncio.wait_for(call(limits, scope(5 * 2**19), receive), 5))
+    assert sent[0]["status"] == 413 and chunks == []  # all read (and dropped) first
+
+
 def test_uploads_beyond_the_bytes_in_flight_are_503_with_retry_after():
     limits = RequestLimits(echo_length, max_bytes=2**20, max_bytes_in_flight=2**20, body_seconds=5)
     gate = asyncio.Event()
@@ -256,12 +267,13 @@ def test_a_connection_that_sends_no_headers_is_closed_with_408(guarded):
         assert time.monotonic() - start < 3  # the server hung up
 
 
-def test_malformed_http_gets_json_400(guarded):
+def test_malformed_http_gets_json_400_and_leaves_the_log_alone(guarded, caplog):
     with socket.create_connection(guarded) as connection:
         connection.sendall(b"BREW /pot HTCPCP/1.0 \x00\x01\r\n\r\n")
         status, headers, body = answer_of(connection)
     assert status == 400 and headers["content-type"] == "application/json"
     assert body == {"error": "malformed HTTP request"}
+    assert "Invalid HTTP request" not in caplog.text  # anyone could fill the log otherwise
 
 
 def test_connections_beyond_the_cap_get_503_and_the_others_are_served(guarded):

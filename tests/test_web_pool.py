@@ -90,7 +90,7 @@ def test_a_worker_that_dies_fails_its_request_with_503_and_is_replaced(catalog, 
                     client.post("/api/predict", content=photo, headers=PNG)
                 )
                 await asyncio.sleep(0.15)  # the photo takes its worker ~0.35 s
-                killed = app.state.pool.processes
+                killed = app.state.pool.processes + app.state.large_pool.processes
                 for worker in killed:
                     worker.kill()
                 for worker in killed:  # both gone before the next request (else it may reach
@@ -100,7 +100,7 @@ def test_a_worker_that_dies_fails_its_request_with_503_and_is_replaced(catalog, 
                 return killed, lost, after, app.state.pool.processes
 
     killed, lost, after, replacements = asyncio.run(scenario())
-    assert len(killed) == 2 and not any(p.is_alive() for p in killed)
+    assert len(killed) == 3 and not any(p.is_alive() for p in killed)
     assert lost.status_code == 503 and "try again" in lost.json()["error"]
     assert after.status_code == 200 and after.json()["digit"] == y_test[1]
     assert len(replacements) == 2 and not set(replacements) & set(killed)
@@ -212,3 +212,28 @@ def test_workers_that_cannot_start_make_the_pool_answer_503_at_once(catalog, mni
     assert deaths >= 2 + MAX_FAILED_STARTS
     assert health.status_code == 503 and health.json()["workers"] == 0
     assert answer.status_code == 503 and "cannot start" in answer.json()["error"]
+
+
+def test_large_images_are_worked_on_at_lower_cpu_priority(pooled, in_process, mnist):
+    """A stream of 40-megapixel scans must not hold up the drawings: large images go to a
+    worker of their own (in the server alone: a thread of its own) that yields the CPU."""
+    import threading
+
+    from digitnet.web.app import LARGE_IMAGE_NICE, _background
+
+    _, (x_test, y_test) = mnist
+    photo = photo_of(x_test[6], (4000, 3000))
+    answer = pooled.post("/api/predict", content=photo, headers={"content-type": "image/jpeg"})
+    assert answer.status_code == 200 and answer.json()["digit"] == y_test[6]
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    app = pooled.app
+    (large,) = app.state.large_pool.processes
+    assert os.getpriority(os.PRIO_PROCESS, large.pid) == base + LARGE_IMAGE_NICE
+    for worker in app.state.pool.processes:
+        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == base
+    thread_nice = (
+        _background()
+        .submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        .result()
+    )
+    assert thread_nice == base + LARGE_IMAGE_NICE

@@ -7,9 +7,11 @@
 
 With one worker every request is handled on the event loop, one at a time: the work is
 CPU-bound NumPy, and the models' layers keep caches that concurrent threads would share. Only
-the image pipeline of a large image (pure functions of its bytes) runs in a thread meanwhile.
-With more workers (``digitnet serve``'s default: one per core), predictions and readings go to a
-pool of worker processes fed from one queue (``digitnet.web.pool``). Bad input gets a JSON
+the image pipeline of a large image (pure functions of its bytes) runs in a thread meanwhile,
+at lower CPU priority. With more workers (``digitnet serve``'s default: one per core),
+predictions and readings go to a pool of worker processes fed from one queue
+(``digitnet.web.pool``), and large images to one more worker of their own, at lower CPU
+priority: a stream of 40-megapixel scans never holds up the drawings. Bad input gets a JSON
 ``{"error": ...}`` with a 4xx status, never a 500: an unreadable image, wherever the pipeline
 finds it out, 413, 415 or 400 by its kind (``image_error``).
 """
@@ -17,7 +19,12 @@ finds it out, 413, 415 or 400 by its kind (``image_error``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -29,7 +36,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -69,15 +75,22 @@ def create_app(
     worked out by that many worker processes, started with the app, each request given at most
     ``answer_seconds``."""
     sources = [m.source for m in catalog.models.values()]
-    pool = WorkerPool(sources, workers, answer_seconds) if workers > 1 else None
+    pool = large_pool = None
+    if workers > 1:
+        pool = WorkerPool(sources, workers, answer_seconds)
+        large_pool = WorkerPool(sources, 1, answer_seconds, nice=LARGE_IMAGE_NICE)
+
+    def pool_for(data: bytes | None) -> WorkerPool:
+        return large_pool if data is not None and is_large(data) else pool
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if pool is not None:
-            await pool.start()
+            await asyncio.gather(pool.start(), large_pool.start())
         yield
         if pool is not None:
             pool.close()
+            large_pool.close()
 
     app = FastAPIOffline(  # FastAPI, with /docs' Swagger UI served from the package: offline too
         title="digitnet",
@@ -85,7 +98,7 @@ def create_app(
         description="Handwritten digits read by a neural network built from scratch in NumPy.",
         lifespan=lifespan,
     )
-    app.state.pool = pool
+    app.state.pool, app.state.large_pool = pool, large_pool
     app.add_middleware(
         RequestLimits,
         max_bytes=max_upload_bytes,
@@ -174,7 +187,7 @@ def create_app(
         else:
             data = await _image_bytes(request)
         if pool is not None:
-            return _json(await pool.predict(chosen.name, data, pixels))
+            return _json(await pool_for(data).predict(chosen.name, data, pixels))
         prepared = prepared_input(pixels) if data is None else await _image_work(data, prepare)
         return _json(json_body(examine(chosen, prepared)))
 
@@ -193,7 +206,7 @@ def create_app(
             )
         data = await _image_bytes(request)
         if pool is not None:
-            return _json(await pool.read(chosen.name, data))
+            return _json(await pool_for(data).read(chosen.name, data))
         reading = read_segments(chosen.recognizer, await _image_work(data, segment))
         return _json(json_body(reading_payload(chosen, reading)))
 
@@ -235,23 +248,37 @@ async def _image_bytes(request: Request) -> bytes:
 
 LARGE_IMAGE_BYTES = 256 * 2**10
 LARGE_IMAGE_PIXELS = 2_000_000
+LARGE_IMAGE_NICE = 10  # CPU priority of large images' work: it yields to drawings
+
+
+def is_large(data: bytes) -> bool:
+    """Whether an image is large work (a 12-megapixel photo takes ~0.2 s, 40 megapixels ~0.7 s
+    and ~300 MB), told by its bytes or by the pixels its header declares (a few kilobytes of
+    PNG can hold 40 megapixels of paper)."""
+    return len(data) >= LARGE_IMAGE_BYTES or image_pixels(data) >= LARGE_IMAGE_PIXELS
 
 
 async def _image_work(data: bytes, work):
-    """``work(data)``: decoding and the image pipeline, pure functions of the bytes. A large
-    image (a 12-megapixel photo takes ~0.2 s, 40 megapixels ~0.7 s and ~300 MB) is worked on
-    in a thread beside the event loop, one at a time, so the drawings of others are answered
-    meanwhile and the memory of large images is that of one; a small one, the common case,
-    stays on the loop (the hop would cost more than it saves). The network always runs on the
-    loop. Large is told by the bytes or by the pixels its header declares (a few kilobytes of
-    PNG can hold 40 megapixels of paper)."""
-    if len(data) < LARGE_IMAGE_BYTES and image_pixels(data) < LARGE_IMAGE_PIXELS:
+    """``work(data)``: decoding and the image pipeline, pure functions of the bytes. Large
+    images are background work: done one at a time, in a thread of lower CPU priority beside
+    the event loop, so drawings are answered meanwhile and the memory of large images is that
+    of one. (With worker processes, the same rule holds: they go to a worker of their own, at
+    the same priority.) A small image, the common case, stays on the loop: the hop would cost
+    more than it saves. The network always runs on the loop."""
+    if not is_large(data):
         return work(data)
-    async with _large_images:
-        return await run_in_threadpool(work, data)
+    return await asyncio.get_running_loop().run_in_executor(_background(), work, data)
 
 
-_large_images = asyncio.Semaphore(1)
+@functools.cache
+def _background() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, "large-images", initializer=_lower_priority)
+
+
+def _lower_priority() -> None:
+    """Lower this thread's CPU priority (Linux gives each thread its own nice value)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LARGE_IMAGE_NICE)
 
 
 def _json(body: bytes) -> Response:

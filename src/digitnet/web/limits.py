@@ -1,7 +1,8 @@
 """Limits on what requests may cost the server, enforced while the bytes arrive, each answered
 with a JSON error before the body is read into memory:
 
-* 413: one request's body larger than ``max_bytes``, declared or not;
+* 413: one request's body larger than ``max_bytes``, declared or not (what is left of it is read
+  and dropped for up to 2 s before the answer, so the client sees the answer, not a reset);
 * 503 (with Retry-After): the bodies of all requests in progress would pass
   ``max_bytes_in_flight``, so the number of uploads at once never decides the server's memory;
 * 408: a body that has not fully arrived ``body_seconds`` after its request began (a client
@@ -13,6 +14,7 @@ with a JSON error before the body is read into memory:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import orjson
@@ -41,6 +43,7 @@ class RequestLimits:
         if scope["method"] == "POST" and not same_origin(headers):
             return await refuse(send, 403, "cross-site requests are refused")
         if declared.isdigit() and int(declared) > self.max_bytes:
+            await drain(receive)
             return await refuse(send, 413, f"request body larger than {megabytes(self.max_bytes)}")
         deadline = time.monotonic() + self.body_seconds
         held = 0
@@ -76,9 +79,28 @@ class RequestLimits:
             await self.app(scope, limited_receive, tracking_send)
         except Refused as refusal:
             if not started:
+                if refusal.status == 413:
+                    await drain(receive)
                 await refuse(send, refusal.status, refusal.message)
         finally:
             self.in_flight -= held
+
+
+LINGER_SECONDS, LINGER_BYTES = 2.0, 64 * 2**20
+
+
+async def drain(receive) -> None:
+    """Read and drop what is left of a refused body, for at most LINGER_SECONDS and
+    LINGER_BYTES, before answering and closing. A connection closed while the client is still
+    sending is reset, and the reset can destroy the answer before the client reads it: the
+    page would say "network error" instead of "larger than 10 MB"."""
+    deadline, dropped = time.monotonic() + LINGER_SECONDS, 0
+    with contextlib.suppress(asyncio.TimeoutError):
+        while dropped < LINGER_BYTES:
+            message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            dropped += len(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
 
 
 def same_origin(headers: dict[bytes, bytes]) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import signal
 import time
 from collections import deque
@@ -63,10 +64,10 @@ class PoolBroken(WorkersUnavailable):
 class Worker:
     """One worker process, its end of the pipe, and the request it is working on."""
 
-    def __init__(self, specs: list[str]):
+    def __init__(self, specs: list[str], nice: int = 0):
         context = multiprocessing.get_context("spawn")
         self.connection, theirs = context.Pipe()
-        self.process = context.Process(target=serve_jobs, args=(theirs, specs), daemon=True)
+        self.process = context.Process(target=serve_jobs, args=(theirs, specs, nice), daemon=True)
         self.process.start()
         theirs.close()
         self.ready = False  # its models are loaded
@@ -75,11 +76,14 @@ class Worker:
 
 class WorkerPool:
     """``workers`` processes, each with the catalogue of ``specs`` (model names or paths as
-    given at start-up). ``predict`` and ``read`` return the JSON answer as bytes and raise the
-    pipeline's ImageError for an unreadable image, as the in-process functions do."""
+    given at start-up), at CPU priority ``nice`` (higher: yields to the others). ``predict``
+    and ``read`` return the JSON answer as bytes and raise the pipeline's ImageError for an
+    unreadable image, as the in-process functions do."""
 
-    def __init__(self, specs: list[str], workers: int, job_seconds: float = JOB_SECONDS):
+    def __init__(self, specs: list[str], workers: int, job_seconds: float = JOB_SECONDS,
+                 nice: int = 0):  # fmt: skip
         self.specs, self.size, self.job_seconds = list(specs), workers, job_seconds
+        self.nice = nice
         self._workers: list[Worker] = []
         self._idle: list[Worker] = []
         self._queue: deque[tuple[tuple, asyncio.Future]] = deque()  # jobs no worker has taken
@@ -160,7 +164,7 @@ class WorkerPool:
             worker.answer = answer
 
     def _add_worker(self) -> None:
-        worker = Worker(self.specs)
+        worker = Worker(self.specs, self.nice)
         self._workers.append(worker)
         loop = asyncio.get_running_loop()
         loop.add_reader(worker.connection.fileno(), self._answered, worker)
@@ -209,10 +213,12 @@ class WorkerPool:
                     answer.set_exception(PoolBroken("the worker processes cannot start"))
 
 
-def serve_jobs(connection: Connection, specs: list[str]) -> None:
+def serve_jobs(connection: Connection, specs: list[str], nice: int = 0) -> None:
     """A worker's life: load the models, say so, then answer jobs until the pipe closes. Ctrl-C
     in a terminal reaches the whole process group: the server stops its workers itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)
     catalog = load_catalog(specs)
     try:
         connection.send((True, list(catalog.models)))

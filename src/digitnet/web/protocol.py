@@ -10,7 +10,9 @@ is uvicorn's own HTTP protocol (httptools) with:
   first byte; past it, a JSON 408 and the connection closed;
 * at most ``max_connections`` open at once (``connection_cap``); one more gets a JSON 503 with
   Retry-After and is closed at once;
-* JSON for malformed HTTP (400), like every other error of the API.
+* JSON for malformed HTTP (400), like every other error of the API, and no warning in the log
+  for it: a client's bad bytes are the client's business, and one line each would let anyone
+  fill the server's log.
 
 The body's own deadline, and its size, are checked by ``limits.RequestLimits``.
 """
@@ -18,6 +20,7 @@ The body's own deadline, and its size, are checked by ``limits.RequestLimits``.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -44,12 +47,21 @@ def connection_cap() -> int:
     return max(1, min(MAX_CONNECTIONS, soft - SPARE_FILES))
 
 
+MALFORMED = "Invalid HTTP request received."  # what uvicorn logs for each malformed request
+_log = logging.getLogger("uvicorn.error.digitnet")  # uvicorn's handlers, without that line
+_log.addFilter(lambda record: record.getMessage() != MALFORMED)
+
+
 class GuardedHttp(HttpToolsProtocol):
     """uvicorn's HTTP protocol with a header deadline, a connection cap and JSON errors."""
 
     header_seconds = HEADER_SECONDS
     max_connections = MAX_CONNECTIONS
     _header_timer: asyncio.TimerHandle | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.logger = _log
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
