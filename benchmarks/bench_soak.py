@@ -234,15 +234,18 @@ async def timed(results, name, expected, coroutine) -> None:
 
 
 def processes(server_pid: int) -> list[int]:
-    """The server and its worker processes (Linux's /proc)."""
+    """The server and its worker processes (Linux's /proc; not multiprocessing's resource
+    tracker, which is a child too)."""
     found = [server_pid]
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == server_pid:
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == server_pid and b"resource_tracker" not in command:
                 found.append(int(entry.name))
     return found
 
@@ -378,7 +381,7 @@ def main() -> int:
                 args.held,
                 canvas_png(x_test[0]),
                 big_page(x_test[0]) if args.big else None,
-            )  # fmt: skip
+            )
         )
         failed |= report_siege(ms, errors, bigs, closes, stolen(before, cpu_times()))
     finally:
