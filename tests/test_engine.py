@@ -263,7 +263,8 @@ def test_progress_bar_one_line_per_epoch_off_a_terminal(capsys, rng):
     assert "us/step" in lines[0] or "ms/step" in lines[0]
 
 
-def test_progress_bar_draws_a_bar_with_eta_on_a_terminal(rng):
+def live_bar_output(rng) -> str:
+    """What a live ProgressBar writes for one epoch of 8 steps, redrawn at every step."""
     import io
 
     from digitnet.nn import ProgressBar
@@ -275,25 +276,18 @@ def test_progress_bar_draws_a_bar_with_eta_on_a_terminal(rng):
     model = Sequential([Dense(3, "softmax", input_shape=(6,))], seed=0)
     model.compile(metrics=["accuracy"])
     model.fit(X, y, epochs=1, batch_size=8, callbacks=[bar], verbose=False)
-    text = stream.getvalue()
+    return stream.getvalue()
+
+
+def test_progress_bar_draws_a_bar_with_eta_on_a_terminal(rng):
+    text = live_bar_output(rng)
     assert "Epoch 1/1" in text and "ETA" in text and "\r8/8 [" in text and "loss: " in text
 
 
 def test_the_live_bar_never_wraps_on_a_narrow_terminal(rng, monkeypatch):
     """'\r' returns to the start of the last row only: a wrapped bar leaves rows behind."""
-    import io
-
-    from digitnet.nn import ProgressBar
-
     monkeypatch.setenv("COLUMNS", "60")
-    X, y = toy_data(rng, n=64)
-    stream = io.StringIO()
-    bar = ProgressBar(stream=stream, dynamic=True)
-    bar.REFRESH_SECONDS = 0.0
-    model = Sequential([Dense(3, "softmax", input_shape=(6,))], seed=0)
-    model.compile(metrics=["accuracy"])
-    model.fit(X, y, epochs=1, batch_size=8, callbacks=[bar], verbose=False)
-    redraws = [part.split("\x1b[K")[0] for part in stream.getvalue().split("\r")[1:-1]]
+    redraws = [part.split("\x1b[K")[0] for part in live_bar_output(rng).split("\r")[1:-1]]
     assert len(redraws) == 8 and all(len(line) <= 59 for line in redraws)
 
 

@@ -10,6 +10,7 @@ import zlib
 
 import numpy as np
 import pytest
+from modelfiles import rewrite
 from PIL import Image
 
 from digitnet.cli import main
@@ -24,6 +25,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def refused_cheaply(load, path, error, message) -> None:
+    """``load(path)`` raises ``error`` saying ``message`` without taking 100 MB first."""
+    before = peak_rss_mb()
+    with pytest.raises(error, match=message):
+        load(path)
+    assert peak_rss_mb() - before < 100
+
+
 @pytest.fixture
 def model_file(tmp_path):
     model = Sequential([Flatten(input_shape=(4, 4)), Dense(8, "relu"), Dense(10, "softmax")])
@@ -32,16 +41,6 @@ def model_file(tmp_path):
     path = tmp_path / "model.npz"
     model.save(path)
     return path
-
-
-def rewrite(path, change):
-    """Apply ``change(description, arrays)`` to a saved model file."""
-    with np.load(path) as archive:
-        arrays = {k: archive[k] for k in archive.files}
-    description = json.loads(arrays[META_KEY].tobytes())
-    change(description, arrays)
-    arrays[META_KEY] = np.frombuffer(json.dumps(description).encode(), dtype=np.uint8)
-    np.savez(path, **arrays)
 
 
 def architecture(d):
@@ -93,10 +92,7 @@ def test_a_zip_bomb_is_refused_from_its_declared_sizes(tmp_path):
             for _ in range(MAX_ARRAY_BYTES // 2**20 + 1):
                 member.write(zeros)
     assert path.stat().st_size < 2 * 2**20
-    before = peak_rss_mb()
-    with pytest.raises(ModelFileError, match="declare 257 MB, more than the 256 MB"):
-        load_model(path)
-    assert peak_rss_mb() - before < 100
+    refused_cheaply(load_model, path, ModelFileError, "declare 257 MB, more than the 256 MB")
 
 
 def test_a_file_that_is_not_a_zip_never_gets_numpy_s_pickle_advice(tmp_path):
@@ -157,10 +153,7 @@ def test_a_gzip_bomb_is_inflated_only_as_far_as_its_header_announces(tmp_path):
     bomb = tmp_path / "train-images-idx3-ubyte.gz"
     bomb.write_bytes(gzip_of_zeros(idx_header(0x08, (10, 28, 28)), 512))  # 512 MB of zeros
     assert bomb.stat().st_size < 2**20
-    before = peak_rss_mb()
-    with pytest.raises(DataError, match="more data than its IDX header announces"):
-        read_idx(bomb)
-    assert peak_rss_mb() - before < 100
+    refused_cheaply(read_idx, bomb, DataError, "more data than its IDX header announces")
 
 
 def test_an_idx_header_announcing_too_much_is_refused_before_inflating(tmp_path):

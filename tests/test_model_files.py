@@ -1,13 +1,13 @@
 """Model files: a faithful round trip, and a clear error for every kind of bad file."""
 
-import json
 import zipfile
 
 import numpy as np
 import pytest
+from modelfiles import rewrite
 
 from digitnet.nn import SGD, Dense, Dropout, Flatten, ModelFileError, Sequential, load_model
-from digitnet.nn.io import FORMAT_VERSION, META_KEY
+from digitnet.nn.io import FORMAT_VERSION
 
 
 @pytest.fixture
@@ -74,16 +74,6 @@ def test_not_a_model(tmp_path):
         load_model(tmp_path / "arrays.npz")
     with pytest.raises(ModelFileError, match="no such model file"):
         load_model(tmp_path / "missing.npz")
-
-
-def rewrite(path, change):
-    """Apply ``change(description, arrays)`` to a saved model file."""
-    with np.load(path) as archive:
-        arrays = {k: archive[k] for k in archive.files}
-    description = json.loads(arrays[META_KEY].tobytes())
-    change(description, arrays)
-    arrays[META_KEY] = np.frombuffer(json.dumps(description).encode(), dtype=np.uint8)
-    np.savez(path, **arrays)
 
 
 def test_newer_format_version(trained):

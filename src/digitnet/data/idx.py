@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 
 from digitnet.data.errors import DataError
-from digitnet.nn.files import FileRefused, read_regular
+from digitnet.nn.files import read_file_as
 
 IDX_TYPES = {
     0x08: np.dtype(np.uint8),
@@ -33,14 +33,7 @@ MAX_IDX_BYTES = 1 << 30  # the values an IDX header may announce (MNIST's larges
 
 def read_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of a regular file of at most ``max_bytes``, or a DataError naming it."""
-    try:
-        return read_regular(path, max_bytes)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except FileRefused as err:
-        raise DataError(str(err)) from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read: {err.strerror or err}") from None
+    return read_file_as(path, max_bytes, DataError)
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:

@@ -58,6 +58,22 @@ def read_regular(path: str | os.PathLike, max_bytes: int) -> bytes:
         os.close(fd)
 
 
+def read_file_as(path, max_bytes: int, error: type[Exception], what: str = "file",
+                 too_large: type[Exception] | None = None) -> bytes:  # fmt: skip
+    """``read_regular``, with every failure one ``error`` (``too_large`` for a file over the
+    limit) whose message names the path: how models, images and data files are read."""
+    try:
+        return read_regular(path, max_bytes)
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except FileTooLarge as err:
+        raise (too_large or error)(str(err)) from None
+    except FileRefused as err:
+        raise error(str(err)) from None
+    except OSError as err:
+        raise error(f"{path}: cannot read: {err.strerror or err}") from None
+
+
 def check_output_path(path: str | os.PathLike, replace: bool = False) -> Path:
     """``path`` if a new file can be written there: its folder is a folder (or can be made)
     and writable, and nothing is there — or, with ``replace``, a regular file. Raises

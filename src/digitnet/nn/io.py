@@ -30,7 +30,7 @@ import numpy as np
 
 from digitnet.nn.conv import Conv2D, MaxPool2D
 from digitnet.nn.errors import ModelFileError, NNError
-from digitnet.nn.files import FileRefused, atomic_write, read_regular
+from digitnet.nn.files import atomic_write, read_file_as
 from digitnet.nn.layers import Activation, Dense, Dropout, Flatten, Reshape
 from digitnet.nn.normalization import BatchNorm
 
@@ -99,14 +99,7 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     """The JSON description and the weight arrays of a model file, checked as the module's
     docstring says; ModelFileError naming the path and the problem otherwise."""
     path = Path(path)
-    try:
-        content = read_regular(path, MAX_FILE_BYTES)
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model file") from None
-    except FileRefused as err:
-        raise ModelFileError(f"{err}; a model file was expected") from None
-    except OSError as err:
-        raise ModelFileError(f"{path}: cannot read: {err.strerror or err}") from None
+    content = read_file_as(path, MAX_FILE_BYTES, ModelFileError, "model file")
     try:
         arrays = _read_arrays(content)
     except ModelFileError as err:

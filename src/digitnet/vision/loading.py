@@ -30,7 +30,7 @@ from PIL import (  # the plugins of FORMATS, registered for Image.open(formats=.
     WebPImagePlugin,  # noqa: F401
 )
 
-from digitnet.nn.files import FileRefused, FileTooLarge, read_regular
+from digitnet.nn.files import read_file_as
 
 MAX_PIXELS = 40_000_000  # ~ a 7,000 x 6,000 photo; larger is refused before decoding
 MAX_BYTES = 50 * 1024 * 1024
@@ -123,16 +123,7 @@ def image_pixels(data: bytes) -> int:
 
 def read_image_file(name: str) -> bytes:
     """The bytes of an image file: a regular file of at most MAX_BYTES, or an ImageError."""
-    try:
-        return read_regular(name, MAX_BYTES)
-    except FileNotFoundError:
-        raise ImageError(f"{name}: no such file") from None
-    except FileTooLarge:
-        raise ImageTooLarge(f"{name}: file larger than {MAX_BYTES // 2**20} MB") from None
-    except FileRefused as err:
-        raise ImageError(f"{err}; an image file was expected") from None
-    except OSError as err:
-        raise ImageError(f"{name}: cannot read: {err.strerror or err}") from None
+    return read_file_as(name, MAX_BYTES, ImageError, "file", too_large=ImageTooLarge)
 
 
 def to_gray(image: Image.Image, release: bool = False) -> np.ndarray:
