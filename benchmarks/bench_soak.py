@@ -250,20 +250,22 @@ def processes(server_pid: int) -> list[int]:
     return found
 
 
-def rss_mb(pid: int) -> float:
+def status_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory now (``VmRSS``) or at its peak (``VmHWM``), in MB; 0 for a
+    process gone, or killed but not yet reaped."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0.0
-    sizes = [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")]
-    return sizes[0] / 1024 if sizes else 0.0  # none for a process killed but not yet reaped
+    sizes = [int(line.split()[1]) for line in status.splitlines() if line.startswith(field)]
+    return sizes[0] / 1024 if sizes else 0.0
 
 
 async def watch_memory(server_pid: int, stop_at: float, samples: list) -> None:
     """Every second: the resident memory of the server and of each worker (MB)."""
     while time.perf_counter() < stop_at:
         pids = processes(server_pid)
-        samples.append((time.perf_counter(), rss_mb(pids[0]), [rss_mb(p) for p in pids[1:]]))
+        samples.append((time.perf_counter(), status_mb(pids[0]), [status_mb(p) for p in pids[1:]]))
         await asyncio.sleep(1.0)
 
 
