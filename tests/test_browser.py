@@ -163,6 +163,9 @@ def test_uploading_a_photo_and_reading_a_number(page, mnist, tmp_path):
 
     number = tmp_path / "number.png"
     number.write_bytes(number_png([x_test[i] for i in (3, 4, 5)]))
+    page.set_input_files("#upload", str(number))  # in digit mode: a hint to read it as a number
+    verdict(page)
+    assert "Several digits?" in page.locator("#status").inner_text()
     page.check("input[name=mode][value=number]")
     page.set_input_files("#upload", str(number))
     verdict(page)

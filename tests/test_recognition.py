@@ -148,3 +148,22 @@ def test_unreadable_folder_is_reported(tmp_path, monkeypatch, capsys):
     code = main(["predict", "--model", "tutorial", "--json", str(tmp_path / "locked")])
     record = json.loads(capsys.readouterr().out)
     assert code == 1 and record["error"] == "cannot read folder: Permission denied"
+
+
+def test_predict_says_when_an_image_holds_several_digits(mnist, tmp_path, capsys):
+    """It still answers its best single digit, and says that `read` reads numbers."""
+    from pictures import digit_png, number_png
+
+    from digitnet.vision.preprocess import SEVERAL_DIGITS
+
+    _, (x_test, _) = mnist
+    (tmp_path / "number.png").write_bytes(number_png([x_test[i] for i in (3, 2, 1, 0)]))
+    (tmp_path / "digit.png").write_bytes(digit_png(x_test[4]))
+    assert (
+        main(["predict", "--json", str(tmp_path / "number.png"), str(tmp_path / "digit.png")]) == 0
+    )
+    number, digit = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert number["note"] == SEVERAL_DIGITS and number["digit"] is not None
+    assert "note" not in digit
+    assert main(["predict", str(tmp_path / "number.png")]) == 0
+    assert capsys.readouterr().out.splitlines()[1].endswith(f"({SEVERAL_DIGITS})")

@@ -280,3 +280,14 @@ def test_a_drawing_is_answered_while_a_large_photo_is_being_prepared(catalog, mn
     asyncio.run(both())
     assert finished["photo"][1] == finished["drawing"][1] == 200
     assert finished["drawing"][0] < finished["photo"][0]
+
+
+def test_predict_notes_several_digits_and_nothing_for_one(client, mnist):
+    _, (x_test, _) = mnist
+    number = client.post("/api/predict", content=number_png([x_test[i] for i in (5, 6)]),
+                         headers=PNG).json()  # fmt: skip
+    assert number["note"] == "several digits: digitnet read reads numbers"
+    assert (
+        client.post("/api/predict", content=digit_png(x_test[7]), headers=PNG).json()["note"]
+        is None
+    )

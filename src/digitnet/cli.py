@@ -271,6 +271,8 @@ def format_prediction(record: dict, top: int) -> str:
     line = f"{name:<40} {record['digit']:>5}  {record['confidence']:>10.4f}"
     if top:
         line += "   " + "  ".join(f"{t['digit']}:{t['probability']:.3f}" for t in record["top"])
+    if record.get("note"):
+        line += f"   ({record['note']})"
     return line
 
 

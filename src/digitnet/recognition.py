@@ -32,6 +32,7 @@ class Prediction:
     input: np.ndarray | None = field(default=None, repr=False)  # the 28x28 the network saw
     box: tuple[int, int, int, int] | None = None  # the digit in the image: x, y, width, height
     frame: tuple[float, float, float, float] | None = None  # the 28x28 field on the image
+    note: str | None = None  # e.g. "several digits: digitnet read reads numbers"
 
     def top(self, k: int) -> list[dict[str, float]]:
         if self.probabilities is None:
@@ -46,6 +47,8 @@ class Prediction:
                "probabilities": self.probabilities}  # fmt: skip
         if top:
             out["top"] = self.top(top)
+        if self.note:
+            out["note"] = self.note
         return out
 
 
@@ -140,7 +143,8 @@ class Recognizer:
                 results.append(ImageError(f"could not be read ({type(err).__name__}: {err})"))
                 continue
             results.append(Prediction(None, reason=prepared.reason, input=prepared.image,
-                                      box=prepared.box, frame=prepared.frame))  # fmt: skip
+                                      box=prepared.box, frame=prepared.frame,
+                                      note=prepared.note))  # fmt: skip
         ready = [r for r in results if isinstance(r, Prediction) and r.input is not None]
         if ready:
             self.decide(ready, self.model.predict(np.stack([r.input for r in ready])))

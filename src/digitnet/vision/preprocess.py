@@ -55,6 +55,7 @@ class Prepared:
     reason: str | None = None
     box: tuple[int, int, int, int] | None = None
     frame: Frame | None = None  # where the 28x28 field lies on the source: x, y, width, height
+    note: str | None = None  # e.g. that the image holds several digits side by side
 
 
 def paper_is_light(gray: np.ndarray) -> bool:
@@ -249,6 +250,7 @@ def shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 
 NO_INK = "no ink: the image is blank or nothing stands out from the background"
+SEVERAL_DIGITS = "several digits: digitnet read reads numbers"
 
 
 def writing_threshold(ink: np.ndarray) -> float | None:
@@ -291,16 +293,17 @@ def percentile(values: np.ndarray, q: float) -> float:
     return float(np.partition(flat, k)[k])
 
 
-def find_digit(ink: Ink) -> tuple[tuple[int, int, int, int] | None, str | None, float]:
-    """The digit's bounding box (top, left, bottom, right) at full resolution and the ink
-    level that counts as writing — or a reason why there is no digit."""
+def find_digit(ink: Ink) -> tuple[tuple[int, int, int, int] | None, str | None, float, int]:
+    """The digit's bounding box (top, left, bottom, right) at full resolution, the ink level
+    that counts as writing and how many columns of writing stand side by side (``columns``)
+    — or a reason why there is no digit."""
     small, scale = ink.small, ink.scale
     threshold = writing_threshold(small)
     if threshold is None:
-        return None, NO_INK, 0
+        return None, NO_INK, 0, 0
     mask = small > threshold
     if np.count_nonzero(mask) > MAX_INK_FRACTION * mask.size:
-        return None, "no digit: dark or textured everywhere, nothing digit-shaped", 0
+        return None, "no digit: dark or textured everywhere, nothing digit-shaped", 0, 0
     found = components(mask)
     largest = max(c.area for c in found)
     kept = [c for c in found if c.area >= SPECK_FRACTION * largest]
@@ -316,7 +319,29 @@ def find_digit(ink: Ink) -> tuple[tuple[int, int, int, int] | None, str | None, 
         min(H, int(np.ceil((bottom + 1) * scale))),
         min(W, int(np.ceil((right + 1) * scale))),
     )
-    return box, None, threshold
+    return box, None, threshold, columns(kept)
+
+
+COLUMN_HEIGHT_SHARE = 0.5  # a column of writing at least this share of the tallest's height
+
+
+def columns(found: list) -> int:
+    """How many columns of writing stand side by side: components whose horizontal extents
+    overlap are one column (a digit's strokes overlap, those of neighbouring digits do not),
+    and only columns at least COLUMN_HEIGHT_SHARE as tall as the tallest count (not a dot)."""
+    spans: list[list[int]] = []  # [left, right, top, bottom] of each column, left to right
+    for c in sorted(found, key=lambda c: c.left):
+        if spans and c.left < spans[-1][1]:
+            last = spans[-1]
+            last[1], last[2], last[3] = (
+                max(last[1], c.right),
+                min(last[2], c.top),
+                max(last[3], c.bottom),
+            )
+        else:
+            spans.append([c.left, c.right, c.top, c.bottom])
+    tallest = max((bottom - top for _, _, top, bottom in spans), default=0)
+    return sum(bottom - top >= COLUMN_HEIGHT_SHARE * tallest for _, _, top, bottom in spans)
 
 
 def mass_centred_position(digit: np.ndarray) -> tuple[int, int]:
@@ -411,7 +436,7 @@ def prepared_input(image: np.ndarray) -> Prepared:
 def prepare(source: Any, deskew_digit: bool = False) -> Prepared:
     """Turn one image (path, bytes, PIL image or array) into the network's 28x28 input."""
     ink = ink_of(load_gray(source), ANALYSIS_SIDE)  # gray (H, W) in [0, 1]
-    box, reason, threshold = find_digit(ink)
+    box, reason, threshold, side_by_side = find_digit(ink)
     if box is None:
         return Prepared(None, reason)
     top, left, bottom, right = box
@@ -419,4 +444,5 @@ def prepare(source: Any, deskew_digit: bool = False) -> Prepared:
     if deskew_digit:
         image = deskew(image)
     frame = (left + x, top + y, width, height)
-    return Prepared(image, None, (left, top, right - left, bottom - top), frame)
+    note = SEVERAL_DIGITS if side_by_side > 1 else None
+    return Prepared(image, None, (left, top, right - left, bottom - top), frame, note)

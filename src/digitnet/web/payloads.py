@@ -36,7 +36,7 @@ def examine(served: ServedModel, prepared: Prepared) -> dict[str, Any]:
     saw, each stage's activity, and the explanation of the winning digit — all from one traced
     pass through the network."""
     prediction = Prediction(None, reason=prepared.reason, input=prepared.image,
-                            box=prepared.box, frame=prepared.frame)  # fmt: skip
+                            box=prepared.box, frame=prepared.frame, note=prepared.note)  # fmt: skip
     seen = None
     if prepared.image is not None:
         seen = insight.look(served.model, prepared.image)
@@ -47,6 +47,7 @@ def examine(served: ServedModel, prepared: Prepared) -> dict[str, Any]:
         "confidence": prediction.confidence,
         "probabilities": prediction.probabilities,
         "reason": prediction.reason,
+        "note": prediction.note,
         "input": None if prediction.input is None else rounded(prediction.input),
         "box": None if prediction.box is None else list(prediction.box),
         "frame": None if prediction.frame is None else [round(v, 2) for v in prediction.frame],

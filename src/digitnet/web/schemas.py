@@ -81,6 +81,9 @@ class PredictResponse(BaseModel):
     confidence: float | None = Field(description="calibrated probability of the digit")
     probabilities: list[float] | None
     reason: str | None = Field(description="why there is no digit")
+    note: str | None = Field(
+        None, description="what else to know: the image holds several digits (use /api/read)"
+    )
     input: list[list[float]] | None = Field(description="the 28x28 input the network saw")
     box: list[int] | None = Field(description="the digit in the image: x, y, width, height")
     frame: list[float] | None = Field(description="the 28x28 field on the image: x, y, w, h")

@@ -136,7 +136,8 @@ async function ask() {
     if (boardIsEmpty()) return showNothing();  // cleared while the answer was on its way
     last = { endpoint, answer };
     statusLine.textContent = mode() === "number" ? "Write a number: digits side by side."
-                                                  : "Draw with a mouse, a pen or a finger.";
+      : answer.note ? "Several digits? Choose “a number” above to read them all."
+      : "Draw with a mouse, a pen or a finger.";
     await show();
   } catch (error) {
     showNothing();
