@@ -167,3 +167,22 @@ def test_predict_says_when_an_image_holds_several_digits(mnist, tmp_path, capsys
     assert "note" not in digit
     assert main(["predict", str(tmp_path / "number.png")]) == 0
     assert capsys.readouterr().out.splitlines()[1].endswith(f"({SEVERAL_DIGITS})")
+
+
+def test_read_reads_each_line_of_writing(mnist, tmp_path, capsys):
+    """Two rows of digits: once read as one row, the rows' digits were merged in pairs."""
+    (x_train, y_train), _ = mnist
+    rows = [[50_010, 50_011, 50_012], [50_013, 50_014]]
+    lines = [np.hstack([255 - x_train[i] for i in row]) for row in rows]
+    width = max(line.shape[1] for line in lines)
+    page = np.vstack([np.pad(line, ((10, 10), (10, 10 + width - line.shape[1])),
+                             constant_values=255) for line in lines])  # fmt: skip
+    Image.fromarray(page).save(tmp_path / "two-rows.png")
+    truth = ["".join(str(y_train[i]) for i in row) for row in rows]
+    reading = read_number(tmp_path / "two-rows.png")
+    assert reading.text == "\n".join(truth)
+    assert [d.line for d in reading.digits] == [0, 0, 0, 1, 1]
+    assert main(["read", str(tmp_path / "two-rows.png")]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{tmp_path / 'two-rows.png'}: {t}" for t in truth
+    ]

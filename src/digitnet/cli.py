@@ -307,8 +307,9 @@ def cmd_read(args) -> int:
             print(json.dumps(record))
         elif "error" in record:
             print(f"{name}: error: {record['error']}")
-        else:
-            print(f"{name}: {record['text'] or '(' + record.get('reason', 'no digits') + ')'}")
+        else:  # a line of output for each line of writing
+            for line in (record["text"] or f"({record.get('reason', 'no digits')})").split("\n"):
+                print(f"{name}: {line}")
     return EXIT_ERROR if failed else 0
 
 
@@ -522,7 +523,7 @@ def build_parser() -> Parser:
 
     read = commands.add_parser(
         "read",
-        help="read a number written in a row of digits (2 to 10 digits, touching or not)",
+        help="read the numbers written in an image: a line of output per line of writing",
     )
     add_image_arguments(read)
     read.set_defaults(func=cmd_read)

@@ -33,6 +33,7 @@ class Prediction:
     box: tuple[int, int, int, int] | None = None  # the digit in the image: x, y, width, height
     frame: tuple[float, float, float, float] | None = None  # the 28x28 field on the image
     note: str | None = None  # e.g. "several digits: digitnet read reads numbers"
+    line: int = 0  # in a reading: which line of writing, from the top
 
     def top(self, k: int) -> list[dict[str, float]]:
         if self.probabilities is None:
@@ -188,7 +189,8 @@ def recognize(image: Any, model=None) -> Prediction:
 
 @dataclass
 class Reading:
-    """A written number: its ``text`` and each digit's Prediction (with its box)."""
+    """A written number: its ``text`` (lines of writing joined by "\\n") and each digit's
+    Prediction (with its box and line)."""
 
     text: str
     digits: list[Prediction]
@@ -198,7 +200,7 @@ class Reading:
         out: dict[str, Any] = {
             "text": self.text,
             "digits": [
-                {"digit": d.digit, "confidence": d.confidence, "box": list(d.box)}
+                {"digit": d.digit, "confidence": d.confidence, "box": list(d.box), "line": d.line}
                 for d in self.digits
             ],
         }
@@ -227,13 +229,15 @@ def read_segments(recognizer: Recognizer, segmented: Segmented) -> Reading:
     parts, candidates, reason = segmented
     if not candidates:
         return Reading("", [], reason)
-    predictions = [[Prediction(None, input=piece.image, box=piece.box) for piece in c.pieces]
+    predictions = [[Prediction(None, input=p.image, box=p.box, line=p.line) for p in c.pieces]
                    for c in candidates]  # fmt: skip
     every = [d for r in predictions for d in r]
     recognizer.decide(every, recognizer.model.predict(np.stack([d.input for d in every])))
     scores = [sum(math.log(max(d.confidence, 1e-12)) + DIGIT_BONUS for d in r) for r in predictions]
     digits = [d for index in choose_reading(parts, candidates, scores) for d in predictions[index]]
-    return Reading("".join(str(d.digit) for d in digits), digits)
+    text = "".join(("\n" if d.line != before.line else "") + str(d.digit)
+                   for before, d in zip(digits[:1] + digits[:-1], digits, strict=True))  # fmt: skip
+    return Reading(text, digits)
 
 
 def read_number(image: Any, model=None) -> Reading:

@@ -40,6 +40,7 @@ JOIN_ASPECT = 1.3  # of the row's digit height: no single digit is wider
 class Piece:
     image: np.ndarray  # (28, 28) float32, ink bright
     box: tuple[int, int, int, int]  # x, y, width, height in the source image
+    line: int = 0  # which line of writing, from the top
 
 
 @dataclass
@@ -80,18 +81,20 @@ def segment(source: Any) -> Segmented:
     threshold = writing_threshold(small)
     if threshold is None:
         return 0, [], NO_INK
-    labels, components = label(small > threshold)
+    writing = small > threshold
+    labels, components = label(writing)
     largest = max(c.area for c in components)
-    groups = []
+    bands = lines(writing)
+    rows: list[list[_Group]] = [[] for _ in bands]
     for c in sorted(components, key=lambda c: c.left):
         if c.area < SPECK_FRACTION * largest:
             continue
         mask = labels[c.top : c.bottom, c.left : c.right] == c.label
-        groups.append(_Group(mask, c.top, c.left))
-    groups = absorb_fragments(merge_stacked(groups))
-    row_height = max(float(np.median([g.mask.shape[0] for g in groups])), 1.0)
+        middle = (c.top + c.bottom) / 2
+        line = min(range(len(bands)), key=lambda k: max(bands[k][0] - middle, middle - bands[k][1]))
+        rows[line].append(_Group(mask, c.top, c.left))
 
-    def piece(g: _Group) -> Piece:
+    def piece(g: _Group, line: int) -> Piece:
         top, left = int(g.top * scale), int(g.left * scale)
         bottom = min(ink.shape[0], int(np.ceil(g.bottom * scale)))
         right = min(ink.shape[1], int(np.ceil(g.right * scale)))
@@ -103,22 +106,55 @@ def segment(source: Any) -> Segmented:
                           g.mask.shape[1] - 1)  # fmt: skip
         own = dilate(g.mask)[np.ix_(np.clip(rows, 0, None), np.clip(cols, 0, None))]
         image = normalize_digit(crop * own, threshold)
-        return Piece(image, (left, top, right - left, bottom - top))
+        return Piece(image, (left, top, right - left, bottom - top), line)
 
-    candidates = []
-    for i, g in enumerate(groups):
-        candidates.append(Candidate(i, i, [piece(g)]))
-        for parts in splits(g, row_height):
-            candidates.append(Candidate(i, i, [piece(p) for p in parts]))
-        joined = g
-        for j in range(i + 1, min(i + MAX_JOINED, len(groups))):
-            if groups[j].left - joined.right > JOIN_GAP * row_height:
-                break
-            joined = _union(joined, groups[j])
-            if joined.mask.shape[1] > JOIN_ASPECT * row_height:
-                break
-            candidates.append(Candidate(i, j, [piece(joined)]))
-    return len(groups), candidates, None
+    candidates: list[Candidate] = []
+    parts = 0
+    for line, row in enumerate(r for r in rows if r):  # each line read on its own
+        groups = absorb_fragments(merge_stacked(row))
+        row_height = max(float(np.median([g.mask.shape[0] for g in groups])), 1.0)
+        for i, g in enumerate(groups):
+            first = parts + i
+            candidates.append(Candidate(first, first, [piece(g, line)]))
+            for cut_parts in splits(g, row_height):
+                candidates.append(Candidate(first, first, [piece(p, line) for p in cut_parts]))
+            joined = g
+            for j in range(i + 1, min(i + MAX_JOINED, len(groups))):
+                if groups[j].left - joined.right > JOIN_GAP * row_height:
+                    break
+                joined = _union(joined, groups[j])
+                if joined.mask.shape[1] > JOIN_ASPECT * row_height:
+                    break
+                candidates.append(Candidate(first, parts + j, [piece(joined, line)]))
+        parts += len(groups)
+    return parts, candidates, None
+
+
+LINE_HEIGHT_SHARE = 0.45  # a band of writing shorter than this share of the tallest is a
+# piece of a neighbouring line (a 7's detached bar), not a line of its own
+
+
+def lines(writing: np.ndarray) -> list[tuple[int, int]]:
+    """The lines of writing in a mask (H, W), top to bottom, as (top, bottom) rows: bands of
+    rows holding ink, separated by rows holding none; a band much shorter than the tallest
+    joins its nearest neighbour."""
+    inked = np.flatnonzero(writing.any(axis=1))
+    breaks = np.flatnonzero(np.diff(inked) > 1)
+    starts, ends = [0, *(breaks + 1)], [*breaks, len(inked) - 1]
+    bands = [[int(inked[a]), int(inked[b]) + 1] for a, b in zip(starts, ends, strict=True)]
+    while len(bands) > 1:
+        tallest = max(b - t for t, b in bands)
+        short = [k for k, (t, b) in enumerate(bands) if b - t < LINE_HEIGHT_SHARE * tallest]
+        if not short:
+            break
+        k = short[0]
+        above = bands[k][0] - bands[k - 1][1] if k > 0 else np.inf
+        below = bands[k + 1][0] - bands[k][1] if k + 1 < len(bands) else np.inf
+        other = k - 1 if above <= below else k + 1
+        t, b = min(bands[k][0], bands[other][0]), max(bands[k][1], bands[other][1])
+        bands[min(k, other)] = [t, b]
+        del bands[max(k, other)]
+    return [(t, b) for t, b in bands]
 
 
 def choose_reading(parts: int, candidates: list[Candidate], scores: list[float]) -> list[int]:

@@ -198,7 +198,8 @@ def create_app(
         responses=schemas.ERRORS,
     )
     async def read(request: Request, model: str | None = None):
-        """Read a written number (2 to 10 digits in a row): its text and each digit's box."""
+        """Read the numbers written in an image: the text (its lines of writing joined by a
+        newline) and each digit's box and line."""
         chosen = served(model)
         if _content_type(request) == "application/json":
             raise HTTPException(

@@ -98,6 +98,7 @@ class DigitBox(BaseModel):
     digit: int
     confidence: float
     box: list[int]
+    line: int = Field(0, description="the line of writing it is on, from 0 at the top")
 
 
 class ReadResponse(BaseModel):

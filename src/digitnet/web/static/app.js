@@ -135,7 +135,7 @@ async function ask() {
       headers: { "Content-Type": blob.type || "application/octet-stream" } });
     if (boardIsEmpty()) return showNothing();  // cleared while the answer was on its way
     last = { endpoint, answer };
-    statusLine.textContent = mode() === "number" ? "Write a number: digits side by side."
+    statusLine.textContent = mode() === "number" ? "Write numbers: digits side by side, a line for each."
       : answer.note ? "Several digits? Choose “a number” above to read them all."
       : "Draw with a mouse, a pen or a finger.";
     await show();
