@@ -186,3 +186,18 @@ def test_read_reads_each_line_of_writing(mnist, tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == [
         f"{tmp_path / 'two-rows.png'}: {t}" for t in truth
     ]
+
+
+def test_a_faint_digit_beside_a_dark_one_is_read(mnist, tmp_path):
+    """Digits written with different pressure: the faint one fell below a single digit's
+    threshold (35 % of the strongest ink) and was dropped."""
+    (x_train, y_train), _ = mnist
+    read = 0
+    for a, b in [(50_020, 50_021), (50_022, 50_023), (50_024, 50_025), (50_026, 50_027)]:
+        ink = np.hstack([x_train[a] / 255, 0.3 * x_train[b] / 255, np.zeros((28, 6))])
+        page = np.pad(255 * (1 - ink), 8, constant_values=255).astype(np.uint8)
+        Image.fromarray(page).resize((4 * page.shape[1], 4 * page.shape[0])).save(
+            tmp_path / "p.png"
+        )
+        read += read_number(tmp_path / "p.png").text == f"{y_train[a]}{y_train[b]}"
+    assert read == 4

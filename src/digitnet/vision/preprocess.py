@@ -253,15 +253,19 @@ NO_INK = "no ink: the image is blank or nothing stands out from the background"
 SEVERAL_DIGITS = "several digits: digitnet read reads numbers"
 
 
-def writing_threshold(ink: np.ndarray) -> float | None:
-    """The ink level above which a pixel is writing, or None when nothing in ``ink`` (H, W)
-    stands out from the paper: the strongest ink must reach MIN_CONTRAST and NOISE_MARGIN
-    deviations of the paper's own noise (``pixel_noise``)."""
+WRITING_SHARE = 0.35  # of the strongest ink: a single digit's strokes, without their halo
+
+
+def writing_threshold(ink: np.ndarray, share: float = WRITING_SHARE) -> float | None:
+    """The ink level above which a pixel is writing — ``share`` of the strongest ink, and
+    three times the noise — or None when nothing in ``ink`` (H, W) stands out from the
+    paper: the strongest ink must reach MIN_CONTRAST and NOISE_MARGIN deviations of the
+    paper's own noise (``pixel_noise``)."""
     signal = percentile(ink, 99.7)
     noise = pixel_noise(ink) if signal > 0 else 0.0
     if signal < MIN_CONTRAST or signal < NOISE_MARGIN * noise:
         return None
-    return max(0.35 * signal, 3 * noise)
+    return max(share * signal, 3 * noise)
 
 
 def pixel_noise(ink: np.ndarray) -> float:
