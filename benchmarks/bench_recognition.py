@@ -4,7 +4,8 @@
    accuracy the image pipeline costs (target: at most 0.1 points).
 2. Written numbers composed from real-world digits (USPS, Semeion) side by side, 2-6 digits with
    random sizes, gaps (touching included) and paper tones: exact-string accuracy (target 0.85).
-3. Blank pages of many kinds: all must be rejected.
+3. Blank pages of many kinds: all must be rejected; and twenty kinds of page without writing
+   (ruled, squared, stained, folded, ...): the reading issue's target is "no digit" on all.
 4. `digitnet predict` on 1,000 PNG files in one call (target: at most 5 s).
 
     python benchmarks/bench_recognition.py [--model cnn] [--numbers 300]
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from common import row
-from PIL import Image
+from PIL import Image, ImageFilter
 from realworld import DEFAULT_ROOT
 
 from digitnet.data import load_mnist, read_labelled_folder, to_float
@@ -130,6 +131,53 @@ def blank_pages(rng):
     yield np.zeros((64, 64), np.uint8)
 
 
+def pages_without_writing(rng) -> dict[str, bytes | np.ndarray]:
+    """Twenty kinds of page with nothing written on them, as people photograph and scan them
+    (the reading issue's target: "no digit" on all), by name: the six blank pages above and
+    paper that has lines, grids, dots, stains, folds, shadows, texture and JPEG artefacts."""
+    pages: dict[str, bytes | np.ndarray] = {
+        name: page for name, page in zip(
+            ["white", "grey 28 px", "noisy", "uneven light", "dark board", "black"],
+            blank_pages(rng), strict=True)
+    }  # fmt: skip
+    height, width = 600, 800
+    paper = 0.9 + rng.normal(0, 0.01, (height, width))
+    rows, cols = np.mgrid[:height, :width]
+    ruled = paper - 0.35 * (rows % 30 == 0)
+    pages["ruled paper"] = ruled
+    pages["ruled paper with a margin"] = ruled - 0.3 * (np.abs(cols - 80) < 2)
+    pages["squared paper"] = paper - 0.3 * ((rows % 25 == 0) | (cols % 25 == 0))
+    pages["dot-grid paper"] = paper - 0.4 * ((rows % 20 < 2) & (cols % 20 < 2))
+    pages["light speckle, 28 px"] = np.clip(rng.normal(0.9, 0.08, (28, 28)), 0, 1)
+    pages["dark speckle, 64 px"] = np.clip(rng.normal(0.2, 0.08, (64, 64)), 0, 1)
+    pages["salt and pepper"] = np.where(rng.random((height, width)) < 0.01, 0.0, 0.92)
+    blob = Image.fromarray(
+        ((np.abs(rows - 300) < 50) & (np.abs(cols - 400) < 50)).astype(np.uint8) * 255
+    )
+    pages["smudge"] = 0.9 - 0.25 * np.asarray(blob.filter(ImageFilter.GaussianBlur(25))) / 255
+    radius = np.hypot(rows - 300, cols - 400)
+    pages["coffee ring"] = 0.92 - 0.15 * np.exp(-((radius - 150) ** 2) / 50)
+    pages["scanner edge shadow"] = np.where(cols < 40, 0.3, paper)
+    pages["fold line"] = paper - 0.2 * (np.abs(cols - 400) < 2)
+    fibres = np.asarray(Image.fromarray((rng.random((height, width)) * 255).astype(np.uint8))
+                        .filter(ImageFilter.GaussianBlur(2)), np.float32) / 255  # fmt: skip
+    pages["paper texture"] = 0.85 + 0.4 * (fibres - fibres.mean())
+    pages["blank page as JPEG, quality 20"] = jpeg(paper, 20)
+    pages["shaded page as JPEG, quality 30"] = jpeg(
+        np.linspace(0.5, 1, width)[None, :] + 0 * paper, 30
+    )
+    return {name: page if isinstance(page, bytes) else np.clip(page, 0, 1).astype(np.float32)
+            for name, page in pages.items()}  # fmt: skip
+
+
+def jpeg(page: np.ndarray, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray((np.clip(page, 0, 1) * 255).astype(np.uint8)).save(
+        buffer, "JPEG", quality=quality
+    )
+    return buffer.getvalue()
+
+
 def predict_1000_files(model_spec: str, x_test):
     with tempfile.TemporaryDirectory() as folder:
         for i in range(1000):
@@ -186,6 +234,12 @@ def main() -> int:
     rejected = [prepare(page).image is None for page in blank_pages(rng)]
     results["blank_rejected"] = f"{sum(rejected)}/{len(rejected)}"
     print(row("blank pages rejected", results["blank_rejected"]))
+    pages = pages_without_writing(rng)
+    found = [name for name, page in pages.items() if prepare(page).image is not None]
+    results["pages_without_writing_answered"] = found
+    print(
+        row("pages without writing: answered as a digit", f"{len(found)} of 20", ", ".join(found))
+    )
 
     seconds = predict_1000_files(args.model, x_test)
     results["predict_1000_seconds"] = seconds
