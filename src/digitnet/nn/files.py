@@ -78,21 +78,8 @@ def check_output_path(path: str | os.PathLike, replace: bool = False) -> Path:
     """``path`` if a new file can be written there: its folder is a folder (or can be made)
     and writable, and nothing is there — or, with ``replace``, a regular file. Raises
     FileExistsError or FileRefused naming the path and what to do, or the OSError of a folder
-    that cannot be written."""
-    path = Path(path)
-    try:
-        mode = os.stat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        mode = None
-    if mode is not None and not stat.S_ISREG(mode):
-        raise FileRefused(f"{path} is {_kind(mode)}; name a file to write")
-    if mode is not None and not replace:
-        raise FileExistsError(f"{path} exists; digitnet replaces a file only when told to")
-    folder = path.parent
-    while not (folder.exists() or folder.is_symlink()):  # the nearest existing one decides
-        folder = folder.parent
-    if not folder.is_dir():
-        raise FileRefused(f"{folder} is not a folder, so {path} cannot be written")
+    that cannot be written. For work that comes before the writing (training)."""
+    path, folder = _target(path, replace)
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
@@ -101,11 +88,35 @@ def check_output_path(path: str | os.PathLike, replace: bool = False) -> Path:
     return path
 
 
+def _target(path: str | os.PathLike, replace: bool) -> tuple[Path, Path]:
+    """``path``, checked as ``check_output_path`` says but for the folder's permissions, and
+    the nearest folder of it that exists."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise FileRefused(f"{path} is {_kind(mode)}; name a file to write")
+    if mode is not None and not replace:
+        raise _exists(path)
+    folder = path.parent
+    while not (folder.exists() or folder.is_symlink()):  # the nearest existing one decides
+        folder = folder.parent
+    if not folder.is_dir():
+        raise FileRefused(f"{folder} is not a folder, so {path} cannot be written")
+    return path, folder
+
+
+def _exists(path: Path) -> FileExistsError:
+    return FileExistsError(f"{path} exists; digitnet replaces a file only when told to")
+
+
 def atomic_write(path: str | os.PathLike, write, replace: bool = True) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then move it into place, so a
     crash or Ctrl-C never leaves a half-written file at ``path``. Only a regular file is ever
     replaced, and only with ``replace``; otherwise FileExistsError."""
-    path = check_output_path(path, replace)
+    path, _ = _target(path, replace)  # the folder's permissions: mkstemp's error says them
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -124,9 +135,7 @@ def atomic_write(path: str | os.PathLike, write, replace: bool = True) -> None:
             os.unlink(tmp)
     except FileExistsError:
         Path(tmp).unlink(missing_ok=True)
-        raise FileExistsError(
-            f"{path} exists; digitnet replaces a file only when told to"
-        ) from None
+        raise _exists(path) from None
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
         raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
