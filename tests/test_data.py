@@ -152,3 +152,36 @@ def test_fingerprint_changes_with_one_pixel(mnist):
     changed[0, 0, 0] ^= 1
     assert fingerprint(x_test, y_test) != fingerprint(changed, y_test)
     assert fingerprint(x_test, y_test) == fingerprint(x_test.copy(), y_test.copy())
+
+
+def test_written_pages_say_where_each_digit_is(mnist):
+    """The synthetic pages of written numbers (training the reading, bench_reading): the text
+    is the digits' labels line by line, each digit's box holds its strokes and only its own
+    pixels are marked as its writing, and a stroke ends softly instead of being cut square at
+    the digit's box (it was, enlarged from MNIST's 20-px box: a flat end as wide as the pen)."""
+    import io
+
+    from PIL import Image
+
+    from digitnet.data.writing import Digits, pen, write_page
+
+    (x_train, y_train), _ = mnist
+    source = Digits.from_mnist("train", x_train[:200], y_train[:200])
+    for seed in range(6):
+        page = write_page(source, np.random.default_rng(seed))
+        image = np.asarray(Image.open(io.BytesIO(page.image)))
+        assert page.owner.shape == image.shape
+        lines = page.text.split("\n")
+        assert [str(d.label) for d in page.digits] == list("".join(lines))
+        assert [d.line for d in page.digits] == [n for n, t in enumerate(lines) for _ in t]
+        assert len(page.alone) == len(page.digits)
+        for n, d in enumerate(page.digits):
+            x, y, w, h = d.box
+            mine = page.owner == n
+            assert mine.any()
+            rows, cols = np.nonzero(mine)
+            assert x <= cols.min() and cols.max() < x + w and y <= rows.min() and rows.max() < y + h
+    for seed in range(20):
+        strokes = pen(source.ink[seed], 140, np.random.default_rng(seed))
+        edges = [strokes[0], strokes[-1], strokes[:, 0], strokes[:, -1]]
+        assert max(float(e.max()) for e in edges) < 0.25 * float(strokes.max())

@@ -4,8 +4,9 @@ MNIST's own recipe, made robust to photos, scans and drawings:
 
 1. grayscale in [0, 1]; ink made bright on dark whichever way round it was written;
 2. the paper's uneven lighting removed: a smooth map of the paper's level (an opening wider
-   than any ink, and a quadratic fitted to the paper) is subtracted, so shadows, gradients and
-   vignettes do not read as ink — unless the paper is exactly one value all round and on most
+   than any ink, and a quadratic fitted to the paper; on an image under LIGHTING_MIN_SIDE, a
+   plane fitted to its border) is subtracted, so shadows, gradients and vignettes do not read
+   as ink — unless the paper is exactly one value all round and on most
    of the image (a drawing made on a computer, such as the web page's canvas), which has no
    lighting to remove;
 3. "no digit here" when nothing stands out of the paper's noise, or when "ink" covers most of
@@ -110,8 +111,9 @@ def ink_of(gray: np.ndarray, analysis_side: int) -> Ink:
     paper = flat_paper(gray)
     if paper is not None:  # drawn on a computer: the paper's level, exactly
         level = 1 - paper if light else paper
-    elif min(gray.shape) < LIGHTING_MIN_SIDE:  # too small for a lighting map
-        level = percentile(1 - gray if light else gray, PAPER_PERCENTILE)
+    elif min(gray.shape) < LIGHTING_MIN_SIDE:  # too small for an opening: the border's plane
+        level = paper_surface(raw, ring=max(1, min(raw.shape) // 16))
+        return Ink(gray, light, np.clip(raw - level, 0, 1), scale, level)
     else:
         level = background(raw)  # at BACKGROUND_SIDE
         h, w = raw.shape
@@ -135,8 +137,7 @@ def flat_paper(gray: np.ndarray) -> float | None:
 
 
 FLAT_PAPER_FRACTION = 0.5  # of the pixels, at least, for paper of exactly one value
-LIGHTING_MIN_SIDE = 128  # smaller images get one paper level, larger a lighting map
-PAPER_PERCENTILE = 20  # the paper level of a small image: strokes cover less than 80% of it
+LIGHTING_MIN_SIDE = 128  # smaller images get the border's plane, larger a lighting map
 
 
 BACKGROUND_SIDE = 64  # the lighting map is estimated with this many pixels on the shorter side
@@ -167,20 +168,30 @@ SURFACE_ROUNDS = 3
 INK_DEVIATIONS = 2.5  # above the surface by this many deviations of the residual: not paper
 
 
-def paper_surface(image: np.ndarray) -> np.ndarray:
+def paper_surface(image: np.ndarray, ring: int = 0) -> np.ndarray:
     """The quadratic a + bx + cy + dx² + exy + fy² (x, y in [-1, 1]) that best fits the
     paper of ``image`` (h, w), by least squares repeated on the pixels it leaves as paper:
     each round drops those standing well above the fit (ink), robustly to any amount of
     writing short of most of the image. Fitted on every other pixel (the normal equations of
-    six terms), evaluated on all."""
+    six terms), evaluated on all. With ``ring`` > 0, the plane a + bx + cy fitted to the
+    image's border, ``ring`` pixels wide, alone: on an image too small to hold paper between
+    strokes that fill it (Semeion's 16x16 digits), its border is still paper."""
     h, w = image.shape
     y, x = np.linspace(-1, 1, h), np.linspace(-1, 1, w)
-    ys, xs = np.meshgrid(y[::2], x[::2], indexing="ij")
-    terms = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys]).reshape(6, -1)
-    values = image[::2, ::2].reshape(-1).astype(np.float64)
+    if ring:
+        border = np.ones((h, w), dtype=bool)
+        border[ring:-ring, ring:-ring] = False
+        ys, xs = np.nonzero(border)
+        values = image[ys, xs].astype(np.float64)
+        ys, xs = y[ys], x[xs]
+        terms = np.stack([np.ones_like(xs), xs, ys])  # (3, n)
+    else:
+        ys, xs = np.meshgrid(y[::2], x[::2], indexing="ij")
+        terms = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys]).reshape(6, -1)
+        values = image[::2, ::2].reshape(-1).astype(np.float64)
     weight = np.ones_like(values)  # 1 on paper, 0 on ink
     for _ in range(SURFACE_ROUNDS):
-        weighted = terms * weight  # (6, n)
+        weighted = terms * weight  # (terms, n)
         coefficients = np.linalg.lstsq(weighted @ terms.T, weighted @ values, rcond=None)[0]
         residual = values - coefficients @ terms
         spread = noise_level(residual[weight > 0])
@@ -188,9 +199,11 @@ def paper_surface(image: np.ndarray) -> np.ndarray:
         if np.array_equal(paper, weight):  # the same pixels again: the same fit
             break
         weight = paper
-    a, b, c, d, e, f = coefficients
-    fit = a + b * x[None] + c * y[:, None] + d * (x * x)[None] + e * np.outer(y, x)
-    fit += f * (y * y)[:, None]
+    a, b, c, *curve = coefficients
+    fit = a + b * x[None] + c * y[:, None] + np.zeros((h, w))
+    if curve:
+        d, e, f = curve
+        fit += d * (x * x)[None] + e * np.outer(y, x) + f * (y * y)[:, None]
     return fit.astype(np.float32)
 
 

@@ -1,0 +1,171 @@
+"""Written numbers made from single digits, as people write them on a page.
+
+Used two ways: ``benchmarks/bench_reading.py`` writes numbers from evaluation digits (MNIST
+test, USPS, Semeion) to measure reading; training the piece checker writes them from MNIST
+*training* digits, whose pages also say where each digit is. What differs from digit to digit
+on a real page:
+
+* 1-8 digits a number, a third of them 1s and 7s (the digits that are dropped or merged);
+* each digit its own ink darkness (contrast 15-100 % of the paper), pen width (a hair-line to a
+  marker), size (+-25 %) and baseline (+-15 % of the height);
+* gaps from an overlap of a third of a digit to twice its width;
+* digit heights from 20 to 200 px; paper tone, a shading gradient and pencil grain; a third of
+  the pages saved as JPEG;
+* one page in six with two or three lines (the text joins them with "\\n").
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+ONES_AND_SEVENS = 1 / 3  # share of the digits drawn from the 1s and 7s
+SEVERAL_LINES = 1 / 6  # share of pages with two or three lines
+
+Box = tuple[int, int, int, int]  # x, y, width, height in the page's pixels
+
+
+@dataclass
+class Digits:
+    """Digits of one set as ink (h, w) float32 in [0, 1], bright where written, cropped."""
+
+    name: str
+    ink: list[np.ndarray]
+    labels: np.ndarray
+
+    def pick(self, rng: np.random.Generator) -> int:
+        if rng.random() < ONES_AND_SEVENS:
+            pool = np.flatnonzero((self.labels == 1) | (self.labels == 7))
+        else:
+            pool = np.arange(len(self.labels))
+        return int(rng.choice(pool))
+
+    @classmethod
+    def from_mnist(cls, name: str, images: np.ndarray, labels: np.ndarray) -> Digits:
+        """From MNIST-style images (N, 28, 28) uint8, ink bright."""
+        return cls(name, [cropped(x.astype(np.float32) / 255) for x in images], np.asarray(labels))
+
+
+@dataclass
+class WrittenDigit:
+    label: int
+    box: Box  # where its strokes are on the page
+    line: int  # which line of writing, from the top
+
+
+@dataclass
+class Page:
+    image: bytes  # PNG or JPEG
+    text: str  # the lines' digits, joined by "\n"
+    digits: list[WrittenDigit]
+    owner: np.ndarray  # (H, W) int16: which digit's writing each pixel is (-1: none)
+    alone: list[tuple[bytes, int]]  # each digit, the very strokes it has here, alone on paper
+
+
+def cropped(ink: np.ndarray, floor: float = 0.1) -> np.ndarray:
+    """``ink`` (h, w) cut to the rows and columns where some ink is above ``floor``."""
+    rows = np.flatnonzero(ink.max(axis=1) > floor)
+    cols = np.flatnonzero(ink.max(axis=0) > floor)
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def pen(ink: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
+    """The digit scaled to ``height`` and written with a pen of its own: finer, as written, or
+    broader (a marker), by a grey-level erosion or dilation of the scaled strokes."""
+    ink = np.pad(ink, 1)  # strokes end softly at the digit's box, not cut square when enlarged
+    width = max(2, round(ink.shape[1] * height / ink.shape[0]))
+    image = Image.fromarray((ink * 255).astype(np.uint8)).resize((width, height), Image.BILINEAR)
+    stroke = rng.choice(["hair", "as written", "broad", "marker"], p=[0.2, 0.4, 0.25, 0.15])
+    size = 3 if height < 80 else 5
+    margin = Image.new("L", (width + 2 * size, height + 2 * size))  # room to grow the strokes
+    margin.paste(image, (size, size))
+    if stroke == "hair" and height >= 40:
+        margin = margin.filter(ImageFilter.MinFilter(size))
+    elif stroke == "broad":
+        margin = margin.filter(ImageFilter.MaxFilter(3))
+    elif stroke == "marker":
+        margin = margin.filter(ImageFilter.MaxFilter(size))
+    return cropped(np.asarray(margin, np.float32) / 255, floor=0)
+
+
+def write_digit(ink: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
+    """One digit as written: its own size (+-25 %), pen and darkness (many of them faint)."""
+    h = max(8, round(height * rng.uniform(0.75, 1.25)))
+    return pen(ink, h, rng) * rng.uniform(0.15, 1.0) ** 0.7
+
+
+OWNED = 0.2  # of a digit's strongest ink: fainter pixels are its halo, nobody's writing
+
+
+def write_line(
+    written: list[np.ndarray], height: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, list[Box]]:
+    """Written digits in one line, each on its own baseline, with gaps from overlapping to
+    twice a digit's width: the ink strength (h, w) in [0, 1], whose writing each pixel is
+    (h, w) int16 (the digit's index, -1 for none; where two cross, the stronger), and each
+    digit's box."""
+    shifts = [round(height * rng.uniform(-0.15, 0.15)) for _ in written]
+    gaps = [round(s.shape[1] * rng.uniform(-0.33, 2.0)) for s in written]
+    top = max(-shift for shift in shifts) + 4
+    tall = max(s.shape[0] + shift for s, shift in zip(written, shifts, strict=True)) + top + 4
+    wide = sum(s.shape[1] + max(g, 0) for s, g in zip(written, gaps, strict=True)) + 8
+    line = np.zeros((tall + height // 2, wide + height), np.float32)
+    owner = np.full(line.shape, -1, np.int16)
+    boxes = []
+    x = height // 2
+    for n, (strokes, shift, gap) in enumerate(zip(written, shifts, gaps, strict=True)):
+        y = top + shift + height // 4
+        h, w = strokes.shape
+        here = (slice(y, y + h), slice(x, x + w))
+        owner[here][(strokes > OWNED * strokes.max()) & (strokes > line[here])] = n
+        np.maximum(line[here], strokes, out=line[here])
+        boxes.append((x, y, w, h))
+        x = max(x + w + gap, x + 2)
+    end = x + height // 2
+    return line[:, :end], owner[:, :end], boxes
+
+
+def on_paper(ink: np.ndarray, rng: np.random.Generator) -> bytes:
+    """Ink on paper of its own tone, with shading and pencil grain; PNG or (a third) JPEG."""
+    width = ink.shape[1]
+    paper = rng.uniform(0.7, 1.0) - rng.uniform(0, 0.15) * np.linspace(0, 1, width)[None, :]
+    grain = 1 - rng.uniform(0, 0.35) * rng.random(ink.shape)  # pencil: ink with gaps
+    darkest = rng.uniform(0.0, 0.25)
+    page = paper - (paper - darkest) * ink * grain + rng.normal(0, 0.015, ink.shape)
+    image = Image.fromarray((np.clip(page, 0, 1) * 255).astype(np.uint8))
+    out = io.BytesIO()
+    if rng.random() < 1 / 3:
+        image.save(out, "JPEG", quality=int(rng.integers(50, 95)))
+    else:
+        image.save(out, "PNG")
+    return out.getvalue()
+
+
+def write_page(source: Digits, rng: np.random.Generator, alone: bool = True) -> Page:
+    """A page of one to three written numbers from ``source``'s digits. With ``alone``, each
+    digit is also written alone on paper of the same kind (for the single-digit comparison)."""
+    lines = int(rng.choice([2, 3])) if rng.random() < SEVERAL_LINES else 1
+    height = int(np.exp(rng.uniform(np.log(20), np.log(200))))
+    texts, blocks, owners, digits, singles = [], [], [], [], []
+    top = 0
+    for n in range(lines):
+        picks = [source.pick(rng) for _ in range(int(rng.integers(1, 9)))]
+        written = [write_digit(source.ink[i], height, rng) for i in picks]
+        block, owner, boxes = write_line(written, height, rng)
+        blocks.append(block)
+        owners.append(np.where(owner >= 0, owner + len(digits), -1))
+        texts.append("".join(str(source.labels[i]) for i in picks))
+        digits += [WrittenDigit(int(source.labels[i]), (x, y + top, w, h), n)
+                   for i, (x, y, w, h) in zip(picks, boxes, strict=True)]  # fmt: skip
+        top += block.shape[0]
+        if alone:
+            singles += [(on_paper(write_line([strokes], height, rng)[0], rng), source.labels[i])
+                        for strokes, i in zip(written, picks, strict=True)]  # fmt: skip
+    width = max(b.shape[1] for b in blocks)
+    page = np.vstack([np.pad(b, ((0, 0), (0, width - b.shape[1]))) for b in blocks])
+    owner = np.vstack([np.pad(o, ((0, 0), (0, width - o.shape[1])), constant_values=-1)
+                       for o in owners]).astype(np.int16)  # fmt: skip
+    return Page(on_paper(page, rng), "\n".join(texts), digits, owner, singles)
