@@ -201,3 +201,66 @@ def test_a_faint_digit_beside_a_dark_one_is_read(mnist, tmp_path):
         )
         read += read_number(tmp_path / "p.png").text == f"{y_train[a]}{y_train[b]}"
     assert read == 4
+
+
+def test_a_faint_pencil_digit_beside_a_marker_digit_is_read(mnist):
+    """A marker digit beside a hair-line pencil one at a fifth of its darkness: under one
+    threshold for the whole page (22 % of the strongest ink) the pencil digit was lost or
+    broken in all 10 pairs; each pixel is now compared with the ink near it."""
+    from PIL import ImageFilter
+
+    (x_train, y_train), _ = mnist
+    read = 0
+    for a in range(50_030, 50_050, 2):  # development digits: MNIST training
+        big = [Image.fromarray(x_train[i]).resize((112, 112), Image.BILINEAR) for i in (a, a + 1)]
+        marker = np.asarray(big[0].filter(ImageFilter.MaxFilter(7)), np.float32) / 255
+        pencil = 0.2 * np.asarray(big[1].filter(ImageFilter.MinFilter(3)), np.float32) / 255
+        page = np.clip(0.9 - 0.85 * np.hstack([marker, pencil]), 0, 1)
+        read += read_number((page * 255).astype(np.uint8)).text == f"{y_train[a]}{y_train[a + 1]}"
+    assert read >= 9
+
+
+def test_reading_leaves_out_slices_that_are_not_writing():
+    """The best path may leave a slice out (a speck, a stray stroke) when reading it as a
+    digit, alone or joined to its neighbour, scores worse than calling it not writing."""
+    from digitnet.vision.segment import Candidate, choose_reading
+
+    pieces = [None] * 4
+    candidates = [Candidate(0, 0, pieces[0]), Candidate(1, 1, pieces[1]),
+                  Candidate(2, 2, pieces[2]), Candidate(1, 2, pieces[3])]  # fmt: skip
+    assert choose_reading(3, candidates, [-0.1, -0.2, -0.3, -1.0], [-9.0] * 3) == [0, 1, 2]
+    assert choose_reading(3, candidates, [-0.1, -5.0, -0.3, -9.0], [-9.0, -1.0, -9.0]) == [0, 2]
+    assert choose_reading(3, candidates, [-0.1, -5.0, -5.0, -0.4], [-9.0, -1.0, -1.0]) == [0, 3]
+    assert choose_reading(3, candidates, [-9.0] * 4, [-1.0] * 3) == []
+
+
+def test_the_piece_checker_tells_one_digit_from_two_and_from_half_a_digit(mnist):
+    """The checker's judgement on pieces made by hand from development digits: a digit whole,
+    two digits side by side as one piece, a digit's left half."""
+    from digitnet.checker import bundled_checker
+    from digitnet.vision.preprocess import normalize_digit
+    from digitnet.vision.segment import Piece
+
+    (x_train, _), _ = mnist
+
+    def piece(ink):  # in a line whose digits are 100 px high
+        h, w = ink.shape
+        image = normalize_digit(ink.astype(np.float32) / 255, 0.1)
+        return Piece(image, (0, 0, round(100 * w / h), 100), 0, (50.0, 100.0))
+
+    def cropped(x):
+        rows, cols = np.flatnonzero(x.max(axis=1) > 25), np.flatnonzero(x.max(axis=0) > 25)
+        return x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+    whole, pairs, halves = [], [], []
+    for i in range(50_000, 50_040, 2):
+        a, b = cropped(x_train[i]), cropped(x_train[i + 1])
+        h = max(len(a), len(b))
+        whole.append(piece(a))
+        pairs.append(piece(np.hstack([np.pad(a, ((0, h - len(a)), (0, 3))),
+                                      np.pad(b, ((0, h - len(b)), (0, 0)))])))  # fmt: skip
+        halves.append(piece(a[:, : a.shape[1] // 2]))
+    checker = bundled_checker()
+    assert np.mean(checker.whole(whole) > 0.5) >= 0.9
+    assert np.mean(checker.whole(pairs) < 0.5) >= 0.9
+    assert np.mean(checker.whole(halves) < 0.5) >= 0.8

@@ -1,0 +1,181 @@
+"""The piece checker: is a piece cut from a written number one whole digit?
+
+Reading a number cuts its ink into more pieces than it has digits (``vision.segment``) and
+keeps the sequence of pieces whose digits are, together, most probable. The digit recogniser
+alone cannot judge a piece: trained on whole digits, it reads half a 0 as a confident 1 and
+two 1s written close as a confident 4. LeCun, Bottou, Bengio and Haffner (1998) train their
+recogniser with a "none of the above" class on the wrong pieces of their segmentation graph;
+here a second, small network makes that judgement, so the digit recogniser stays the one
+``predict`` uses: a multilayer perceptron over the piece's 28x28 input and three numbers that
+place it in its line (its width, its height and its middle's offset from the line's middle,
+each over the line's digit height).
+
+It is trained on pieces cut, by the reader's own segmentation, from pages of numbers written
+with MNIST *training* digits 0-49,999 (``data.writing``), where the page says whose writing
+every pixel is: a piece is one whole digit when at least PURE of its ink is one digit's and it
+holds at least COMPLETE of that digit. The bundled weights were made by
+
+    python -m digitnet.checker --out src/digitnet/models/reading/checker.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from digitnet.nn import Adam, Dense, Sequential, load_model
+from digitnet.vision.segment import Piece
+
+BUNDLED = Path(__file__).with_name("models") / "reading" / "checker.npz"
+GEOMETRY = 3  # width, height and middle's offset, over the line's digit height
+PURE = 0.85  # of a whole digit's ink, at least this share is its own
+COMPLETE = 0.75  # and it holds at least this share of the digit
+TRAINING_DIGITS = 50_000  # MNIST training digits written on the pages (50,000+: development)
+PAGES_PER_CHUNK = 250  # pages are written in chunks, each with its own seed: any worker count
+
+
+def features(pieces: Sequence[Piece]) -> np.ndarray:
+    """The checker's input for each piece: (N, 784 + GEOMETRY) float32."""
+    images = np.stack([p.image for p in pieces]).reshape(len(pieces), -1)  # (N, 784)
+    geometry = np.array([place(p) for p in pieces], np.float32)  # (N, GEOMETRY)
+    return np.concatenate([images, geometry], axis=1)
+
+
+def place(piece: Piece) -> tuple[float, float, float]:
+    _, y, width, height = piece.box
+    middle, digit_height = piece.row
+    digit_height = max(digit_height, 1.0)
+    return width / digit_height, height / digit_height, (y + height / 2 - middle) / digit_height
+
+
+class PieceChecker:
+    """``whole(pieces)``: the probability that each piece is one whole digit, (N,)."""
+
+    def __init__(self, model: Sequential):
+        self.model = model
+
+    def whole(self, pieces: Sequence[Piece]) -> np.ndarray:
+        if not pieces:
+            return np.zeros(0, np.float32)
+        return self.model.predict(features(pieces))[:, 1]
+
+
+_bundled: PieceChecker | None = None
+
+
+def bundled_checker() -> PieceChecker:
+    global _bundled
+    if _bundled is None:
+        _bundled = PieceChecker(load_model(BUNDLED))
+    return _bundled
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def owned(owner: np.ndarray, piece: Piece, digits: int) -> np.ndarray:
+    """How many of the piece's ink pixels are each digit's writing, (digits,)."""
+    x, y, width, height = piece.box
+    mine = owner[y : y + height, x : x + width][piece.mask]
+    return np.bincount(mine[mine >= 0], minlength=digits)
+
+
+def labelled_pieces(pages: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Features (n, 784 + GEOMETRY) and labels (n,) (1: one whole digit) of every piece that
+    ``segment`` cuts from ``pages`` pages written with MNIST training digits."""
+    from digitnet.data import load_mnist
+    from digitnet.data.writing import Digits, write_page
+    from digitnet.vision.segment import segment
+
+    (x_train, y_train), _ = load_mnist()
+    source = Digits.from_mnist("MNIST training", x_train[:TRAINING_DIGITS],
+                               y_train[:TRAINING_DIGITS])  # fmt: skip
+    rng = np.random.default_rng(seed)
+    inputs, labels = [], []
+    for _ in range(pages):
+        page = write_page(source, rng, alone=False)
+        _, candidates, _ = segment(page.image)
+        pieces = [c.piece for c in candidates]
+        if not pieces:
+            continue
+        totals = np.bincount(page.owner[page.owner >= 0], minlength=len(page.digits))
+        for p in pieces:
+            counts = owned(page.owner, p, len(page.digits))
+            d = int(counts.argmax())
+            pure = counts[d] / max(counts.sum(), 1)
+            complete = counts[d] / max(totals[d], 1)
+            labels.append(int(pure >= PURE and complete >= COMPLETE))
+        inputs.append(features(pieces))
+    return np.concatenate(inputs), np.array(labels, np.int64)
+
+
+def _chunk(seed_and_index: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    seed, index = seed_and_index
+    return labelled_pieces(PAGES_PER_CHUNK, seed * 1_000_003 + index)
+
+
+def build(seed: int) -> Sequential:
+    """(N, 787) -> Dense 256 relu -> Dense 128 relu -> Dense 2 softmax (not whole, whole)."""
+    return Sequential(
+        [
+            Dense(256, activation="relu", input_shape=(784 + GEOMETRY,)),
+            Dense(128, activation="relu"),
+            Dense(2, activation="softmax"),
+        ],
+        seed=seed,
+        name="piece-checker-787-256-128-2",
+    )
+
+
+def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) -> Sequential:
+    """A checker trained on the pieces of ``pages`` written pages (see the module's notes);
+    a tenth of them held out to report accuracy."""
+    start = time.perf_counter()
+    chunks = [(seed, i) for i in range(max(1, pages // PAGES_PER_CHUNK))]
+    with ProcessPoolExecutor(workers) as pool:
+        parts = list(pool.map(_chunk, chunks))
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    held = len(parts) // 10 or 1
+    cut = sum(len(p[1]) for p in parts[:-held])
+    written = time.perf_counter() - start
+    model = build(seed)
+    model.compile(optimizer=Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])  # fmt: skip
+    model.fit(x[:cut], y[:cut], epochs=epochs, batch_size=128, verbose=bool(verbose),
+              validation_data=(x[cut:], y[cut:]))  # fmt: skip
+    _, accuracy = model.evaluate(x[cut:], y[cut:])
+    model.metadata.update({
+        "command": "python -m digitnet.checker " + " ".join(sys.argv[1:]),
+        "trained_on": f"pieces of {len(chunks) * PAGES_PER_CHUNK} pages written with MNIST "
+                      f"training digits 0-{TRAINING_DIGITS - 1} (digitnet.data.writing)",
+        "pieces": len(y),
+        "whole_share": float(y.mean()),
+        "held_out_accuracy": float(accuracy),
+        "seconds": {"writing_pages": written, "total": time.perf_counter() - start},
+    })  # fmt: skip
+    return model
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train the piece checker of digitnet read.")
+    parser.add_argument("--out", required=True, help="where to write the model file")
+    parser.add_argument("--pages", type=int, default=8000)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    model = train(args.pages, args.epochs, args.seed, args.workers)
+    model.save(args.out, overwrite=True)
+    print(f"{args.out}: held-out accuracy {model.metadata['held_out_accuracy']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
