@@ -107,7 +107,8 @@ def test_a_computer_drawing_needs_no_lighting_map_and_loses_nothing_by_it(digit,
 
 
 def test_ink_is_found_on_a_copy_about_the_analysis_side(digit):
-    """A page's canvas (280 px) is analysed whole, a large photo on a copy ~256 px wide."""
+    """A page's canvas (280 px) is analysed whole, a large photo on a copy at most 256 px
+    wide, reduced by a whole factor (each block its darkest pixel)."""
     from digitnet.vision.loading import load_gray
     from digitnet.vision.preprocess import ANALYSIS_SIDE, SHRINK_SLACK, ink_of
 
@@ -115,7 +116,7 @@ def test_ink_is_found_on_a_copy_about_the_analysis_side(digit):
         ink = ink_of(load_gray(paper(digit, size=(side, side))), ANALYSIS_SIDE)
         assert ink.scale == 1.0 and ink.small.shape == (side, side)
     ink = ink_of(load_gray(paper(digit, size=(640, 480))), ANALYSIS_SIDE)
-    assert ink.scale == 2.5 and ink.small.shape == (192, 256)
+    assert ink.scale == 3 and ink.small.shape == (160, 214)
 
 
 def test_an_opaque_rgba_canvas_reads_as_its_colours(digit):
@@ -317,3 +318,45 @@ def test_a_faint_digit_on_a_small_shaded_page_is_read_as_itself(mnist, rng):
         page = shading - 0.8 * 0.25 * ink / 255 + rng.normal(0, 0.015, ink.shape)
         right += recognize(np.clip(page, 0, 1).astype(np.float32)).digit == y_train[i]
     assert right >= 19
+
+
+FOUR = [[(0.62, 0.0), (0.05, 0.62), (0.8, 0.62)], [(0.62, 0.0), (0.62, 1.0)]]  # x, y / height
+
+
+def drawn_four(page: int, height: int, pen: int, position, contrast: float) -> Image.Image:
+    """A 4 drawn with a pen ``pen`` px wide, ``height`` px tall, on a square page of light
+    paper, at ``position`` (0-1 across the room left on each axis), ink ``contrast`` darker."""
+    from PIL import ImageDraw
+
+    image = Image.new("L", (page, page), 235)
+    draw = ImageDraw.Draw(image)
+    x0, y0 = position[0] * (page - 0.8 * height), position[1] * (page - height)
+    for stroke in FOUR:
+        points = [(x0 + x * height, y0 + y * height) for x, y in stroke]
+        draw.line(points, fill=round(235 * (1 - contrast)), width=pen, joint="curve")
+    return image
+
+
+def test_a_drawn_digit_gets_one_verdict_whatever_the_pen_page_place_and_contrast():
+    """The pen/position grid: a 4 drawn with pens from 1 px to a sixth of its height, on pages
+    from 28 to 4000 px, at nine places on each, with ink 15 % to 100 % darker than the paper,
+    is a 4 everywhere. Before: 297 of 972 such drawings were "no ink" — a thin pen's digit
+    covered under 0.3 % of the page (the percentile taken for its strongest ink was paper), a
+    1-px line on a large page was averaged away when the page was shrunk for analysis, and a
+    broad faint stroke at the page's edge bent the paper's fitted surface up to its level."""
+    from itertools import product
+
+    from digitnet.recognition import recognize
+
+    verdicts = {}
+    for page, share in [(28, 0.7), (100, 0.7), (500, 0.25), (500, 0.7), (4000, 0.25)]:
+        height = round(page * share)
+        pens = sorted({1, 2, max(1, height // 20), max(1, height // 6)})
+        if page == 4000:
+            pens = [1, height // 6]  # the extremes: each page takes a second to draw and read
+        for pen, contrast in product(pens, (0.15, 0.4, 1.0)):
+            for position in product((0, 0.5, 1), (0, 0.5, 1)):
+                image = drawn_four(page, height, pen, position, contrast)
+                verdicts[page, pen, contrast, position] = recognize(image).digit
+    wrong = {k: v for k, v in verdicts.items() if v != 4}
+    assert not wrong, f"{len(wrong)} of {len(verdicts)} not a 4: {list(wrong.items())[:3]}"
