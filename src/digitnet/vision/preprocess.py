@@ -33,6 +33,7 @@ from PIL import Image
 from digitnet.augment import bilinear
 from digitnet.vision.components import components
 from digitnet.vision.loading import load_gray
+from digitnet.vision.paper import LINES, not_writing, without_paper_marks
 
 SIDE, BOX = 28, 20  # MNIST: a 20x20 digit centred by mass in a 28x28 field
 ANALYSIS_SIDE = 256  # ink is found on a copy no larger than this
@@ -88,6 +89,11 @@ class Ink:
     @property
     def shape(self) -> tuple[int, int]:
         return self.gray.shape
+
+    @property
+    def on_flat_paper(self) -> bool:
+        """Drawn on a computer: paper of exactly one value (``flat_paper``), no rulings."""
+        return isinstance(self.level, float)
 
     def region(self, top: int, left: int, bottom: int, right: int) -> np.ndarray:
         """Full-resolution ink in rows top..bottom, columns left..right (exclusive)."""
@@ -357,9 +363,16 @@ def find_digit(ink: Ink) -> tuple[tuple[int, int, int, int] | None, str | None, 
     mask = small > threshold
     if np.count_nonzero(mask) > MAX_INK_FRACTION * mask.size:
         return None, "no digit: dark or textured everywhere, nothing digit-shaped", 0, 0
+    if not ink.on_flat_paper:
+        mask = without_paper_marks(mask)
+        if not mask.any():
+            return None, LINES, 0, 0
     found = components(mask)
     largest = max(c.area for c in found)
     kept = [c for c in found if c.area >= SPECK_FRACTION * largest]
+    reason = not_writing(kept, small, mask)
+    if reason:
+        return None, reason, 0, 0
     top = min(c.top for c in kept)
     left = min(c.left for c in kept)
     bottom = max(c.bottom for c in kept)

@@ -21,6 +21,7 @@ import numpy as np
 
 from digitnet.vision.components import label
 from digitnet.vision.loading import load_gray
+from digitnet.vision.paper import LINES, not_writing, without_paper_marks
 from digitnet.vision.preprocess import (
     NO_INK,
     SPECK_FRACTION,
@@ -93,13 +94,19 @@ def segment(source: Any) -> Segmented:
     if writing_threshold(small) is None:
         return 0, [], NO_INK
     writing, threshold = writing_of(small)
+    if not ink.on_flat_paper:
+        writing = without_paper_marks(writing)
+    if not writing.any():
+        return 0, [], LINES
     labels, components = label(writing)
     largest = max(c.area for c in components)
+    kept = [c for c in components if c.area >= SPECK_FRACTION * largest]
+    reason = not_writing(kept, small, writing)
+    if reason:
+        return 0, [], reason
     bands = lines(writing)
     rows: list[list[_Group]] = [[] for _ in bands]
-    for c in sorted(components, key=lambda c: c.left):
-        if c.area < SPECK_FRACTION * largest:
-            continue
+    for c in sorted(kept, key=lambda c: c.left):
         mask = labels[c.top : c.bottom, c.left : c.right] == c.label
         middle = (c.top + c.bottom) / 2
         line = min(range(len(bands)), key=lambda k: max(bands[k][0] - middle, middle - bands[k][1]))

@@ -1,0 +1,104 @@
+"""What on a page is the paper's and not writing: ruled, squared and margin lines, folds, the
+dark band a scanner leaves at an edge, dots of a dot grid, salt-and-pepper specks, smudges.
+
+Every function works on the writing mask at analysis scale (``preprocess.Ink.small`` above
+its threshold). The paper's lines are removed before the digits are looked for, so a digit
+written on ruled paper is still read; what remains of a page without writing is either
+nothing, or specks and smudges that are given a reason instead of a digit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digitnet.vision.components import Component, label
+
+LINE_SPAN = 0.85  # of the page's width (height): a row (column) inked this far is a ruling
+LINE_THICKNESS = 0.03  # of the page's height (width): a ruling is thin, a digit's stroke
+# across a tight crop is not (USPS's 1s fill their 16x16 images, 2-3 px wide)
+EDGE_SPAN = 0.85  # of an edge's length: ink along this much of it is the paper's edge
+EDGE_DEPTH = 0.1  # of the page across: ... if it reaches no further in than this
+TEXTURE_PARTS = 50  # more pieces of ink than this, all tiny: a texture, not writing
+TINY = 0.03  # of the page's height: the median piece of a texture is shorter
+SMUDGE_FILL = 0.75  # of its box: a round piece of ink this solid, and soft — under
+SMUDGE_CORE = 0.6  # this share of it within 70 % of its strongest ink — is a smudge (bold
+# digits filling their box as much are saturated: 0.78-0.89 of them is core)
+
+LINES = "no digit: only the paper's lines (ruled, squared, a margin, a fold or an edge)"
+TEXTURE = "no digit: only specks or dots, no strokes"
+SMUDGE = "no digit: a smudge, no strokes"
+
+
+def without_paper_marks(writing: np.ndarray) -> np.ndarray:
+    """``writing`` (H, W) bool without the paper's lines and the bands along its edges."""
+    writing = without_paper_lines(writing)
+    labels, found = label(writing)
+    for c in found:
+        if along_an_edge(c, labels):
+            box = labels[c.top : c.bottom, c.left : c.right]
+            writing[c.top : c.bottom, c.left : c.right] &= box != c.label
+    return writing
+
+
+def without_paper_lines(writing: np.ndarray) -> np.ndarray:
+    """``writing`` (H, W) bool without the paper's straight lines: thin bands of rows inked
+    across LINE_SPAN of the width, thin bands of columns inked across LINE_SPAN of the
+    height (counted, not one run: a ruling is broken here and there by noise or JPEG)."""
+    across = ruled_rows(writing, LINE_SPAN, LINE_THICKNESS)
+    down = ruled_rows(writing.T, LINE_SPAN, LINE_THICKNESS).T
+    return writing & ~across & ~down
+
+
+def ruled_rows(mask: np.ndarray, span: float, thickness: float) -> np.ndarray:
+    """The pixels of ``mask`` (H, W) in bands of rows each inked across at least ``span`` of
+    the width, the band at most ``thickness`` x H rows deep: a ruling, not the thick bar of
+    a digit written across the page."""
+    H, _ = mask.shape
+    full = np.zeros(H + 2, dtype=bool)  # framed: bands start and end inside
+    full[1:-1] = mask.mean(axis=1) >= span
+    edges = np.flatnonzero(full[1:] != full[:-1])
+    lines = np.zeros_like(mask)
+    for top, bottom in zip(edges[0::2], edges[1::2], strict=True):
+        if bottom - top <= thickness * H:
+            lines[top:bottom] = mask[top:bottom]
+    return lines
+
+
+def along_an_edge(c: Component, labels: np.ndarray) -> bool:
+    """Whether component ``c`` of the label image ``labels`` (H, W) is a band along one of the
+    page's edges — along EDGE_SPAN of its length, at most EDGE_DEPTH of the page deep: a
+    scanner's dark band or the page's own border, not a digit whose bar touches the edge of
+    a tight crop (Semeion's 16x16 digits)."""
+    H, W = labels.shape
+    own = labels[c.top : c.bottom, c.left : c.right] == c.label
+    if c.right - c.left <= EDGE_DEPTH * W:
+        if c.left == 0 and np.count_nonzero(own[:, 0]) >= EDGE_SPAN * H:
+            return True
+        if c.right == W and np.count_nonzero(own[:, -1]) >= EDGE_SPAN * H:
+            return True
+    if c.bottom - c.top <= EDGE_DEPTH * H:
+        if c.top == 0 and np.count_nonzero(own[0]) >= EDGE_SPAN * W:
+            return True
+        if c.bottom == H and np.count_nonzero(own[-1]) >= EDGE_SPAN * W:
+            return True
+    return False
+
+
+def not_writing(kept: list[Component], ink: np.ndarray, writing: np.ndarray) -> str | None:
+    """Why the pieces of writing ``kept`` (specks already dropped) are not writing — a
+    texture of tiny pieces or a single smudge — or None. ``ink`` (H, W): the ink strength,
+    ``writing`` (H, W) bool: what is above the threshold."""
+    height = writing.shape[0]
+    if len(kept) > TEXTURE_PARTS:
+        heights = sorted(c.bottom - c.top for c in kept)
+        if heights[len(heights) // 2] < TINY * height:
+            return TEXTURE
+    if len(kept) == 1:
+        (c,) = kept
+        h, w = c.bottom - c.top, c.right - c.left
+        if c.area >= SMUDGE_FILL * h * w and 0.6 <= h / w <= 1.6 and h >= 4:
+            box = (slice(c.top, c.bottom), slice(c.left, c.right))
+            inside = ink[box][writing[box]]
+            if np.mean(inside > 0.7 * inside.max()) < SMUDGE_CORE:
+                return SMUDGE
+    return None
