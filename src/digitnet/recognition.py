@@ -216,7 +216,7 @@ class Reading:
 # alone. Chosen on pages written with MNIST training digits 50,000-59,999 (development), never
 # on the benchmark's evaluation digits.
 CHECKER_WEIGHT = 0.5
-DIGIT_BONUS = 0.0
+DIGIT_BONUS = 0.5
 SKIP = -2.0
 NOTHING_WRITTEN = "no digit: nothing digit-shaped"
 

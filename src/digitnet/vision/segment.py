@@ -36,7 +36,7 @@ ANALYSIS_SIDE = 640  # a row of up to ~10 digits keeps ~60 px per digit
 MERGE_OVERLAP = 0.5  # of the narrower part's width: parts stacked this much are one digit
 MAX_JOINED = 4  # a digit made of at most this many slices or side-by-side strokes
 JOIN_GAP = 0.3  # of the row's digit height: parts closer than this may be one digit
-JOIN_ASPECT = 1.3  # of the row's digit height: no single digit is wider
+JOIN_ASPECT = 1.6  # of the row's digit height: no single digit is wider (sizes vary +-25 %)
 # The digits of a number are written with different pressure: a faint pencil 3 beside a
 # marker 8 was lost under any threshold set for the whole page (22 % of the strongest ink, the
 # best of 35/30/25/22/20 %). Each pixel is compared with the strongest ink NEAR it instead.
