@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from digitnet import insight
+from digitnet.checker import bundled_checker
 from digitnet.modelcard import Scorecard, scorecard
 from digitnet.nn.errors import NNError
 from digitnet.recognition import Recognizer
@@ -68,6 +69,7 @@ class Catalog:
 def load_catalog(specs: list[str] | None = None) -> Catalog:
     """Load each model named on the command line (bundled names or files; default: the bundled
     best model and the tutorial network). Names are the bundled name or the file's stem."""
+    bundled_checker()  # loaded with the models: the first number read waits for nothing
     models: list[ServedModel] = []
     for spec in specs or DEFAULT_MODELS:
         model = resolve_model(spec)
