@@ -264,3 +264,23 @@ def test_the_piece_checker_tells_one_digit_from_two_and_from_half_a_digit(mnist)
     assert np.mean(checker.whole(whole) > 0.5) >= 0.9
     assert np.mean(checker.whole(pairs) < 0.5) >= 0.9
     assert np.mean(checker.whole(halves) < 0.5) >= 0.8
+
+
+def test_numbers_written_across_ruled_and_squared_paper_are_read(mnist, rng):
+    """Five-digit numbers written over the rulings of lined and squared paper: the rulings are
+    taken out but not where the digits' strokes cross them (taken out there too, they cut
+    every digit in two and each half was read as a line of its own: '38696' -> three lines
+    of 1s and 7s)."""
+    (x_train, y_train), _ = mnist
+    rows, cols = np.mgrid[:300, :640]
+    right = 0
+    for k in range(6):
+        first = 50_200 + 5 * k  # development digits: MNIST training
+        ink = np.hstack([x_train[first + i] for i in range(5)])
+        big = np.asarray(Image.fromarray(ink).resize((560, 112), Image.BILINEAR)) / 255
+        lines = (rows % 28 < 2) if k % 2 == 0 else ((rows % 24 == 0) | (cols % 24 == 0))
+        page = 0.9 + rng.normal(0, 0.01, rows.shape) - 0.3 * lines
+        page[90:202, 40:600] -= 0.75 * big
+        text = read_number((np.clip(page, 0, 1) * 255).astype(np.uint8)).text
+        right += text == "".join(str(y_train[first + i]) for i in range(5))
+    assert right >= 5

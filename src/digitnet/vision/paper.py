@@ -16,6 +16,7 @@ from digitnet.vision.components import Component, label
 LINE_SPAN = 0.85  # of the page's width (height): a row (column) inked this far is a ruling
 LINE_THICKNESS = 0.03  # of the page's height (width): a ruling is thin, a digit's stroke
 # across a tight crop is not (USPS's 1s fill their 16x16 images, 2-3 px wide)
+CROSSING_SLANT = 2  # columns: a slanted stroke crosses a thin ruling this far from straight
 EDGE_SPAN = 0.85  # of an edge's length: ink along this much of it is the paper's edge
 EDGE_DEPTH = 0.1  # of the page across: ... if it reaches no further in than this
 TEXTURE_PARTS = 50  # more pieces of ink than this, all tiny: a texture, not writing
@@ -43,25 +44,50 @@ def without_paper_marks(writing: np.ndarray) -> np.ndarray:
 def without_paper_lines(writing: np.ndarray) -> np.ndarray:
     """``writing`` (H, W) bool without the paper's straight lines: thin bands of rows inked
     across LINE_SPAN of the width, thin bands of columns inked across LINE_SPAN of the
-    height (counted, not one run: a ruling is broken here and there by noise or JPEG)."""
+    height (counted, not one run: a ruling is broken here and there by noise or JPEG) —
+    except where writing crosses them."""
     across = ruled_rows(writing, LINE_SPAN, LINE_THICKNESS)
-    down = ruled_rows(writing.T, LINE_SPAN, LINE_THICKNESS).T
-    return writing & ~across & ~down
+    down = ruled_rows(writing.T, LINE_SPAN, LINE_THICKNESS)
+    lines = np.zeros_like(writing)
+    for top, bottom in across:
+        lines[top:bottom] = writing[top:bottom]
+    for left, right in down:
+        lines[:, left:right] = writing[:, left:right]
+    rest = writing & ~lines
+    for top, bottom in across:
+        lines[top:bottom] &= ~crossing(rest, top, bottom)[None, :]
+    for left, right in down:
+        lines[:, left:right] &= ~crossing(rest.T, left, right)[:, None]
+    return writing & ~lines
 
 
-def ruled_rows(mask: np.ndarray, span: float, thickness: float) -> np.ndarray:
-    """The pixels of ``mask`` (H, W) in bands of rows each inked across at least ``span`` of
-    the width, the band at most ``thickness`` x H rows deep: a ruling, not the thick bar of
+def ruled_rows(mask: np.ndarray, span: float, thickness: float) -> list[tuple[int, int]]:
+    """The bands of rows (top, bottom exclusive) of ``mask`` (H, W) each inked across at least
+    ``span`` of the width, at most ``thickness`` x H rows deep: rulings, not the thick bar of
     a digit written across the page."""
     H, _ = mask.shape
     full = np.zeros(H + 2, dtype=bool)  # framed: bands start and end inside
     full[1:-1] = mask.mean(axis=1) >= span
     edges = np.flatnonzero(full[1:] != full[:-1])
-    lines = np.zeros_like(mask)
-    for top, bottom in zip(edges[0::2], edges[1::2], strict=True):
-        if bottom - top <= thickness * H:
-            lines[top:bottom] = mask[top:bottom]
-    return lines
+    return [(int(top), int(bottom)) for top, bottom in zip(edges[0::2], edges[1::2], strict=True)
+            if bottom - top <= thickness * H]  # fmt: skip
+
+
+def crossing(rest: np.ndarray, top: int, bottom: int) -> np.ndarray:
+    """The columns (W,) where writing crosses the ruling in rows top..bottom: ink of ``rest``
+    (H, W; the writing without any ruling) just above and just below it, give or take
+    CROSSING_SLANT columns. There the ruling's pixels are the stroke's and stay (taken out,
+    they cut every digit on the line in two, each half read as a line of its own)."""
+    H, W = rest.shape
+    above = rest[top - 1] if top > 0 else np.zeros(W, dtype=bool)
+    below = rest[bottom] if bottom < H else np.zeros(W, dtype=bool)
+    return widen(above, CROSSING_SLANT) & widen(below, CROSSING_SLANT)
+
+
+def widen(row: np.ndarray, reach: int) -> np.ndarray:
+    """``row`` (W,) bool, each True spread ``reach`` places either way."""
+    padded = np.pad(row, reach)
+    return np.any([padded[k : k + len(row)] for k in range(2 * reach + 1)], axis=0)
 
 
 def along_an_edge(c: Component, labels: np.ndarray) -> bool:
