@@ -14,9 +14,11 @@ import numpy as np
 from digitnet.vision.components import Component, label
 
 LINE_SPAN = 0.85  # of the page's width (height): a row (column) inked this far is a ruling
+LINE_GAP = 2  # pixels: a ruling's gaps this short are bridged before it is measured
 LINE_THICKNESS = 0.03  # of the page's height (width): a ruling is thin, a digit's stroke
 # across a tight crop is not (USPS's 1s fill their 16x16 images, 2-3 px wide)
 CROSSING_SLANT = 2  # columns: a slanted stroke crosses a thin ruling this far from straight
+CROSSING_DEPTH = 2  # rows of writing above and below a ruling where a stroke crosses it
 EDGE_SPAN = 0.85  # of an edge's length: ink along this much of it is the paper's edge
 EDGE_DEPTH = 0.1  # of the page across: ... if it reaches no further in than this
 TEXTURE_PARTS = 50  # more pieces of ink than this, all tiny: a texture, not writing
@@ -67,7 +69,9 @@ def ruled_rows(mask: np.ndarray, span: float, thickness: float) -> list[tuple[in
     a digit written across the page."""
     H, _ = mask.shape
     full = np.zeros(H + 2, dtype=bool)  # framed: bands start and end inside
-    full[1:-1] = mask.mean(axis=1) >= span
+    bridged = np.pad(mask, ((0, 0), (LINE_GAP, LINE_GAP)))  # gaps of JPEG or noise bridged
+    bridged = np.any([bridged[:, k : k + mask.shape[1]] for k in range(2 * LINE_GAP + 1)], axis=0)
+    full[1:-1] = bridged.mean(axis=1) >= span
     edges = np.flatnonzero(full[1:] != full[:-1])
     return [(int(top), int(bottom)) for top, bottom in zip(edges[0::2], edges[1::2], strict=True)
             if bottom - top <= thickness * H]  # fmt: skip
@@ -79,8 +83,10 @@ def crossing(rest: np.ndarray, top: int, bottom: int) -> np.ndarray:
     CROSSING_SLANT columns. There the ruling's pixels are the stroke's and stay (taken out,
     they cut every digit on the line in two, each half read as a line of its own)."""
     H, W = rest.shape
-    above = rest[top - 1] if top > 0 else np.zeros(W, dtype=bool)
-    below = rest[bottom] if bottom < H else np.zeros(W, dtype=bool)
+    if top < CROSSING_DEPTH or bottom + CROSSING_DEPTH > H:
+        return np.zeros(W, dtype=bool)
+    above = rest[top - CROSSING_DEPTH : top].all(axis=0)  # a stroke, not a speck beside it
+    below = rest[bottom : bottom + CROSSING_DEPTH].all(axis=0)
     return widen(above, CROSSING_SLANT) & widen(below, CROSSING_SLANT)
 
 
