@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pictures import digit_png, number_png
+from PIL import Image
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("DIGITNET_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -173,6 +174,17 @@ def test_uploading_a_photo_and_reading_a_number(page, mnist, tmp_path):
     assert page.locator("#reading-text").inner_text() == expected
     assert page.locator("#verdict .note").inner_text() == "3 digits"
     assert shows_no_digit(page)  # not the digit uploaded before
+
+
+def test_a_page_with_nothing_written_reads_nothing_and_says_why_once(page, tmp_path):
+    rows = np.arange(300)[:, None] * np.ones((1, 400))
+    ruled = tmp_path / "ruled.png"
+    Image.fromarray(np.where(rows % 30 < 2, 120, 235).astype(np.uint8)).save(ruled)
+    page.check("input[name=mode][value=number]")
+    page.set_input_files("#upload", str(ruled))
+    assert verdict(page) == "none"
+    assert page.locator("#reading-text").inner_text() == "nothing"
+    assert page.locator("#verdict").inner_text().count("only the paper's lines") == 1
 
 
 def test_a_file_that_is_not_an_image_gets_the_servers_reason(page, tmp_path):

@@ -233,7 +233,7 @@ function toBoard([x, y, w, h]) {
 }
 
 function showReading(answer) {
-  document.getElementById("reading-text").textContent = answer.text || `nothing (${answer.reason})`;
+  document.getElementById("reading-text").textContent = answer.text || "nothing";  // the reason is beside the dash
   showVerdict(answer.text ? answer.text : null, null, answer.reason || "no digits found");
   const verdict = document.getElementById("verdict");
   const count = answer.digits.length;
