@@ -27,6 +27,7 @@ from digitnet.vision.paper import LINES, not_writing, without_paper_marks
 from digitnet.vision.preprocess import (
     NO_INK,
     SPECK_FRACTION,
+    Ink,
     ink_of,
     normalize_digit,
     pixel_noise,
@@ -89,63 +90,85 @@ Segmented = tuple[int, list[Candidate], str | None]  # slices, candidates, no-in
 def segment(source: Any) -> Segmented:
     """The slices of a written number, line by line and left to right, and the candidate
     digits over them: each slice alone and runs of neighbouring slices joined. Returns
-    (slices, candidates, None), or (0, [], reason) when there is no ink."""
+    (slices, candidates, None), or (0, [], reason) when there is no writing."""
     ink = ink_of(load_gray(source), ANALYSIS_SIDE)
-    small, scale = ink.small, ink.scale
+    found = writing_by_line(ink)
+    if isinstance(found, str):
+        return 0, [], found
+    lines_of_groups, threshold = found
+    candidates: list[Candidate] = []
+    slices_so_far = 0
+    for line, groups in enumerate(lines_of_groups):  # each line read on its own
+        row_height = max(float(np.median([g.mask.shape[0] for g in groups])), 1.0)
+        middle = float(np.median([(g.top + g.bottom) / 2 for g in groups]))
+        row = (middle * ink.scale, row_height * ink.scale)
+        units = sorted((s for g in groups for s in slices(g, row_height)), key=lambda u: u.left)
+        for first, last, joined in runs(units, row_height):
+            piece = cut_out(ink, joined, threshold, line, row)
+            candidates.append(Candidate(slices_so_far + first, slices_so_far + last, piece))
+        slices_so_far += len(units)
+    return slices_so_far, candidates, None
+
+
+def writing_by_line(ink: Ink) -> tuple[list[list[_Group]], float] | str:
+    """The pieces of writing of ``ink`` at analysis scale, each line's left to right, and the
+    faintest ink that counts — or the reason there is no writing."""
+    small = ink.small
     if writing_threshold(small) is None:
-        return 0, [], NO_INK
+        return NO_INK
     writing, threshold = writing_of(small)
     if not ink.on_flat_paper:
         writing = without_paper_marks(writing)
     if not writing.any():
-        return 0, [], LINES
+        return LINES
     labels, components = label(writing)
     largest = max(c.area for c in components)
     kept = [c for c in components if c.area >= SPECK_FRACTION * largest]
     reason = not_writing(kept, small, writing)
     if reason:
-        return 0, [], reason
+        return reason
     bands = lines(writing)
-    rows: list[list[_Group]] = [[] for _ in bands]
+    by_line: list[list[_Group]] = [[] for _ in bands]
     for c in sorted(kept, key=lambda c: c.left):
         mask = labels[c.top : c.bottom, c.left : c.right] == c.label
         middle = (c.top + c.bottom) / 2
         line = min(range(len(bands)), key=lambda k: max(bands[k][0] - middle, middle - bands[k][1]))
-        rows[line].append(_Group(mask, c.top, c.left))
+        by_line[line].append(_Group(mask, c.top, c.left))
+    return [groups for groups in by_line if groups], threshold
 
-    def piece(g: _Group, line: int, row: tuple[float, float]) -> Piece:
-        top, left = int(g.top * scale), int(g.left * scale)
-        bottom = min(ink.shape[0], int(np.ceil(g.bottom * scale)))
-        right = min(ink.shape[1], int(np.ceil(g.right * scale)))
-        crop = ink.region(top, left, bottom, right)
-        # Keep only this piece's ink: its mask, brought to full resolution, one pixel wider.
-        rows = np.minimum(((np.arange(top, bottom) + 0.5) / scale).astype(int) - g.top,
-                          g.mask.shape[0] - 1)  # fmt: skip
-        cols = np.minimum(((np.arange(left, right) + 0.5) / scale).astype(int) - g.left,
-                          g.mask.shape[1] - 1)  # fmt: skip
-        own = dilate(g.mask)[np.ix_(np.clip(rows, 0, None), np.clip(cols, 0, None))]
-        image = normalize_digit(crop * own, threshold)
-        return Piece(image, (left, top, right - left, bottom - top), line, row, own)
 
-    candidates: list[Candidate] = []
-    parts = 0
-    for line, groups in enumerate(r for r in rows if r):  # each line read on its own
-        row_height = max(float(np.median([g.mask.shape[0] for g in groups])), 1.0)
-        middle = float(np.median([(g.top + g.bottom) / 2 for g in groups]))
-        row = (middle * scale, row_height * scale)
-        units = sorted((s for g in groups for s in slices(g, row_height)), key=lambda u: u.left)
-        for i, unit in enumerate(units):
-            joined = unit
-            candidates.append(Candidate(parts + i, parts + i, piece(unit, line, row)))
-            for j in range(i + 1, min(i + MAX_JOINED, len(units))):
-                if units[j].left - joined.right > JOIN_GAP * row_height:
-                    break
-                joined = _union(joined, units[j])
-                if joined.mask.shape[1] > JOIN_ASPECT * row_height:
-                    break
-                candidates.append(Candidate(parts + i, parts + j, piece(joined, line, row)))
-        parts += len(units)
-    return parts, candidates, None
+def runs(units: list[_Group], row_height: float) -> list[tuple[int, int, _Group]]:
+    """Each unit alone and each run of up to MAX_JOINED neighbouring units no further apart
+    than JOIN_GAP and no wider than JOIN_ASPECT line heights, joined: (first, last, joined)."""
+    out = []
+    for i, unit in enumerate(units):
+        joined = unit
+        out.append((i, i, unit))
+        for j in range(i + 1, min(i + MAX_JOINED, len(units))):
+            if units[j].left - joined.right > JOIN_GAP * row_height:
+                break
+            joined = _union(joined, units[j])
+            if joined.mask.shape[1] > JOIN_ASPECT * row_height:
+                break
+            out.append((i, j, joined))
+    return out
+
+
+def cut_out(ink: Ink, g: _Group, threshold: float, line: int, row: tuple[float, float]) -> Piece:
+    """The piece of writing ``g`` (at analysis scale) cut out of the image at full
+    resolution — its own ink only: its mask brought to full resolution, one pixel wider —
+    and normalised to 28x28 like a single digit."""
+    scale = ink.scale
+    top, left = int(g.top * scale), int(g.left * scale)
+    bottom = min(ink.shape[0], int(np.ceil(g.bottom * scale)))
+    right = min(ink.shape[1], int(np.ceil(g.right * scale)))
+    ys = ((np.arange(top, bottom) + 0.5) / scale).astype(int) - g.top  # analysis row of each
+    xs = ((np.arange(left, right) + 0.5) / scale).astype(int) - g.left
+    ys = np.clip(ys, 0, g.mask.shape[0] - 1)
+    xs = np.clip(xs, 0, g.mask.shape[1] - 1)
+    own = dilate(g.mask)[np.ix_(ys, xs)]  # (bottom - top, right - left) bool
+    image = normalize_digit(ink.region(top, left, bottom, right) * own, threshold)
+    return Piece(image, (left, top, right - left, bottom - top), line, row, own)
 
 
 def writing_of(small: np.ndarray) -> tuple[np.ndarray, float]:
