@@ -320,7 +320,10 @@ def strongest(ink: np.ndarray, count: int) -> float:
     than 0.3 % of the image: a clear drawing called blank."""
     flat = ink.ravel()
     count = min(count, flat.size)
-    return float(np.partition(flat, flat.size - count)[flat.size - count])
+    top = flat[flat > percentile(ink, 99)]  # holds the answer when it holds count values:
+    if top.size < count:  # partitioning 1 % of the pixels, not all (1.3 ms on a canvas)
+        top = flat
+    return float(np.partition(top, top.size - count)[top.size - count])
 
 
 def pixel_noise(ink: np.ndarray) -> float:
