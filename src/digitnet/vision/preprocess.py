@@ -37,7 +37,9 @@ from digitnet.vision.paper import LINES, not_writing, without_paper_marks
 
 SIDE, BOX = 28, 20  # MNIST: a 20x20 digit centred by mass in a 28x28 field
 ANALYSIS_SIDE = 256  # ink is found on a copy no larger than this
-MIN_CONTRAST = 0.12  # weakest ink, as a fraction of black-to-white, that counts as writing
+MIN_CONTRAST = 0.08  # weakest ink, as a fraction of black-to-white, that counts as writing
+# (0.12 called a faint hair-line pencil digit blank: its thin strokes, blurred by the scan,
+# peak under 0.12 at 15 % contrast; the noise margin below still bounds it on noisy paper)
 NOISE_MARGIN = 6.0  # ink must stand this many noise deviations above the paper
 MAX_INK_FRACTION = 0.7  # more "ink" than this is a texture, not a digit (thick digits fill half)
 SPECK_FRACTION = 0.08  # components smaller than this share of the largest are dropped
