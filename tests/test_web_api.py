@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from pictures import digit_png, number_png, photo_of, png_header_only
+from pictures import digit_png, number_png, photo_of, png_bytes, png_header_only, written_close
 
 from digitnet import insight
 from digitnet.data import to_float
@@ -283,10 +283,14 @@ def test_a_drawing_is_answered_while_a_large_photo_is_being_prepared(catalog, mn
 
 
 def test_predict_notes_several_digits_and_nothing_for_one(client, mnist):
-    _, (x_test, _) = mnist
+    (x_train, _), (x_test, _) = mnist
     number = client.post("/api/predict", content=number_png([x_test[i] for i in (5, 6)]),
                          headers=PNG).json()  # fmt: skip
     assert number["note"] == "several digits: digitnet read reads numbers"
+    touching = png_bytes(written_close([x_train[50_406], x_train[50_407]], gap=-2))  # one column
+    assert client.post("/api/predict", content=touching, headers=PNG).json()["note"] == (
+        "several digits: digitnet read reads numbers"
+    )
     assert (
         client.post("/api/predict", content=digit_png(x_test[7]), headers=PNG).json()["note"]
         is None

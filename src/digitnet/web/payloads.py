@@ -13,7 +13,7 @@ import orjson
 
 from digitnet import insight
 from digitnet.modelcard import describe
-from digitnet.recognition import Prediction, Reading
+from digitnet.recognition import Prediction, Reading, mark_joined
 from digitnet.vision import Prepared
 from digitnet.web.catalog import ServedModel
 from digitnet.web.pictures import diverging, gray, png_data_url, sheet
@@ -41,6 +41,7 @@ def examine(served: ServedModel, prepared: Prepared) -> dict[str, Any]:
     if prepared.image is not None:
         seen = insight.look(served.model, prepared.image)
         served.recognizer.decide([prediction], seen.probabilities[None])
+        mark_joined([prediction])
     return {
         "model": served.name,
         "digit": prediction.digit,
