@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from digitnet.vision.components import Component, label
+from digitnet.vision.filters import grow
 
 LINE_SPAN = 0.85  # of the page's width (height): a row (column) inked this far is a ruling
 LINE_GAP = 2  # pixels: a ruling's gaps this short are bridged before it is measured
@@ -69,8 +70,7 @@ def ruled_rows(mask: np.ndarray, span: float, thickness: float) -> list[tuple[in
     a digit written across the page."""
     H, _ = mask.shape
     full = np.zeros(H + 2, dtype=bool)  # framed: bands start and end inside
-    bridged = np.pad(mask, ((0, 0), (LINE_GAP, LINE_GAP)))  # gaps of JPEG or noise bridged
-    bridged = np.any([bridged[:, k : k + mask.shape[1]] for k in range(2 * LINE_GAP + 1)], axis=0)
+    bridged = grow(mask, LINE_GAP, axis=1)  # gaps of JPEG or noise bridged
     full[1:-1] = bridged.mean(axis=1) >= span
     edges = np.flatnonzero(full[1:] != full[:-1])
     return [(int(top), int(bottom)) for top, bottom in zip(edges[0::2], edges[1::2], strict=True)
@@ -87,13 +87,7 @@ def crossing(rest: np.ndarray, top: int, bottom: int) -> np.ndarray:
         return np.zeros(W, dtype=bool)
     above = rest[top - CROSSING_DEPTH : top].all(axis=0)  # a stroke, not a speck beside it
     below = rest[bottom : bottom + CROSSING_DEPTH].all(axis=0)
-    return widen(above, CROSSING_SLANT) & widen(below, CROSSING_SLANT)
-
-
-def widen(row: np.ndarray, reach: int) -> np.ndarray:
-    """``row`` (W,) bool, each True spread ``reach`` places either way."""
-    padded = np.pad(row, reach)
-    return np.any([padded[k : k + len(row)] for k in range(2 * reach + 1)], axis=0)
+    return grow(above, CROSSING_SLANT) & grow(below, CROSSING_SLANT)
 
 
 def along_an_edge(c: Component, labels: np.ndarray) -> bool:

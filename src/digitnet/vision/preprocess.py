@@ -32,6 +32,7 @@ from PIL import Image
 
 from digitnet.augment import bilinear
 from digitnet.vision.components import components
+from digitnet.vision.filters import square_filter
 from digitnet.vision.loading import load_gray
 from digitnet.vision.paper import LINES, not_writing, without_paper_marks
 
@@ -216,37 +217,6 @@ def paper_surface(image: np.ndarray, ring: int = 0) -> np.ndarray:
         d, e, f = curve
         fit += d * (x * x)[None] + e * np.outer(y, x) + f * (y * y)[:, None]
     return fit.astype(np.float32)
-
-
-def square_filter(image: np.ndarray, window: int, kind: str) -> np.ndarray:
-    """The minimum, maximum or mean (``kind``) over each window x window square, edges
-    replicated; separable, so done along rows, then columns."""
-    for axis in (0, 1):
-        image = _filter_along(image, window, kind, axis)
-    return image.astype(np.float32)
-
-
-def _filter_along(image: np.ndarray, window: int, kind: str, axis: int) -> np.ndarray:
-    radius = window // 2
-    pad = [(0, 0), (0, 0)]
-    pad[axis] = (radius, window - 1 - radius)
-    a = np.pad(image, pad, mode="edge").astype(np.float64 if kind == "mean" else image.dtype)
-    n = image.shape[axis]
-
-    def part(start: int, length: int) -> np.ndarray:
-        return a[start : start + length] if axis == 0 else a[:, start : start + length]
-
-    if kind == "mean":  # differences of a running sum
-        a = np.cumsum(a, axis=axis)
-        a = np.concatenate([np.zeros_like(part(0, 1)), a], axis=axis)
-        return (part(window, n) - part(0, n)) / window
-    extreme = np.minimum if kind == "min" else np.maximum
-    span = 1  # a[i] holds the extreme of `span` values from i: double it, log2(window) steps
-    while 2 * span <= window:
-        a = extreme(part(0, a.shape[axis] - span), part(span, a.shape[axis] - span))
-        span *= 2
-    rest = window - span  # two overlapping spans cover the window (min and max allow it)
-    return extreme(part(0, n), part(rest, n))
 
 
 def noise_level(paper: np.ndarray) -> float:

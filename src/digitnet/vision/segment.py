@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from digitnet.vision.components import label
+from digitnet.vision.filters import grow, square_filter
 from digitnet.vision.loading import load_gray
 from digitnet.vision.paper import LINES, not_writing, without_paper_marks
 from digitnet.vision.preprocess import (
@@ -31,7 +32,6 @@ from digitnet.vision.preprocess import (
     ink_of,
     normalize_digit,
     pixel_noise,
-    square_filter,
     writing_threshold,
 )
 
@@ -166,7 +166,7 @@ def cut_out(ink: Ink, g: _Group, threshold: float, line: int, row: tuple[float, 
     xs = ((np.arange(left, right) + 0.5) / scale).astype(int) - g.left
     ys = np.clip(ys, 0, g.mask.shape[0] - 1)
     xs = np.clip(xs, 0, g.mask.shape[1] - 1)
-    own = dilate(g.mask)[np.ix_(ys, xs)]  # (bottom - top, right - left) bool
+    own = grow(g.mask, 1)[np.ix_(ys, xs)]  # (bottom - top, right - left) bool
     image = normalize_digit(ink.region(top, left, bottom, right) * own, threshold)
     return Piece(image, (left, top, right - left, bottom - top), line, row, own)
 
@@ -233,16 +233,6 @@ def choose_reading(
             chosen.append(index)
             k = candidates[index].first
     return chosen[::-1]
-
-
-def dilate(mask: np.ndarray) -> np.ndarray:
-    """The mask grown by one pixel in every direction (3x3)."""
-    padded = np.pad(mask, 1)
-    grown = np.zeros_like(mask)
-    for dr in range(3):
-        for dc in range(3):
-            grown |= padded[dr : dr + mask.shape[0], dc : dc + mask.shape[1]]
-    return grown
 
 
 def _union(a: _Group, b: _Group) -> _Group:
