@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitnet.vision.components import Component, label
+from digitnet.vision.components import Component, components, label
 from digitnet.vision.filters import grow
 
+SPECK_FRACTION = 0.08  # components smaller than this share of the largest are specks
 LINE_SPAN = 0.85  # of the page's width (height): a row (column) inked this far is a ruling
 LINE_GAP = 2  # pixels: a ruling's gaps this short are bridged before it is measured
 LINE_THICKNESS = 0.03  # of the page's height (width): a ruling is thin, a digit's stroke
@@ -31,6 +32,22 @@ SMUDGE_CORE = 0.6  # this share of it within 70 % of its strongest ink — is a 
 LINES = "no digit: only the paper's lines (ruled, squared, a margin, a fold or an edge)"
 TEXTURE = "no digit: only specks or dots, no strokes"
 SMUDGE = "no digit: a smudge, no strokes"
+
+
+def writing_parts(
+    writing: np.ndarray, ink: np.ndarray, flat: bool
+) -> tuple[np.ndarray, list[Component]] | str:
+    """The writing (H, W) bool without the paper's marks (none on ``flat`` paper, drawn on a
+    computer) and its connected parts but the specks — or why none of it is writing. ``ink``
+    (H, W): the ink strength the writing was thresholded from."""
+    if not flat:
+        writing = without_paper_marks(writing)
+    if not writing.any():
+        return LINES
+    found = components(writing)
+    largest = max(c.area for c in found)
+    kept = [c for c in found if c.area >= SPECK_FRACTION * largest]
+    return not_writing(kept, ink, writing) or (writing, kept)
 
 
 def without_paper_marks(writing: np.ndarray) -> np.ndarray:

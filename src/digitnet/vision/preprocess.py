@@ -31,10 +31,9 @@ import numpy as np
 from PIL import Image
 
 from digitnet.augment import bilinear
-from digitnet.vision.components import components
 from digitnet.vision.filters import square_filter
 from digitnet.vision.loading import load_gray
-from digitnet.vision.paper import LINES, not_writing, without_paper_marks
+from digitnet.vision.paper import writing_parts
 
 SIDE, BOX = 28, 20  # MNIST: a 20x20 digit centred by mass in a 28x28 field
 ANALYSIS_SIDE = 256  # ink is found on a copy no larger than this
@@ -43,7 +42,6 @@ MIN_CONTRAST = 0.08  # weakest ink, as a fraction of black-to-white, that counts
 # peak under 0.12 at 15 % contrast; the noise margin below still bounds it on noisy paper)
 NOISE_MARGIN = 6.0  # ink must stand this many noise deviations above the paper
 MAX_INK_FRACTION = 0.7  # more "ink" than this is a texture, not a digit (thick digits fill half)
-SPECK_FRACTION = 0.08  # components smaller than this share of the largest are dropped
 
 Frame = tuple[float, float, float, float]  # x, y, width, height in an image's pixels
 
@@ -338,16 +336,10 @@ def find_digit(ink: Ink) -> tuple[tuple[int, int, int, int] | None, str | None, 
     mask = small > threshold
     if np.count_nonzero(mask) > MAX_INK_FRACTION * mask.size:
         return None, "no digit: dark or textured everywhere, nothing digit-shaped", 0, 0
-    if not ink.on_flat_paper:
-        mask = without_paper_marks(mask)
-        if not mask.any():
-            return None, LINES, 0, 0
-    found = components(mask)
-    largest = max(c.area for c in found)
-    kept = [c for c in found if c.area >= SPECK_FRACTION * largest]
-    reason = not_writing(kept, small, mask)
-    if reason:
-        return None, reason, 0, 0
+    parts = writing_parts(mask, small, ink.on_flat_paper)
+    if isinstance(parts, str):
+        return None, parts, 0, 0
+    _, kept = parts
     top = min(c.top for c in kept)
     left = min(c.left for c in kept)
     bottom = max(c.bottom for c in kept)

@@ -24,10 +24,9 @@ import numpy as np
 from digitnet.vision.components import label
 from digitnet.vision.filters import grow, square_filter
 from digitnet.vision.loading import load_gray
-from digitnet.vision.paper import LINES, not_writing, without_paper_marks
+from digitnet.vision.paper import writing_parts
 from digitnet.vision.preprocess import (
     NO_INK,
-    SPECK_FRACTION,
     Ink,
     ink_of,
     normalize_digit,
@@ -117,16 +116,11 @@ def writing_by_line(ink: Ink) -> tuple[list[list[_Group]], float] | str:
     if writing_threshold(small) is None:
         return NO_INK
     writing, threshold = writing_of(small)
-    if not ink.on_flat_paper:
-        writing = without_paper_marks(writing)
-    if not writing.any():
-        return LINES
-    labels, components = label(writing)
-    largest = max(c.area for c in components)
-    kept = [c for c in components if c.area >= SPECK_FRACTION * largest]
-    reason = not_writing(kept, small, writing)
-    if reason:
-        return reason
+    parts = writing_parts(writing, small, ink.on_flat_paper)
+    if isinstance(parts, str):
+        return parts
+    writing, kept = parts
+    labels, _ = label(writing)  # numbered as ``kept`` is: by first appearance
     bands = lines(writing)
     by_line: list[list[_Group]] = [[] for _ in bands]
     for c in sorted(kept, key=lambda c: c.left):
