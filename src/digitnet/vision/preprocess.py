@@ -119,8 +119,7 @@ def ink_of(gray: np.ndarray, analysis_side: int) -> Ink:
     if paper is not None:  # drawn on a computer: the paper's level, exactly
         level = 1 - paper if light else paper
     elif min(gray.shape) < LIGHTING_MIN_SIDE:  # too small for an opening: the border's plane
-        level = paper_surface(raw, ring=max(1, min(raw.shape) // 16))
-        return Ink(gray, light, np.clip(raw - level, 0, 1), scale, level)
+        level = paper_surface(raw, ring=max(1, min(raw.shape) // 16))  # at the analysis scale
     else:
         level = background(raw)  # at BACKGROUND_SIDE
         h, w = raw.shape
