@@ -171,9 +171,14 @@ class Recognizer:
                                       note=prepared.note))  # fmt: skip
         ready = [r for r in results if isinstance(r, Prediction) and r.input is not None]
         if ready:
-            self.decide(ready, self.model.predict(np.stack([r.input for r in ready])))
-            mark_joined(ready)
+            self.judge(ready, self.model.predict(np.stack([r.input for r in ready])))
         return results
+
+    def judge(self, predictions: Sequence[Prediction], outputs: np.ndarray) -> None:
+        """``decide`` for whole images (not the pieces of a reading), and the note for those
+        that look like digits written touching (``mark_joined``)."""
+        self.decide(predictions, outputs)
+        mark_joined(predictions)
 
     def decide(self, predictions: Sequence[Prediction], outputs: np.ndarray) -> None:
         """Fill in each prediction's verdict from the model's ``outputs`` (n, 10) for their

@@ -13,7 +13,7 @@ import orjson
 
 from digitnet import insight
 from digitnet.modelcard import describe
-from digitnet.recognition import Prediction, Reading, mark_joined
+from digitnet.recognition import Prediction, Reading
 from digitnet.vision import Prepared
 from digitnet.web.catalog import ServedModel
 from digitnet.web.pictures import diverging, gray, png_data_url, sheet
@@ -40,8 +40,7 @@ def examine(served: ServedModel, prepared: Prepared) -> dict[str, Any]:
     seen = None
     if prepared.image is not None:
         seen = insight.look(served.model, prepared.image)
-        served.recognizer.decide([prediction], seen.probabilities[None])
-        mark_joined([prediction])
+        served.recognizer.judge([prediction], seen.probabilities[None])
     return {
         "model": served.name,
         "digit": prediction.digit,
