@@ -193,6 +193,7 @@ def test_a_file_that_is_not_an_image_gets_the_servers_reason(page, tmp_path):
     page.set_input_files("#upload", str(notes))
     verdict(page)
     assert "not an image" in page.locator("#status").inner_text()
+    assert "not an image" not in page.locator("#verdict").inner_text()  # said once
     assert shows_no_digit(page)
 
 

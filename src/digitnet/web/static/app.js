@@ -142,7 +142,7 @@ async function ask() {
   } catch (error) {
     showNothing();
     statusLine.textContent = `Error: ${error.message}`;
-    showVerdict(null, null, error.message);
+    showVerdict(null, null, "no verdict: the error is under the drawing");  // said once
   } finally {
     inFlight = false;
     if (dirty) ask();
