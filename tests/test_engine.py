@@ -206,6 +206,24 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_weights(rng):
     assert model.predict(X).shape == (len(X), 3)
 
 
+def test_a_callback_can_stop_training_after_any_step(rng):
+    """``model.stop_training = True`` in ``on_batch_end`` ends training after that step, as in
+    Keras; the epoch's loss is that of the steps it took (the web page's Stop button)."""
+    X, y = toy_data(rng)
+
+    class StopAtSix(Callback):
+        def on_batch_end(self, step, logs=None):
+            if step == 5:
+                self.model.stop_training = True
+
+    model = Sequential([Dense(8, "relu", input_shape=(6,)), Dense(3, "softmax")], seed=0)
+    model.compile(optimizer=SGD(0.1), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(X, y, epochs=3, batch_size=8, callbacks=[StopAtSix()], verbose=False)
+    assert model.optimizer.iterations == 6 and history.epoch == [0]
+    loss = history.history["loss"][0]
+    assert np.isfinite(loss) and 0 < loss < 5
+
+
 def test_early_stopping_restores_the_best_weights(rng):
     X, y = toy_data(rng)
     model = Sequential([Dense(8, "relu", input_shape=(6,)), Dense(3, "softmax")], seed=0)

@@ -474,7 +474,7 @@ class Sequential:
         pairs = [(self._flat_params, self._flat_grads)]
         masks = [self._decay_mask] if self.optimizer.weight_decay else None
         outputs, loss, optimizer = self._epoch["outputs"], self._train_loss, self.optimizer
-        checked = 0
+        checked = done = 0
         for step, i in enumerate(range(0, N, batch_size)):
             batch = order[i : i + batch_size]
             X_batch = X[batch] if augment is None else augment(X[batch], rng)
@@ -482,12 +482,15 @@ class Sequential:
             outputs[i : i + len(batch)] = out
             self._backward(loss.gradient(Y[batch], out))
             optimizer.step(pairs, masks)
+            done = i + len(batch)
             if step % DIVERGENCE_CHECK_STEPS == DIVERGENCE_CHECK_STEPS - 1:
-                checked = self._check_finite(start_weights, checked, i + len(batch), epoch, step)
+                checked = self._check_finite(start_weights, checked, done, epoch, step)
             for callback in per_step:
                 callback.on_batch_end(step)
-        self._check_finite(start_weights, checked, N, epoch, step)
-        return self.running_logs()
+            if self.stop_training:  # a callback asked to stop now (Keras checks each step too)
+                break
+        self._check_finite(start_weights, checked, done, epoch, step)
+        return self.running_logs(done)
 
     def _check_finite(self, start_weights, begin, end, epoch, step) -> int:
         """Raise TrainingDiverged if any output in [begin, end) of this epoch is not finite."""
