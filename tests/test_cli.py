@@ -40,6 +40,17 @@ def test_train_saves_a_model_and_reports_per_epoch(tmp_path, capsys):
     assert card["accuracy"] == model.metadata["test"]["accuracy"] and card["samples"] == 10000
 
 
+def test_train_on_the_first_digits_only(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    assert main(["train", "--samples", "1000", "--epochs", "1", "--out", str(out)]) == 0
+    assert "on the first 1,000 digits of bundled MNIST" in capsys.readouterr().out
+    from digitnet.nn import load_model
+
+    model = load_model(out)
+    assert model.metadata["data"]["train_samples"] == 1000
+    assert model.metadata["config"]["samples"] == 1000
+
+
 def test_train_never_overwrites_the_default_model(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "digitnet-model.npz").write_text("precious")
@@ -74,6 +85,7 @@ def test_summary(model_file, capsys):
         (["train", "--hidden", "16,x"], "comma-separated layer sizes"),
         (["train", "--lr", "-1"], "argument --lr: must be a number > 0"),
         (["train", "--epochs", "0"], "argument --epochs: must be at least 1"),
+        (["train", "--samples", "0"], "argument --samples: must be at least 1"),
         (["train", "--activation", "swish"], "valid activations: relu, sigmoid, tanh, linear"),
         (["train", "--optimizer", "rmsprop"], "valid optimizers: sgd, adam"),
         (["train", "--loss", "hinge"], "valid losses: sparse_categorical_crossentropy"),

@@ -135,6 +135,7 @@ def cmd_train(args) -> int:
         nesterov=args.nesterov,
         batch_size=args.batch_size,
         epochs=args.epochs,
+        samples=args.samples,
         augment=args.augment,
         seed=args.seed,
         data=args.data,
@@ -146,8 +147,9 @@ def cmd_train(args) -> int:
         check_output_path(out, replace=args.force)  # now, not after minutes of training
     except FileExistsError as err:
         raise CommandError(f"{err} (--force)") from None
+    digits = f"the first {config.samples:,} digits of " if config.samples else ""
     print(
-        f"Training {preset.name} ({preset.description}) on {describe_source(config.data)}:"
+        f"Training {preset.name} ({preset.description}) on {digits}{describe_source(config.data)}:"
         f" {plural(config.epochs or preset.epochs, 'epoch')}, batch size"
         f" {config.batch_size or preset.batch_size}, seed {config.seed}",
         flush=True,
@@ -374,8 +376,11 @@ def cmd_serve(args) -> int:
     if args.open:
         threading.Timer(1.0, webbrowser.open, [url]).start()
     GuardedHttp.max_connections = connection_cap()
+    if args.models_dir is not None:
+        args.models_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(catalog, max_upload_bytes=int(args.max_upload_mb * 2**20),
-                     workers=args.workers)  # fmt: skip
+                     workers=args.workers, models_dir=args.models_dir,
+                     max_trainings=args.max_trainings)  # fmt: skip
     config = uvicorn.Config(app, http=GuardedHttp, log_level="warning", access_log=False,
                             timeout_keep_alive=5, timeout_graceful_shutdown=5)  # fmt: skip
     uvicorn.Server(config).run(sockets=[listening])
@@ -476,6 +481,8 @@ def build_parser() -> Parser:
         "--batch-size", type=positive_int, help="default: the preset's (tutorial: 32)"
     )
     train.add_argument("--epochs", type=positive_int, help="default: the preset's (tutorial: 5)")
+    train.add_argument("--samples", type=positive_int, metavar="N",
+                       help="train on the first N training digits (default: all)")  # fmt: skip
     train.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
@@ -565,6 +572,11 @@ def build_parser() -> Parser:
                        f" {MAX_DEFAULT_WORKERS}: %(default)s here)")  # fmt: skip
     serve.add_argument("--max-upload-mb", type=upload_megabytes, default=10,
                        help="largest accepted upload in MB, at most 50 (default: 10)")  # fmt: skip
+    serve.add_argument("--models-dir", type=Path, metavar="DIR",
+                       help="keep the models trained from the page here, and serve those already"
+                       " here (default: kept until the server stops)")  # fmt: skip
+    serve.add_argument("--max-trainings", type=positive_int, default=1, metavar="N",
+                       help="trainings at once; a few more wait in line (default: 1)")  # fmt: skip
     serve.set_defaults(func=cmd_serve)
 
     report = commands.add_parser(

@@ -35,6 +35,7 @@ class TrainConfig:
     nesterov: bool = False
     batch_size: int | None = None
     epochs: int | None = None
+    samples: int | None = None  # train on the first this many training digits (default: all)
     augment: bool | None = None  # distort training digits (the cnn preset does by default)
     seed: int = 0
     data: str | None = None
@@ -55,7 +56,7 @@ class TrainConfig:
             raise NNError(f"the learning rate must be a number > 0; got {self.lr}")
         if not 0 <= self.momentum < 1:
             raise NNError(f"momentum must be in [0, 1); got {self.momentum}")
-        for name in ("batch_size", "epochs"):
+        for name in ("batch_size", "epochs", "samples"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise NNError(f"{name.replace('_', ' ')} must be at least 1; got {value}")
@@ -96,6 +97,8 @@ def train(
     preset = config.validate()
     (x_train, y_train), (x_test, y_test) = data or load_mnist(config.data)
     checksum = fingerprint(x_train, y_train, x_test, y_test)
+    if config.samples is not None:
+        x_train, y_train = x_train[: config.samples], y_train[: config.samples]
     x_test_digits = x_test
     x_train, x_test = to_float(x_train), to_float(x_test)  # (N, 28, 28) float32 in [0, 1]
     model = build_model(config, samples=len(x_train))
