@@ -17,8 +17,14 @@ Each load also reports the share of CPU time the hypervisor gave to other virtua
 ("steal", from /proc/stat), which tells a slow run on a busy host from a slow server. Also
 measures how long the page takes to load in headless Chromium when it is installed.
 
+With ``--training``, a network is trained from the learn page's API (POST /api/train, the
+tutorial's recipe, followed through its events) during every load, one after the other, and
+each training's fit time is compared with ``digitnet train``'s with the same settings, run
+alone before the loads: the drawings' latency while the server trains, and the training's
+cost of serving meanwhile.
+
     python benchmarks/bench_web.py [--clients 16] [--seconds 15] [--rate page,1,2,0]
-                                   [--model cnn] [--workers N] [--photo-every S]
+                                   [--model cnn] [--workers N] [--photo-every S] [--training]
 """
 
 from __future__ import annotations
@@ -188,9 +194,12 @@ async def exchange(reader, writer, request: bytes) -> bytes:
     return status_line
 
 
-async def load(port, path, body, clients, seconds, rate, photo=None, photo_every=0.0):
+async def load(port, path, body, clients, seconds, rate, photo=None, photo_every=0.0,
+               trainings=None):  # fmt: skip
     """Latencies and errors of the drawing clients, and the photo client's latencies (one more
-    client sending ``photo`` every ``photo_every`` seconds on average, when given)."""
+    client sending ``photo`` every ``photo_every`` seconds on average, when given). With a
+    list ``trainings``, a training runs all along, one after the other: each one's fit time is
+    added to it."""
     latencies, errors, photo_latencies = [], [], []
     stop_at = time.perf_counter() + seconds
     rng = np.random.default_rng(0)
@@ -199,8 +208,50 @@ async def load(port, path, body, clients, seconds, rate, photo=None, photo_every
     if photo is not None:
         pacing = Pacing(1 / photo_every, rng)
         tasks.append(client(port, path, photo, stop_at, pacing, photo_latencies, errors))
+    if trainings is not None:
+        tasks.append(trainer(port, stop_at, trainings, errors))
     await asyncio.gather(*tasks)
     return latencies, errors, photo_latencies
+
+
+async def trainer(port, stop_at, trainings, errors):
+    """Train the tutorial's network from the API, again and again until ``stop_at``: POST
+    /api/train, then read its Server-Sent Events to the end."""
+    while time.perf_counter() < stop_at:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /api/train HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+                     b"Connection: close\r\n\r\n")  # fmt: skip
+        answer = await reader.read()
+        writer.close()
+        if b" 202 " not in answer.split(b"\r\n", 1)[0]:
+            errors.append("training: " + answer.split(b"\r\n", 1)[0].decode())
+            return
+        events = json.loads(answer.split(b"\r\n\r\n", 1)[1])["events"]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {events} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        kind = None
+        while line := await reader.readline():
+            if line.startswith(b"event: "):
+                kind = line[7:].strip()
+            elif line.startswith(b"data: ") and kind in (b"done", b"error"):
+                data = json.loads(line[6:])
+                if kind == b"error":
+                    errors.append(f"training: {data['error']}")
+                elif time.perf_counter() < stop_at:  # a whole training within the load
+                    trainings.append(data["fit_seconds"])
+                break
+        writer.close()
+
+
+def fit_seconds_of_digitnet_train() -> float:
+    """``digitnet train``'s fit time for the tutorial's recipe, as its model file records it."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = f"{folder}/tutorial.npz"
+        subprocess.run([sys.executable, "-m", "digitnet", "train", "--quiet", "--out", out],
+                       check=True, capture_output=True)  # fmt: skip
+        from digitnet.nn import load_model
+
+        return load_model(out).metadata["training_seconds"]
 
 
 def photo_jpeg(digit: np.ndarray) -> bytes:
@@ -256,8 +307,15 @@ def main() -> int:
         "--photo-every", type=float, default=0.0, metavar="S",
         help="one more client, uploading a 12-MP photo every S s on average",
     )  # fmt: skip
+    parser.add_argument("--training", action="store_true",
+                        help="train the tutorial's network from the API in every load")  # fmt: skip
     args = parser.parse_args()
     rates = [r if r == "page" else float(r) for r in args.rate.split(",")]
+    alone = None
+    if args.training:
+        alone = [fit_seconds_of_digitnet_train() for _ in range(3)]
+        print(row("digitnet train (tutorial recipe) alone: fit, 3 runs",
+                  " / ".join(f"{s:.2f}" for s in alone) + " s"))  # fmt: skip
     _, (x_test, _) = load_mnist()
     body = canvas_png(x_test[0])
     port = free_port()
@@ -273,10 +331,17 @@ def main() -> int:
         )
         for rate in rates:
             before = cpu_times()
-            latencies, errors, photos = asyncio.run(
-                load(port, path, body, args.clients, args.seconds, rate, photo, args.photo_every)
-            )
+            trainings = [] if args.training else None
+            work = load(port, path, body, args.clients, args.seconds, rate, photo,
+                        args.photo_every, trainings)  # fmt: skip
+            latencies, errors, photos = asyncio.run(work)
             runs.append(report(rate, np.array(latencies) * 1000, errors, args.seconds))
+            if trainings:
+                slower = np.median(trainings) / np.median(alone) - 1
+                runs[-1]["trainings_fit_s"] = trainings
+                print(row(f"  {len(trainings)} trainings meanwhile: fit, median",
+                          f"{np.median(trainings):.2f} s",
+                          f"{slower:+.0%} against digitnet train alone"))  # fmt: skip
             runs[-1]["steal"] = stolen(before, cpu_times())
             if runs[-1]["steal"] is not None:
                 print(row("  CPU time taken by the VM's neighbours", f"{runs[-1]['steal']:.1%}"))
@@ -291,7 +356,7 @@ def main() -> int:
     if page is not None:
         print(row("page load (headless Chromium)", f"{1000 * page:.0f} ms",
                   f"{'meets' if page <= 1 else 'MISSES'} the 1 s target"))  # fmt: skip
-    print(json.dumps({"runs": runs, "page_load_s": page}))
+    print(json.dumps({"runs": runs, "page_load_s": page, "train_alone_fit_s": alone}))
     return 0
 
 

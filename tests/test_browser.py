@@ -210,7 +210,7 @@ def test_an_error_after_a_digit_leaves_nothing_of_that_digit(page, mnist, tmp_pa
 def test_phone_width_has_no_sideways_scrolling(browser, server, mnist):
     context = browser.new_context(viewport={"width": 375, "height": 740}, has_touch=True)
     page = context.new_page()
-    for path in ("/", "/model?name=tutorial"):
+    for path in ("/learn", "/", "/model?name=tutorial"):
         page.goto(server + path)
         page.wait_for_selector("body[data-ready=true]", timeout=30_000)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
@@ -233,6 +233,47 @@ def test_model_page_shows_accuracy_confusion_and_mistakes(page, server):
     assert page.locator("#confusion tr").count() == 11
     assert page.locator("#weights img").count() == 16
     assert page.locator("#mistakes figure").count() == 24
+
+
+def test_a_network_trained_on_the_learn_page_answers_a_drawing(page, server, mnist):
+    """The tutorial's network on 6,000 digits, 2 epochs, one digit a step (~1.5 s): the curves
+    and the first layer's pictures change as it learns (a report every 100 steps, 60 an
+    epoch; at least 10 seen live: the page may connect after the first few, which it then gets
+    as points only); the scores come; "Draw on it" opens the main page with the new model."""
+    page.goto(server + "/learn")
+    page.wait_for_selector("body[data-ready=true]")
+    for field, value in (("samples", "6000"), ("epochs", "2"), ("batch_size", "1")):
+        page.fill(f"input[name={field}]", value)
+    page.click("#train")
+    page.wait_for_selector("body[data-trained]", timeout=60_000)
+    assert int(page.locator("#pictures").get_attribute("data-updates")) >= 10
+    assert page.locator("#pictures canvas").count() == 16
+    reports, epochs = 2 * 60, 2  # each: a point for the loss and one for the accuracy
+    assert int(page.locator("#curves").get_attribute("data-points")) == 2 * reports + 2 * epochs
+    assert page.locator("#confusion tr").count() == 11
+    name = page.locator("body").get_attribute("data-trained")
+    assert name in page.locator("#verdict-line").inner_text()
+    page.click("#try")
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.locator("#model").input_value() == name
+    _, (x_test, _) = mnist
+    draw_ink(page, x_test[0])
+    assert verdict(page) not in ("empty", "none")
+    assert page.locator("canvas.net").count() == 1  # its own 784-16-16-10 picture
+
+
+def test_stop_on_the_learn_page_keeps_the_weights_it_reached(page, server):
+    page.goto(server + "/learn")
+    page.wait_for_selector("body[data-ready=true]")
+    page.fill("input[name=hidden]", "512,512,512")
+    page.fill("input[name=batch_size]", "1")
+    page.fill("input[name=epochs]", "20")  # an hour's training
+    page.click("#train")
+    page.wait_for_function("Number(document.getElementById('pictures').dataset.updates) >= 2")
+    page.click("#stop")
+    page.wait_for_selector("body[data-trained]", timeout=30_000)
+    assert "stopped early" in page.locator("#state").inner_text()
+    assert page.locator("#train").is_enabled() and page.locator("#stop").is_disabled()
 
 
 def test_the_api_docs_work_offline(browser, server):

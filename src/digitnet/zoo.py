@@ -152,6 +152,11 @@ def names_bundled_model(spec: str) -> bool:
     return not Path(spec).exists() and (BUNDLED_DIR / f"{spec}.npz").is_file()
 
 
+def model_path(spec: str) -> Path:
+    """The file of a model named on a command line (see ``resolve_model``)."""
+    return bundled_path(spec) if names_bundled_model(spec) else Path(spec)
+
+
 def resolve_model(spec: str | None) -> Sequential:
     """A model named on a command line: None for the best bundled model, a bundled model's name
     (see ``names_bundled_model``), else a model file's path."""

@@ -4,6 +4,8 @@
     POST /api/read      an image of a written number
     GET  /api/models    the models served;  GET /api/models/{name}, /api/models/{name}/test
     GET  /api/health
+    POST /api/train     train a network (JSON settings) in a process of its own -> 202 {id, ...}
+    GET  /api/train/{id}/events   its progress as Server-Sent Events;  DELETE /api/train/{id}
 
 With one worker every request is handled on the event loop, one at a time: the work is
 CPU-bound NumPy, and the models' layers keep caches that concurrent threads would share. Only
@@ -23,17 +25,19 @@ import contextlib
 import functools
 import logging
 import os
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.datastructures import UploadFile
@@ -47,6 +51,7 @@ from digitnet.vision.preprocess import prepared_input
 from digitnet.vision.segment import segment
 from digitnet.web import schemas
 from digitnet.web.catalog import Catalog, ServedModel
+from digitnet.web.learning import RETRY_SECONDS, LineFull, Training, Trainings, TrainSettings
 from digitnet.web.limits import RETRY_AFTER_SECONDS, RequestLimits
 from digitnet.web.payloads import (
     examine,
@@ -57,6 +62,7 @@ from digitnet.web.payloads import (
     test_payload,
 )
 from digitnet.web.pool import JOB_SECONDS, WorkerPool, WorkersUnavailable
+from digitnet.zoo import model_path
 
 MAX_UPLOAD_BYTES = 10 * 2**20
 BODY_SECONDS = 30.0  # a request's whole body must arrive within this
@@ -70,15 +76,24 @@ def create_app(
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     workers: int = 1,
     answer_seconds: float = JOB_SECONDS,
+    models_dir: Path | None = None,
+    max_trainings: int = 1,
 ) -> FastAPI:
     """The app serving ``catalog``'s models; with ``workers`` > 1, predictions and readings are
     worked out by that many worker processes, started with the app, each request given at most
-    ``answer_seconds``."""
-    sources = [m.source for m in catalog.models.values()]
+    ``answer_seconds``. Trainings (``max_trainings`` at a time) write their models to
+    ``models_dir``, whose trained models are served from the start; without it, to a folder
+    of the server's own, removed when it stops."""
+    sources = [m.source for m in catalog.models.values() if not m.trained]
     pool = large_pool = None
     if workers > 1:
         pool = WorkerPool(sources, workers, answer_seconds)
         large_pool = WorkerPool(sources, 1, answer_seconds, nice=LARGE_IMAGE_NICE)
+    scratch = None if models_dir is not None else tempfile.TemporaryDirectory(prefix="digitnet-")
+    folder = Path(models_dir if models_dir is not None else scratch.name)
+    for path in sorted(folder.glob("trained-*.npz"), key=lambda p: p.stat().st_mtime):
+        catalog.add_trained(path.stem, path)
+    trainings = Trainings(folder, catalog.add_trained, max_trainings)
 
     def pool_for(data: bytes | None) -> WorkerPool:
         return large_pool if data is not None and is_large(data) else pool
@@ -88,9 +103,12 @@ def create_app(
         if pool is not None:
             await asyncio.gather(pool.start(), large_pool.start())
         yield
+        trainings.close()
         if pool is not None:
             pool.close()
             large_pool.close()
+        if scratch is not None:
+            scratch.cleanup()
 
     app = FastAPIOffline(  # FastAPI, with /docs' Swagger UI served from the package: offline too
         title="digitnet",
@@ -99,6 +117,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.pool, app.state.large_pool = pool, large_pool
+    app.state.trainings = trainings
     app.add_middleware(
         RequestLimits,
         max_bytes=max_upload_bytes,
@@ -187,7 +206,7 @@ def create_app(
         else:
             data = await _image_bytes(request)
         if pool is not None:
-            return _json(await pool_for(data).predict(chosen.name, data, pixels))
+            return _json(await pool_for(data).predict(chosen.ref, data, pixels))
         prepared = prepared_input(pixels) if data is None else await _image_work(data, prepare)
         return _json(json_body(examine(chosen, prepared)))
 
@@ -207,9 +226,71 @@ def create_app(
             )
         data = await _image_bytes(request)
         if pool is not None:
-            return _json(await pool_for(data).read(chosen.name, data))
+            return _json(await pool_for(data).read(chosen.ref, data))
         reading = read_segments(chosen.recognizer, await _image_work(data, segment))
         return _json(json_body(reading_payload(chosen, reading)))
+
+    @app.get("/learn", include_in_schema=False)
+    async def learn_page():
+        return FileResponse(str(STATIC / "learn.html"))
+
+    @app.get("/api/models/{name}/file", response_class=FileResponse, responses=schemas.ERRORS)
+    async def model_file(name: str):
+        """The model's file: digitnet's .npz, which every digitnet command takes."""
+        chosen = served(name)
+        path = Path(chosen.source) if chosen.trained else model_path(chosen.source)
+        return FileResponse(str(path), media_type="application/octet-stream",
+                            filename=f"{chosen.name}.npz")  # fmt: skip
+
+    @app.post("/api/train", status_code=202, response_model=schemas.TrainingStarted,
+              responses=schemas.TRAINING_ERRORS)  # fmt: skip
+    async def start_training(settings: Annotated[TrainSettings | None, Body()] = None):
+        """Train a multilayer perceptron on MNIST, in a process of the server's own: every
+        setting is optional (the tutorial's recipe). At most one training runs at a time
+        (``serve --max-trainings``); a few more wait in line, beyond that 429. Follow it at
+        ``events``; the finished model joins ``/api/models`` and the page's picker."""
+        settings = settings or TrainSettings()
+        try:
+            settings.check()
+        except ValueError as err:
+            raise HTTPException(422, str(err)) from None
+        try:
+            training = trainings.submit(settings)
+        except LineFull as err:
+            headers = {"Retry-After": str(RETRY_SECONDS)}
+            raise HTTPException(429, f"{err}; try again later", headers) from None
+        return JSONResponse(training.summary(), 202)
+
+    @app.get("/api/train/{training_id}", response_model=schemas.TrainingStarted)
+    async def training_state(training_id: str):
+        return JSONResponse(training_of(training_id).summary())
+
+    @app.get("/api/train/{training_id}/events", response_class=StreamingResponse)
+    async def training_events(training_id: str):
+        """Server-Sent Events (``curl -N`` shows them): ``queued``, ``started``, ``progress``
+        (every 100 steps: loss, accuracy, speed, time left, the first layer's weights as
+        28x28 pictures), ``epoch`` (with validation loss and accuracy), then ``done`` (the new
+        model's name, test accuracy, confusion matrix) or ``error``. Each event's data is
+        JSON; the events so far come first, to whoever connects."""
+        training = training_of(training_id)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(trainings.events(training), media_type="text/event-stream",
+                                 headers=headers)  # fmt: skip
+
+    @app.delete("/api/train/{training_id}", status_code=202,
+                response_model=schemas.TrainingStarted)  # fmt: skip
+    async def stop_training(training_id: str):
+        """Stop after the current step: the model keeps the weights it reached and is served
+        like a finished one (a training still waiting in line just leaves it)."""
+        training = training_of(training_id)
+        trainings.stop(training)
+        return JSONResponse(training.summary(), 202)
+
+    def training_of(training_id: str) -> Training:
+        try:
+            return trainings.get(training_id)
+        except KeyError:
+            raise HTTPException(404, f"no training {training_id!r} on this server") from None
 
     return app
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from digitnet import insight
 from digitnet.checker import bundled_checker
 from digitnet.modelcard import Scorecard, scorecard
+from digitnet.nn import load_model
 from digitnet.nn.errors import NNError
 from digitnet.recognition import Recognizer
 from digitnet.zoo import BEST, names_bundled_model, resolve_model
@@ -27,12 +28,18 @@ class ServedModel:
     source: str  # as named at start-up: a bundled model's name or a file path
     recognizer: Recognizer
     load: Callable[[], object]
+    trained: bool = False  # made by a training started on this server
     _results: Scorecard | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
     def model(self):
         return self.recognizer.model
+
+    @property
+    def ref(self) -> tuple[str, str]:
+        """What a worker process needs to find it: its name and where it was loaded from."""
+        return self.name, self.source
 
     @property
     def kind(self) -> str:
@@ -56,6 +63,7 @@ class Catalog:
             raise NNError("no models to serve")
         self.models = {m.name: m for m in models}
         self.default = models[0].name
+        self.trained: list[str] = [m.name for m in models if m.trained]  # oldest first
 
     def get(self, name: str | None) -> ServedModel:
         """The model called ``name`` (the default for None); KeyError with the names known."""
@@ -64,6 +72,31 @@ class Catalog:
             known = ", ".join(self.models)
             raise KeyError(f"unknown model {name!r}; this server has: {known}")
         return served
+
+    def add_trained(self, name: str, path: Path) -> ServedModel:
+        """Serve the model file a training wrote (a path the server made, never a request's);
+        beyond MAX_TRAINED trained models, the oldest is forgotten (its file stays)."""
+        served = trained_model(name, path)
+        self.models[name] = served
+        self.trained.append(name)
+        while len(self.trained) > MAX_TRAINED:
+            self.models.pop(self.trained.pop(0), None)
+        return served
+
+    def ensure(self, name: str, source: str) -> ServedModel:
+        """The model ``name``, loaded from ``source`` first if this catalogue has not got it
+        (a worker process meeting a model trained after it started)."""
+        if name not in self.models:
+            self.add_trained(name, Path(source))
+        return self.models[name]
+
+
+MAX_TRAINED = 8  # trained models served at once (a tutorial-sized model: ~60 KB)
+
+
+def trained_model(name: str, path: Path) -> ServedModel:
+    model = load_model(path)
+    return ServedModel(name, str(path), Recognizer(model), lambda: load_model(path), trained=True)
 
 
 def load_catalog(specs: list[str] | None = None) -> Catalog:

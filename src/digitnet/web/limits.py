@@ -7,8 +7,9 @@ with a JSON error before the body is read into memory:
   ``max_bytes_in_flight``, so the number of uploads at once never decides the server's memory;
 * 408: a body that has not fully arrived ``body_seconds`` after its request began (a client
   that declares 1 MB and sends 10 bytes, or drips a byte a second, holds nothing for long);
-* 403: a POST from a page of another site (its Origin is not this server), so no web page a
-  person visits can make their browser post to the digitnet on their machine.
+* 403: a POST (or DELETE: a training stopped) from a page of another site (its Origin is not
+  this server), so no web page a person visits can make their browser post to the digitnet on
+  their machine, nor start or stop trainings there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 
 import orjson
 
+CHANGING_METHODS = ("POST", "PUT", "PATCH", "DELETE")  # asked of the server's own pages only
 RETRY_AFTER_SECONDS = 2  # told to a client the server is too busy for right now
 
 
@@ -40,7 +42,7 @@ class RequestLimits:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers", []))
         declared = headers.get(b"content-length", b"")
-        if scope["method"] == "POST" and not same_origin(headers):
+        if scope["method"] in CHANGING_METHODS and not same_origin(headers):
             return await refuse(send, 403, "cross-site requests are refused")
         if declared.isdigit() and int(declared) > self.max_bytes:
             await drain(receive)

@@ -10,7 +10,8 @@ its process while another sits idle.)
 The event loop itself dispatches: each worker has a pipe, the loop writes a job to an idle
 worker's pipe and is woken by the answer (``add_reader``), so no thread stands between a
 request and its worker. Each worker loads the models named at start-up once; a job carries only
-a model's name and the image's bytes, and the answer comes back as the JSON body. Workers start
+a model's name (and file, for a model trained since: loaded on its first job) and the image's
+bytes, and the answer comes back as the JSON body. Workers start
 from a clean interpreter (``spawn``), never forked from the running server with its threads.
 
 Nothing waits forever: a worker that dies is replaced and its request gets a 503; one that has
@@ -41,6 +42,7 @@ from digitnet.web.catalog import Catalog, load_catalog
 from digitnet.web.payloads import examine, json_body, reading_payload
 
 JOB_SECONDS = 30.0  # the longest a request waits for its answer (a 40-MP photo takes ~1 s)
+ModelRef = tuple[str, str]  # a model's name and where it was loaded from (see Catalog.ensure)
 MAX_FAILED_STARTS = 3  # replacements that die before loading their models, in a row
 STOP_SECONDS = 2.0  # the workers' time to leave when the server stops; then they are killed
 
@@ -113,10 +115,12 @@ class WorkerPool:
                 self._add_worker()
         await asyncio.shield(self._ready)
 
-    async def predict(self, model: str, image: bytes | None, pixels: np.ndarray | None) -> bytes:
+    async def predict(
+        self, model: ModelRef, image: bytes | None, pixels: np.ndarray | None
+    ) -> bytes:
         return await self._run((predict_answer, model, image, pixels))
 
-    async def read(self, model: str, image: bytes) -> bytes:
+    async def read(self, model: ModelRef, image: bytes) -> bytes:
         return await self._run((read_answer, model, image))
 
     def close(self) -> None:
@@ -242,16 +246,16 @@ def serve_jobs(connection: Connection, specs: list[str], nice: int = 0) -> None:
 
 
 def predict_answer(
-    catalog: Catalog, model: str, image: bytes | None, pixels: np.ndarray | None
+    catalog: Catalog, model: ModelRef, image: bytes | None, pixels: np.ndarray | None
 ) -> bytes:
     """The /api/predict answer for an image's bytes or MNIST-form pixels."""
-    served = catalog.get(model)
+    served = catalog.ensure(*model)
     prepared = prepare(image) if pixels is None else prepared_input(pixels)
     return json_body(examine(served, prepared))
 
 
-def read_answer(catalog: Catalog, model: str, image: bytes) -> bytes:
+def read_answer(catalog: Catalog, model: ModelRef, image: bytes) -> bytes:
     """The /api/read answer for an image's bytes."""
-    served = catalog.get(model)
+    served = catalog.ensure(*model)
     reading = read_segments(served.recognizer, segment(image))
     return json_body(reading_payload(served, reading))

@@ -162,3 +162,18 @@ class Health(BaseModel):
     version: str
     models: list[str]
     workers: int  # processes working out predictions (1: the server itself)
+
+
+class TrainingStarted(BaseModel):
+    id: str
+    state: str = Field(description="queued, running, done or failed")
+    model: str = Field(description="the name the trained model will be served under")
+    settings: dict
+    events: str = Field(description="where its Server-Sent Events stream")
+
+
+TRAINING_ERRORS = {
+    403: {"model": Error, "description": "sent by a page of another site"},
+    422: {"model": Error, "description": "a setting out of range, or unknown"},
+    429: {"model": Error, "description": "the waiting line is full (Retry-After)"},
+}

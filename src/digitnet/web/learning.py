@@ -1,0 +1,390 @@
+"""Trainings started from the web page: each in a process of its own, watched live.
+
+``POST /api/train`` hands settings (``TrainSettings``) to ``Trainings.submit``, which queues a
+``Training``; at most ``running`` of them train at once, each in a fresh process (``spawn``, at
+lower CPU priority, never the event loop nor a prediction worker), so people drawing meanwhile
+are answered as fast as before. The process runs ``digitnet.training.train`` — the very code of
+``digitnet train`` — with a ``Reporter`` that sends what happens through a pipe: ``progress``
+every PROGRESS_STEPS steps (running loss and accuracy, speed, time left, the first layer's
+weights as pictures), ``epoch`` (with validation loss and accuracy), then ``done`` with the
+saved model or ``error`` with the reason. The server reads the pipe on its event loop
+(``add_reader``) and keeps each training's events, so ``GET /api/train/{id}/events`` (Server-Sent
+Events) replays them to anyone who connects, then follows.
+
+Bounded everywhere: the settings' ranges (``TrainSettings``), a waiting line of MAX_WAITING
+(then 429), a training nobody watches for ABANDON_SECONDS is stopped, and at most
+KEPT_TRAININGS trainings' events are remembered. A stop (``DELETE``, the page's Stop button)
+ends the training after its current step; the model keeps the weights it reached and joins the
+catalogue like one that finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import secrets
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from digitnet.nn.callbacks import Callback
+
+PROGRESS_STEPS = 100  # a progress event every this many steps (ten an epoch at least)
+PICTURED_NEURONS = 64  # at most this many first-layer neurons are drawn
+MAX_WAITING = 4  # trainings waiting for their turn; more: 429
+ABANDON_SECONDS = 30.0  # a training nobody has watched for this long is stopped
+KEPT_TRAININGS = 16  # finished trainings whose events are remembered
+KEEP_ALIVE_SECONDS = 15.0  # an SSE comment this often, so proxies keep the stream open
+TRAINING_NICE = 10  # the training process yields the CPU to the requests being answered
+RETRY_SECONDS = 30  # told to a client whose training found the line full
+
+
+class TrainSettings(BaseModel):
+    """A training, named as ``digitnet train``'s options; every field optional: the
+    tutorial's recipe (784-16-16-10, ReLU, cross-entropy, SGD 0.01, batch 32, 5 epochs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hidden: list[int] = Field(
+        [16, 16], min_length=1, max_length=4, description="1-4 hidden layers of 1-512 neurons"
+    )
+    activation: Literal["relu", "sigmoid", "tanh"] = "relu"
+    loss: Literal["sparse_categorical_crossentropy", "mean_squared_error"] = (
+        "sparse_categorical_crossentropy"
+    )
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(0.01, gt=0, le=10, description="learning rate")
+    momentum: float = Field(0.0, ge=0, lt=1, description="SGD momentum")
+    batch_size: int = Field(32, ge=1, le=1024)
+    epochs: int = Field(5, ge=1, le=20)
+    samples: int = Field(60_000, ge=100, le=60_000, description="training digits used")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+    def check(self) -> None:
+        """What the field types cannot say; raises ValueError with the reason."""
+        if any(not 1 <= units <= 512 for units in self.hidden):
+            raise ValueError(f"hidden layer sizes must be 1-512 neurons; got {self.hidden}")
+        if self.momentum and self.optimizer != "sgd":
+            raise ValueError("momentum applies to the sgd optimizer only")
+
+
+# ------------------------------------------------------------------- the training process
+
+
+class Reporter(Callback):
+    """Sends a training's progress through ``connection`` and stops it when asked."""
+
+    def __init__(self, connection: Connection):
+        self.connection = connection
+        self.step = 0  # steps done in all epochs
+        self.epoch = 0
+        self.sums: tuple[dict[str, float], int] = ({}, 0)  # at the last report: sums, rows
+
+    def on_train_begin(self, logs=None):
+        params = self.model.fit_params
+        self.steps, self.epochs = params["steps"], params["epochs"]
+        self.batch_size = params["batch_size"]
+        self.every = max(1, min(PROGRESS_STEPS, self.steps // 10))  # >= 10 an epoch
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, step, logs=None):
+        self.step += 1
+        if step % self.every == self.every - 1 or step == self.steps - 1:
+            self.send("progress", self.progress(step))
+        if self.connection.poll():  # the server's only message: stop
+            self.connection.recv()
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.send("epoch", {"epoch": epoch + 1, "epochs": self.epochs,
+                            **{k: float(v) for k, v in logs.items() if k != "lr"}})  # fmt: skip
+
+    def progress(self, step: int) -> dict[str, Any]:
+        """Loss and accuracy over the steps since the last report (the epoch's running mean
+        would jump back at each epoch's start), speed, time left, the first layer's weights."""
+        seconds = time.perf_counter() - self.started
+        total = self.steps * self.epochs
+        rate = self.step / max(seconds, 1e-9)
+        rows = min((step + 1) * self.batch_size, self.model.fit_params["samples"])
+        running = self.model.running_logs(rows)  # means over the epoch's first ``rows``
+        sums = {k: v * rows for k, v in running.items()}
+        before, before_rows = self.sums if step >= self.every else ({}, 0)
+        window = {k: (v - before.get(k, 0.0)) / (rows - before_rows) for k, v in sums.items()}
+        self.sums = (sums, rows)
+        return {
+            "epoch": self.epoch + 1,
+            "epochs": self.epochs,
+            "step": self.step,
+            "steps": total,
+            "loss": float(window["loss"]),
+            "accuracy": float(window.get("accuracy", math.nan)),
+            "steps_per_second": rate,
+            "seconds_left": (total - self.step) / max(rate, 1e-9),
+            "weights": first_layer_pictures(self.model),
+        }
+
+    def send(self, kind: str, data: dict[str, Any]) -> None:
+        self.connection.send((kind, data))
+
+
+def first_layer_pictures(model) -> dict[str, Any]:
+    """The first dense layer's incoming weights, one 28x28 picture per neuron (the first
+    PICTURED_NEURONS): uint8, 128 for a weight of 0, 0 and 255 for the layer's largest
+    negative and positive weights; ``pixels`` is their bytes in base64, neuron after neuron."""
+    W = model.layers[1].params["W"]  # (784, H): layers[0] is the Flatten
+    shown = W[:, :PICTURED_NEURONS]
+    scale = float(np.abs(shown).max()) or 1.0
+    pictures = np.round(128 + 127 * shown.T / scale).astype(np.uint8)  # (k, 784)
+    pixels = base64.b64encode(pictures.tobytes()).decode("ascii")
+    return {"neurons": int(shown.shape[1]), "of": int(W.shape[1]), "size": [28, 28],
+            "scale": scale, "pixels": pixels}  # fmt: skip
+
+
+def run_training(connection: Connection, settings: dict[str, Any], out: str) -> None:
+    """A training process's life: train as ``settings`` say, reporting through ``connection``,
+    save the model to ``out`` and say ``done`` — or ``error`` with the reason."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the server stops us
+    if hasattr(os, "nice"):
+        os.nice(TRAINING_NICE)
+    from digitnet.nn import NNError, save_model
+    from digitnet.training import TrainConfig, train
+
+    try:
+        config = TrainConfig(
+            model="tutorial",
+            hidden=tuple(settings["hidden"]),
+            activation=settings["activation"],
+            loss=settings["loss"],
+            optimizer=settings["optimizer"],
+            lr=settings["lr"],
+            momentum=settings["momentum"],
+            batch_size=settings["batch_size"],
+            epochs=settings["epochs"],
+            samples=settings["samples"],
+            seed=settings["seed"],
+            command="POST /api/train " + json.dumps(settings, sort_keys=True),
+        )
+        started = time.perf_counter()
+        model = train(config, callbacks=[Reporter(connection)], verbose=False)
+        save_model(model, out)
+        card = model.metadata["scorecard"]
+        connection.send(("done", {
+            "test_accuracy": model.metadata["test"]["accuracy"],
+            "test_loss": model.metadata["test"]["loss"],
+            "confusion": card["confusion_matrix"],
+            "seconds": time.perf_counter() - started,
+            "fit_seconds": model.metadata["training_seconds"],  # as digitnet train records it
+            "stopped": bool(model.stop_training),
+        }))  # fmt: skip
+    except NNError as err:  # a diverged loss says to lower the learning rate
+        connection.send(("error", {"error": str(err)}))
+    except Exception as err:  # a bug: said, not hidden
+        connection.send(("error", {"error": f"training failed: {type(err).__name__}: {err}"}))
+
+
+# ------------------------------------------------------------------------- the server's side
+
+
+class LineFull(RuntimeError):
+    """The waiting line is full: 429, try again later."""
+
+
+@dataclass
+class Training:
+    id: str
+    settings: TrainSettings
+    name: str  # of the model it makes
+    state: str = "queued"  # queued, running, done, failed
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    process: multiprocessing.Process | None = None
+    connection: Connection | None = None
+    watchers: int = 0
+    position: int = 0  # in the waiting line, from 1; 0: not waiting
+    unwatched: asyncio.TimerHandle | None = None
+    stop_asked: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed")
+
+    def add(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "progress":  # only the latest progress keeps its pictures
+            for old_kind, old in reversed(self.events):
+                if old_kind == "progress":
+                    old.pop("weights", None)
+                    break
+        self.events.append((kind, data))
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "state": self.state, "model": self.name,
+                "settings": self.settings.model_dump(),
+                "events": f"/api/train/{self.id}/events"}  # fmt: skip
+
+
+class Trainings:
+    """The server's trainings: a line of waiting ones, at most ``running`` at a time; each
+    finished model goes to ``on_model(name, path)``. Models are written to ``folder``."""
+
+    def __init__(self, folder: Path, on_model, running: int = 1):
+        self.folder, self.on_model, self.running = folder, on_model, running
+        self.trainings: dict[str, Training] = {}
+        self.waiting: deque[Training] = deque()
+        self.numbers = itertools.count(next_number(folder))
+
+    def submit(self, settings: TrainSettings) -> Training:
+        if len(self.waiting) >= MAX_WAITING:
+            raise LineFull(f"{len(self.waiting)} trainings are waiting already")
+        training = Training(secrets.token_hex(8), settings, f"trained-{next(self.numbers)}")
+        self.trainings[training.id] = training
+        self.waiting.append(training)
+        self._forget_old()
+        self._watch_for_abandon(training)
+        self._start_next()
+        self._tell_positions()
+        return training
+
+    def get(self, training_id: str) -> Training:
+        return self.trainings[training_id]
+
+    def stop(self, training: Training) -> None:
+        """Stop after the current step (the model keeps its weights); a waiting one leaves
+        the line at once."""
+        if training.finished:
+            return
+        training.stop_asked = True
+        if training in self.waiting:
+            self.waiting.remove(training)
+            self._finish(training, "failed", "error", {"error": "stopped before it started"})
+            self._tell_positions()
+        elif training.connection is not None:
+            with contextlib.suppress(OSError):  # it has just ended
+                training.connection.send("stop")
+
+    async def events(self, training: Training):
+        """The training's events so far, then each new one, as Server-Sent Events text."""
+        training.watchers += 1
+        if training.unwatched is not None:
+            training.unwatched.cancel()
+            training.unwatched = None
+        try:
+            sent = 0
+            while True:
+                while sent < len(training.events):
+                    kind, data = training.events[sent]
+                    sent += 1
+                    yield f"event: {kind}\ndata: {json.dumps(data, allow_nan=False)}\n\n"
+                if training.finished:
+                    return
+                try:
+                    await asyncio.wait_for(training.changed.wait(), KEEP_ALIVE_SECONDS)
+                except asyncio.TimeoutError:
+                    yield ": still training\n\n"
+        finally:
+            training.watchers -= 1
+            self._watch_for_abandon(training)
+
+    def close(self) -> None:
+        for training in self.trainings.values():
+            if training.process is not None and training.process.is_alive():
+                training.process.kill()
+                training.process.join(timeout=1)
+
+    # ----------------------------------------------------------------------- internals
+
+    def _start_next(self) -> None:
+        busy = sum(t.state == "running" for t in self.trainings.values())
+        while self.waiting and busy < self.running:
+            training = self.waiting.popleft()
+            context = multiprocessing.get_context("spawn")
+            ours, theirs = context.Pipe()
+            out = str(self.folder / f"{training.name}.npz")
+            training.process = context.Process(
+                target=run_training, args=(theirs, training.settings.model_dump(), out),
+                daemon=True,
+            )  # fmt: skip
+            training.process.start()
+            theirs.close()
+            training.connection, training.state = ours, "running"
+            training.add("started", {"model": training.name})
+            asyncio.get_running_loop().add_reader(ours.fileno(), self._received, training)
+            busy += 1
+
+    def _received(self, training: Training) -> None:
+        try:
+            kind, data = training.connection.recv()
+        except (EOFError, OSError):
+            self._finish(training, "failed", "error",
+                         {"error": "the training process stopped unexpectedly"})  # fmt: skip
+            return
+        if kind == "done":
+            path = self.folder / f"{training.name}.npz"
+            try:
+                self.on_model(training.name, path)
+            except Exception as err:
+                reason = f"the trained model could not be loaded: {err}"
+                self._finish(training, "failed", "error", {"error": reason})
+                return
+            data = {"model": training.name, "download": f"/api/models/{training.name}/file",
+                    **data}  # fmt: skip
+            self._finish(training, "done", kind, data)
+        elif kind == "error":
+            self._finish(training, "failed", kind, data)
+        else:
+            training.add(kind, data)
+
+    def _finish(self, training: Training, state: str, kind: str, data: dict[str, Any]) -> None:
+        training.state = state
+        if training.connection is not None:
+            asyncio.get_running_loop().remove_reader(training.connection.fileno())
+            training.connection.close()
+            training.process.join(timeout=5)
+            if training.process.is_alive():
+                training.process.kill()
+        if training.unwatched is not None:
+            training.unwatched.cancel()
+        training.add(kind, data)
+        self._start_next()
+        self._tell_positions()
+
+    def _tell_positions(self) -> None:
+        for position, training in enumerate(self.waiting, 1):
+            if training.position != position:
+                training.position = position
+                training.add("queued", {"position": position, "waiting": len(self.waiting)})
+
+    def _watch_for_abandon(self, training: Training) -> None:
+        if training.watchers == 0 and not training.finished:
+            loop = asyncio.get_running_loop()
+            training.unwatched = loop.call_later(ABANDON_SECONDS, self.stop, training)
+
+    def _forget_old(self) -> None:
+        finished = [t for t in self.trainings.values() if t.finished]
+        for training in finished[: max(0, len(finished) - KEPT_TRAININGS)]:
+            del self.trainings[training.id]
+
+
+def next_number(folder: Path) -> int:
+    """One more than the largest N of the trained-N.npz files in ``folder``."""
+    numbers = [int(p.stem.split("-", 1)[1]) for p in folder.glob("trained-*.npz")
+               if p.stem.split("-", 1)[1].isdigit()]  # fmt: skip
+    return max(numbers, default=0) + 1
