@@ -276,6 +276,31 @@ def test_stop_on_the_learn_page_keeps_the_weights_it_reached(page, server):
     assert page.locator("#train").is_enabled() and page.locator("#stop").is_disabled()
 
 
+def test_a_neuron_opens_with_its_weighted_sum(page, mnist):
+    """Clicking a neuron of the tutorial network shows its weights and its weighted sum for the
+    drawing: z computed on the page from the neuron's weights and the layer below, through its
+    activation (or the softmax), is what the network's own forward pass gave that neuron."""
+    page.select_option("#model", "tutorial")
+    _, (x_test, _) = mnist
+    draw_ink(page, x_test[0])
+    assert verdict(page) == "7"
+    for layer, unit in ((0, 4), (1, 11), (2, 7)):
+        xy = page.evaluate(f"() => document.querySelector('canvas.net').neurons[{layer}][{unit}]")
+        page.locator("canvas.net").click(position={"x": xy[0], "y": xy[1]})
+        page.wait_for_selector(f"#neuron[data-open='tutorial/{layer}/{unit}']")
+        shown = float(page.locator("#neuron [data-activation]").get_attribute("data-activation"))
+        computed = page.evaluate(f"() => last.answer.layers[{layer}].values[{unit}]")
+        assert shown == pytest.approx(computed, abs=1e-3)  # the answer's values are rounded
+        picture = "canvas.weight-picture" if layer == 0 else "canvas.bars-chart"
+        assert page.locator(f"#neuron {picture}").count() == 1
+        assert page.locator("#neuron ol li").count() >= 2
+    assert "softmax" in page.locator("#neuron").inner_text()
+    page.click("#clear")
+    draw_ink(page, x_test[1])  # another drawing: the neuron stays open, with its new sum
+    assert verdict(page) == "2"
+    page.wait_for_selector("#neuron[data-open='tutorial/2/7']")
+
+
 def test_the_api_docs_work_offline(browser, server):
     """/docs draws Swagger UI from files the package serves: nothing is fetched elsewhere."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})

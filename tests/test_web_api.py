@@ -295,3 +295,25 @@ def test_predict_notes_several_digits_and_nothing_for_one(client, mnist):
         client.post("/api/predict", content=digit_png(x_test[7]), headers=PNG).json()["note"]
         is None
     )
+
+
+def test_one_neuron_of_a_perceptron_its_weights_and_bias(client, catalog):
+    """What the page shows when a neuron is clicked: the very weights of the layer."""
+    model = catalog.get("tutorial").model
+    first = client.get("/api/models/tutorial/layers/0/neurons/5").json()
+    assert first["layer"] == "dense 1" and first["activation"] == "relu"
+    assert first["inputs"] == "the 28x28 input"
+    assert np.allclose(first["weights"], model.layers[1].params["W"][:, 5])
+    assert first["bias"] == pytest.approx(float(model.layers[1].params["b"][5]))
+    output = client.get("/api/models/tutorial/layers/2/neurons/9").json()
+    assert output["layer"] == "output" and output["activation"] == "softmax"
+    assert output["inputs"] == "dense 2" and len(output["weights"]) == 16
+    for path, status, message in [
+        ("/api/models/tutorial/layers/3/neurons/0", 404, "there is no layer 3"),
+        ("/api/models/tutorial/layers/-1/neurons/0", 404, "there is no layer -1"),
+        ("/api/models/tutorial/layers/0/neurons/16", 404, "dense 1 has 16 neurons"),
+        ("/api/models/cnn/layers/0/neurons/0", 422, "not a plain weighted sum"),
+        ("/api/models/nope/layers/0/neurons/0", 404, "unknown model"),
+    ]:
+        answer = client.get(path)
+        assert answer.status_code == status and message in answer.json()["error"], path

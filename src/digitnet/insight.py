@@ -165,6 +165,36 @@ def strongest_connections(model, per_stage: int = 160) -> list[list[Connection]]
 
 
 @dataclass
+class Neuron:
+    """One unit of a Dense stage: its weighted sum z = weights . inputs + bias, through the
+    stage's activation. Its inputs are the flattened image for the first stage, else the
+    stage before's outputs."""
+
+    stage: Stage
+    unit: int
+    weights: np.ndarray  # (D,): one per input
+    bias: float
+
+
+def neuron(model, stage_index: int, unit: int) -> Neuron:
+    """Unit ``unit`` of the ``stage_index``-th stage (0-based) of a multilayer perceptron;
+    IndexError when there is none, ValueError for a stage that is not one Dense layer and its
+    activation (a convolution, a batch normalisation: more than a weighted sum)."""
+    found = stages(model)
+    if not 0 <= stage_index < len(found):
+        last = len(found) - 1
+        raise IndexError(f"the model has layers 0-{last}; there is no layer {stage_index}")
+    stage = found[stage_index]
+    layers = model.layers[stage.first : stage.last + 1]
+    if stage.kind != "dense" or any(isinstance(layer, BatchNorm) for layer in layers):
+        raise ValueError(f"{stage.name} is not a plain weighted sum and activation")
+    W, b = model.layers[stage.first].params["W"], model.layers[stage.first].params["b"]
+    if not 0 <= unit < W.shape[1]:
+        raise IndexError(f"{stage.name} has {W.shape[1]} neurons; there is no neuron {unit}")
+    return Neuron(stage, unit, W[:, unit], float(b[unit]))
+
+
+@dataclass
 class Mistake:
     """A test digit the model got wrong."""
 

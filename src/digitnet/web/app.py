@@ -43,7 +43,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from digitnet import __version__
+from digitnet import __version__, insight
 from digitnet.recognition import read_segments
 from digitnet.vision import ImageError, ImageTooLarge, NotAnImage, prepare
 from digitnet.vision.loading import image_pixels
@@ -233,6 +233,24 @@ def create_app(
     @app.get("/learn", include_in_schema=False)
     async def learn_page():
         return FileResponse(str(STATIC / "learn.html"))
+
+    @app.get("/api/models/{name}/layers/{layer}/neurons/{unit}", response_model=schemas.Neuron,
+             responses=schemas.ERRORS)  # fmt: skip
+    async def neuron(name: str, layer: int, unit: int):
+        """One neuron of a multilayer perceptron's dense layer ``layer`` (0: the first hidden
+        layer; the output layer last): its incoming weights, bias and activation — what the
+        page shows when a neuron of the network is clicked."""
+        chosen = served(name)
+        try:
+            found = insight.neuron(chosen.model, layer, unit)
+        except IndexError as err:
+            raise HTTPException(404, f"{name}: {err}") from None
+        except ValueError as err:
+            raise HTTPException(422, str(err)) from None
+        inputs = "the 28x28 input" if layer == 0 else insight.stages(chosen.model)[layer - 1].name
+        return JSONResponse({"layer": found.stage.name, "unit": unit,
+                             "activation": found.stage.activation, "inputs": inputs,
+                             "weights": found.weights.tolist(), "bias": found.bias})  # fmt: skip
 
     @app.get("/api/models/{name}/file", response_class=FileResponse, responses=schemas.ERRORS)
     async def model_file(name: str):

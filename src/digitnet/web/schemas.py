@@ -177,3 +177,12 @@ TRAINING_ERRORS = {
     422: {"model": Error, "description": "a setting out of range, or unknown"},
     429: {"model": Error, "description": "the waiting line is full (Retry-After)"},
 }
+
+
+class Neuron(BaseModel):
+    layer: str = Field(description='"dense 1", ..., "output"')
+    unit: int
+    activation: str
+    inputs: str = Field(description='"the 28x28 input" or the layer before')
+    weights: list[float] = Field(description="one incoming weight per input")
+    bias: float

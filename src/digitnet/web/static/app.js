@@ -263,8 +263,18 @@ async function showNetwork(answer) {
   const info = details[answer.model] ||= await api(`/api/models/${encodeURIComponent(answer.model)}`);
   if (info.kind === "mlp") {
     hint.textContent = "Every neuron of every layer (brighter: more active) and the strongest " +
-      "connections (blue: positive weight, red: negative; bolder where the input is active).";
-    network.replaceChildren(drawPerceptron(answer, info));
+      "connections (blue: positive weight, red: negative; bolder where the input is active). " +
+      "Click a neuron to open it.";
+    const net = drawPerceptron(answer, info);
+    const neuron = element("div", { id: "neuron", class: "neuron" });
+    net.addEventListener("click", (event) => {
+      const hit = neuronAt(net, event);
+      if (hit) openNeuron(answer, hit.layer, hit.unit, neuron).catch((error) => {
+        neuron.textContent = `Error: ${error.message}`;
+      });
+    });
+    network.replaceChildren(net, neuron);
+    if (opened && opened.model === answer.model) openNeuron(answer, opened.layer, opened.unit, neuron).catch(() => {});
   } else {
     hint.textContent = "Each convolution's feature maps (white: strong response), then the " +
       "dense layers' units.";
@@ -333,7 +343,116 @@ function drawPerceptron(answer, info) {
   });
   ctx.textAlign = "left";
   ctx.fillText(narrow ? "input 784" : "input 28×28 = 784", grid.x, grid.y - 8);
+  net.neurons = positions.slice(1);  // for clicks: each dense layer's neurons, in CSS pixels
+  net.radius = radius;
   return net;
+}
+
+// ------------------------------------------------------------------------------ one neuron
+
+let opened = null;  // the neuron open: {model, layer, unit}; it stays open as the drawing changes
+const neuronCache = {};
+
+async function neuronOf(model, layer, unit) {
+  const key = `${model}/${layer}/${unit}`;
+  return neuronCache[key] ||= await api(`/api/models/${encodeURIComponent(model)}/layers/${layer}/neurons/${unit}`);
+}
+
+function neuronAt(net, event) {
+  const box = net.getBoundingClientRect();
+  const x = event.clientX - box.left, y = event.clientY - box.top;
+  let best = null;
+  net.neurons.forEach((layer, i) => layer.forEach(([nx, ny], k) => {
+    const d = Math.hypot(nx - x, ny - y);
+    if (d <= net.radius + 4 && (!best || d < best.d)) best = { layer: i, unit: k, d };
+  }));
+  return best;
+}
+
+const ACTIVATIONS = {
+  relu: (z) => Math.max(0, z), sigmoid: (z) => 1 / (1 + Math.exp(-z)), tanh: Math.tanh,
+  linear: (z) => z, "": (z) => z,
+};
+
+// A neuron of the answer's network: its weights, its weighted sum for this drawing with the
+// inputs that weigh most, and its activation with the point where this drawing puts it.
+async function openNeuron(answer, layer, unit, holder) {
+  opened = { model: answer.model, layer, unit };
+  const key = `${answer.model}/${layer}/${unit}`;
+  const n = await neuronOf(answer.model, layer, unit);
+  const inputs = layer === 0 ? answer.input.flat() : answer.layers[layer - 1].values;
+  const products = n.weights.map((w, i) => w * inputs[i]);
+  const sum = products.reduce((a, b) => a + b, 0), z = sum + n.bias;
+  const output = n.layer === "output";
+  const name = (i) => layer === 0 ? `pixel (row ${Math.floor(i / 28) + 1}, column ${i % 28 + 1})` : `neuron ${i + 1} of ${n.inputs}`;
+  const top = (sign) => products.map((p, i) => [p, i]).filter(([p]) => sign * p > 0)
+    .sort((a, b) => sign * (b[0] - a[0])).slice(0, 4)
+    .map(([p, i]) => element("li", {}, `${name(i)}: ${inputs[i].toFixed(2)} × ${n.weights[i].toFixed(3)} = ${p >= 0 ? "+" : ""}${p.toFixed(3)}`));
+  const title = output ? `The output neuron for the digit ${unit}` : `${n.layer}, neuron ${unit + 1}`;
+  const weights = layer === 0 ? weightPicture(n.weights) : weightBars(n.weights);
+  const sumLine = element("p", { class: "sum" },
+    `z = Σ wᵢxᵢ + b = ${sum.toFixed(3)} ${n.bias < 0 ? "−" : "+"} ${Math.abs(n.bias).toFixed(3)} = ${z.toFixed(3)}`);
+  sumLine.dataset.z = String(z);
+  const list = (sign) => { const ol = element("ol"); ol.append(...top(sign)); return ol; };
+  const parts = [element("h3", {}, title),
+    element("p", { class: "hint" }, `${n.weights.length} incoming weights from ${n.inputs} (${layer === 0 ? "blue: a pixel of ink excites it, red: inhibits it" : "one bar per neuron: blue positive, red negative"}), bias ${n.bias.toFixed(3)}.`),
+    weights, sumLine,
+    element("p", {}, "The inputs that push it up most:"), list(1),
+    element("p", {}, "…and down most:"), list(-1)];
+  if (output) {  // the softmax needs every output neuron's weighted sum
+    const all = await Promise.all(answer.layers[layer].values.map((_, k) => neuronOf(answer.model, layer, k)));
+    const sums = all.map((m) => m.weights.reduce((a, w, i) => a + w * inputs[i], m.bias));
+    const highest = Math.max(...sums), exps = sums.map((s) => Math.exp(s - highest));  // no overflow
+    const p = exps[unit] / exps.reduce((a, b) => a + b, 0);
+    const line = element("p", { class: "sum" }, `softmax: p = e^z / Σⱼ e^zⱼ over the 10 outputs = ${p.toFixed(4)}`);
+    line.dataset.activation = String(p);
+    parts.push(line);
+  } else {
+    const f = ACTIVATIONS[n.activation] || ACTIVATIONS.linear;
+    const line = element("p", { class: "sum" }, `${n.activation || "linear"}(z) = ${f(z).toFixed(3)}: what it passes on`);
+    line.dataset.activation = String(f(z));
+    parts.push(line, activationPlot(f, z, n.activation));
+  }
+  holder.replaceChildren(...parts);
+  holder.dataset.open = key;
+}
+
+function weightPicture(weights) {
+  const canvas = element("canvas", { width: 28, height: 28, class: "pixels weight-picture", "aria-label": "its weights" });
+  const scale = Math.max(1e-9, ...weights.map(Math.abs));
+  paintSigned(canvas, Array.from({ length: 28 }, (_, r) => weights.slice(28 * r, 28 * r + 28).map((w) => w / scale)));
+  return canvas;
+}
+
+function weightBars(weights) {
+  const width = 16 * weights.length + 8, height = 90, canvas = element("canvas", { width, height, class: "bars-chart", "aria-label": "its weights" });
+  const ctx = canvas.getContext("2d"), scale = Math.max(1e-9, ...weights.map(Math.abs));
+  ctx.strokeStyle = "#94a3b8"; ctx.beginPath(); ctx.moveTo(0, height / 2); ctx.lineTo(width, height / 2); ctx.stroke();
+  weights.forEach((w, i) => {
+    ctx.fillStyle = w >= 0 ? "#2563eb" : "#dc2626";
+    const h = (w / scale) * (height / 2 - 4);
+    ctx.fillRect(4 + 16 * i, height / 2 - Math.max(h, 0), 12, Math.abs(h));
+  });
+  return canvas;
+}
+
+function activationPlot(f, z, name) {
+  const width = 240, height = 120, canvas = element("canvas", { width, height, class: "activation", "aria-label": `${name} with this drawing's point` });
+  const ctx = canvas.getContext("2d");
+  const span = Math.max(4, 1.25 * Math.abs(z));
+  const values = Array.from({ length: 101 }, (_, i) => f(-span + (2 * span * i) / 100));
+  const low = Math.min(0, ...values), high = Math.max(1, ...values);
+  const X = (v) => ((v + span) / (2 * span)) * (width - 10) + 5;
+  const Y = (v) => height - 8 - ((v - low) / (high - low)) * (height - 16);
+  ctx.strokeStyle = "#cbd5e1"; ctx.beginPath(); ctx.moveTo(X(0), 0); ctx.lineTo(X(0), height);
+  ctx.moveTo(0, Y(0)); ctx.lineTo(width, Y(0)); ctx.stroke();
+  ctx.strokeStyle = "#374151"; ctx.lineWidth = 2; ctx.beginPath();
+  values.forEach((v, i) => { const x = X(-span + (2 * span * i) / 100); i ? ctx.lineTo(x, Y(v)) : ctx.moveTo(x, Y(v)); });
+  ctx.stroke();
+  ctx.fillStyle = "#16a34a"; ctx.beginPath(); ctx.arc(X(z), Y(f(z)), 5, 0, 2 * Math.PI); ctx.fill();
+  ctx.fillStyle = "#374151"; ctx.font = "12px system-ui, sans-serif";
+  ctx.fillText(`z = ${z.toFixed(2)}`, Math.min(X(z) + 8, width - 70), Math.max(Y(f(z)) - 6, 12));
+  return canvas;
 }
 
 function drawStage(stage) {
