@@ -260,6 +260,9 @@ def test_a_network_trained_on_the_learn_page_answers_a_drawing(page, server, mni
     draw_ink(page, x_test[0])
     assert verdict(page) not in ("empty", "none")
     assert page.locator("canvas.net").count() == 1  # its own 784-16-16-10 picture
+    xy = page.evaluate("() => document.querySelector('canvas.net').neurons[0][3]")
+    page.locator("canvas.net").click(position={"x": xy[0], "y": xy[1]})  # open one of its neurons
+    page.wait_for_selector(f"#neuron[data-open='{name}/0/3'] canvas.weight-picture")
 
 
 def test_stop_on_the_learn_page_keeps_the_weights_it_reached(page, server):
