@@ -93,7 +93,7 @@ async function fillModelPicker(select) {
 // against epochs; `lines` are {key, dashed, points: [[epoch, value], ...]} (dashed: validation,
 // keys "loss", "val_loss", "accuracy", "val_accuracy"); epochs run from `from` to `to`. Drawn
 // at the width it is shown (at most 640 px), so its labels keep their size on a phone.
-function drawCurves(canvas, lines, { from, to }) {
+function drawCurves(canvas, lines, { from, to, empty = "no training history" }) {
   const panel = canvas.parentElement, padding = getComputedStyle(panel);
   const inside = panel.clientWidth - parseFloat(padding.paddingLeft) - parseFloat(padding.paddingRight);
   const width = Math.floor(Math.min(640, inside)), height = 300;
@@ -103,7 +103,7 @@ function drawCurves(canvas, lines, { from, to }) {
   const ctx = canvas.getContext("2d");
   ctx.scale(ratio, ratio);
   ctx.font = "13px system-ui, sans-serif";
-  if (!lines.length) { ctx.fillText("no training history", 20, 30); return; }
+  if (!lines.length) { ctx.fillStyle = "#6b7280"; ctx.fillText(empty, 20, 30); return; }
   const pad = { l: 50, r: 50, t: 12, b: 48 };
   const w = width - pad.l - pad.r, h = height - pad.t - pad.b;
   const values = (accuracy) => lines.filter((l) => l.key.includes("accuracy") === accuracy)

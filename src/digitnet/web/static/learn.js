@@ -142,5 +142,5 @@ function end(message) {
   stopButton.disabled = true;
 }
 
-drawCurves(document.getElementById("curves"), [], { from: 0, to: 1 });
+drawCurves(document.getElementById("curves"), [], { from: 0, to: 1, empty: "Press Train: the curves grow here." });
 document.body.dataset.ready = "true";
