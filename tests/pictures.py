@@ -32,17 +32,20 @@ def number_png(digits: list[np.ndarray], gap: int = 6) -> bytes:
 
 
 def written_close(digits: list[np.ndarray], gap: int = 3) -> np.ndarray:
-    """MNIST digits cropped to their ink and written ``gap`` pixels apart, as people write a
-    number: dark on white (H, W) uint8."""
+    """MNIST digits cropped to their ink and written ``gap`` pixels apart (a negative gap: over
+    each other, their strokes crossing), as people write a number: dark on white (H, W) uint8."""
     crops = []
     for digit in digits:
         rows, cols = np.flatnonzero(digit.max(axis=1) > 30), np.flatnonzero(digit.max(axis=0) > 30)
         crops.append(digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
     height = max(c.shape[0] for c in crops)
-    canvas = np.zeros((height + 16, sum(c.shape[1] + gap for c in crops) + 24), np.uint8)
+    canvas = np.zeros(
+        (height + 16, sum(c.shape[1] + gap for c in crops) + 24 + max(0, -gap)), np.uint8
+    )
     x = 12
     for crop in crops:
-        canvas[8 : 8 + crop.shape[0], x : x + crop.shape[1]] = crop
+        here = canvas[8 : 8 + crop.shape[0], x : x + crop.shape[1]]
+        np.maximum(here, crop, out=here)
         x += crop.shape[1] + gap
     return 255 - canvas
 

@@ -20,23 +20,28 @@ holds at least COMPLETE of that digit. The bundled weights were made by
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from digitnet.nn import Adam, Dense, Sequential, load_model
+from digitnet.pieces import (
+    COMPLETE,
+    PURE,
+    TRAINING_DIGITS,
+    Labelled,
+    command,
+    owned,
+    totals,
+    training_digits,
+    write,
+)
 from digitnet.vision.segment import Piece
 
 BUNDLED = Path(__file__).with_name("models") / "reading" / "checker.npz"
 GEOMETRY = 3  # width, height and middle's offset, over the line's digit height
-PURE = 0.85  # of a whole digit's ink, at least this share is its own
-COMPLETE = 0.75  # and it holds at least this share of the digit
-TRAINING_DIGITS = 50_000  # MNIST training digits written on the pages (50,000+: development)
 PAGES_PER_CHUNK = 250  # pages are written in chunks, each with its own seed: any worker count
 
 
@@ -79,23 +84,13 @@ def bundled_checker() -> PieceChecker:
 # ------------------------------------------------------------------------------- training
 
 
-def owned(owner: np.ndarray, piece: Piece, digits: int) -> np.ndarray:
-    """How many of the piece's ink pixels are each digit's writing, (digits,)."""
-    x, y, width, height = piece.box
-    mine = owner[y : y + height, x : x + width][piece.mask]
-    return np.bincount(mine[mine >= 0], minlength=digits)
-
-
-def labelled_pieces(pages: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def labelled_pieces(pages: int, seed: int) -> Labelled:
     """Features (n, 784 + GEOMETRY) and labels (n,) (1: one whole digit) of every piece that
     ``segment`` cuts from ``pages`` pages written with MNIST training digits."""
-    from digitnet.data import load_mnist
-    from digitnet.data.writing import Digits, write_page
+    from digitnet.data.writing import write_page
     from digitnet.vision.segment import segment
 
-    (x_train, y_train), _ = load_mnist()
-    source = Digits.from_mnist("MNIST training", x_train[:TRAINING_DIGITS],
-                               y_train[:TRAINING_DIGITS])  # fmt: skip
+    source = training_digits()
     rng = np.random.default_rng(seed)
     inputs, labels = [], []
     for _ in range(pages):
@@ -104,20 +99,15 @@ def labelled_pieces(pages: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         pieces = [c.piece for c in candidates]
         if not pieces:
             continue
-        totals = np.bincount(page.owner[page.owner >= 0], minlength=len(page.digits))
+        total = totals(page)
         for p in pieces:
             counts = owned(page.owner, p, len(page.digits))
             d = int(counts.argmax())
             pure = counts[d] / max(counts.sum(), 1)
-            complete = counts[d] / max(totals[d], 1)
+            complete = counts[d] / max(total[d], 1)
             labels.append(int(pure >= PURE and complete >= COMPLETE))
         inputs.append(features(pieces))
     return np.concatenate(inputs), np.array(labels, np.int64)
-
-
-def _chunk(seed_and_index: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    seed, index = seed_and_index
-    return labelled_pieces(PAGES_PER_CHUNK, seed * 1_000_003 + index)
 
 
 def build(seed: int) -> Sequential:
@@ -137,14 +127,8 @@ def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) ->
     """A checker trained on the pieces of ``pages`` written pages (see the module's notes);
     a tenth of them held out to report accuracy."""
     start = time.perf_counter()
-    chunks = [(seed, i) for i in range(max(1, pages // PAGES_PER_CHUNK))]
-    with ProcessPoolExecutor(workers) as pool:
-        parts = list(pool.map(_chunk, chunks))
-    x = np.concatenate([p[0] for p in parts])
-    y = np.concatenate([p[1] for p in parts])
-    held = len(parts) // 10 or 1
-    cut = sum(len(p[1]) for p in parts[:-held])
-    written = time.perf_counter() - start
+    data = write(labelled_pieces, pages, PAGES_PER_CHUNK, seed, workers)
+    x, y, cut = data.x, data.y, data.held_out
     model = build(seed)
     model.compile(optimizer=Adam(1e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])  # fmt: skip
@@ -152,29 +136,22 @@ def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) ->
               validation_data=(x[cut:], y[cut:]))  # fmt: skip
     _, accuracy = model.evaluate(x[cut:], y[cut:])
     model.metadata.update({
-        "command": "python -m digitnet.checker " + " ".join(sys.argv[1:]),
-        "trained_on": f"pieces of {len(chunks) * PAGES_PER_CHUNK} pages written with MNIST "
+        "trained_on": f"pieces of {data.pages} pages written with MNIST "
                       f"training digits 0-{TRAINING_DIGITS - 1} (digitnet.data.writing)",
         "pieces": len(y),
         "whole_share": float(y.mean()),
         "held_out_accuracy": float(accuracy),
-        "seconds": {"writing_pages": written, "total": time.perf_counter() - start},
+        "seconds": {"writing_pages": data.seconds, "total": time.perf_counter() - start},
     })  # fmt: skip
     return model
 
 
+def report(meta: dict) -> str:
+    return f"held-out accuracy {meta['held_out_accuracy']:.4f}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train the piece checker of digitnet read.")
-    parser.add_argument("--out", required=True, help="where to write the model file")
-    parser.add_argument("--pages", type=int, default=8000)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    model = train(args.pages, args.epochs, args.seed, args.workers)
-    model.save(args.out, overwrite=True)
-    print(f"{args.out}: held-out accuracy {model.metadata['held_out_accuracy']:.4f}")
-    return 0
+    return command(argv, "piece checker", train, pages=8000, epochs=6, report=report)
 
 
 if __name__ == "__main__":

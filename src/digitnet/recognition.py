@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from digitnet.checker import PieceChecker, bundled_checker
+from digitnet.pairs import NOT_A_PAIR, PairReader, bundled_pair_reader
 from digitnet.vision import ImageError, prepare
 from digitnet.vision.preprocess import SEVERAL_DIGITS
 from digitnet.vision.segment import Piece, Segmented, choose_reading, segment
@@ -239,10 +240,11 @@ class Reading:
 
 
 # How a reading is scored: each digit adds log p(digit) + CHECKER_WEIGHT * log p(whole) +
-# DIGIT_BONUS (p(whole): the piece checker's belief that the piece is one whole digit); each
-# slice left out as not writing adds SKIP + CHECKER_WEIGHT * log (1 - p(whole)) of the slice
-# alone. Chosen on pages written with MNIST training digits 50,000-59,999 (development), never
-# on the benchmark's evaluation digits.
+# DIGIT_BONUS (p(whole): the piece checker's belief that the piece is one whole digit); a
+# piece read as two digits written touching adds log p(pair) + 2 DIGIT_BONUS (p(pair): the
+# pair reader's); each slice left out as not writing adds SKIP + CHECKER_WEIGHT *
+# log (1 - p(whole)) of the slice alone. Chosen on pages written with MNIST training digits
+# 50,000-59,999 (development), never on the benchmark's evaluation digits.
 CHECKER_WEIGHT = 0.5
 DIGIT_BONUS = 0.5
 SKIP = -2.0
@@ -255,10 +257,14 @@ def read_with(recognizer: Recognizer, image: Any, checker: PieceChecker | None =
 
 
 def read_segments(
-    recognizer: Recognizer, segmented: Segmented, checker: PieceChecker | None = None
+    recognizer: Recognizer,
+    segmented: Segmented,
+    checker: PieceChecker | None = None,
+    pair_reader: PairReader | None = None,
 ) -> Reading:
     """Read a number already cut into candidate pieces: every piece is recognised and checked
-    in one forward pass each, then the sequence of candidates with the best score is kept."""
+    in one forward pass each, the pieces that may be two digits written touching are read as
+    pairs too, then the sequence of readings with the best score is kept."""
     parts, candidates, reason = segmented
     if not candidates:
         return Reading("", [], reason)
@@ -268,16 +274,42 @@ def read_segments(
     whole = np.clip((checker or bundled_checker()).whole(pieces), 1e-6, 1 - 1e-6)  # (n,)
     scores = [math.log(max(d.confidence, 1e-12)) + CHECKER_WEIGHT * math.log(w) + DIGIT_BONUS
               for d, w in zip(predictions, whole, strict=True)]  # fmt: skip
+    readings = [[d] for d in predictions]  # what each candidate reads as
     skips = [SKIP] * parts
     for c, w in zip(candidates, whole, strict=True):
         if c.first == c.last:
             skips[c.first] = SKIP + CHECKER_WEIGHT * math.log(1 - w)
-    digits = [predictions[i] for i in choose_reading(parts, candidates, scores, skips)]
+    pairs = [c for c in candidates if c.piece.pair is not None]
+    read = (pair_reader or bundled_pair_reader()).read([c.piece for c in pairs])  # (m, 101)
+    for c, p in zip(pairs, read, strict=True):
+        two = pair_predictions(c.piece, p)
+        candidates = [*candidates, c]
+        readings.append(two)
+        scores.append(math.log(max(float(p[:NOT_A_PAIR].max()), 1e-12)) + 2 * DIGIT_BONUS)
+    digits = [d for i in choose_reading(parts, candidates, scores, skips) for d in readings[i]]
     if not digits:
         return Reading("", [], NOTHING_WRITTEN)
     text = "".join(("\n" if d.line != before.line else "") + str(d.digit)
                    for before, d in zip(digits[:1] + digits[:-1], digits, strict=True))  # fmt: skip
     return Reading(text, digits)
+
+
+def pair_predictions(piece: Piece, p: np.ndarray) -> list[Prediction]:
+    """The two digits of a piece read as the pair ``p`` (101,): each digit's probabilities are
+    the pair probabilities summed over the other digit; the box is split at the column of
+    least ink in the middle half of the piece."""
+    by_digit = p[:NOT_A_PAIR].reshape(10, 10) / max(float(p[:NOT_A_PAIR].sum()), 1e-12)
+    x, y, width, height = piece.box
+    ink = piece.mask.sum(axis=0) if piece.mask is not None else np.ones(width)
+    split = width // 4 + int(np.argmin(ink[width // 4 : width - width // 4])) if width > 3 else 1
+    best = int(p[:NOT_A_PAIR].argmax())
+    out = []
+    for digit, marginal, box in ((best // 10, by_digit.sum(axis=1), (x, y, split, height)),
+                                 (best % 10, by_digit.sum(axis=0),
+                                  (x + split, y, width - split, height))):  # fmt: skip
+        out.append(Prediction(digit, float(marginal[digit]), [float(v) for v in marginal],
+                              box=box, line=piece.line))  # fmt: skip
+    return out
 
 
 def read_number(image: Any, model=None) -> Reading:

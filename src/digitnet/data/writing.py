@@ -100,15 +100,18 @@ def write_digit(ink: np.ndarray, height: int, rng: np.random.Generator) -> np.nd
 OWNED = 0.2  # of a digit's strongest ink: fainter pixels are its halo, nobody's writing
 
 
+GAPS = (-0.33, 2.0)  # of a digit's width: from an overlap of a third to twice the width
+
+
 def write_line(
-    written: list[np.ndarray], height: int, rng: np.random.Generator
+    written: list[np.ndarray], height: int, rng: np.random.Generator, gaps=GAPS
 ) -> tuple[np.ndarray, np.ndarray, list[Box]]:
-    """Written digits in one line, each on its own baseline, with gaps from overlapping to
-    twice a digit's width: the ink strength (h, w) in [0, 1], whose writing each pixel is
-    (h, w) int16 (the digit's index, -1 for none; where two cross, the stronger), and each
-    digit's box."""
+    """Written digits in one line, each on its own baseline, with gaps drawn uniformly from
+    ``gaps`` (of the digit's width): the ink strength (h, w) in [0, 1], whose writing each
+    pixel is (h, w) int16 (the digit's index, -1 for none; where two cross, the stronger), and
+    each digit's box."""
     shifts = [round(height * rng.uniform(-0.15, 0.15)) for _ in written]
-    gaps = [round(s.shape[1] * rng.uniform(-0.33, 2.0)) for s in written]
+    gaps = [round(s.shape[1] * rng.uniform(*gaps)) for s in written]
     top = max(-shift for shift in shifts) + 4
     tall = max(s.shape[0] + shift for s, shift in zip(written, shifts, strict=True)) + top + 4
     wide = sum(s.shape[1] + max(g, 0) for s, g in zip(written, gaps, strict=True)) + 8
@@ -144,17 +147,20 @@ def on_paper(ink: np.ndarray, rng: np.random.Generator) -> bytes:
     return out.getvalue()
 
 
-def write_page(source: Digits, rng: np.random.Generator, alone: bool = True) -> Page:
-    """A page of one to three written numbers from ``source``'s digits. With ``alone``, each
-    digit is also written alone on paper of the same kind (for the single-digit comparison)."""
+def write_page(
+    source: Digits, rng: np.random.Generator, alone: bool = True, gaps=GAPS, count=(1, 8)
+) -> Page:
+    """A page of one to three written numbers of ``count`` digits (from, to) from ``source``, their
+    gaps drawn from ``gaps`` (see ``write_line``). With ``alone``, each digit is also written
+    alone on paper of the same kind (for the single-digit comparison)."""
     lines = int(rng.choice([2, 3])) if rng.random() < SEVERAL_LINES else 1
     height = int(np.exp(rng.uniform(np.log(20), np.log(200))))
     texts, blocks, owners, digits, singles = [], [], [], [], []
     top = 0
     for n in range(lines):
-        picks = [source.pick(rng) for _ in range(int(rng.integers(1, 9)))]
+        picks = [source.pick(rng) for _ in range(int(rng.integers(count[0], count[1] + 1)))]
         written = [write_digit(source.ink[i], height, rng) for i in picks]
-        block, owner, boxes = write_line(written, height, rng)
+        block, owner, boxes = write_line(written, height, rng, gaps)
         blocks.append(block)
         owners.append(np.where(owner >= 0, owner + len(digits), -1))
         texts.append("".join(str(source.labels[i]) for i in picks))

@@ -8,9 +8,11 @@ candidates are runs of neighbouring slices (and components: the two strokes of a
 broken stroke), up to a digit's width; ``choose_reading`` keeps the sequence of candidates
 that covers every slice with the best total score, a slice left out as "not writing" being
 allowed too (heuristic over-segmentation and best path: LeCun, Bottou, Bengio and Haffner,
-1998). Components stacked over each other were merged and short fragments joined to their
-neighbour before, by rules; the piece checker judges them as well, with fewer rules
-(development pages: exact 0.843 either way).
+1998). Digits whose strokes cross have no thin place to cut: a candidate that is one piece of
+connected writing, wide enough to be two digits, also carries a 28x56 picture of itself
+(``Piece.pair``) for the pair reader (``digitnet.pairs``). Components stacked over each
+other were merged and short fragments joined to their neighbour before, by rules; the piece
+checker judges them as well, with fewer rules (development pages: exact 0.843 either way).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from digitnet.vision.components import label
 from digitnet.vision.filters import grow, square_filter
@@ -27,9 +30,12 @@ from digitnet.vision.loading import load_gray
 from digitnet.vision.paper import writing_parts
 from digitnet.vision.preprocess import (
     NO_INK,
+    VISIBLE_INK,
     Ink,
+    crop_to_ink,
     ink_of,
     normalize_digit,
+    percentile,
     pixel_noise,
     writing_threshold,
 )
@@ -56,6 +62,7 @@ class Piece:
     line: int = 0  # which line of writing, from the top
     row: tuple[float, float] = (0.0, 0.0)  # its line's middle (y) and digit height, in pixels
     mask: np.ndarray | None = field(default=None, repr=False)  # (height, width) bool: its ink
+    pair: np.ndarray | None = field(default=None, repr=False)  # (28, 56): as two digits touching
 
 
 @dataclass
@@ -73,6 +80,7 @@ class _Group:
     mask: np.ndarray  # (h, w) bool at analysis scale, within the group's box
     top: int
     left: int
+    component: int = -1  # the piece of connected writing it is (part of); -1: of several
 
     @property
     def bottom(self) -> int:
@@ -127,7 +135,7 @@ def writing_by_line(ink: Ink) -> tuple[list[list[_Group]], float] | str:
         mask = labels[c.top : c.bottom, c.left : c.right] == c.label
         middle = (c.top + c.bottom) / 2
         line = min(range(len(bands)), key=lambda k: max(bands[k][0] - middle, middle - bands[k][1]))
-        by_line[line].append(_Group(mask, c.top, c.left))
+        by_line[line].append(_Group(mask, c.top, c.left, c.label))
     return [groups for groups in by_line if groups], threshold
 
 
@@ -161,8 +169,36 @@ def cut_out(ink: Ink, g: _Group, threshold: float, line: int, row: tuple[float, 
     ys = np.clip(ys, 0, g.mask.shape[0] - 1)
     xs = np.clip(xs, 0, g.mask.shape[1] - 1)
     own = grow(g.mask, 1)[np.ix_(ys, xs)]  # (bottom - top, right - left) bool
-    image = normalize_digit(ink.region(top, left, bottom, right) * own, threshold)
-    return Piece(image, (left, top, right - left, bottom - top), line, row, own)
+    crop = ink.region(top, left, bottom, right) * own
+    image = normalize_digit(crop, threshold)
+    pair = None
+    if g.component >= 0 and g.mask.shape[1] >= PAIR_WIDTH * row[1] / scale:
+        pair = normalize_pair(crop, threshold)
+    return Piece(image, (left, top, right - left, bottom - top), line, row, own, pair)
+
+
+PAIR_WIDTH = 0.5  # of the line's digit height: a piece of connected writing this wide may be
+# two digits written touching, and is read as a pair too
+PAIR_SHAPE, PAIR_BOX = (28, 56), (20, 48)
+
+
+def normalize_pair(crop: np.ndarray, threshold: float) -> np.ndarray:
+    """An ink crop (h, w) that may hold two digits written touching -> (28, 56): strokes to 1,
+    cropped to the visible ink, scaled to fit 20 x 48 pixels (its height to 20 unless it is
+    very wide), centred."""
+    writing = crop > threshold
+    strong = percentile(crop[writing], 90) if writing.any() else 1.0
+    crop = np.clip(crop / max(strong, 1e-6), 0, 1).astype(np.float32)
+    _, crop = crop_to_ink(crop, VISIBLE_INK)
+    h, w = crop.shape
+    scale = min(PAIR_BOX[0] / h, PAIR_BOX[1] / w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resample = Image.BOX if scale < 1 else Image.BILINEAR
+    pair = np.asarray(Image.fromarray(crop, "F").resize(size, resample), dtype=np.float32)
+    out = np.zeros(PAIR_SHAPE, np.float32)
+    top, left = (PAIR_SHAPE[0] - size[1]) // 2, (PAIR_SHAPE[1] - size[0]) // 2
+    out[top : top + size[1], left : left + size[0]] = np.clip(pair / max(pair.max(), 1e-6), 0, 1)
+    return out
 
 
 def writing_of(small: np.ndarray) -> tuple[np.ndarray, float]:
@@ -235,7 +271,7 @@ def _union(a: _Group, b: _Group) -> _Group:
     mask = np.zeros((bottom - top, right - left), dtype=bool)
     for g in (a, b):
         mask[g.top - top : g.bottom - top, g.left - left : g.right - left] |= g.mask
-    return _Group(mask, top, left)
+    return _Group(mask, top, left, a.component if a.component == b.component else -1)
 
 
 SLICE_WIDTH = 0.25  # of the row's digit height: the narrowest slice a part is cut into
@@ -266,5 +302,6 @@ def slices(g: _Group, row_height: float) -> list[_Group]:
         part = g.mask[:, a:b]
         rows = np.flatnonzero(part.any(axis=1))
         if rows.size:
-            parts.append(_Group(part[rows[0] : rows[-1] + 1], g.top + rows[0], g.left + a))
+            parts.append(_Group(part[rows[0] : rows[-1] + 1], g.top + rows[0], g.left + a,
+                                g.component))  # fmt: skip
     return parts

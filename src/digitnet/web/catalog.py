@@ -13,6 +13,7 @@ from digitnet.checker import bundled_checker
 from digitnet.modelcard import Scorecard, scorecard
 from digitnet.nn import load_model
 from digitnet.nn.errors import NNError
+from digitnet.pairs import bundled_pair_reader
 from digitnet.recognition import Recognizer
 from digitnet.zoo import BEST, names_bundled_model, resolve_model
 
@@ -102,7 +103,8 @@ def trained_model(name: str, path: Path) -> ServedModel:
 def load_catalog(specs: list[str] | None = None) -> Catalog:
     """Load each model named on the command line (bundled names or files; default: the bundled
     best model and the tutorial network). Names are the bundled name or the file's stem."""
-    bundled_checker()  # loaded with the models: the first number read waits for nothing
+    bundled_checker()  # reading's own networks, loaded with the models: the first number
+    bundled_pair_reader()  # read waits for nothing
     models: list[ServedModel] = []
     for spec in specs or DEFAULT_MODELS:
         model = resolve_model(spec)

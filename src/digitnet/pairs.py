@@ -1,0 +1,182 @@
+"""The pair reader: two digits written touching, read as one piece.
+
+Reading a number cuts its ink where it is thinnest (``vision.segment``). Digits whose strokes
+cross have no such place: every cut leaves a stroke of one in the other, and neither half reads
+right. A classic remedy reads such a piece whole, as one of the 100 pairs 00-99 (e.g. Ciresan,
+2008; Hochuli et al., 2018). Here a small convolutional network reads every piece of connected
+writing that is wide enough to be two digits (``Piece.pair``, 28x56) as one of 101 classes:
+the pairs 00-99 and "not a pair of digits" (100) — a single digit, part of one, three digits.
+
+It is trained on the pieces that the reader's own segmentation cuts from lines of 2-5 digits
+written close together with MNIST *training* digits 0-49,999 (``data.writing``, gaps from an
+overlap of a third of a digit to 0.3 of its width), labelled by the page's record of whose
+writing each pixel is: a pair when at least PURE of its ink is two neighbouring digits' and it
+holds at least COMPLETE of each. The bundled weights were made by
+
+    python -m digitnet.pairs --out src/digitnet/models/reading/pairs.npz
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from digitnet.nn import (
+    Adam,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2D,
+    Reshape,
+    Sequential,
+    load_model,
+)
+from digitnet.nn.schedules import CosineDecay
+from digitnet.pieces import (
+    COMPLETE,
+    PURE,
+    TRAINING_DIGITS,
+    Labelled,
+    command,
+    owned,
+    totals,
+    training_digits,
+    write,
+)
+from digitnet.vision.segment import PAIR_SHAPE, Piece
+
+BUNDLED = Path(__file__).with_name("models") / "reading" / "pairs.npz"
+NOT_A_PAIR = 100  # the class of every piece that is not two whole digits
+CLOSE = (-0.33, 0.0)  # the training lines' gaps, of a digit's width
+PAGES_PER_CHUNK = 500
+BATCH = 128
+
+
+class PairReader:
+    """``read(pieces)``: for each piece with a pair image, the probabilities (N, 101) of the
+    pairs 00-99 and of NOT_A_PAIR."""
+
+    def __init__(self, model: Sequential):
+        self.model = model
+
+    def read(self, pieces: Sequence[Piece]) -> np.ndarray:
+        if not pieces:
+            return np.zeros((0, NOT_A_PAIR + 1), np.float32)
+        return self.model.predict(np.stack([p.pair for p in pieces]))
+
+
+_bundled: PairReader | None = None
+
+
+def bundled_pair_reader() -> PairReader:
+    global _bundled
+    if _bundled is None:
+        _bundled = PairReader(load_model(BUNDLED))
+    return _bundled
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def labelled_pairs(pages: int, seed: int) -> Labelled:
+    """Pair images (n, 28, 56) and classes (n,) of every piece that ``segment`` reads as a
+    possible pair on ``pages`` lines of close digits written with MNIST training digits."""
+    from digitnet.data.writing import write_page
+    from digitnet.vision.segment import segment
+
+    source = training_digits()
+    rng = np.random.default_rng(seed)
+    images, classes = [], []
+    for _ in range(pages):
+        page = write_page(source, rng, alone=False, gaps=CLOSE, count=(2, 3))
+        _, candidates, _ = segment(page.image)
+        pieces = [c.piece for c in candidates if c.piece.pair is not None]
+        total = totals(page)
+        for p in pieces:
+            images.append(p.pair)
+            classes.append(pair_class(owned(page.owner, p, len(page.digits)), total, page))
+    return np.stack(images), np.array(classes, np.int64)
+
+
+def pair_class(counts: np.ndarray, totals: np.ndarray, page) -> int:
+    """10a + b when the piece whose ink is ``counts`` (per digit) is the digits a, b of one
+    line side by side, whole and little else; NOT_A_PAIR otherwise."""
+    if len(counts) < 2:
+        return NOT_A_PAIR
+    first, second = sorted(np.argsort(counts)[::-1][:2])
+    a, b = page.digits[first], page.digits[second]
+    both = counts[first] + counts[second]
+    if (second != first + 1 or a.line != b.line or both < PURE * counts.sum()
+            or counts[first] < COMPLETE * totals[first]
+            or counts[second] < COMPLETE * totals[second]):  # fmt: skip
+        return NOT_A_PAIR
+    return 10 * a.label + b.label
+
+
+def build(seed: int) -> Sequential:
+    """(N, 28, 56) -> conv 32 -> pool -> conv 64 -> pool -> conv 64 -> dense 128 -> 101.
+
+    Each conv is 3x3 'valid' + ReLU. Spatial sizes 28x56 -> 26x54 -> 13x27 -> 11x25 -> 5x12
+    -> 3x10; the dense layer sees 3 * 10 * 64 = 1,920 features. About 314,000 parameters."""
+    return Sequential(
+        [
+            Reshape((*PAIR_SHAPE, 1), input_shape=PAIR_SHAPE),
+            Conv2D(32, 3, activation="relu", kernel_initializer="he_uniform"),
+            MaxPool2D(2),
+            Conv2D(64, 3, activation="relu", kernel_initializer="he_uniform"),
+            MaxPool2D(2),
+            Conv2D(64, 3, activation="relu", kernel_initializer="he_uniform"),
+            Flatten(),
+            Dense(128, activation="relu", kernel_initializer="he_uniform"),
+            Dropout(0.3),
+            Dense(NOT_A_PAIR + 1, activation="softmax"),
+        ],
+        seed=seed,
+        name="pair-reader-32-64-64-128-101",
+    )
+
+
+def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) -> Sequential:
+    """A pair reader trained on the possible pairs of ``pages`` written lines (see the
+    module's notes); a tenth of them held out to report accuracy."""
+    start = time.perf_counter()
+    data = write(labelled_pairs, pages, PAGES_PER_CHUNK, seed, workers)
+    x, y, cut = data.x, data.y, data.held_out
+    if verbose:
+        print(f"{len(y)} pieces ({np.mean(y < NOT_A_PAIR):.2f} pairs) in {data.seconds:.0f} s")
+    model = build(seed)
+    steps = epochs * -(-cut // BATCH)
+    model.compile(optimizer=Adam(CosineDecay(1e-3, steps)), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])  # fmt: skip
+    model.fit(x[:cut], y[:cut], epochs=epochs, batch_size=BATCH, verbose=bool(verbose),
+              validation_data=(x[cut:], y[cut:]))  # fmt: skip
+    _, accuracy = model.evaluate(x[cut:], y[cut:])
+    pairs = y[cut:] < NOT_A_PAIR
+    predicted = model.predict(x[cut:][pairs]).argmax(axis=1)
+    model.metadata.update({
+        "trained_on": f"possible pairs of {data.pages} lines of close digits written with "
+                      f"MNIST training digits 0-{TRAINING_DIGITS - 1}",
+        "pieces": len(y),
+        "pair_share": float(np.mean(y < NOT_A_PAIR)),
+        "held_out_accuracy": float(accuracy),
+        "held_out_pairs_read_right": float(np.mean(predicted == y[cut:][pairs])),
+        "seconds": {"writing_pages": data.seconds, "total": time.perf_counter() - start},
+    })  # fmt: skip
+    return model
+
+
+def report(meta: dict) -> str:
+    return (f"held-out accuracy {meta['held_out_accuracy']:.4f}, "
+            f"pairs read right {meta['held_out_pairs_read_right']:.4f}")  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return command(argv, "pair reader", train, pages=60_000, epochs=10, report=report)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""Training data for the reader's own networks, the piece checker (``digitnet.checker``) and the
+pair reader (``digitnet.pairs``): the pieces that the reader's segmentation cuts from pages
+written with MNIST *training* digits 0-49,999 (``data.writing``; 50,000-59,999 are kept for
+development), each labelled by the page's record of whose writing every pixel is.
+
+Pages are written in chunks, each with a seed of its own, by worker processes: the data are
+the same whatever the number of workers. The last tenth of the chunks is held out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from digitnet.vision.segment import Piece
+
+TRAINING_DIGITS = 50_000  # MNIST training digits written on the pages (50,000+: development)
+PURE = 0.85  # of a whole digit's ink, at least this share is its own
+COMPLETE = 0.75  # and it holds at least this share of the digit
+
+Labelled = tuple[np.ndarray, np.ndarray]  # inputs (n, ...) and labels (n,)
+
+
+def training_digits():
+    """MNIST training digits 0-49,999 as ``data.writing.Digits``."""
+    from digitnet.data import load_mnist
+    from digitnet.data.writing import Digits
+
+    (x_train, y_train), _ = load_mnist()
+    return Digits.from_mnist("MNIST training", x_train[:TRAINING_DIGITS],
+                             y_train[:TRAINING_DIGITS])  # fmt: skip
+
+
+def owned(owner: np.ndarray, piece: Piece, digits: int) -> np.ndarray:
+    """How many of the piece's ink pixels are each digit's writing, (digits,)."""
+    x, y, width, height = piece.box
+    mine = owner[y : y + height, x : x + width][piece.mask]
+    return np.bincount(mine[mine >= 0], minlength=digits)
+
+
+def totals(page) -> np.ndarray:
+    """How many pixels of the page are each digit's writing, (digits,)."""
+    return np.bincount(page.owner[page.owner >= 0], minlength=len(page.digits))
+
+
+@dataclass
+class Written:
+    """Labelled pieces: ``x[:held_out]``, ``y[:held_out]`` to train on, the rest held out."""
+
+    x: np.ndarray
+    y: np.ndarray
+    held_out: int
+    pages: int
+    seconds: float
+
+
+def write(label: Callable[[int, int], Labelled], pages: int, per_chunk: int, seed: int,
+          workers: int) -> Written:  # fmt: skip
+    """``label(pages, seed)`` (a module-level function: it runs in worker processes) on
+    ``pages`` pages in chunks of ``per_chunk``, chunk i with seed ``seed * 1_000_003 + i``."""
+    start = time.perf_counter()
+    chunks = [(label, per_chunk, seed * 1_000_003 + i) for i in range(max(1, pages // per_chunk))]
+    with ProcessPoolExecutor(workers) as pool:
+        parts = list(pool.map(_labelled_chunk, chunks))
+    held = len(parts) // 10 or 1
+    return Written(
+        x=np.concatenate([p[0] for p in parts]),
+        y=np.concatenate([p[1] for p in parts]),
+        held_out=sum(len(p[1]) for p in parts[:-held]),
+        pages=len(chunks) * per_chunk,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _labelled_chunk(job: tuple[Callable[[int, int], Labelled], int, int]) -> Labelled:
+    label, pages, seed = job
+    return label(pages, seed)
+
+
+def command(argv: Sequence[str] | None, what: str, train: Callable[..., Any], pages: int,
+            epochs: int, report: Callable[[dict], str]) -> int:  # fmt: skip
+    """The command line that trains one of the reader's networks and writes its model file:
+    ``train(pages, epochs, seed, workers)``; ``report(metadata)`` says how well it did."""
+    parser = argparse.ArgumentParser(description=f"Train the {what} of digitnet read.")
+    parser.add_argument("--out", required=True, help="where to write the model file")
+    parser.add_argument("--pages", type=int, default=pages)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    model = train(args.pages, args.epochs, args.seed, args.workers)
+    model.metadata["command"] = f"python -m {train.__module__} " + " ".join(sys.argv[1:])
+    model.save(args.out, overwrite=True)
+    print(f"{args.out}: {report(model.metadata)}")
+    return 0

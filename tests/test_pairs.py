@@ -1,0 +1,127 @@
+"""The pair reader: digits written touching, their strokes crossing, read as one piece."""
+
+import numpy as np
+import pytest
+from pictures import written_close
+from PIL import Image
+
+from digitnet.pairs import NOT_A_PAIR, PairReader, bundled_pair_reader
+from digitnet.recognition import default_recognizer, read_segments
+from digitnet.vision.segment import PAIR_SHAPE, normalize_pair, segment
+
+
+class NoPairs(PairReader):
+    """A pair reader that never sees two digits: reading as it was before pairs."""
+
+    def __init__(self):
+        pass
+
+    def read(self, pieces):
+        out = np.zeros((len(pieces), NOT_A_PAIR + 1), np.float32)
+        out[:, NOT_A_PAIR] = 1
+        return out
+
+
+@pytest.fixture(scope="module")
+def crossing(mnist):
+    """Twenty pairs of development digits (MNIST training 50,000+) written with their strokes
+    crossing — a quarter of the narrower digit over the other — at 3x MNIST's size: (image
+    (H, W) uint8, text)."""
+    (x_train, y_train), _ = mnist
+    out = []
+    for i in range(50_600, 50_640, 2):
+        widths = [int((x_train[j].max(axis=0) > 30).sum()) for j in (i, i + 1)]
+        ink = written_close([x_train[i], x_train[i + 1]], gap=-min(widths) // 4)
+        big = Image.fromarray(ink).resize((3 * ink.shape[1], 3 * ink.shape[0]), Image.BILINEAR)
+        out.append((np.asarray(big), f"{y_train[i]}{y_train[i + 1]}"))
+    return out
+
+
+def test_digits_whose_strokes_cross_are_read_as_a_pair(crossing):
+    """No cut separates digits written over each other: without the pair reader most of
+    these were read wrong (a digit lost, or two halves read as others)."""
+    recognizer = default_recognizer()
+    segmented = [segment(image) for image, _ in crossing]
+    with_pairs = sum(read_segments(recognizer, s).text == text
+                     for s, (_, text) in zip(segmented, crossing, strict=True))  # fmt: skip
+    without = sum(read_segments(recognizer, s, pair_reader=NoPairs()).text == text
+                  for s, (_, text) in zip(segmented, crossing, strict=True))  # fmt: skip
+    assert with_pairs >= 15
+    assert with_pairs >= without + 5
+
+
+def test_a_pair_read_as_one_piece_gives_two_digits_with_their_boxes(crossing):
+    image, text = crossing[0]
+    reading = read_segments(default_recognizer(), segment(image))
+    assert reading.text == text
+    (a, b) = reading.digits
+    assert a.box[0] < b.box[0] and a.box[0] + a.box[2] == b.box[0]
+    for digit in (a, b):
+        assert 0 <= digit.confidence <= 1 and abs(sum(digit.probabilities) - 1) < 1e-4
+
+
+def test_single_digits_are_not_read_as_pairs(mnist):
+    """Wide single digits (a 0, a 2, a 7 written broad) are pieces of connected writing wide
+    enough to be two digits; the pair reader must call them 'not a pair'."""
+    (x_train, _), _ = mnist
+    pieces = []
+    for digit in x_train[50_700:50_800]:
+        big = np.asarray(Image.fromarray(255 - digit).resize((168, 84), Image.BILINEAR))
+        pieces += [c.piece for c in segment(big)[1] if c.piece.pair is not None]
+    assert len(pieces) >= 50
+    assert np.mean(bundled_pair_reader().read(pieces).argmax(axis=1) == NOT_A_PAIR) >= 0.95
+
+
+def test_pair_training_labels_agree_with_the_written_text(mnist):
+    """A piece labelled a pair while making the training data is two neighbouring digits of
+    its page's number, and its box holds both digits' middles."""
+    from digitnet.data.writing import Digits, write_page
+    from digitnet.pairs import CLOSE, pair_class
+    from digitnet.pieces import owned
+
+    (x_train, y_train), _ = mnist
+    source = Digits.from_mnist("training", x_train[:2000], y_train[:2000])
+    rng = np.random.default_rng(5)
+    pairs = others = 0
+    for _ in range(30):
+        page = write_page(source, rng, alone=False, gaps=CLOSE, count=(2, 3))
+        totals = np.bincount(page.owner[page.owner >= 0], minlength=len(page.digits))
+        for c in segment(page.image)[1]:
+            if c.piece.pair is None:
+                continue
+            label = pair_class(owned(page.owner, c.piece, len(page.digits)), totals, page)
+            if label == NOT_A_PAIR:
+                others += 1
+                continue
+            pairs += 1
+            assert f"{label // 10}{label % 10}" in page.text.split("\n")[c.piece.line]
+            x, _, width, _ = c.piece.box
+            centres = [d.box[0] + d.box[2] / 2 for d in page.digits]
+            assert sum(x <= middle <= x + width for middle in centres) >= 2
+    assert pairs >= 10 and others >= pairs
+
+
+def test_a_pair_is_scaled_to_fit_and_centred():
+    wide = np.zeros((30, 200), np.float32)
+    wide[5:25, 10:190] = 1
+    tall = np.zeros((100, 60), np.float32)
+    tall[:, 20:40] = 1
+    for crop in (wide, tall):
+        pair = normalize_pair(crop, 0.5)
+        assert pair.shape == PAIR_SHAPE and pair.max() == 1
+        rows, cols = np.flatnonzero(pair.max(axis=1)), np.flatnonzero(pair.max(axis=0))
+        assert len(rows) <= 20 and len(cols) <= 48
+        assert (
+            abs((rows[0] + rows[-1]) / 2 - 13.5) <= 1 and abs((cols[0] + cols[-1]) / 2 - 27.5) <= 1
+        )
+    assert len(np.flatnonzero(normalize_pair(wide, 0.5).max(axis=0))) == 48
+    assert len(np.flatnonzero(normalize_pair(tall, 0.5).max(axis=1))) == 20
+
+
+def test_the_training_pieces_are_the_same_whatever_the_number_of_workers():
+    from digitnet.pairs import labelled_pairs
+    from digitnet.pieces import write
+
+    one, two = (write(labelled_pairs, 6, 2, seed=1, workers=n) for n in (1, 2))
+    assert one.pages == 6 and one.held_out == two.held_out < len(one.y)
+    assert np.array_equal(one.x, two.x) and np.array_equal(one.y, two.y)
