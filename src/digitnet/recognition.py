@@ -281,12 +281,11 @@ def read_segments(
             skips[c.first] = SKIP + CHECKER_WEIGHT * math.log(1 - w)
     pairs = [c for c in candidates if c.piece.pair is not None]
     read = (pair_reader or bundled_pair_reader()).read([c.piece for c in pairs])  # (m, 101)
-    for c, p in zip(pairs, read, strict=True):
-        two = pair_predictions(c.piece, p)
-        candidates = [*candidates, c]
-        readings.append(two)
+    for c, p in zip(pairs, read, strict=True):  # each a second reading of its candidate
+        readings.append(pair_predictions(c.piece, p))
         scores.append(math.log(max(float(p[:NOT_A_PAIR].max()), 1e-12)) + 2 * DIGIT_BONUS)
-    digits = [d for i in choose_reading(parts, candidates, scores, skips) for d in readings[i]]
+    chosen = choose_reading(parts, candidates + pairs, scores, skips)
+    digits = [d for i in chosen for d in readings[i]]
     if not digits:
         return Reading("", [], NOTHING_WRITTEN)
     text = "".join(("\n" if d.line != before.line else "") + str(d.digit)
@@ -298,18 +297,16 @@ def pair_predictions(piece: Piece, p: np.ndarray) -> list[Prediction]:
     """The two digits of a piece read as the pair ``p`` (101,): each digit's probabilities are
     the pair probabilities summed over the other digit; the box is split at the column of
     least ink in the middle half of the piece."""
-    by_digit = p[:NOT_A_PAIR].reshape(10, 10) / max(float(p[:NOT_A_PAIR].sum()), 1e-12)
+    pairs = p[:NOT_A_PAIR].reshape(10, 10)  # (first digit, second digit)
+    pairs = pairs / max(float(pairs.sum()), 1e-12)
+    first, second = np.unravel_index(int(pairs.argmax()), pairs.shape)
     x, y, width, height = piece.box
-    ink = piece.mask.sum(axis=0) if piece.mask is not None else np.ones(width)
+    ink = piece.mask.sum(axis=0)  # (width,): a pair is always a piece cut by segment
     split = width // 4 + int(np.argmin(ink[width // 4 : width - width // 4])) if width > 3 else 1
-    best = int(p[:NOT_A_PAIR].argmax())
-    out = []
-    for digit, marginal, box in ((best // 10, by_digit.sum(axis=1), (x, y, split, height)),
-                                 (best % 10, by_digit.sum(axis=0),
-                                  (x + split, y, width - split, height))):  # fmt: skip
-        out.append(Prediction(digit, float(marginal[digit]), [float(v) for v in marginal],
-                              box=box, line=piece.line))  # fmt: skip
-    return out
+    halves = ((first, pairs.sum(axis=1), (x, y, split, height)),
+              (second, pairs.sum(axis=0), (x + split, y, width - split, height)))  # fmt: skip
+    return [Prediction(int(d), float(m[d]), [float(v) for v in m], box=box, line=piece.line)
+            for d, m, box in halves]  # fmt: skip
 
 
 def read_number(image: Any, model=None) -> Reading:

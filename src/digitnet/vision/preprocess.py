@@ -426,22 +426,32 @@ def place_digit(crop: np.ndarray, threshold: float) -> tuple[np.ndarray, Frame]:
     """``normalize_digit``, and where the 28x28 field lies on ``crop``: (x, y, width, height)
     in the crop's pixels — to draw what is computed on the 28x28 (an explanation) back onto
     the image."""
+    digit, (y0, x0), (sx, sy) = scaled_strokes(crop, threshold, (BOX, BOX))
+    top, left = mass_centred_position(digit)  # sx, sy: 28x28 pixels per crop pixel
+    frame = (float(x0 - left / sx), float(y0 - top / sy), SIDE / sx, SIDE / sy)
+    return paste(digit, (top, left)), frame
+
+
+def scaled_strokes(
+    crop: np.ndarray, threshold: float, fit: tuple[int, int]
+) -> tuple[np.ndarray, tuple[int, int], tuple[float, float]]:
+    """The strokes of an ink crop (h, w) brought to 1 (the crop over the 90th percentile of
+    its writing, pixels above ``threshold``), cut to the visible ink and scaled, their shape
+    kept, to fit ``fit`` (height, width) pixels, peak 1. Returns the picture, where the visible
+    ink starts on the crop (row, column), and the scale along x and y."""
     writing = crop > threshold
     strong = percentile(crop[writing], 90) if writing.any() else 1.0
     crop = np.clip(crop / max(strong, 1e-6), 0, 1).astype(np.float32)
-    (y0, x0), crop = crop_to_ink(crop, VISIBLE_INK)
+    start, crop = crop_to_ink(crop, VISIBLE_INK)
     h, w = crop.shape
-    scale = BOX / max(h, w)
+    scale = min(fit[0] / h, fit[1] / w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     resample = Image.BOX if scale < 1 else Image.BILINEAR
-    digit = np.asarray(Image.fromarray(crop, "F").resize(size, resample), dtype=np.float32)
-    peak = float(digit.max())
+    picture = np.asarray(Image.fromarray(crop, "F").resize(size, resample), dtype=np.float32)
+    peak = float(picture.max())
     if peak > 0:
-        digit = np.clip(digit / peak, 0, 1)
-    top, left = mass_centred_position(digit)
-    sx, sy = size[0] / w, size[1] / h  # 28x28 pixels per crop pixel, along x and y
-    frame = (float(x0 - left / sx), float(y0 - top / sy), SIDE / sx, SIDE / sy)
-    return paste(digit, (top, left)), frame
+        picture = np.clip(picture / peak, 0, 1)
+    return picture, start, (size[0] / w, size[1] / h)
 
 
 VISIBLE_INK = 0.05  # of the strokes' strength: fainter pixels at a crop's edge are left out

@@ -22,7 +22,6 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from digitnet.vision.components import label
 from digitnet.vision.filters import grow, square_filter
@@ -30,13 +29,11 @@ from digitnet.vision.loading import load_gray
 from digitnet.vision.paper import writing_parts
 from digitnet.vision.preprocess import (
     NO_INK,
-    VISIBLE_INK,
     Ink,
-    crop_to_ink,
     ink_of,
     normalize_digit,
-    percentile,
     pixel_noise,
+    scaled_strokes,
     writing_threshold,
 )
 
@@ -186,18 +183,11 @@ def normalize_pair(crop: np.ndarray, threshold: float) -> np.ndarray:
     """An ink crop (h, w) that may hold two digits written touching -> (28, 56): strokes to 1,
     cropped to the visible ink, scaled to fit 20 x 48 pixels (its height to 20 unless it is
     very wide), centred."""
-    writing = crop > threshold
-    strong = percentile(crop[writing], 90) if writing.any() else 1.0
-    crop = np.clip(crop / max(strong, 1e-6), 0, 1).astype(np.float32)
-    _, crop = crop_to_ink(crop, VISIBLE_INK)
-    h, w = crop.shape
-    scale = min(PAIR_BOX[0] / h, PAIR_BOX[1] / w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    resample = Image.BOX if scale < 1 else Image.BILINEAR
-    pair = np.asarray(Image.fromarray(crop, "F").resize(size, resample), dtype=np.float32)
+    pair, _, _ = scaled_strokes(crop, threshold, PAIR_BOX)
     out = np.zeros(PAIR_SHAPE, np.float32)
-    top, left = (PAIR_SHAPE[0] - size[1]) // 2, (PAIR_SHAPE[1] - size[0]) // 2
-    out[top : top + size[1], left : left + size[0]] = np.clip(pair / max(pair.max(), 1e-6), 0, 1)
+    h, w = pair.shape
+    top, left = (PAIR_SHAPE[0] - h) // 2, (PAIR_SHAPE[1] - w) // 2
+    out[top : top + h, left : left + w] = pair
     return out
 
 

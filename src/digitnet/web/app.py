@@ -256,8 +256,7 @@ def create_app(
     async def model_file(name: str):
         """The model's file: digitnet's .npz, which every digitnet command takes."""
         chosen = served(name)
-        path = Path(chosen.source) if chosen.trained else model_path(chosen.source)
-        return FileResponse(str(path), media_type="application/octet-stream",
+        return FileResponse(str(model_path(chosen.source)), media_type="application/octet-stream",
                             filename=f"{chosen.name}.npz")  # fmt: skip
 
     @app.post("/api/train", status_code=202, response_model=schemas.TrainingStarted,
