@@ -25,7 +25,6 @@ import base64
 import contextlib
 import itertools
 import json
-import math
 import multiprocessing
 import os
 import secrets
@@ -96,7 +95,7 @@ class Reporter(Callback):
     def on_train_begin(self, logs=None):
         params = self.model.fit_params
         self.steps, self.epochs = params["steps"], params["epochs"]
-        self.batch_size = params["batch_size"]
+        self.batch_size, self.samples = params["batch_size"], params["samples"]
         self.every = max(1, min(PROGRESS_STEPS, self.steps // 10))  # >= 10 an epoch
         self.started = time.perf_counter()
 
@@ -122,7 +121,7 @@ class Reporter(Callback):
         seconds = time.perf_counter() - self.started
         total = self.steps * self.epochs
         rate = self.step / max(seconds, 1e-9)
-        rows = min((step + 1) * self.batch_size, self.model.fit_params["samples"])
+        rows = min((step + 1) * self.batch_size, self.samples)
         running = self.model.running_logs(rows)  # means over the epoch's first ``rows``
         sums = {k: v * rows for k, v in running.items()}
         before, before_rows = self.sums if step >= self.every else ({}, 0)
@@ -134,7 +133,7 @@ class Reporter(Callback):
             "step": self.step,
             "steps": total,
             "loss": float(window["loss"]),
-            "accuracy": float(window.get("accuracy", math.nan)),
+            "accuracy": float(window["accuracy"]),  # compiled with metrics=["accuracy"]
             "steps_per_second": rate,
             "seconds_left": (total - self.step) / max(rate, 1e-9),
             "weights": first_layer_pictures(self.model),
