@@ -20,6 +20,7 @@ holds at least COMPLETE of that digit. The bundled weights were made by
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,9 +34,8 @@ from digitnet.pieces import (
     TRAINING_DIGITS,
     Labelled,
     command,
+    cut_pages,
     owned,
-    totals,
-    training_digits,
     write,
 )
 from digitnet.vision.segment import Piece
@@ -71,14 +71,10 @@ class PieceChecker:
         return self.model.predict(features(pieces))[:, 1]
 
 
-_bundled: PieceChecker | None = None
-
-
+@functools.cache
 def bundled_checker() -> PieceChecker:
-    global _bundled
-    if _bundled is None:
-        _bundled = PieceChecker(load_model(BUNDLED))
-    return _bundled
+    """The bundled one, loaded once."""
+    return PieceChecker(load_model(BUNDLED))
 
 
 # ------------------------------------------------------------------------------- training
@@ -87,19 +83,10 @@ def bundled_checker() -> PieceChecker:
 def labelled_pieces(pages: int, seed: int) -> Labelled:
     """Features (n, 784 + GEOMETRY) and labels (n,) (1: one whole digit) of every piece that
     ``segment`` cuts from ``pages`` pages written with MNIST training digits."""
-    from digitnet.data.writing import write_page
-    from digitnet.vision.segment import segment
-
-    source = training_digits()
-    rng = np.random.default_rng(seed)
     inputs, labels = [], []
-    for _ in range(pages):
-        page = write_page(source, rng, alone=False)
-        _, candidates, _ = segment(page.image)
-        pieces = [c.piece for c in candidates]
+    for page, pieces, total in cut_pages(pages, seed):
         if not pieces:
             continue
-        total = totals(page)
         for p in pieces:
             counts = owned(page.owner, p, len(page.digits))
             d = int(counts.argmax())

@@ -18,6 +18,7 @@ holds at least COMPLETE of each. The bundled weights were made by
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,9 +43,8 @@ from digitnet.pieces import (
     TRAINING_DIGITS,
     Labelled,
     command,
+    cut_pages,
     owned,
-    totals,
-    training_digits,
     write,
 )
 from digitnet.vision.segment import PAIR_SHAPE, Piece
@@ -69,14 +69,10 @@ class PairReader:
         return self.model.predict(np.stack([p.pair for p in pieces]))
 
 
-_bundled: PairReader | None = None
-
-
+@functools.cache
 def bundled_pair_reader() -> PairReader:
-    global _bundled
-    if _bundled is None:
-        _bundled = PairReader(load_model(BUNDLED))
-    return _bundled
+    """The bundled one, loaded once."""
+    return PairReader(load_model(BUNDLED))
 
 
 # ------------------------------------------------------------------------------- training
@@ -85,20 +81,12 @@ def bundled_pair_reader() -> PairReader:
 def labelled_pairs(pages: int, seed: int) -> Labelled:
     """Pair images (n, 28, 56) and classes (n,) of every piece that ``segment`` reads as a
     possible pair on ``pages`` lines of close digits written with MNIST training digits."""
-    from digitnet.data.writing import write_page
-    from digitnet.vision.segment import segment
-
-    source = training_digits()
-    rng = np.random.default_rng(seed)
     images, classes = [], []
-    for _ in range(pages):
-        page = write_page(source, rng, alone=False, gaps=CLOSE, count=(2, 3))
-        _, candidates, _ = segment(page.image)
-        pieces = [c.piece for c in candidates if c.piece.pair is not None]
-        total = totals(page)
+    for page, pieces, total in cut_pages(pages, seed, gaps=CLOSE, count=(2, 3)):
         for p in pieces:
-            images.append(p.pair)
-            classes.append(pair_class(owned(page.owner, p, len(page.digits)), total, page))
+            if p.pair is not None:
+                images.append(p.pair)
+                classes.append(pair_class(owned(page.owner, p, len(page.digits)), total, page))
     return np.stack(images), np.array(classes, np.int64)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +48,20 @@ def owned(owner: np.ndarray, piece: Piece, digits: int) -> np.ndarray:
 def totals(page) -> np.ndarray:
     """How many pixels of the page are each digit's writing, (digits,)."""
     return np.bincount(page.owner[page.owner >= 0], minlength=len(page.digits))
+
+
+def cut_pages(pages: int, seed: int, **writing) -> Iterator[tuple[Any, list[Piece], np.ndarray]]:
+    """Each of ``pages`` pages written with the training digits (``writing``: options of
+    ``write_page``), the pieces ``segment`` cuts from it, and ``totals(page)``."""
+    from digitnet.data.writing import write_page
+    from digitnet.vision.segment import segment
+
+    source = training_digits()
+    rng = np.random.default_rng(seed)
+    for _ in range(pages):
+        page = write_page(source, rng, alone=False, **writing)
+        _, candidates, _ = segment(page.image)
+        yield page, [c.piece for c in candidates], totals(page)
 
 
 @dataclass
