@@ -88,7 +88,7 @@ def main() -> int:
     model = keras_example_cnn()
     history = model.fit(x, y, epochs=args.epochs, batch_size=128, verbose=False)
     ours = history.history["time"]
-    _, accuracy = model.evaluate(x_test, y_test)
+    _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         row(

@@ -141,13 +141,13 @@ def main() -> int:
 
     model = digitnet_fit(x, y, x_test, y_test)
     one = x_test[:1]
-    model.predict(one)
+    model.predict(one, verbose=0)
     latencies = []
     for _ in range(2000):
         start = time.perf_counter()
-        model.predict(one)
+        model.predict(one, verbose=0)
         latencies.append(time.perf_counter() - start)
-    batch_s, _ = median_time(lambda: model.predict(x_test), 5)
+    batch_s, _ = median_time(lambda: model.predict(x_test, verbose=0), 5)
     results["predict_one_us"] = statistics.median(latencies) * 1e6
     results["predict_10k_ms"] = batch_s * 1e3
     print(

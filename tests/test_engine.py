@@ -135,7 +135,7 @@ def test_same_seed_gives_identical_weights_and_history(rng):
 
 def test_summary_counts_the_tutorial_parameters():
     model = tutorial_model()
-    text = model.summary(print_fn=None)
+    text = model.summary(print_fn=lambda text: None)
     assert model.count_params() == 13_002 == 784 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10
     assert "Total params: 13,002" in text and "(None, 784)" in text
 

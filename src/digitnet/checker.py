@@ -68,7 +68,7 @@ class PieceChecker:
     def whole(self, pieces: Sequence[Piece]) -> np.ndarray:
         if not pieces:
             return np.zeros(0, np.float32)
-        return self.model.predict(features(pieces))[:, 1]
+        return self.model.predict(features(pieces), verbose=0)[:, 1]
 
 
 @functools.cache
@@ -121,7 +121,7 @@ def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) ->
                   metrics=["accuracy"])  # fmt: skip
     model.fit(x[:cut], y[:cut], epochs=epochs, batch_size=128, verbose=bool(verbose),
               validation_data=(x[cut:], y[cut:]))  # fmt: skip
-    _, accuracy = model.evaluate(x[cut:], y[cut:])
+    _, accuracy = model.evaluate(x[cut:], y[cut:], verbose=0)
     model.metadata.update({
         "trained_on": f"pieces of {data.pages} pages written with MNIST "
                       f"training digits 0-{TRAINING_DIGITS - 1} (digitnet.data.writing)",

@@ -16,7 +16,7 @@ def evaluate_model(model, data: str | None = None) -> dict[str, Any]:
     """Accuracy, loss, per-class precision/recall/F1 and the confusion matrix on the test split
     of ``data`` (default: the bundled MNIST)."""
     _, (x_test, y_test) = load_mnist(data)
-    probabilities = model.predict(to_float(x_test))  # (N, 10)
+    probabilities = model.predict(to_float(x_test), verbose=0)  # (N, 10)
     predicted = probabilities.argmax(axis=1)
     cm = confusion_matrix(y_test, predicted, probabilities.shape[1])
     return {

@@ -66,7 +66,7 @@ class PairReader:
     def read(self, pieces: Sequence[Piece]) -> np.ndarray:
         if not pieces:
             return np.zeros((0, NOT_A_PAIR + 1), np.float32)
-        return self.model.predict(np.stack([p.pair for p in pieces]))
+        return self.model.predict(np.stack([p.pair for p in pieces]), verbose=0)
 
 
 @functools.cache
@@ -142,9 +142,9 @@ def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) ->
                   metrics=["accuracy"])  # fmt: skip
     model.fit(x[:cut], y[:cut], epochs=epochs, batch_size=BATCH, verbose=bool(verbose),
               validation_data=(x[cut:], y[cut:]))  # fmt: skip
-    _, accuracy = model.evaluate(x[cut:], y[cut:])
+    _, accuracy = model.evaluate(x[cut:], y[cut:], verbose=0)
     pairs = y[cut:] < NOT_A_PAIR
-    predicted = model.predict(x[cut:][pairs]).argmax(axis=1)
+    predicted = model.predict(x[cut:][pairs], verbose=0).argmax(axis=1)
     model.metadata.update({
         "trained_on": f"possible pairs of {data.pages} lines of close digits written with "
                       f"MNIST training digits 0-{TRAINING_DIGITS - 1}",

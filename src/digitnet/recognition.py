@@ -110,7 +110,7 @@ def fit_calibration(model, x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[
     from digitnet.augment import Augment
 
     distorted = Augment(**CALIBRATION_AUGMENT)(x, np.random.default_rng(seed))
-    probabilities = model.predict(distorted)
+    probabilities = model.predict(distorted, verbose=0)
     T = fit_temperature(probabilities, y)
     return {
         "temperature": T,
@@ -153,7 +153,7 @@ class Recognizer:
 
     def predict_inputs(self, inputs: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (N, 10) for prepared inputs (N, 28, 28)."""
-        return calibrate(self.model.predict(inputs), self.temperature)
+        return calibrate(self.model.predict(inputs, verbose=0), self.temperature)
 
     def recognize_many(self, images: Sequence[Any]) -> list[Prediction | ImageError]:
         """Each image's Prediction, or the ImageError that stopped it; one forward pass."""
@@ -172,7 +172,7 @@ class Recognizer:
                                       note=prepared.note))  # fmt: skip
         ready = [r for r in results if isinstance(r, Prediction) and r.input is not None]
         if ready:
-            self.judge(ready, self.model.predict(np.stack([r.input for r in ready])))
+            self.judge(ready, self.model.predict(np.stack([r.input for r in ready]), verbose=0))
         return results
 
     def judge(self, predictions: Sequence[Prediction], outputs: np.ndarray) -> None:
@@ -270,7 +270,9 @@ def read_segments(
         return Reading("", [], reason)
     pieces = [c.piece for c in candidates]
     predictions = [Prediction(None, input=p.image, box=p.box, line=p.line) for p in pieces]
-    recognizer.decide(predictions, recognizer.model.predict(np.stack([p.image for p in pieces])))
+    recognizer.decide(
+        predictions, recognizer.model.predict(np.stack([p.image for p in pieces]), verbose=0)
+    )
     whole = np.clip((checker or bundled_checker()).whole(pieces), 1e-6, 1 - 1e-6)  # (n,)
     scores = [math.log(max(d.confidence, 1e-12)) + CHECKER_WEIGHT * math.log(w) + DIGIT_BONUS
               for d, w in zip(predictions, whole, strict=True)]  # fmt: skip

@@ -119,7 +119,7 @@ def train(
         augment=augment,
     )
     seconds = time.perf_counter() - start
-    test_loss, test_accuracy = model.evaluate(x_test, y_test)
+    test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
     settings = {**asdict(config), "epochs": epochs, "batch_size": batch_size}
     settings["augment"] = augment.to_dict() if augment else None
     model.metadata = {

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from digitnet.nn.activations import softmax
-from digitnet.nn.callbacks import Callback, History, ProgressBar
+from digitnet.nn.callbacks import Callback, History, ProgressBar, format_duration, format_logs
 from digitnet.nn.conv import MaxPool2D
 from digitnet.nn.errors import NNError, TrainingDiverged
+from digitnet.nn.keras_args import refuse_unsupported, verbosity
 from digitnet.nn.layers import Activation, Dense, Dropout, Layer, Shape
 from digitnet.nn.losses import (
     CategoricalCrossentropy,
@@ -42,15 +43,18 @@ class Sequential:
 
     ``seed`` fixes the initial weights; ``fit(seed=...)`` fixes shuffling and dropout (it
     defaults to the model's seed). The same seeds give bit-identical weights and history.
+    Keras' arguments are taken with Keras' meaning, or refused by name (``keras_args``).
     """
 
     def __init__(
         self,
-        layers: Sequence[Layer] = (),
+        layers: Sequence[Layer] | None = (),
         seed: int | None = None,
-        name: str = "",
+        name: str | None = "",
         dtype: Any = np.float32,
+        trainable: bool = True,
     ):
+        refuse_unsupported("Sequential", trainable=trainable)
         self.layers: list[Layer] = []
         self.seed = seed
         self.dtype = np.dtype(dtype)  # float32; float64 serves the gradient checks
@@ -62,7 +66,7 @@ class Sequential:
         self.history: History | None = None
         self.metadata: dict[str, Any] = {}  # training command, data checksum, timings...
         self.fit_params: dict[str, Any] = {}
-        for layer in layers:
+        for layer in layers or ():
             self.add(layer)
 
     # ----------------------------------------------------------------------------- structure
@@ -169,8 +173,18 @@ class Sequential:
         optimizer: str | Optimizer = "sgd",
         loss: str | Loss = "sparse_categorical_crossentropy",
         metrics: Sequence[str] | None = None,
+        loss_weights: Any = None,
+        weighted_metrics: Any = None,
+        run_eagerly: bool = False,
+        steps_per_execution: int = 1,
+        jit_compile: Any = "auto",
+        auto_scale_loss: bool = True,
     ) -> None:
         """Choose the optimiser, the loss and the metrics (only "accuracy" is known)."""
+        refuse_unsupported("compile", loss_weights=loss_weights,
+                           weighted_metrics=weighted_metrics, run_eagerly=run_eagerly,
+                           steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+                           auto_scale_loss=auto_scale_loss)  # fmt: skip
         self.optimizer = get_optimizer(optimizer)
         self.loss = get_loss(loss)
         self.metrics = list(metrics or [])
@@ -337,10 +351,25 @@ class Sequential:
 
     # ----------------------------------------------------------------------------- inference
 
-    def predict(self, x: Any, batch_size: int = PREDICT_BATCH) -> np.ndarray:
-        """Predictions for x (N, *input_shape): (N, C) float32, probabilities for softmax heads."""
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        steps: Any = None,
+        callbacks: Any = None,
+    ) -> np.ndarray:
+        """Predictions for x (N, *input_shape): (N, C) float32, probabilities for softmax heads.
+        As in Keras, ``verbose`` 1 or 2 (the default, "auto", is 1) prints one line when done;
+        ``batch_size`` (rows per forward pass, PREDICT_BATCH by default) changes nothing else."""
+        refuse_unsupported("predict", steps=steps, callbacks=callbacks or None)
+        shown = verbosity(verbose, "predict")
         X = self._check_x(x, "predict")
-        return self._outputs_to_predictions(self._raw_outputs(X, batch_size))
+        start = time.perf_counter()
+        out = self._outputs_to_predictions(self._raw_outputs(X, batch_size or PREDICT_BATCH))
+        if shown:
+            _report_pass(len(X), batch_size or PREDICT_BATCH, start, {})
+        return out
 
     def _raw_outputs(self, X: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
         """The last layer's outputs (logits for a fused softmax head) in batches of rows."""
@@ -358,29 +387,53 @@ class Sequential:
         return logs
 
     def evaluate(
-        self, x: Any, y: Any, batch_size: int = PREDICT_BATCH, return_dict: bool = False
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        sample_weight: Any = None,
+        steps: Any = None,
+        callbacks: Any = None,
+        return_dict: bool = False,
     ) -> list[float] | dict[str, float]:
-        """Loss (and accuracy, if compiled with it) on (x, y): ``[loss, accuracy]`` as Keras."""
+        """Loss (and accuracy, if compiled with it) on (x, y): ``[loss, accuracy]`` as Keras,
+        or ``{"loss": ..., "accuracy": ...}`` with ``return_dict``. As in Keras, ``verbose`` 1
+        or 2 (the default, "auto", is 1) prints them in one line."""
+        refuse_unsupported("evaluate", sample_weight=sample_weight, steps=steps,
+                           callbacks=callbacks or None)  # fmt: skip
+        shown = verbosity(verbose, "evaluate")
         self._require_compiled("evaluate")
         X = self._check_x(x, "evaluate")
         Y = self._check_y(y, len(X), "evaluate")
-        logs = self._metrics_of(Y, self._raw_outputs(X, batch_size))
+        start = time.perf_counter()
+        logs = self._metrics_of(Y, self._raw_outputs(X, batch_size or PREDICT_BATCH))
+        if shown:
+            _report_pass(len(X), batch_size or PREDICT_BATCH, start, logs)
         return logs if return_dict else list(logs.values())
 
     # ------------------------------------------------------------------------------- training
 
     def fit(
         self,
-        x: Any,
-        y: Any,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
         epochs: int = 1,
-        batch_size: int = 32,
-        validation_data: tuple[Any, Any] | None = None,
+        verbose: Any = "auto",
+        callbacks: Sequence[Callback] | None = None,
         validation_split: float = 0.0,
+        validation_data: tuple[Any, Any] | None = None,
         shuffle: bool = True,
-        callbacks: Sequence[Callback] = (),
+        class_weight: Any = None,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        steps_per_epoch: Any = None,
+        validation_steps: Any = None,
+        validation_batch_size: int | None = None,
+        validation_freq: int = 1,
+        *,
         seed: int | None = None,
-        verbose: bool = True,
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
     ) -> History:
         """Train with mini-batch backpropagation. Returns a ``History``.
@@ -390,18 +443,34 @@ class Sequential:
         the epoch's mean training loss/accuracy (measured on each batch before its update, as
         Keras does) and, given validation data, ``val_loss``/``val_accuracy``.
 
-        ``augment(X_batch, rng)``, if given, transforms each training batch (random distortions
-        of the inputs, same shape); validation data is never augmented.
+        The arguments are Keras', in Keras' order, with Keras' meaning: ``batch_size`` None is
+        32; ``verbose`` "auto" or 1 draws a progress bar (one line per epoch when the output is
+        not a terminal), 2 one line per epoch, 0 nothing; epochs run from ``initial_epoch`` to
+        ``epochs``; validation runs every ``validation_freq`` epochs. Sample and class weights
+        and step counts are refused (``keras_args``). digitnet's own, by keyword only:
+        ``seed`` and ``augment(X_batch, rng)``, which transforms each training batch (random
+        distortions of the inputs, same shape); validation data is never augmented.
 
         Ctrl-C stops cleanly: the weights of the last completed step are kept and
         ``history.interrupted`` is True. A non-finite loss raises ``TrainingDiverged`` after
         restoring the weights from the start of that epoch.
         """
+        refuse_unsupported(
+            "fit",
+            class_weight=class_weight,
+            sample_weight=sample_weight,
+            steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps,
+        )
+        shown = verbosity(verbose, "fit")
         self._require_compiled("fit")
         epochs, batch_size = (
             _positive_int("epochs", epochs),
-            _positive_int("batch_size", batch_size),
+            _positive_int("batch_size", 32 if batch_size is None else batch_size),
         )
+        validation_freq = _positive_int("validation_freq", validation_freq)
+        if not 0 <= _whole("initial_epoch", initial_epoch) < epochs:
+            raise NNError(f"initial_epoch must be below epochs ({epochs}); got {initial_epoch}")
         X = self._check_x(x, "fit")
         Y = self._check_y(y, len(X), "fit")
         X_val, Y_val = None, None
@@ -425,7 +494,8 @@ class Sequential:
         N = len(X)
         steps = math.ceil(N / batch_size)
         self.history = History()
-        all_callbacks = [self.history, *([ProgressBar()] if verbose else []), *callbacks]
+        bars = {0: [], 1: [ProgressBar()], 2: [ProgressBar(dynamic=False)]}[shown]
+        all_callbacks = [self.history, *bars, *(callbacks or ())]
         for callback in all_callbacks:
             callback.set_model(self)
         per_step = [
@@ -439,15 +509,16 @@ class Sequential:
         # Non-finite values are caught by _check_finite, with a useful message, not warnings.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             try:
-                for epoch in range(epochs):
+                for epoch in range(initial_epoch, epochs):
                     for callback in all_callbacks:
                         callback.on_epoch_begin(epoch)
                     start = time.perf_counter()
                     logs = self._train_epoch(
                         X, Y, batch_size, shuffle, rng, per_step, epoch, augment
                     )
-                    if X_val is not None:
-                        logs.update(self._metrics_of(Y_val, self._raw_outputs(X_val), "val_"))
+                    if X_val is not None and (epoch + 1) % validation_freq == 0:
+                        out = self._raw_outputs(X_val, validation_batch_size or PREDICT_BATCH)
+                        logs.update(self._metrics_of(Y_val, out, "val_"))
                     logs["time"] = time.perf_counter() - start
                     logs["lr"] = self.optimizer.learning_rate
                     for callback in all_callbacks:
@@ -542,8 +613,20 @@ class Sequential:
             )
         return rows
 
-    def summary(self, print_fn=print) -> str:
-        """A table of the layers, their output shapes and parameter counts (as Keras prints)."""
+    def summary(
+        self,
+        line_length: Any = None,
+        positions: Any = None,
+        print_fn: Callable[[str], Any] | None = None,
+        expand_nested: bool = False,
+        show_trainable: bool = False,
+        layer_range: Any = None,
+    ) -> str:
+        """A table of the layers, their output shapes and parameter counts, given to
+        ``print_fn`` (``print`` by default, as in Keras); returned too."""
+        refuse_unsupported("summary", line_length=line_length, positions=positions,
+                           expand_nested=expand_nested, show_trainable=show_trainable,
+                           layer_range=layer_range)  # fmt: skip
         if not self.built:
             self.build()
         rows = [("Layer (type)", "Output Shape", "Param #")]
@@ -563,19 +646,27 @@ class Sequential:
         lines += [fmt(row) for row in rows[1:]]
         lines += ["=" * sum(widths), f"Total params: {self.count_params():,}", line]
         text = "\n".join(lines)
-        if print_fn is not None:
-            print_fn(text)
+        (print_fn or print)(text)
         return text
 
     # ---------------------------------------------------------------------------------- files
 
-    def save(self, path, overwrite: bool = True) -> None:
+    def save(self, filepath, overwrite: bool = True, zipped: Any = None) -> None:
         """Write the model to one self-describing file (see ``digitnet.nn.io``), atomically. As
         in Keras, an existing file is replaced unless ``overwrite=False``; only a regular file
         ever is."""
         from digitnet.nn.io import save_model
 
-        save_model(self, path, overwrite=overwrite)
+        refuse_unsupported("save", zipped=zipped)
+        save_model(self, filepath, overwrite=overwrite)
+
+
+def _report_pass(rows: int, batch_size: int, start: float, logs: dict[str, float]) -> None:
+    """evaluate's and predict's line, as fit's epoch line: steps, time, time per step, logs."""
+    steps = max(1, math.ceil(rows / batch_size))
+    seconds = time.perf_counter() - start
+    line = f"{steps}/{steps} - {format_duration(seconds)} {format_duration(seconds / steps)}/step"
+    print(line + (f" - {format_logs(logs)}" if logs else ""), flush=True)
 
 
 STREAMS = {"init": 0, "fit": 1}
@@ -587,6 +678,12 @@ def random_stream(seed: int | None, purpose: str) -> np.random.Generator:
     if seed is None:
         return np.random.default_rng()
     return np.random.default_rng([STREAMS[purpose], seed])
+
+
+def _whole(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise NNError(f"{name} must be a whole number; got {value!r}")
+    return int(value)
 
 
 def _positive_int(name: str, value: Any) -> int:
