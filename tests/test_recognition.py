@@ -236,17 +236,18 @@ def test_reading_leaves_out_slices_that_are_not_writing():
 
 def test_the_piece_checker_tells_one_digit_from_two_and_from_half_a_digit(mnist):
     """The checker's judgement on pieces made by hand from development digits: a digit whole,
-    two digits side by side as one piece, a digit's left half."""
+    two digits side by side as one piece, a digit's left half — cut, as segmentation cuts it,
+    from the rest of its digit, which is right beside it."""
     from digitnet.checker import bundled_checker
     from digitnet.vision.preprocess import normalize_digit
-    from digitnet.vision.segment import Piece
+    from digitnet.vision.segment import NO_NEIGHBOUR, Piece
 
     (x_train, _), _ = mnist
 
-    def piece(ink):  # in a line whose digits are 100 px high
+    def piece(ink, context=(NO_NEIGHBOUR, NO_NEIGHBOUR, 0.0, 0.0)):  # digits 100 px high
         h, w = ink.shape
         image = normalize_digit(ink.astype(np.float32) / 255, 0.1)
-        return Piece(image, (0, 0, round(100 * w / h), 100), 0, (50.0, 100.0))
+        return Piece(image, (0, 0, round(100 * w / h), 100), 0, (50.0, 100.0), context=context)
 
     def cropped(x):
         rows, cols = np.flatnonzero(x.max(axis=1) > 25), np.flatnonzero(x.max(axis=0) > 25)
@@ -259,7 +260,7 @@ def test_the_piece_checker_tells_one_digit_from_two_and_from_half_a_digit(mnist)
         whole.append(piece(a))
         pairs.append(piece(np.hstack([np.pad(a, ((0, h - len(a)), (0, 3))),
                                       np.pad(b, ((0, h - len(b)), (0, 0)))])))  # fmt: skip
-        halves.append(piece(a[:, : a.shape[1] // 2]))
+        halves.append(piece(a[:, : a.shape[1] // 2], (NO_NEIGHBOUR, 0.0, 0.0, 1.0)))
     checker = bundled_checker()
     assert np.mean(checker.whole(whole) > 0.5) >= 0.9
     assert np.mean(checker.whole(pairs) < 0.5) >= 0.9

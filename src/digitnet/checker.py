@@ -6,9 +6,11 @@ alone cannot judge a piece: trained on whole digits, it reads half a 0 as a conf
 two 1s written close as a confident 4. LeCun, Bottou, Bengio and Haffner (1998) train their
 recogniser with a "none of the above" class on the wrong pieces of their segmentation graph;
 here a second, small network makes that judgement, so the digit recogniser stays the one
-``predict`` uses: a multilayer perceptron over the piece's 28x28 input and three numbers that
-place it in its line (its width, its height and its middle's offset from the line's middle,
-each over the line's digit height).
+``predict`` uses: a multilayer perceptron over the piece's 28x28 input and seven numbers that
+place it in its line: its width, its height and its middle's offset from the line's middle
+(each over the line's digit height), the gaps to the writing left and right of it, and whether
+its edges were cut through connected writing (``Piece.context``). The context took development
+pages from 0.927 to 0.933 exact (8,000 training pages), 24,000 pages to 0.937.
 
 It is trained on pieces cut, by the reader's own segmentation, from pages of numbers written
 with MNIST *training* digits 0-49,999 (``data.writing``), where the page says whose writing
@@ -41,7 +43,7 @@ from digitnet.pieces import (
 from digitnet.vision.segment import Piece
 
 BUNDLED = Path(__file__).with_name("models") / "reading" / "checker.npz"
-GEOMETRY = 3  # width, height and middle's offset, over the line's digit height
+GEOMETRY = 7  # width, height and middle's offset, over the line's digit height; context
 PAGES_PER_CHUNK = 250  # pages are written in chunks, each with its own seed: any worker count
 
 
@@ -52,11 +54,14 @@ def features(pieces: Sequence[Piece]) -> np.ndarray:
     return np.concatenate([images, geometry], axis=1)
 
 
-def place(piece: Piece) -> tuple[float, float, float]:
+def place(piece: Piece) -> tuple[float, ...]:
+    """The piece in its line: width, height, its middle's offset from the line's middle (all
+    over the line's digit height), then ``Piece.context``: gaps to its neighbours and cuts."""
     _, y, width, height = piece.box
     middle, digit_height = piece.row
     digit_height = max(digit_height, 1.0)
-    return width / digit_height, height / digit_height, (y + height / 2 - middle) / digit_height
+    size = width / digit_height, height / digit_height, (y + height / 2 - middle) / digit_height
+    return size + piece.context
 
 
 class PieceChecker:
@@ -84,7 +89,8 @@ def labelled_pieces(pages: int, seed: int) -> Labelled:
     """Features (n, 784 + GEOMETRY) and labels (n,) (1: one whole digit) of every piece that
     ``segment`` cuts from ``pages`` pages written with MNIST training digits."""
     inputs, labels = [], []
-    for page, pieces, total in cut_pages(pages, seed):
+    for page, candidates, total in cut_pages(pages, seed):
+        pieces = [c.piece for c in candidates if c.single]
         if not pieces:
             continue
         for p in pieces:
@@ -138,7 +144,7 @@ def report(meta: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return command(argv, "piece checker", train, pages=8000, epochs=6, report=report)
+    return command(argv, "piece checker", train, pages=24000, epochs=8, report=report)
 
 
 if __name__ == "__main__":

@@ -82,8 +82,8 @@ def labelled_pairs(pages: int, seed: int) -> Labelled:
     """Pair images (n, 28, 56) and classes (n,) of every piece that ``segment`` reads as a
     possible pair on ``pages`` lines of close digits written with MNIST training digits."""
     images, classes = [], []
-    for page, pieces, total in cut_pages(pages, seed, gaps=CLOSE, count=(2, 3)):
-        for p in pieces:
+    for page, candidates, total in cut_pages(pages, seed, gaps=CLOSE, count=(2, 3)):
+        for p in (c.piece for c in candidates):
             if p.pair is not None:
                 images.append(p.pair)
                 classes.append(pair_class(owned(page.owner, p, len(page.digits)), total, page))

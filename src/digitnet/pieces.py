@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from digitnet.vision.segment import Piece
+from digitnet.vision.segment import Candidate, Piece
 
 TRAINING_DIGITS = 50_000  # MNIST training digits written on the pages (50,000+: development)
 PURE = 0.85  # of a whole digit's ink, at least this share is its own
@@ -50,9 +50,11 @@ def totals(page) -> np.ndarray:
     return np.bincount(page.owner[page.owner >= 0], minlength=len(page.digits))
 
 
-def cut_pages(pages: int, seed: int, **writing) -> Iterator[tuple[Any, list[Piece], np.ndarray]]:
+def cut_pages(
+    pages: int, seed: int, **writing
+) -> Iterator[tuple[Any, list[Candidate], np.ndarray]]:
     """Each of ``pages`` pages written with the training digits (``writing``: options of
-    ``write_page``), the pieces ``segment`` cuts from it, and ``totals(page)``."""
+    ``write_page``), the candidates ``segment`` cuts from it, and ``totals(page)``."""
     from digitnet.data.writing import write_page
     from digitnet.vision.segment import segment
 
@@ -61,7 +63,7 @@ def cut_pages(pages: int, seed: int, **writing) -> Iterator[tuple[Any, list[Piec
     for _ in range(pages):
         page = write_page(source, rng, alone=False, **writing)
         _, candidates, _ = segment(page.image)
-        yield page, [c.piece for c in candidates], totals(page)
+        yield page, candidates, totals(page)
 
 
 @dataclass
@@ -110,7 +112,10 @@ def command(argv: Sequence[str] | None, what: str, train: Callable[..., Any], pa
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     model = train(args.pages, args.epochs, args.seed, args.workers)
-    model.metadata["command"] = f"python -m {train.__module__} " + " ".join(sys.argv[1:])
+    module = train.__module__
+    if module == "__main__":  # run as ``python -m digitnet.checker``: the module's own name
+        module = sys.modules["__main__"].__spec__.name
+    model.metadata["command"] = f"python -m {module} " + " ".join(sys.argv[1:])
     model.save(args.out, overwrite=True)
     print(f"{args.out}: {report(model.metadata)}")
     return 0

@@ -265,7 +265,8 @@ def read_segments(
     """Read a number already cut into candidate pieces: every piece is recognised and checked
     in one forward pass each, the pieces that may be two digits written touching are read as
     pairs too, then the sequence of readings with the best score is kept."""
-    parts, candidates, reason = segmented
+    parts, everything, reason = segmented
+    candidates = [c for c in everything if c.single]  # read as one digit each
     if not candidates:
         return Reading("", [], reason)
     pieces = [c.piece for c in candidates]
@@ -281,7 +282,7 @@ def read_segments(
     for c, w in zip(candidates, whole, strict=True):
         if c.first == c.last:
             skips[c.first] = SKIP + CHECKER_WEIGHT * math.log(1 - w)
-    pairs = [c for c in candidates if c.piece.pair is not None]
+    pairs = [c for c in everything if c.piece.pair is not None]
     read = (pair_reader or bundled_pair_reader()).read([c.piece for c in pairs])  # (m, 101)
     for c, p in zip(pairs, read, strict=True):  # each a second reading of its candidate
         readings.append(pair_predictions(c.piece, p))

@@ -41,6 +41,7 @@ ANALYSIS_SIDE = 640  # a row of up to ~10 digits keeps ~60 px per digit
 MAX_JOINED = 4  # a digit made of at most this many slices or side-by-side strokes
 JOIN_GAP = 0.3  # of the row's digit height: parts closer than this may be one digit
 JOIN_ASPECT = 1.6  # of the row's digit height: no single digit is wider (sizes vary +-25 %)
+PAIR_ASPECT = 2.4  # nor two digits written touching, as one piece of connected writing
 # The digits of a number are written with different pressure: a faint pencil 3 beside a
 # marker 8 was lost under any threshold set for the whole page (22 % of the strongest ink, the
 # best of 35/30/25/22/20 %). Each pixel is compared with the strongest ink NEAR it instead.
@@ -50,6 +51,7 @@ READING_SHARE = 0.3  # of the strongest ink within NEAR x NEAR analysis pixels
 NEAR = 11
 FLOOR_NOISE = 5.0  # writing stands this many deviations of the paper's noise above it
 FLOOR_CONTRAST = 0.08  # and this far, at least, from the paper
+NO_NEIGHBOUR = 2.0  # line heights: a gap this wide or wider is the same as no neighbour
 
 
 @dataclass
@@ -60,6 +62,10 @@ class Piece:
     row: tuple[float, float] = (0.0, 0.0)  # its line's middle (y) and digit height, in pixels
     mask: np.ndarray | None = field(default=None, repr=False)  # (height, width) bool: its ink
     pair: np.ndarray | None = field(default=None, repr=False)  # (28, 56): as two digits touching
+    # its neighbours in the line: the gaps to the writing left and right of it (in line heights,
+    # negative when they overlap, NO_NEIGHBOUR when there is none) and whether its left and
+    # right edges are cuts through one piece of connected writing (1.0) or not (0.0)
+    context: tuple[float, float, float, float] = (NO_NEIGHBOUR, NO_NEIGHBOUR, 0.0, 0.0)
 
 
 @dataclass
@@ -70,6 +76,7 @@ class Candidate:
     first: int
     last: int
     piece: Piece
+    single: bool = True  # False: too wide for one digit, a candidate pair only
 
 
 @dataclass
@@ -107,9 +114,10 @@ def segment(source: Any) -> Segmented:
         middle = float(np.median([(g.top + g.bottom) / 2 for g in groups]))
         row = (middle * ink.scale, row_height * ink.scale)
         units = sorted((s for g in groups for s in slices(g, row_height)), key=lambda u: u.left)
-        for first, last, joined in runs(units, row_height):
+        for first, last, joined, single in runs(units, row_height):
             piece = cut_out(ink, joined, threshold, line, row)
-            candidates.append(Candidate(slices_so_far + first, slices_so_far + last, piece))
+            piece.context = context(units, first, last, joined, row_height)
+            candidates.append(Candidate(slices_so_far + first, slices_so_far + last, piece, single))
         slices_so_far += len(units)
     return slices_so_far, candidates, None
 
@@ -136,21 +144,44 @@ def writing_by_line(ink: Ink) -> tuple[list[list[_Group]], float] | str:
     return [groups for groups in by_line if groups], threshold
 
 
-def runs(units: list[_Group], row_height: float) -> list[tuple[int, int, _Group]]:
+def runs(units: list[_Group], row_height: float) -> list[tuple[int, int, _Group, bool]]:
     """Each unit alone and each run of up to MAX_JOINED neighbouring units no further apart
-    than JOIN_GAP and no wider than JOIN_ASPECT line heights, joined: (first, last, joined)."""
+    than JOIN_GAP and no wider than JOIN_ASPECT line heights, joined: (first, last, joined,
+    True). Slices of one piece of connected writing are joined further, up to twice as many
+    and PAIR_ASPECT line heights, as candidate pairs only: (first, last, joined, False) — two
+    digits whose strokes cross may be that wide."""
     out = []
     for i, unit in enumerate(units):
         joined = unit
-        out.append((i, i, unit))
-        for j in range(i + 1, min(i + MAX_JOINED, len(units))):
+        out.append((i, i, unit, True))
+        for j in range(i + 1, min(i + 2 * MAX_JOINED, len(units))):
             if units[j].left - joined.right > JOIN_GAP * row_height:
                 break
             joined = _union(joined, units[j])
-            if joined.mask.shape[1] > JOIN_ASPECT * row_height:
+            width = joined.mask.shape[1]
+            single = j - i < MAX_JOINED and width <= JOIN_ASPECT * row_height
+            if width > PAIR_ASPECT * row_height or (not single and joined.component < 0):
                 break
-            out.append((i, j, joined))
+            out.append((i, j, joined, single))
     return out
+
+
+def context(
+    units: list[_Group], first: int, last: int, joined: _Group, row_height: float
+) -> tuple[float, float, float, float]:
+    """``Piece.context`` of the run of ``units[first..last]`` (sorted by left edge)."""
+
+    def gap(space: float) -> float:
+        return float(np.clip(space / row_height, -1.0, NO_NEIGHBOUR))
+
+    def cut(a: _Group, b: _Group) -> float:
+        return float(a.component >= 0 and a.component == b.component)
+
+    left = gap(joined.left - units[first - 1].right) if first > 0 else NO_NEIGHBOUR
+    right = gap(units[last + 1].left - joined.right) if last + 1 < len(units) else NO_NEIGHBOUR
+    cut_left = cut(units[first - 1], units[first]) if first > 0 else 0.0
+    cut_right = cut(units[last], units[last + 1]) if last + 1 < len(units) else 0.0
+    return left, right, cut_left, cut_right
 
 
 def cut_out(ink: Ink, g: _Group, threshold: float, line: int, row: tuple[float, float]) -> Piece:
