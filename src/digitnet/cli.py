@@ -406,6 +406,40 @@ def listen(host: str, port: int):
     return listening
 
 
+def cmd_convert(args) -> int:
+    from digitnet.nn.files import check_output_path
+    from digitnet.nn.io import save_model
+    from digitnet.zoo import resolve_model
+
+    try:
+        check_output_path(args.out, replace=args.force)
+    except FileExistsError as err:
+        raise CommandError(f"{err} (--force)") from None
+    model = resolve_model(args.model)
+    model.metadata["command"] = args.command_line
+    save_model(model, args.out, overwrite=args.force)
+    print(f"wrote {args.out}: {model.name}, {len(model.layers)} layers,"
+          f" {model.count_params():,} parameters")  # fmt: skip
+    return 0
+
+
+def cmd_export(args) -> int:
+    from digitnet.export import INPUT, OUTPUT, export_onnx
+    from digitnet.nn.files import check_output_path
+    from digitnet.zoo import resolve_model
+
+    try:
+        check_output_path(args.out, replace=args.force)
+    except FileExistsError as err:
+        raise CommandError(f"{err} (--force)") from None
+    model = resolve_model(args.model)
+    export_onnx(model, args.out, replace=args.force)
+    shape = ", ".join(map(str, model.layers[0].input_shape))
+    print(f"wrote {args.out}: ONNX, input {INPUT!r} (N, {shape}) float32 in [0, 1],"
+          f" output {OUTPUT!r} (N, {model.layers[-1].output_shape[-1]})")  # fmt: skip
+    return 0
+
+
 def cmd_report(args) -> int:
     from digitnet.report import write_report
     from digitnet.zoo import resolve_model
@@ -553,6 +587,31 @@ def build_parser() -> Parser:
     summary = commands.add_parser("summary", help="a model's layers, parameters and provenance")
     add_model_argument(summary)
     summary.set_defaults(func=cmd_summary)
+
+    convert = commands.add_parser(
+        "convert",
+        help="write a Keras model (.keras or .h5) as a digitnet model file",
+        description="Read a Keras Sequential model (Keras 3 .keras or legacy .h5: Flatten, Dense,"
+        " Conv2D, MaxPooling2D, BatchNormalization, Dropout, Activation, Reshape) and write it"
+        " as a digitnet model file. Every command takes the Keras file as it is, too. Needs"
+        " h5py (pip install 'digitnet[keras]').",
+    )
+    convert.add_argument("model", metavar="MODEL", help="a .keras or .h5 file (or any model)")
+    convert.add_argument("out", metavar="OUT.npz", help="the digitnet model file to write")
+    convert.add_argument("--force", action="store_true", help="replace an existing OUT file")
+    convert.set_defaults(func=cmd_convert)
+
+    export = commands.add_parser(
+        "export",
+        help="write a model as ONNX, to run with ONNX Runtime and elsewhere",
+        description="Write MODEL as an ONNX file: input 'digits' (N, 28, 28) float32 in [0, 1],"
+        " ink bright; output 'probabilities' (N, 10), the softmax included. Needs the onnx"
+        " package (pip install 'digitnet[onnx]').",
+    )
+    export.add_argument("model", metavar="MODEL", help="a model file, or cnn or tutorial")
+    export.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
+    export.add_argument("--force", action="store_true", help="replace an existing OUT file")
+    export.set_defaults(func=cmd_export)
 
     serve = commands.add_parser(
         "serve",

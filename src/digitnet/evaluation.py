@@ -73,8 +73,11 @@ def format_report(report: dict[str, Any]) -> str:
 def format_metadata(model) -> str:
     meta = model.metadata or {}
     lines = []
+    converted = meta.get("converted_from") or {}
+    if converted:
+        lines.append(f"Converted from: {converted.get('file')} ({converted.get('format')})")
     if meta.get("command"):
-        lines.append(f"Trained with: {meta['command']}")
+        lines.append(f"{'Converted' if converted else 'Trained'} with: {meta['command']}")
     if meta.get("test"):
         lines.append(
             f"Test accuracy: {meta['test']['accuracy']:.4f} (loss {meta['test']['loss']:.4f})"

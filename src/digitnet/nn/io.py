@@ -95,11 +95,15 @@ def _json_default(value):
     raise TypeError(f"cannot store {type(value).__name__} in a model file")
 
 
-def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The JSON description and the weight arrays of a model file, checked as the module's
-    docstring says; ModelFileError naming the path and the problem otherwise."""
+def read_model_file(
+    path: str | os.PathLike, content: bytes | None = None
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The JSON description and the weight arrays of a model file (``content``: its bytes,
+    if already read), checked as the module's docstring says; ModelFileError naming the path
+    and the problem otherwise."""
     path = Path(path)
-    content = read_file_as(path, MAX_FILE_BYTES, ModelFileError, "model file")
+    if content is None:
+        content = read_file_as(path, MAX_FILE_BYTES, ModelFileError, "model file")
     try:
         arrays = _read_arrays(content)
     except ModelFileError as err:
@@ -248,11 +252,15 @@ LAYERS = {
 
 def load_model(path: str | os.PathLike):
     """Rebuild a model saved by ``save_model``: architecture, weights, compile settings,
-    history and metadata."""
+    history and metadata. A Keras ``.keras`` or ``.h5`` file is read too (``keras_files``)."""
     from digitnet.nn.callbacks import History
+    from digitnet.nn.keras_files import keras_format, load_keras
     from digitnet.nn.model import Sequential
 
-    description, arrays = read_model_file(path)
+    content = read_file_as(path, MAX_FILE_BYTES, ModelFileError, "model file")
+    if keras_format(content):
+        return load_keras(content, path, MAX_ARRAY_BYTES)
+    description, arrays = read_model_file(path, content)
     held = sum(a.size for key, a in arrays.items() if key.startswith(("layers/", "state/")))
     try:
         arch = description["architecture"]
