@@ -76,3 +76,22 @@ def test_damaged_keras_files_are_refused_in_one_line(tmp_path):
         path.write_bytes(damaged)
         with pytest.raises(ModelFileError, match=re.escape("damaged.h5: not a readable Keras .h5")):
             digitnet.load_model(path)
+
+
+def test_the_web_page_serves_a_keras_model(mnist):
+    """serve --model model.keras: the model joins the picker and answers drawings, layer by
+    layer, as digitnet's own."""
+    from fastapi.testclient import TestClient
+    from pictures import digit_png
+
+    from digitnet.web.app import create_app
+    from digitnet.web.catalog import load_catalog
+
+    client = TestClient(create_app(load_catalog([str(FIXTURES / "tutorial.keras")])))
+    (model,) = client.get("/api/models").json()
+    assert model["name"] == "tutorial" and model["kind"] == "mlp"
+    _, (x_test, _) = mnist
+    drawing = digit_png(x_test[0])
+    answer = client.post("/api/predict", content=drawing, headers={"content-type": "image/png"})
+    assert answer.status_code == 200 and answer.json()["digit"] in range(10)
+    assert len(answer.json()["layers"]) >= 3
