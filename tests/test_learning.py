@@ -174,6 +174,20 @@ def test_a_training_whose_process_dies_ends_with_an_error_and_the_line_moves_on(
     assert events(client, after["id"])[-1][0] == "done"
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "getpriority"), reason="no priorities here")
+def test_a_training_runs_at_low_priority_from_its_start(client):
+    """Lowered by the server as soon as the process exists — before its interpreter starts
+    and imports NumPy, which at normal priority cost the people drawing their p99 — so that
+    requests being answered come first."""
+    import os
+
+    training = start(client, LONG)
+    process = client.app.state.trainings.get(training["id"]).process
+    assert process is not None and process.is_alive()
+    assert os.getpriority(os.PRIO_PROCESS, process.pid) == learning.TRAINING_NICE
+    assert client.delete(f"/api/train/{training['id']}").status_code == 202
+
+
 def test_a_training_nobody_watches_is_stopped(client, monkeypatch):
     monkeypatch.setattr(learning, "ABANDON_SECONDS", 0.5)
     training = start(client, LONG)
