@@ -87,15 +87,16 @@ def test_fit_takes_keras_arguments_in_keras_order(data, capsys):
         (lambda m, x, y: m.compile(loss_weights=[1.0]), "loss_weights"),
         (lambda m, x, y: m.summary(line_length=80), "line_length"),
         (lambda m, x, y: m.save("never.npz", zipped=False), "zipped"),
+        (lambda m, x, y: (m.build(), m.save("never.keras")), "never.keras: digitnet writes its"),
         (lambda m, x, y: Sequential(trainable=False), "trainable"),
         (lambda m, x, y: m.evaluate(x, y, verbose="loud"), "verbose"),
     ],
 )
 def test_what_digitnet_does_not_do_is_refused_by_name(data, call, name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(NNError, match=rf"\({name}=.*\)"):
+    with pytest.raises(NNError, match=rf"\({name}=.*\)" if " " not in name else name):
         call(small_model(), *data)
-    assert not (tmp_path / "never.npz").exists()
+    assert not list(tmp_path.iterdir())
 
 
 def test_keras_defaults_and_no_op_values_are_taken(data, capsys):

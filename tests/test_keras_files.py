@@ -95,3 +95,12 @@ def test_the_web_page_serves_a_keras_model(mnist):
     answer = client.post("/api/predict", content=drawing, headers={"content-type": "image/png"})
     assert answer.status_code == 200 and answer.json()["digit"] in range(10)
     assert len(answer.json()["layers"]) >= 3
+
+
+def test_digitnet_never_writes_its_format_under_a_keras_name(tmp_path, capsys):
+    """A file named .keras or .h5 would be taken for Keras' own: refused before any work."""
+    for argv in (["train", "--out", str(tmp_path / "mine.keras")],
+                 ["convert", str(FIXTURES / "cnn.h5"), str(tmp_path / "mine.h5")]):  # fmt: skip
+        assert main(argv) == 1
+        assert "name it mine.npz" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -121,7 +121,7 @@ def loss_name(text: str) -> str:
 def cmd_train(args) -> int:
     from digitnet.data.mnist import describe_source
     from digitnet.nn.files import check_output_path
-    from digitnet.nn.io import save_model
+    from digitnet.nn.io import check_model_name, save_model
     from digitnet.training import TrainConfig, train
 
     config = TrainConfig(
@@ -143,6 +143,7 @@ def cmd_train(args) -> int:
     )
     preset = config.validate()
     out = Path(args.out) if args.out else unused_path(Path(f"{DEFAULT_MODEL_NAME}.npz"))
+    check_model_name(out)
     try:
         check_output_path(out, replace=args.force)  # now, not after minutes of training
     except FileExistsError as err:
@@ -319,7 +320,7 @@ def cmd_calibrate(args) -> int:
     from digitnet.data import load_mnist, to_float
     from digitnet.modelcard import record_scorecard
     from digitnet.nn.files import check_output_path
-    from digitnet.nn.io import save_model
+    from digitnet.nn.io import check_model_name, save_model
     from digitnet.recognition import fit_calibration
     from digitnet.zoo import names_bundled_model, resolve_model
 
@@ -329,6 +330,7 @@ def cmd_calibrate(args) -> int:
         )
     out = args.out or args.model  # MODEL itself is what the command is asked to update
     replace = args.force or not args.out
+    check_model_name(out)
     try:
         check_output_path(out, replace=replace)
     except FileExistsError as err:
@@ -408,9 +410,10 @@ def listen(host: str, port: int):
 
 def cmd_convert(args) -> int:
     from digitnet.nn.files import check_output_path
-    from digitnet.nn.io import save_model
+    from digitnet.nn.io import check_model_name, save_model
     from digitnet.zoo import resolve_model
 
+    check_model_name(args.out)
     try:
         check_output_path(args.out, replace=args.force)
     except FileExistsError as err:

@@ -40,6 +40,7 @@ META_KEY = "__digitnet__"
 MAX_FILE_BYTES = 256 * 2**20  # the bundled cnn takes 1.3 MB
 MAX_ARRAY_BYTES = 256 * 2**20  # all arrays once inflated: 67 million float32 values
 MAX_JSON_DEPTH = 32
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 def _versions() -> dict[str, str]:
@@ -76,12 +77,22 @@ def model_to_dict(model) -> dict[str, Any]:
     return description
 
 
+def check_model_name(path: str | os.PathLike) -> None:
+    """NNError for a name that promises a Keras file: a Keras user would load it in Keras."""
+    if Path(path).suffix.lower() in KERAS_SUFFIXES:
+        raise NNError(
+            f"{path}: digitnet writes its own model format, not Keras' — name it"
+            f" {Path(path).with_suffix('.npz').name} (Keras files are read, not written)"
+        )
+
+
 def save_model(model, path: str | os.PathLike, overwrite: bool = True) -> None:
     """Write ``model`` (built) to ``path`` as described in this module's docstring. An existing
     regular file there is replaced only with ``overwrite`` (Keras' default); anything else (a
     folder, a device) never is."""
     if not model.built:
         raise NNError("cannot save a model that has not been built (fit it or call build())")
+    check_model_name(path)
     meta = json.dumps(model_to_dict(model), allow_nan=False, default=_json_default)
     arrays = {META_KEY: np.frombuffer(meta.encode("utf-8"), dtype=np.uint8)}
     for key, value in _expected_arrays(model).items():
