@@ -120,8 +120,7 @@ def loss_name(text: str) -> str:
 
 def cmd_train(args) -> int:
     from digitnet.data.mnist import describe_source
-    from digitnet.nn.files import check_output_path
-    from digitnet.nn.io import check_model_name, save_model
+    from digitnet.nn.io import save_model
     from digitnet.training import TrainConfig, train
 
     config = TrainConfig(
@@ -143,11 +142,7 @@ def cmd_train(args) -> int:
     )
     preset = config.validate()
     out = Path(args.out) if args.out else unused_path(Path(f"{DEFAULT_MODEL_NAME}.npz"))
-    check_model_name(out)
-    try:
-        check_output_path(out, replace=args.force)  # now, not after minutes of training
-    except FileExistsError as err:
-        raise CommandError(f"{err} (--force)") from None
+    writable(out, replace=args.force)  # now, not after minutes of training
     digits = f"the first {config.samples:,} digits of " if config.samples else ""
     print(
         f"Training {preset.name} ({preset.description}) on {digits}{describe_source(config.data)}:"
@@ -319,8 +314,7 @@ def cmd_read(args) -> int:
 def cmd_calibrate(args) -> int:
     from digitnet.data import load_mnist, to_float
     from digitnet.modelcard import record_scorecard
-    from digitnet.nn.files import check_output_path
-    from digitnet.nn.io import check_model_name, save_model
+    from digitnet.nn.io import save_model
     from digitnet.recognition import fit_calibration
     from digitnet.zoo import names_bundled_model, resolve_model
 
@@ -330,11 +324,7 @@ def cmd_calibrate(args) -> int:
         )
     out = args.out or args.model  # MODEL itself is what the command is asked to update
     replace = args.force or not args.out
-    check_model_name(out)
-    try:
-        check_output_path(out, replace=replace)
-    except FileExistsError as err:
-        raise CommandError(f"{err} (--force)") from None
+    writable(out, replace=replace)
     model = resolve_model(args.model)
     (x_train, y_train), (x_test, y_test) = load_mnist(args.data)
     x = to_float(x_train[-args.samples :])
@@ -408,16 +398,25 @@ def listen(host: str, port: int):
     return listening
 
 
-def cmd_convert(args) -> int:
+def writable(path, replace: bool, model_file: bool = True) -> None:
+    """Refuse, before any work, an output path the command may not write: one that exists
+    (unless ``replace``), a folder or a device, and for a model file a Keras name."""
     from digitnet.nn.files import check_output_path
-    from digitnet.nn.io import check_model_name, save_model
-    from digitnet.zoo import resolve_model
+    from digitnet.nn.io import check_model_name
 
-    check_model_name(args.out)
+    if model_file:
+        check_model_name(path)
     try:
-        check_output_path(args.out, replace=args.force)
+        check_output_path(path, replace=replace)
     except FileExistsError as err:
         raise CommandError(f"{err} (--force)") from None
+
+
+def cmd_convert(args) -> int:
+    from digitnet.nn.io import save_model
+    from digitnet.zoo import resolve_model
+
+    writable(args.out, replace=args.force)
     model = resolve_model(args.model)
     model.metadata["command"] = args.command_line
     save_model(model, args.out, overwrite=args.force)
@@ -428,13 +427,9 @@ def cmd_convert(args) -> int:
 
 def cmd_export(args) -> int:
     from digitnet.export import INPUT, OUTPUT, export_onnx
-    from digitnet.nn.files import check_output_path
     from digitnet.zoo import resolve_model
 
-    try:
-        check_output_path(args.out, replace=args.force)
-    except FileExistsError as err:
-        raise CommandError(f"{err} (--force)") from None
+    writable(args.out, replace=args.force, model_file=False)
     model = resolve_model(args.model)
     export_onnx(model, args.out, replace=args.force)
     shape = ", ".join(map(str, model.layers[0].input_shape))
@@ -591,30 +586,29 @@ def build_parser() -> Parser:
     add_model_argument(summary)
     summary.set_defaults(func=cmd_summary)
 
-    convert = commands.add_parser(
+    add_writing_command(
+        commands,
         "convert",
+        cmd_convert,
+        "OUT.npz",
+        "the digitnet model file to write",
         help="write a Keras model (.keras or .h5) as a digitnet model file",
         description="Read a Keras Sequential model (Keras 3 .keras or legacy .h5: Flatten, Dense,"
         " Conv2D, MaxPooling2D, BatchNormalization, Dropout, Activation, Reshape) and write it"
         " as a digitnet model file. Every command takes the Keras file as it is, too. Needs"
         " h5py (pip install 'digitnet[keras]').",
     )
-    convert.add_argument("model", metavar="MODEL", help="a .keras or .h5 file (or any model)")
-    convert.add_argument("out", metavar="OUT.npz", help="the digitnet model file to write")
-    convert.add_argument("--force", action="store_true", help="replace an existing OUT file")
-    convert.set_defaults(func=cmd_convert)
-
-    export = commands.add_parser(
+    add_writing_command(
+        commands,
         "export",
+        cmd_export,
+        "OUT.onnx",
+        "the ONNX file to write",
         help="write a model as ONNX, to run with ONNX Runtime and elsewhere",
         description="Write MODEL as an ONNX file: input 'digits' (N, 28, 28) float32 in [0, 1],"
         " ink bright; output 'probabilities' (N, 10), the softmax included. Needs the onnx"
         " package (pip install 'digitnet[onnx]').",
     )
-    export.add_argument("model", metavar="MODEL", help="a model file, or cnn or tutorial")
-    export.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
-    export.add_argument("--force", action="store_true", help="replace an existing OUT file")
-    export.set_defaults(func=cmd_export)
 
     serve = commands.add_parser(
         "serve",
@@ -658,6 +652,16 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+")
     parser.add_argument("--model", help="a model file, or cnn (default) or tutorial")
     parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
+
+
+def add_writing_command(commands, name: str, handler, out: str, out_help: str, **text) -> None:
+    """A command that reads MODEL and writes one file, OUT: replaced only with --force."""
+    parser = commands.add_parser(name, **text)
+    parser.add_argument("model", metavar="MODEL", help="a model file (digitnet or Keras), or"
+                        " a bundled model: cnn or tutorial")  # fmt: skip
+    parser.add_argument("out", metavar=out, help=out_help)
+    parser.add_argument("--force", action="store_true", help="replace an existing OUT file")
+    parser.set_defaults(func=handler)
 
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
