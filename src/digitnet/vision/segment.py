@@ -56,7 +56,7 @@ NO_NEIGHBOUR = 2.0  # line heights: a gap this wide or wider is the same as no n
 
 @dataclass
 class Piece:
-    image: np.ndarray  # (28, 28) float32, ink bright
+    image: np.ndarray | None  # (28, 28) float32, ink bright; None for a candidate pair only
     box: tuple[int, int, int, int]  # x, y, width, height in the source image
     line: int = 0  # which line of writing, from the top
     row: tuple[float, float] = (0.0, 0.0)  # its line's middle (y) and digit height, in pixels
@@ -115,7 +115,7 @@ def segment(source: Any) -> Segmented:
         row = (middle * ink.scale, row_height * ink.scale)
         units = sorted((s for g in groups for s in slices(g, row_height)), key=lambda u: u.left)
         for first, last, joined, single in runs(units, row_height):
-            piece = cut_out(ink, joined, threshold, line, row)
+            piece = cut_out(ink, joined, threshold, line, row, single)
             piece.context = context(units, first, last, joined, row_height)
             candidates.append(Candidate(slices_so_far + first, slices_so_far + last, piece, single))
         slices_so_far += len(units)
@@ -184,10 +184,12 @@ def context(
     return left, right, cut_left, cut_right
 
 
-def cut_out(ink: Ink, g: _Group, threshold: float, line: int, row: tuple[float, float]) -> Piece:
+def cut_out(
+    ink: Ink, g: _Group, threshold: float, line: int, row: tuple[float, float], single: bool = True
+) -> Piece:
     """The piece of writing ``g`` (at analysis scale) cut out of the image at full
     resolution — its own ink only: its mask brought to full resolution, one pixel wider —
-    and normalised to 28x28 like a single digit."""
+    and normalised to 28x28 like a single digit (unless it is a candidate pair only)."""
     scale = ink.scale
     top, left = int(g.top * scale), int(g.left * scale)
     bottom = min(ink.shape[0], int(np.ceil(g.bottom * scale)))
@@ -198,7 +200,7 @@ def cut_out(ink: Ink, g: _Group, threshold: float, line: int, row: tuple[float, 
     xs = np.clip(xs, 0, g.mask.shape[1] - 1)
     own = grow(g.mask, 1)[np.ix_(ys, xs)]  # (bottom - top, right - left) bool
     crop = ink.region(top, left, bottom, right) * own
-    image = normalize_digit(crop, threshold)
+    image = normalize_digit(crop, threshold) if single else None
     pair = None
     if g.component >= 0 and g.mask.shape[1] >= PAIR_WIDTH * row[1] / scale:
         pair = normalize_pair(crop, threshold)

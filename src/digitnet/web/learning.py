@@ -157,7 +157,7 @@ def first_layer_pictures(model) -> dict[str, Any]:
 
 
 def lower_priority(pid: int) -> None:
-    """Give process ``pid`` (0: this one) TRAINING_NICE, where the system has priorities.
+    """Give process ``pid`` TRAINING_NICE, where the system has priorities.
     SCHED_IDLE was tried instead: worse for both (p99 70 ms, training +34 %)."""
     if hasattr(os, "setpriority"):
         with contextlib.suppress(OSError):  # gone already: nothing to lower
@@ -168,7 +168,6 @@ def run_training(connection: Connection, settings: dict[str, Any], out: str) -> 
     """A training process's life: train as ``settings`` say, reporting through ``connection``,
     save the model to ``out`` and say ``done`` — or ``error`` with the reason."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the server stops us
-    lower_priority(0)  # set by the server already, as soon as it started us
     from digitnet.nn import NNError, save_model
     from digitnet.training import TrainConfig, train
 
