@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from digitnet.cli import build_parser, main
-from digitnet.nn import Sequential, load_model
+from digitnet.nn import load_model
+from digitnet.nn.fusion import Plan
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,7 @@ def test_divergence_is_reported_with_advice(tmp_path, capsys):
 
 
 def test_ctrl_c_saves_the_weights_so_far(tmp_path, monkeypatch, capsys):
-    original = Sequential._backward
+    original = Plan.backward
     calls = []
 
     def interrupt_after_100_steps(self, dout):
@@ -138,7 +139,7 @@ def test_ctrl_c_saves_the_weights_so_far(tmp_path, monkeypatch, capsys):
             raise KeyboardInterrupt
         return original(self, dout)
 
-    monkeypatch.setattr(Sequential, "_backward", interrupt_after_100_steps)
+    monkeypatch.setattr(Plan, "backward", interrupt_after_100_steps)
     out = tmp_path / "partial.npz"
     assert main(["train", "--out", str(out), "--quiet"]) == 130
     assert "interrupted" in capsys.readouterr().out

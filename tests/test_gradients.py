@@ -20,7 +20,7 @@ from digitnet.nn import (
     Reshape,
     Sequential,
     SparseCategoricalCrossentropy,
-    conv,
+    fusion,
 )
 from digitnet.nn.activations import Sigmoid, Softmax, Tanh
 from digitnet.nn.errors import NNError
@@ -65,7 +65,8 @@ def _build_float64(layer, input_shape, rng):
         layer.params[key] = layer.params[key].astype(np.float64) + rng.normal(
             scale=0.1, size=layer.params[key].shape
         )
-        layer.grads[key] = np.zeros_like(layer.params[key])
+    size = layer.count_params()
+    layer.adopt(np.empty(size), np.zeros(size))  # float64 storage, packed as a model packs it
     return layer
 
 
@@ -78,26 +79,29 @@ def test_layer_gradients(make, input_shape, rng):
 
 @pytest.mark.parametrize("rows", [0, 10**9], ids=["one-gemm", "gemm-per-kernel-offset"])
 def test_conv_input_gradient_both_ways(rows, rng, monkeypatch):
-    """With at least as many input channels as filters, dX is one GEMM over a large batch and
-    a GEMM per kernel offset over a small one: both are the gradient."""
-    monkeypatch.setattr(conv, "FULL_CONVOLUTION_ROWS", rows)
+    """On the fast path, with at least as many input channels as filters, dX is one GEMM over
+    a large batch and a GEMM per kernel offset over a small one: both are the gradient."""
+    monkeypatch.setattr(fusion, "FULL_CONVOLUTION_ROWS", rows)
     for padding in ("valid", "same"):
         layer = _build_float64(Conv2D(2, 3, padding=padding), (5, 6, 3), rng)  # C 3 >= F 2
-        check_layer_gradients(layer, (5, 6, 3), rng)
+        step = fusion.FastConv(layer, fusion.PassThrough(), input_grad=True)
+        check_layer_gradients(layer, (5, 6, 3), rng, run=step)
 
 
-def check_layer_gradients(layer, input_shape, rng):
-    """dX and every parameter's gradient of f = sum(R * layer(X)) against finite differences."""
+def check_layer_gradients(layer, input_shape, rng, run=None):
+    """dX and every parameter's gradient of f = sum(R * layer(X)) against finite differences;
+    ``run``: a fast-path step over the layer's parameters, run instead of the layer."""
+    run = run or layer
     X = rng.normal(size=(N, *input_shape))
     R = rng.normal(size=(N, *layer.output_shape))  # f = sum(R * layer(X)), so df/dout = R
 
     def f():
         if isinstance(layer, Dropout):
             layer.rng = np.random.default_rng(7)  # the same mask at every evaluation
-        return float(np.sum(R * layer.forward(X.copy(), training=True)))
+        return float(np.sum(R * run.forward(X.copy(), training=True)))
 
     f()
-    dX = layer.backward(R.copy())
+    dX = run.backward(R.copy())
     analytic = {key: grad.copy() for key, grad in layer.grads.items()}
     assert_close(dX, numeric_gradient(f, X), "dX")
     for key, param in layer.params.items():
@@ -107,7 +111,7 @@ def check_layer_gradients(layer, input_shape, rng):
 @pytest.mark.parametrize("activation", [Sigmoid(), Tanh(), Softmax()], ids=repr)
 def test_activation_backward_of_saturated_inputs_is_finite(activation):
     Z = np.array([[-1e4, 0.0, 1e4]])
-    A = activation.forward(Z.copy(), training=True)
+    A = activation.forward(Z.copy())
     assert np.isfinite(A).all() and np.isfinite(activation.backward(np.ones_like(A))).all()
 
 
@@ -175,25 +179,25 @@ def test_whole_model_gradient(loss, rng):
         seed=3,
         loss=loss,
     )
-    model._flat_params[...] += rng.normal(scale=0.1, size=model._flat_params.shape)
+    model.flat_params[...] += rng.normal(scale=0.1, size=model.flat_params.shape)
     X = rng.normal(size=(N, 2, 3))
     y = rng.integers(0, 3, N)
-    dropout = model.layers[3]
+    dropout, plan = model.layers[3], model.plan
 
     def f():
         dropout.rng = np.random.default_rng(11)
-        return model._train_loss(y, model._forward(X, training=True))
+        return plan.loss(y, plan.forward(X, training=True))
 
     dropout.rng = np.random.default_rng(11)
-    out = model._forward(X, training=True)
-    model._backward(model._train_loss.gradient(y, out))
-    analytic = model._flat_grads.copy()
-    assert model._fused_softmax == (loss == "sparse_categorical_crossentropy")
-    assert_close(analytic, numeric_gradient(f, model._flat_params), "d loss / d params")
+    out = plan.forward(X, training=True)
+    plan.backward(plan.loss.gradient(y, out))
+    analytic = model.flat_grads.copy()
+    assert plan.logits == (loss == "sparse_categorical_crossentropy")
+    assert_close(analytic, numeric_gradient(f, model.flat_params), "d loss / d params")
 
 
 def test_whole_cnn_gradient(rng):
-    """Through a packed model, Conv2D takes its fused [W; b] path: check it end to end."""
+    """The fast path's Conv2D multiplies by [W; b] in one GEMM: check it end to end."""
     model = float64_model(
         [
             Reshape((6, 6, 1), input_shape=(6, 6)),
@@ -206,15 +210,16 @@ def test_whole_cnn_gradient(rng):
         ],
         seed=4,
     )
-    model._flat_params[...] += rng.normal(scale=0.1, size=model._flat_params.shape)
+    model.flat_params[...] += rng.normal(scale=0.1, size=model.flat_params.shape)
     X, y = rng.normal(size=(N, 6, 6)), rng.integers(0, 3, N)
+    plan = model.plan
 
     def f():
-        return model._train_loss(y, model._forward(X, training=True))
+        return plan.loss(y, plan.forward(X, training=True))
 
-    model._backward(model._train_loss.gradient(y, model._forward(X, training=True)))
-    analytic = model._flat_grads.copy()
-    assert_close(analytic, numeric_gradient(f, model._flat_params), "d loss / d params")
+    plan.backward(plan.loss.gradient(y, plan.forward(X, training=True)))
+    analytic = model.flat_grads.copy()
+    assert_close(analytic, numeric_gradient(f, model.flat_params), "d loss / d params")
 
 
 def test_input_gradient_is_the_inference_gradient_of_the_logit(rng):
@@ -233,28 +238,27 @@ def test_input_gradient_is_the_inference_gradient_of_the_logit(rng):
         ],
         seed=5,
     )
-    model._flat_params[...] += rng.normal(scale=0.3, size=model._flat_params.shape)
+    model.flat_params[...] += rng.normal(scale=0.3, size=model.flat_params.shape)
     batchnorm = model.layers[2]
     batchnorm.state["moving_mean"][...] = rng.normal(size=3)
     batchnorm.state["moving_variance"][...] = rng.uniform(0.5, 2, size=3)
     X, units = rng.normal(size=(N, 6, 6)), np.array([0, 1, 2, 1])
-    before = model.predict(X)
-    model._flat_grads[...] = 7.0
+    before = model.predict(X, verbose=0)
+    model.flat_grads[...] = 7.0
 
     analytic = model.input_gradient(X, units)
-    assert (model._flat_grads == 7.0).all()  # parameter gradients neither computed nor touched
+    assert (model.flat_grads == 7.0).all()  # parameter gradients neither computed nor touched
 
-    head = model.layers[-1]
-    assert head.output_logits  # fused with the loss: the head already outputs logits
+    plan = model.plan
+    assert plan.logits  # fused with the loss: the fast path's head already outputs logits
 
     def logit(i):
-        return lambda: float(model._forward(X[i : i + 1], training=False)[0, units[i]])
+        return lambda: float(plan.forward(X[i : i + 1], training=False)[0, units[i]])
 
     numeric = np.stack([numeric_gradient(logit(i), X[i : i + 1])[0] for i in range(N)])
     assert_close(analytic, numeric, "d logit / d input")
-    np.testing.assert_array_equal(model.predict(X), before)  # no state changed
-    assert [layer.tracing for layer in model.layers] == [False] * len(model.layers)
-    assert model.layers[0].needs_input_grad is False
+    np.testing.assert_array_equal(model.predict(X, verbose=0), before)  # no state changed
+    assert plan.first_trainable == 1  # training's backward pass stops at the first Conv2D
 
 
 def test_input_gradient_rejects_a_unit_outside_the_outputs(rng):
@@ -271,8 +275,8 @@ def test_relu_before_pooling_is_applied_after_it_in_training(pool_size, strides,
     """The model moves a ReLU that feeds a MaxPool2D behind the pooling in training (same
     numbers, a quarter of the work): outputs and gradients must not change."""
 
-    def build(fused: bool):
-        model = float64_model(
+    def build(fuse: bool):
+        model = Sequential(
             [
                 Reshape((9, 9, 1), input_shape=(9, 9)),
                 Conv2D(3, 2, activation="relu"),
@@ -285,27 +289,29 @@ def test_relu_before_pooling_is_applied_after_it_in_training(pool_size, strides,
                 Dense(3, activation="softmax"),
             ],
             seed=6,
+            dtype=np.float64,
+            fuse=fuse,
         )
-        if not fused:
-            for layer in model.layers:
-                layer.relu_deferred = layer.relu_after = False
+        model.compile(loss="sparse_categorical_crossentropy")
+        model.build()
         return model
 
     fused, plain = build(True), build(False)
-    assert fused.layers[1].relu_deferred and fused.layers[2].relu_after
-    assert fused.layers[5].relu_deferred and fused.layers[6].relu_after
-    noise = rng.normal(scale=0.3, size=fused._flat_params.shape)
-    fused._flat_params[...] += noise
-    plain._flat_params[...] += noise
+    steps = fused.plan.steps
+    assert steps[1].activation.deferred and steps[2].relu_after
+    assert steps[5].activation.deferred and steps[6].relu_after
+    noise = rng.normal(scale=0.3, size=fused.flat_params.shape)
+    fused.flat_params[...] += noise
+    plain.flat_params[...] += noise
     X, y = rng.normal(size=(N, 9, 9)), rng.integers(0, 3, N)
-    out, plain_out = fused._forward(X, training=True), plain._forward(X, training=True)
-    np.testing.assert_allclose(out, plain_out, rtol=1e-12)
-    fused._backward(fused._train_loss.gradient(y, out))
-    plain._backward(plain._train_loss.gradient(y, plain_out))
-    np.testing.assert_allclose(fused._flat_grads, plain._flat_grads, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(fused.predict(X), plain.predict(X), rtol=1e-12)  # same BN state
+    logits, plain_out = fused.plan.forward(X, training=True), plain.plan.forward(X, training=True)
+    np.testing.assert_allclose(fused.plan.predictions(logits), plain_out, rtol=1e-12)
+    fused.plan.backward(fused.plan.loss.gradient(y, logits))
+    plain.plan.backward(plain.plan.loss.gradient(y, plain_out))
+    np.testing.assert_allclose(fused.flat_grads, plain.flat_grads, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fused.predict(X, verbose=0), plain.predict(X, verbose=0), rtol=1e-12)
 
     def f():
-        return fused._train_loss(y, fused._forward(X, training=True))
+        return fused.plan.loss(y, fused.plan.forward(X, training=True))
 
-    assert_close(fused._flat_grads.copy(), numeric_gradient(f, fused._flat_params), "fused")
+    assert_close(fused.flat_grads.copy(), numeric_gradient(f, fused.flat_params), "fused")

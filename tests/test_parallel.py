@@ -57,9 +57,9 @@ def one_training_step(rng):
     model.compile(loss="sparse_categorical_crossentropy")
     model.build()
     X, y = rng.random((9, 12, 12), dtype=np.float32), rng.integers(0, 3, 9)
-    out = model._forward(X, training=True)
-    model._backward(model._train_loss.gradient(y, out))
-    return out, model._flat_grads.copy(), model.predict(X)
+    out = model.plan.forward(X, training=True)
+    model.plan.backward(model.plan.loss.gradient(y, out))
+    return out, model.flat_grads.copy(), model.predict(X)
 
 
 @pytest.mark.parametrize("threads", [2, 3, 4])

@@ -129,7 +129,7 @@ def _add_layer(graph: _Graph, layer) -> None:
         graph.add("BatchNormalization", *names, epsilon=layer.epsilon)
     elif not isinstance(layer, Activation):
         raise NNError(f"ONNX export does not know the layer {type(layer).__name__}")
-    if isinstance(layer, Activation):  # Dense and Conv2D carry an activation too
+    if hasattr(layer, "activation"):  # Activation, and Dense and Conv2D: each carries one
         _add_activation(graph, layer.activation.name)
 
 

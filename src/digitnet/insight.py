@@ -58,7 +58,7 @@ def stages(model) -> list[Stage]:
         activations = [
             layers[j].activation.name
             for j in range(i, last + 1)
-            if isinstance(layers[j], Activation) and layers[j].activation.name != "linear"
+            if hasattr(layers[j], "activation") and layers[j].activation.name != "linear"
         ]
         kind = "dense" if isinstance(layer, Dense) else "conv"
         counts[kind] += 1

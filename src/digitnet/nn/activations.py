@@ -1,8 +1,9 @@
 """Element-wise activations and softmax, each with its forward and backward pass.
 
-An activation maps pre-activations Z (N, H) to activations A (N, H). ``forward`` caches what
-``backward`` needs, and ``backward(dA)`` returns dZ with the shape of Z. Both may work in place:
-``forward`` owns Z, and ``backward`` owns dA (the engine never reuses either afterwards).
+An activation maps pre-activations Z (N, H) to activations A (N, H). ``forward`` remembers what
+``backward`` needs, and ``backward(dA)`` returns dZ with the shape of Z. Neither changes its
+argument: this is the plain path, as the math reads. (The fast path of a compiled model does
+ReLU in place, on several threads: ``digitnet.nn.fusion``.)
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from digitnet.nn.errors import lookup
-from digitnet.nn.parallel import by_rows
 
 
 class ActivationFunction:
@@ -18,7 +18,7 @@ class ActivationFunction:
 
     name = "activation"
 
-    def forward(self, Z: np.ndarray, training: bool = False) -> np.ndarray:
+    def forward(self, Z: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def backward(self, dA: np.ndarray) -> np.ndarray:
@@ -33,19 +33,11 @@ class Linear(ActivationFunction):
 
     name = "linear"
 
-    def forward(self, Z, training=False):
+    def forward(self, Z):
         return Z
 
     def backward(self, dA):
         return dA
-
-
-def _clip_negative(Z: np.ndarray) -> None:
-    np.maximum(Z, 0, out=Z)
-
-
-def _pass_where_positive(dA: np.ndarray, A: np.ndarray) -> None:
-    np.multiply(dA, A > 0, out=dA)
 
 
 class ReLU(ActivationFunction):
@@ -53,15 +45,12 @@ class ReLU(ActivationFunction):
 
     name = "relu"
 
-    def forward(self, Z, training=False):
-        by_rows(_clip_negative, Z)
-        if training:
-            self._A = Z  # no extra memory: the next layer holds A anyway; A > 0 where Z > 0
-        return Z
+    def forward(self, Z):
+        self._Z = Z
+        return np.maximum(Z, 0)
 
     def backward(self, dA):
-        by_rows(_pass_where_positive, dA, self._A)
-        return dA
+        return dA * (self._Z > 0)
 
 
 class Sigmoid(ActivationFunction):
@@ -69,13 +58,11 @@ class Sigmoid(ActivationFunction):
 
     name = "sigmoid"
 
-    def forward(self, Z, training=False):
+    def forward(self, Z):
         # exp(-|Z|) never overflows; the two branches are the same function.
         E = np.exp(-np.abs(Z))
-        A = np.where(Z >= 0, 1 / (1 + E), E / (1 + E)).astype(Z.dtype, copy=False)
-        if training:
-            self._A = A
-        return A
+        self._A = np.where(Z >= 0, 1 / (1 + E), E / (1 + E)).astype(Z.dtype, copy=False)
+        return self._A
 
     def backward(self, dA):
         A = self._A
@@ -87,11 +74,9 @@ class Tanh(ActivationFunction):
 
     name = "tanh"
 
-    def forward(self, Z, training=False):
-        A = np.tanh(Z, out=Z)
-        if training:
-            self._A = A
-        return A
+    def forward(self, Z):
+        self._A = np.tanh(Z)
+        return self._A
 
     def backward(self, dA):
         A = self._A
@@ -113,17 +98,15 @@ def softmax(Z: np.ndarray) -> np.ndarray:
 class Softmax(ActivationFunction):
     """A = softmax(Z) row-wise; dZ = A * (dA - sum(dA * A, axis=1)).
 
-    Paired with a cross-entropy loss, the model skips this layer during training and lets the
-    loss work from the logits (see ``digitnet.nn.losses``): faster and numerically exact.
+    Paired with a cross-entropy loss, the fast path skips it during training and lets the loss
+    work from the logits (``digitnet.nn.fusion``): faster and numerically exact.
     """
 
     name = "softmax"
 
-    def forward(self, Z, training=False):
-        A = softmax(Z)
-        if training:
-            self._A = A
-        return A
+    def forward(self, Z):
+        self._A = softmax(Z)
+        return self._A
 
     def backward(self, dA):
         A = self._A

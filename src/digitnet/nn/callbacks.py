@@ -219,3 +219,11 @@ class ModelCheckpoint(_Monitor):
         path = self.filepath.format(epoch=epoch + 1, **logs)
         self.model.save(path)
         self.saved.append(path)
+
+
+def report_pass(rows: int, batch_size: int, start: float, logs: dict[str, float]) -> None:
+    """evaluate's and predict's line, as fit's epoch line: steps, time, time per step, logs."""
+    steps = max(1, math.ceil(rows / batch_size))
+    seconds = time.perf_counter() - start
+    line = f"{steps}/{steps} - {format_duration(seconds)} {format_duration(seconds / steps)}/step"
+    print(line + (f" - {format_logs(logs)}" if logs else ""), flush=True)

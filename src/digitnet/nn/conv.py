@@ -3,22 +3,21 @@
 Conv2D lowers the convolution to one GEMM (im2col): every kh x kw x C window of the input
 becomes a row, and the F filters become the columns of the kernel matrix. Its backward pass is
 two GEMMs and, for dX, kh * kw strided additions (a loop over kernel offsets, never over samples
-or pixels).
+or pixels). This is the plain path; the fast one (bias inside the GEMM, passes split over
+threads, ReLU after pooling) is ``digitnet.nn.fusion``.
 """
 
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
+from numpy.lib.stride_tricks import sliding_window_view
 
 from digitnet.nn.activations import ActivationFunction
 from digitnet.nn.errors import NNError
 from digitnet.nn.initializers import Initializer
-from digitnet.nn.layers import ActivatedLayer, Layer, Shape, positive_int
-from digitnet.nn.parallel import by_rows
+from digitnet.nn.layers import Layer, Shape, WeightedSum, positive_int
 
 PADDINGS = ("valid", "same")
 
@@ -46,52 +45,29 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def im2col(
-    Xp: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], out_hw, ones: bool = False
-) -> np.ndarray:
-    """Windows of a padded input (N, Hp, Wp, C) as rows (N * Ho * Wo, kh * kw * C), ordered
-    (kh, kw, C) to match a kernel (kh, kw, C, F) reshaped to (kh * kw * C, F). With ``ones``,
-    a last column of 1s lets one GEMM with [W; b] add the bias too."""
+def windows(Xp: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], out_hw):
+    """The kh x kw windows of a padded input (N, Hp, Wp, C) as a view (N, Ho, Wo, kh, kw, C)."""
     (kh, kw), (sh, sw), (Ho, Wo) = kernel, strides, out_hw
-    N, C = len(Xp), Xp.shape[3]
-    windows = sliding_window_view(Xp, (kh, kw), axis=(1, 2))  # (N, Hp-kh+1, Wp-kw+1, C, kh, kw)
-    windows = windows[:, : (Ho - 1) * sh + 1 : sh, : (Wo - 1) * sw + 1 : sw]  # (N, Ho, Wo, ...)
-    rows = windows.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, kh, kw, C)
-    K = kh * kw * C
-    cols = np.empty((N * Ho * Wo, K + ones), dtype=Xp.dtype)
-    if ones:
-        cols[:, K] = 1
-    target = cols[:, :K].reshape(N, Ho, Wo, kh, kw, C)  # a view: one copy, in place
-    by_rows(np.copyto, target, rows)
-    return cols
+    view = sliding_window_view(Xp, (kh, kw), axis=(1, 2))  # (N, Hp-kh+1, Wp-kw+1, C, kh, kw)
+    view = view[:, : (Ho - 1) * sh + 1 : sh, : (Wo - 1) * sw + 1 : sw]  # (N, Ho, Wo, C, kh, kw)
+    return view.transpose(0, 1, 2, 4, 5, 3)
 
 
-FULL_CONVOLUTION_ROWS = 4096  # N * Ho * Wo from which dX is one GEMM (when C >= F)
+def im2col(Xp: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], out_hw):
+    """Windows of a padded input (N, Hp, Wp, C) as rows (N * Ho * Wo, kh * kw * C), ordered
+    (kh, kw, C) to match a kernel (kh, kw, C, F) reshaped to (kh * kw * C, F)."""
+    rows = windows(Xp, kernel, strides, out_hw)  # (N, Ho, Wo, kh, kw, C)
+    N, Ho, Wo, kh, kw, C = rows.shape
+    return rows.reshape(N * Ho * Wo, kh * kw * C)  # one copy
 
 
-def _add_into(total: np.ndarray, part: np.ndarray) -> None:
-    np.add(total, part, out=total)
-
-
-def weights_and_bias(W: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """[W; b] (K + 1, F) as one view when b lies right after W (K, F) in memory — as the model
-    packs them — so one GEMM serves both; None otherwise (e.g. a layer used on its own)."""
-    if (
-        W.base is None
-        or W.base is not b.base
-        or not (W.flags.c_contiguous and b.flags.c_contiguous)
-    ):
-        return None
-    if b.__array_interface__["data"][0] != W.__array_interface__["data"][0] + W.nbytes:
-        return None
-    return as_strided(W, shape=(W.shape[0] + 1, W.shape[1]), strides=W.strides)
-
-
-class Conv2D(ActivatedLayer):
+class Conv2D(WeightedSum):
     """A 2-D convolution: A = activation(conv(X, W) + b).
 
     X (N, H, W, C) -> A (N, Ho, Wo, F), with kernel W (kh, kw, C, F) and bias b (F,).
     padding "valid" gives Ho = (H - kh) // stride + 1; "same" gives Ho = ceil(H / stride).
+    W and b are views of one matrix ``kernel_and_bias`` (kh * kw * C + 1, F), [W; b], which
+    the fast path multiplies in one GEMM by windows with a column of 1s appended.
     """
 
     def __init__(
@@ -136,76 +112,56 @@ class Conv2D(ActivatedLayer):
             "W": self.kernel_initializer((kh, kw, C, self.filters), rng),  # (kh, kw, C, F)
             "b": self.bias_initializer((self.filters,), rng),  # (F,)
         }
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        size = self.count_params()
+        dtype = self.params["W"].dtype
+        self.adopt(np.empty(size, dtype), np.zeros(size, dtype))  # one [W; b] block of its own
         self.input_shape, self.output_shape = (H, W, C), (Ho, Wo, self.filters)
         self.built = True
         return self.output_shape
 
-    def _pad(self, X: np.ndarray) -> np.ndarray:
+    def adopt(self, values, gradients):
+        super().adopt(values, gradients)  # W then b: row-major, b is the last row of [W; b]
+        self.kernel_and_bias = values.reshape(-1, self.filters)  # (K + 1, F)
+        self.kernel_and_bias_grads = gradients.reshape(-1, self.filters)
+
+    def pad(self, X: np.ndarray) -> np.ndarray:
         if self._pads == ((0, 0), (0, 0)):
             return X
         return np.pad(X, ((0, 0), *self._pads, (0, 0)))
 
-    def forward(self, X, training=False):
-        N = len(X)
+    def weighted_sum(self, X):
         Ho, Wo, F = self.output_shape
-        W, b = self.params["W"].reshape(-1, F), self.params["b"]  # (K, F), (F,)
-        Wb = weights_and_bias(W, b)  # (K + 1, F) or None
-        cols = im2col(self._pad(X), self.kernel_size, self.strides, (Ho, Wo), Wb is not None)
-        if Wb is not None:
-            Z = cols @ Wb  # (N*Ho*Wo, K+1) @ (K+1, F) -> (N*Ho*Wo, F), bias included
-        else:
-            Z = cols @ W  # (N*Ho*Wo, K) @ (K, F) -> (N*Ho*Wo, F)
-            Z += b
-        if training or self.tracing:
-            self._cols, self._N = cols, N
-        return self.activate(Z.reshape(N, Ho, Wo, F), training)
+        self._Xp = self.pad(X)  # (N, Hp, Wp, C)
+        cols = im2col(self._Xp, self.kernel_size, self.strides, (Ho, Wo))  # (N*Ho*Wo, K)
+        Z = cols @ self.params["W"].reshape(-1, F) + self.params["b"]  # (N*Ho*Wo, F)
+        return Z.reshape(len(X), Ho, Wo, F)
 
-    def backward(self, dA):
-        F = self.output_shape[-1]
-        N, cols = self._N, self._cols
-        dZ = self.deactivate(dA).reshape(-1, F)  # (N*Ho*Wo, F)
-        if not self.tracing:
-            self._parameter_gradients(cols, dZ)
-        self._cols = None
-        if not self.needs_input_grad:
-            return None
-        return self._input_gradient(dZ, N)
+    def weighted_sum_backward(self, dZ, parameters=True):
+        Ho, Wo, F = self.output_shape
+        N = len(dZ)
+        dZ = dZ.reshape(-1, F)  # (N*Ho*Wo, F)
+        if parameters:  # the windows again: cheaper to keep X than its kh * kw copies
+            cols = im2col(self._Xp, self.kernel_size, self.strides, (Ho, Wo))  # (M, K)
+            self.grads["W"][...] = (cols.T @ dZ).reshape(self.grads["W"].shape)  # (K, F)
+            self.grads["b"][...] = dZ.sum(axis=0)  # (F,)
+        return self.unpad(self.scatter(dZ, N))
 
-    def _parameter_gradients(self, cols, dZ):
-        F = self.output_shape[-1]
-        dWb = weights_and_bias(self.grads["W"].reshape(-1, F), self.grads["b"])
-        if cols.shape[1] == self.grads["W"].size // F + 1 and dWb is not None:
-            np.matmul(cols.T, dZ, out=dWb)  # (K+1, N*Ho*Wo) @ (.., F): dW and db at once
-        else:
-            np.matmul(cols.T, dZ, out=self.grads["W"].reshape(-1, F))  # (K, M) @ (M, F)
-            np.add.reduce(dZ, axis=0, out=self.grads["b"])
-
-    def _input_gradient(self, dZ, N):
+    def scatter(self, dZ: np.ndarray, N: int) -> np.ndarray:
+        """dXp (N, Hp, Wp, C): each output's gradient dZ (N*Ho*Wo, F) sent back, through the
+        kernel, onto the input positions its window saw — one GEMM per kernel offset."""
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
-        Ho, Wo, F = self.output_shape
-        H, W, C = self.input_shape
-        (top, bottom), (left, right) = self._pads
-        kernel = self.params["W"]  # (kh, kw, C, F)
-        if (sh, sw) == (1, 1) and C >= F and N * Ho * Wo >= FULL_CONVOLUTION_ROWS:
-            # dXp is the full convolution of dZ with the kernel flipped in space: one GEMM over
-            # windows of F channels. With fewer input channels than filters, the kh * kw
-            # narrower GEMMs below move less memory (measured: 2x faster for 32 -> 64); so
-            # they do for a few samples, such as an explanation's one, where padding and
-            # gathering the windows cost more than the GEMMs (0.55 -> 0.34 ms for 64 -> 64).
-            dZp = np.pad(
-                dZ.reshape(N, Ho, Wo, F), ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0))
-            )
-            Hp, Wp = H + top + bottom, W + left + right
-            flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, C)  # (kh*kw*F, C)
-            dXp = (im2col(dZp, (kh, kw), (1, 1), (Hp, Wp)) @ flipped).reshape(N, Hp, Wp, C)
-        else:
-            dXp = np.zeros((N, H + top + bottom, W + left + right, C), dtype=dZ.dtype)
-            for i in range(kh):  # each kernel offset sends its share back onto the input grid
-                for j in range(kw):
-                    share = (dZ @ kernel[i, j].T).reshape(N, Ho, Wo, C)  # (N*Ho*Wo, C) rows
-                    grid = dXp[:, i : i + (Ho - 1) * sh + 1 : sh, j : j + (Wo - 1) * sw + 1 : sw]
-                    by_rows(_add_into, grid, share)
+        Ho, Wo, _ = self.output_shape
+        C = self.input_shape[-1]
+        dXp = np.zeros(self._Xp.shape, dtype=dZ.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                share = (dZ @ self.params["W"][i, j].T).reshape(N, Ho, Wo, C)  # (M, F) @ (F, C)
+                dXp[:, i : i + (Ho - 1) * sh + 1 : sh, j : j + (Wo - 1) * sw + 1 : sw] += share
+        return dXp
+
+    def unpad(self, dXp: np.ndarray) -> np.ndarray:
+        H, W, _ = self.input_shape
+        (top, _), (left, _) = self._pads
         return dXp[:, top : top + H, left : left + W]
 
     def get_config(self):
@@ -235,10 +191,6 @@ class MaxPool2D(Layer):
         super().__init__(input_shape, name)
         self.pool_size = _pair("MaxPool2D", "pool_size", pool_size)
         self.strides = _pair("MaxPool2D", "strides", strides if strides is not None else pool_size)
-        # Set by the model when a ReLU comes right before: in training, that ReLU passes its
-        # input through and this layer applies it to the pooled maxima instead.
-        self.relu_after = False
-        self._positive = None
 
     def build(self, input_shape, rng):
         H, W, C = _require_image_input("MaxPool2D", input_shape)
@@ -250,63 +202,49 @@ class MaxPool2D(Layer):
         self.built = True
         return self.output_shape
 
-    def _offsets(self):
-        """For each (i, j) of the pool window, the slices picking that entry of every window."""
+    def offsets(self) -> list[tuple[slice, slice, slice]]:
+        """For each (i, j) of the pool window, the slices picking that entry of every window:
+        X[offset] is (N, Ho, Wo, C)."""
         (ph, pw), (sh, sw) = self.pool_size, self.strides
         Ho, Wo, _ = self.output_shape
-        for i in range(ph):
-            for j in range(pw):
-                yield (
-                    slice(None),
-                    slice(i, i + (Ho - 1) * sh + 1, sh),
-                    slice(j, j + (Wo - 1) * sw + 1, sw),
-                )
+        return [
+            (slice(None), slice(i, i + (Ho - 1) * sh + 1, sh), slice(j, j + (Wo - 1) * sw + 1, sw))
+            for i in range(ph)
+            for j in range(pw)
+        ]
+
+    def routing(self) -> tuple[bool, bool]:
+        """(disjoint, tiles): windows that do not overlap write each dX entry at most once;
+        exactly once when they also cover the input."""
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        (H, W, _), (Ho, Wo, _) = self.input_shape, self.output_shape
+        return sh >= ph and sw >= pw, (sh, sw) == (ph, pw) and (Ho * ph, Wo * pw) == (H, W)
 
     def forward(self, X, training=False):
-        # A running maximum over the ph * pw strided views (N, Ho, Wo, C): no window copies.
-        out = np.empty((len(X), *self.output_shape), X.dtype)
-        relu = training and self.relu_after  # ReLU(max(x)) = max(ReLU(x))
-        positive = np.empty(out.shape, bool) if relu else None
-        by_rows(partial(_pool, list(self._offsets())), X, out, positive)
-        self._positive = positive
-        if training or self.tracing:
-            self._X, self._out = X, out
+        out = np.empty((len(X), *self.output_shape), X.dtype)  # (N, Ho, Wo, C)
+        pool(self.offsets(), X, out)
+        self._X, self._out = X, out
         return out
 
-    def backward(self, dout):
-        (ph, pw), (sh, sw) = self.pool_size, self.strides
-        H, W, _ = self.input_shape
-        Ho, Wo, _ = self.output_shape
-        # Windows that do not overlap write each dX entry at most once; exactly once when
-        # they also cover the input.
-        disjoint = sh >= ph and sw >= pw
-        tiles = (sh, sw) == (ph, pw) and (Ho * ph, Wo * pw) == (H, W)
+    def backward(self, dout, parameters=True):
         dX = np.empty_like(self._X)
-        route = partial(_route, list(self._offsets()), disjoint, tiles)
-        by_rows(route, self._X, self._out, dout, self._positive, dX)
-        self._X = self._out = self._positive = None
+        route(self.offsets(), *self.routing(), self._X, self._out, dout, dX)
         return dX
 
     def get_config(self):
         return {"pool_size": list(self.pool_size), "strides": list(self.strides), "name": self.name}
 
 
-def _pool(offsets: list, X: np.ndarray, out: np.ndarray, positive: np.ndarray | None) -> None:
-    """MaxPool2D's forward pass over some rows: out = the maximum over the window offsets, and
-    with ``positive`` given, the ReLU applied after pooling (``positive`` where it passes)."""
+def pool(offsets: list, X: np.ndarray, out: np.ndarray) -> None:
+    """out = the maximum of X over the window offsets: a running maximum over the ph * pw
+    strided views (N, Ho, Wo, C), no window copies."""
     np.copyto(out, X[offsets[0]])
     for index in offsets[1:]:
         np.maximum(out, X[index], out=out)
-    if positive is not None:
-        np.greater(out, 0, out=positive)
-        np.maximum(out, 0, out=out)  # windows without a positive input: winners masked out
 
 
-def _route(offsets, disjoint, tiles, X, out, dout, positive, dX) -> None:
-    """MaxPool2D's backward pass over some rows: each window's gradient to its first maximal
-    entry (through the ReLU after pooling where ``positive`` is given)."""
-    if positive is not None:
-        dout = dout * positive
+def route(offsets, disjoint, tiles, X, out, dout, dX) -> None:
+    """dX: each window's gradient ``dout`` to its first maximal entry of X, the others 0."""
     if not tiles:
         dX.fill(0)
     for k, index in enumerate(offsets):

@@ -1,16 +1,18 @@
-"""Layers: the protocol, Dense, Flatten, Reshape, Dropout. (Conv2D and MaxPool2D live in
-``conv``, BatchNorm in ``normalization``.)
+"""Layers: the protocol, Dense, Activation, Flatten, Reshape, Dropout. (Conv2D and MaxPool2D live
+in ``conv``, BatchNorm in ``normalization``.)
 
-The layer protocol (see ``Layer``):
+The layer protocol (see ``Layer``) is the textbook's, and each layer's code is its math:
 
 * ``build(input_shape, rng)`` creates the parameters for inputs of shape (N, *input_shape) and
   returns the output shape without the batch dimension;
-* ``forward(X, training)`` caches exactly what ``backward`` needs and returns the output. It
-  caches when ``training`` (which also switches Dropout and BatchNorm to their training
-  behaviour) or when ``tracing`` (inference behaviour, kept for a backward pass that computes
-  only the input gradients of the inference function, e.g. with respect to the pixels);
-* ``backward(dout)`` fills ``grads`` (same keys and shapes as ``params``) and returns dX, or None
-  when ``needs_input_grad`` is False (the first trainable layer: nothing below needs dX).
+* ``forward(X, training)`` returns the output and remembers what ``backward`` needs (references,
+  not copies). ``training`` switches Dropout and BatchNorm to their training behaviour;
+* ``backward(dout)`` fills ``grads`` (same keys and shapes as ``params``) with d loss / d param
+  and returns dX, d loss / d input. With ``parameters=False`` it returns dX only (an
+  explanation's pass back to the pixels, which must not touch the gradients).
+
+This is the plain path. A compiled model runs a faster plan over the same parameters
+(``digitnet.nn.fusion``); tests hold the two equal.
 """
 
 from __future__ import annotations
@@ -37,8 +39,6 @@ class Layer:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}  # non-trainable arrays saved with the model
-        self.needs_input_grad = True
-        self.tracing = False  # keep what backward needs in inference mode too
         self.built = False
 
     def build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
@@ -50,8 +50,21 @@ class Layer:
     def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+    def backward(self, dout: np.ndarray, parameters: bool = True) -> np.ndarray:
         raise NotImplementedError
+
+    def adopt(self, values: np.ndarray, gradients: np.ndarray) -> None:
+        """Keep the parameters in ``values`` and their gradients in ``gradients`` (1-D, of
+        ``count_params()`` numbers: the parameters one after the other, in key order). The
+        model packs every layer's into one vector, so an optimiser step is a few NumPy calls."""
+        offset = 0
+        for key, value in self.params.items():
+            end = offset + value.size
+            view = values[offset:end].reshape(value.shape)
+            view[...] = value
+            self.params[key] = view
+            self.grads[key] = gradients[offset:end].reshape(value.shape)
+            offset = end
 
     def count_params(self) -> int:
         return sum(p.size for p in self.params.values())
@@ -76,9 +89,6 @@ def positive_int(layer: str, what: str, value: Any) -> int:
     return int(value)
 
 
-INPLACE = ("relu", "tanh")
-
-
 class Activation(Layer):
     """An activation function as a layer of its own: A = f(Z), any input shape.
 
@@ -94,37 +104,21 @@ class Activation(Layer):
     ):
         super().__init__(input_shape, name)
         self.activation = get_activation(activation)
-        self.output_logits = False  # set by the model when the loss consumes the logits
-        # Set by the model when a MaxPool2D follows this ReLU: in training, the pool applies
-        # the ReLU after pooling instead (max and ReLU commute), on a quarter of the numbers.
-        self.relu_deferred = False
-        self._passed_through = False
-
-    def activate(self, Z: np.ndarray, training: bool) -> np.ndarray:
-        self._passed_through = self.output_logits or (training and self.relu_deferred)
-        if self._passed_through:
-            return Z
-        return self.activation.forward(Z, training or self.tracing)
-
-    def deactivate(self, dA: np.ndarray) -> np.ndarray:
-        return dA if self._passed_through else self.activation.backward(dA)
 
     def forward(self, X, training=False):
-        if training and self.relu_deferred:
-            return self.activate(X, training)  # passed through untouched
-        # ReLU and tanh work in place, which is safe on a pre-activation the layer computed
-        # itself (Dense, Conv2D) but not on an input another layer may still hold.
-        return self.activate(X.copy() if self.activation.name in INPLACE else X, training)
+        return self.activation.forward(X)
 
-    def backward(self, dout):
-        return self.deactivate(dout)
+    def backward(self, dout, parameters=True):
+        return self.activation.backward(dout)
 
     def get_config(self):
         return {"activation": self.activation.name, "name": self.name}
 
 
-class ActivatedLayer(Activation):
-    """A layer whose output passes through an activation: Dense and Conv2D."""
+class WeightedSum(Layer):
+    """A layer of neurons, each a weighted sum of its inputs plus a bias, passed through an
+    activation: A = activation(Z), Z = weighted_sum(X). Dense and Conv2D; they differ in which
+    inputs each neuron sees, that is in ``weighted_sum`` and ``weighted_sum_backward``."""
 
     def __init__(
         self,
@@ -134,9 +128,24 @@ class ActivatedLayer(Activation):
         input_shape: Shape | None,
         name: str | None,
     ):
-        super().__init__(activation, input_shape, name)
+        super().__init__(input_shape, name)
+        self.activation = get_activation(activation)
         self.kernel_initializer = get_initializer(kernel_initializer)
         self.bias_initializer = get_initializer(bias_initializer)
+
+    def weighted_sum(self, X: np.ndarray) -> np.ndarray:
+        """Z, the neurons' weighted sums plus biases; remembers what the backward pass needs."""
+        raise NotImplementedError
+
+    def weighted_sum_backward(self, dZ: np.ndarray, parameters: bool = True) -> np.ndarray:
+        """dX from dZ, and (with ``parameters``) dW and db into ``grads``."""
+        raise NotImplementedError
+
+    def forward(self, X, training=False):
+        return self.activation.forward(self.weighted_sum(X))
+
+    def backward(self, dA, parameters=True):
+        return self.weighted_sum_backward(self.activation.backward(dA), parameters)
 
     def get_config(self):
         return {
@@ -147,7 +156,7 @@ class ActivatedLayer(Activation):
         }
 
 
-class Dense(ActivatedLayer):
+class Dense(WeightedSum):
     """A fully connected layer: A = activation(X @ W + b).
 
     X (N, D) -> A (N, H), with W (D, H) and b (H,). Each of the H units is a neuron: a weighted
@@ -185,21 +194,14 @@ class Dense(ActivatedLayer):
         self.built = True
         return self.output_shape
 
-    def forward(self, X, training=False):
-        W, b = self.params["W"], self.params["b"]
-        Z = X @ W  # (N, D) @ (D, H) -> (N, H)
-        Z += b
-        if training or self.tracing:
-            self._X = X
-        return self.activate(Z, training)
+    def weighted_sum(self, X):
+        self._X = X
+        return X @ self.params["W"] + self.params["b"]  # (N, D) @ (D, H) + (H,) -> (N, H)
 
-    def backward(self, dA):
-        dZ = self.deactivate(dA)  # (N, H)
-        if not self.tracing:
-            np.matmul(self._X.T, dZ, out=self.grads["W"])  # (D, N) @ (N, H) -> (D, H)
-            np.add.reduce(dZ, axis=0, out=self.grads["b"])  # (H,)
-        if not self.needs_input_grad:
-            return None
+    def weighted_sum_backward(self, dZ, parameters=True):
+        if parameters:
+            self.grads["W"][...] = self._X.T @ dZ  # (D, N) @ (N, H) -> (D, H)
+            self.grads["b"][...] = dZ.sum(axis=0)  # (H,)
         return dZ @ self.params["W"].T  # (N, H) @ (H, D) -> (N, D)
 
     def get_config(self):
@@ -218,7 +220,7 @@ class Flatten(Layer):
     def forward(self, X, training=False):
         return X.reshape(len(X), -1)  # (N, *input_shape) -> (N, D)
 
-    def backward(self, dout):
+    def backward(self, dout, parameters=True):
         return dout.reshape(len(dout), *self.input_shape)
 
 
@@ -244,7 +246,7 @@ class Reshape(Layer):
     def forward(self, X, training=False):
         return X.reshape(len(X), *self.target_shape)
 
-    def backward(self, dout):
+    def backward(self, dout, parameters=True):
         return dout.reshape(len(dout), *self.input_shape)
 
     def get_config(self):
@@ -271,7 +273,7 @@ class Dropout(Layer):
         self._mask = (self.rng.random(X.shape, dtype=np.float32) < keep) / np.float32(keep)
         return X * self._mask
 
-    def backward(self, dout):
+    def backward(self, dout, parameters=True):
         return dout if self._mask is None else dout * self._mask
 
     def get_config(self):

@@ -4,38 +4,31 @@ predict/summary.
 Parameters live in one flat float32 vector and gradients in another; each layer's ``params`` and
 ``grads`` are views into them. The optimiser therefore updates the whole network with a few NumPy
 calls, and at batch size 32 — where per-call overhead, not arithmetic, is the cost — that matters.
+
+The model runs a plan (``digitnet.nn.fusion``): its layers as the math reads with ``fuse=False``,
+the same computation rewritten for speed by default. Training lives in ``trainer``, explanations
+(each layer's output, gradients down to the pixels) in ``explain``, the summary in ``summary``.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
-from digitnet.nn.activations import softmax
-from digitnet.nn.callbacks import Callback, History, ProgressBar, format_duration, format_logs
-from digitnet.nn.conv import MaxPool2D
-from digitnet.nn.errors import NNError, TrainingDiverged
+from digitnet.nn import explain, inputs, trainer
+from digitnet.nn.callbacks import Callback, History, report_pass
+from digitnet.nn.errors import NNError
+from digitnet.nn.fusion import Plan, fused_plan, plain_plan
 from digitnet.nn.keras_args import refuse_unsupported, verbosity
-from digitnet.nn.layers import Activation, Dense, Dropout, Layer, Shape
-from digitnet.nn.losses import (
-    CategoricalCrossentropy,
-    Loss,
-    SparseCategoricalCrossentropy,
-    get_loss,
-)
+from digitnet.nn.layers import Layer, Shape
+from digitnet.nn.losses import Loss, get_loss
 from digitnet.nn.optimizers import Optimizer, get_optimizer
+from digitnet.nn.summary import layer_table, summary_text
 
 PREDICT_BATCH = 4096  # rows per forward pass in predict/evaluate: bounded memory, fast GEMMs
-DIVERGENCE_CHECK_STEPS = 64  # how often fit looks for a non-finite loss
-
-
-def _shape_str(shape: Sequence[int]) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 class Sequential:
@@ -43,6 +36,8 @@ class Sequential:
 
     ``seed`` fixes the initial weights; ``fit(seed=...)`` fixes shuffling and dropout (it
     defaults to the model's seed). The same seeds give bit-identical weights and history.
+    ``fuse=False`` runs the layers as the math reads, without the fast path's rewrites
+    (``digitnet.nn.fusion``): the same numbers to float32 rounding, more slowly.
     Keras' arguments are taken with Keras' meaning, or refused by name (``keras_args``).
     """
 
@@ -53,19 +48,24 @@ class Sequential:
         name: str | None = "",
         dtype: Any = np.float32,
         trainable: bool = True,
+        *,
+        fuse: bool = True,
     ):
         refuse_unsupported("Sequential", trainable=trainable)
+        self.fuse = bool(fuse)
         self.layers: list[Layer] = []
         self.seed = seed
         self.dtype = np.dtype(dtype)  # float32; float64 serves the gradient checks
         self.name = name or "sequential"
         self.built = False
         self.compiled = False
-        self._fused_softmax = False
+        self.loss: Loss | None = None
+        self._plan: Plan | None = None  # made on first use, after build and compile
         self.stop_training = False
         self.history: History | None = None
         self.metadata: dict[str, Any] = {}  # training command, data checksum, timings...
         self.fit_params: dict[str, Any] = {}
+        self.epoch: trainer.EpochRecord | None = None  # the epoch being trained
         for layer in layers or ():
             self.add(layer)
 
@@ -112,42 +112,32 @@ class Sequential:
             except NNError as err:
                 raise NNError(f"layer {i} ({type(layer).__name__}): {err}") from None
         self._pack_parameters()
-        trainable = [i for i, layer in enumerate(self.layers) if layer.params]
-        self._first_trainable = trainable[0] if trainable else len(self.layers)
-        for i, layer in enumerate(self.layers):
-            layer.needs_input_grad = i > self._first_trainable
-        for before, pool in pairwise(self.layers):
-            if isinstance(pool, MaxPool2D) and isinstance(before, Activation):
-                fuse = before.activation.name == "relu"
-                before.relu_deferred = pool.relu_after = fuse
+        self._plan = None
         self.built = True
 
     def _pack_parameters(self) -> None:
         """Move every parameter and gradient into one flat vector each; layers keep views."""
-        total = sum(p.size for layer in self.layers for p in layer.params.values())
-        self._flat_params = np.empty(total, dtype=self.dtype)
-        self._flat_grads = np.zeros(total, dtype=self.dtype)
-        self._decay_mask = np.zeros(total, dtype=self.dtype)  # 1 on kernels: weight decay
+        total = sum(layer.count_params() for layer in self.layers)
+        self.flat_params = np.empty(total, dtype=self.dtype)
+        self.flat_grads = np.zeros(total, dtype=self.dtype)
+        self.decay_mask = np.zeros(total, dtype=self.dtype)  # 1 on kernels: weight decay
         offset = 0
         for layer in self.layers:
             for key, value in layer.params.items():
-                end = offset + value.size
-                view = self._flat_params[offset:end].reshape(value.shape)
-                view[...] = value
-                layer.params[key] = view
-                layer.grads[key] = self._flat_grads[offset:end].reshape(value.shape)
-                self._decay_mask[offset:end] = key == "W"
-                offset = end
+                self.decay_mask[offset : offset + value.size] = key == "W"
+                offset += value.size
+            start = offset - layer.count_params()
+            layer.adopt(self.flat_params[start:offset], self.flat_grads[start:offset])
 
     def count_params(self) -> int:
-        return int(self._flat_params.size) if self.built else 0
+        return int(self.flat_params.size) if self.built else 0
 
     def get_flat_weights(self) -> np.ndarray:
         """A copy of all parameters as one float32 vector (layer order, then key order)."""
-        return self._flat_params.copy()
+        return self.flat_params.copy()
 
     def set_flat_weights(self, weights: np.ndarray) -> None:
-        self._flat_params[...] = weights
+        self.flat_params[...] = weights
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of every parameter array, in Keras' order (layer by layer, W before b)."""
@@ -161,8 +151,8 @@ class Sequential:
             param = layer.params[key]
             if np.shape(value) != param.shape:
                 raise NNError(
-                    f"{type(layer).__name__} {key}: expected shape {_shape_str(param.shape)};"
-                    f" got {_shape_str(np.shape(value))}"
+                    f"{type(layer).__name__} {key}: expected shape {inputs.shape_str(param.shape)};"
+                    f" got {inputs.shape_str(np.shape(value))}"
                 )
             param[...] = value
 
@@ -191,46 +181,30 @@ class Sequential:
         for metric in self.metrics:
             if metric not in ("accuracy", "acc"):
                 raise NNError(f"unknown metric {metric!r}; valid metrics: accuracy")
-        # Softmax followed by cross-entropy: train on the logits with the fused, stable loss,
-        # whose gradient is (softmax(Z) - onehot) / N. Predictions still come out as softmax.
-        head = self.layers[-1] if self.layers else None
-        self._fused_softmax = (
-            isinstance(head, Activation)
-            and head.activation.name == "softmax"
-            and isinstance(self.loss, (SparseCategoricalCrossentropy, CategoricalCrossentropy))
-            and not self.loss.from_logits
-        )
-        if isinstance(head, Activation):
-            head.output_logits = self._fused_softmax
-        self._train_loss = self.loss.with_logits() if self._fused_softmax else self.loss
+        self._plan = None
         self.compiled = True
 
-    # ------------------------------------------------------------------------ forward/backward
+    # ---------------------------------------------------------------------------------- plan
 
-    def _forward(self, X: np.ndarray, training: bool) -> np.ndarray:
-        for layer in self.layers:
-            X = layer.forward(X, training)
-        return X
+    @property
+    def plan(self) -> Plan:
+        """What runs in predict, evaluate and fit: the layers (``fuse=False``) or the fast
+        path's rewrite of them (``digitnet.nn.fusion``), with the loss training minimises."""
+        if not self.built:
+            self.build()
+        if self._plan is None:
+            make = fused_plan if self.fuse else plain_plan
+            self._plan = make(self.layers, self.loss if self.compiled else None)
+        return self._plan
 
-    def _backward(self, dout: np.ndarray) -> None:
-        for layer in reversed(self.layers[self._first_trainable :]):
-            dout = layer.backward(dout)
+    # ------------------------------------------------------------------------------- explain
 
-    def _outputs_to_predictions(self, out: np.ndarray) -> np.ndarray:
-        return softmax(out) if self._fused_softmax else out
-
-    def forward_layers(self, x: np.ndarray) -> list[np.ndarray]:
+    def forward_layers(self, x: Any) -> list[np.ndarray]:
         """Each layer's output for inputs x, in order: what every neuron does (inference mode).
 
         The last entry is the prediction (probabilities for a softmax head).
         """
-        X = self._check_x(x, "forward_layers")
-        outputs = []
-        for layer in self.layers:
-            X = layer.forward(X, training=False)
-            outputs.append(X)
-        outputs[-1] = self._outputs_to_predictions(outputs[-1])
-        return outputs
+        return explain.forward_layers(self, x)
 
     def input_gradient(self, x: Any, unit: int | Sequence[int]) -> np.ndarray:
         """How each input value moves one output score, in inference mode: d score / d x of
@@ -240,7 +214,7 @@ class Sequential:
         logit (the head's input to softmax) when the head is a softmax, else the output itself.
         Parameter gradients are not computed (nor touched).
         """
-        return self.trace(x, unit)[1]
+        return explain.trace(self, x, unit)[1]
 
     def trace(
         self, x: Any, unit: int | Sequence[int] | None = None
@@ -248,102 +222,14 @@ class Sequential:
         """One inference pass that keeps what ``forward_layers`` returns (each layer's output,
         the prediction last) and backpropagates the score of ``unit`` (default: each sample's
         predicted output) to the input, as ``input_gradient`` does: (outputs, gradient)."""
-        X = self._check_x(x, "trace")
-        head = self.layers[-1]
-        saved = [(layer.needs_input_grad, layer.tracing) for layer in self.layers]
-        head_logits = getattr(head, "output_logits", False)
-        softmax_head = isinstance(head, Activation) and head.activation.name == "softmax"
-        try:
-            for layer in self.layers:
-                layer.needs_input_grad, layer.tracing = True, True
-            if softmax_head:
-                head.output_logits = True
-            outputs = []
-            out = X
-            for layer in self.layers:
-                out = layer.forward(out, training=False)
-                outputs.append(out)
-            units = self._units(out.argmax(axis=1) if unit is None else unit, len(X))
-            grad = np.zeros_like(out)  # (N, outputs): 1 at each sample's unit
-            grad[np.arange(len(X)), units] = 1
-            for layer in reversed(self.layers):
-                grad = layer.backward(grad)
-        finally:
-            for layer, (needs, tracing) in zip(self.layers, saved, strict=True):
-                layer.needs_input_grad, layer.tracing = needs, tracing
-            if isinstance(head, Activation):
-                head.output_logits = head_logits
-        if softmax_head:
-            outputs[-1] = softmax(outputs[-1])
-        return outputs, grad
-
-    def _units(self, unit: Any, n: int) -> np.ndarray:
-        """``unit`` (one for all n samples, or one each) checked against the outputs."""
-        outputs = self.output_shape[-1]
-        units = np.asarray(unit)
-        if units.ndim > 1 or (units.ndim == 1 and len(units) != n):
-            raise NNError(
-                f"give one unit for all samples or one per sample ({n}); got {units.shape}"
-            )
-        if units.dtype.kind not in "iu" or (
-            units.size and not (0 <= units.min() <= units.max() < outputs)
-        ):
-            raise NNError(f"unit must be an integer in [0, {outputs}); got {unit!r}")
-        return np.broadcast_to(units, (n,))
+        return explain.trace(self, x, unit)
 
     # ---------------------------------------------------------------------------- validation
 
-    def _check_x(self, x: Any, where: str) -> np.ndarray:
-        """x as a float32 array of shape (N, *input_shape); builds the model on first use."""
-        X = np.asarray(x)
-        if X.dtype.kind not in "biuf":
-            raise NNError(f"{where} expects a numeric array; got dtype {X.dtype}")
-        if not self.built:
-            self.build(self.input_shape or X.shape[1:])
-        expected = self.layers[0].input_shape
-        if X.shape[1:] != expected or X.ndim < 2:
-            hint = ""
-            if X.size and math.prod(X.shape[1:]) == math.prod(expected):
-                hint = f" — reshape it with x.reshape(-1, {', '.join(map(str, expected))})"
-            raise NNError(
-                f"{where} expects x of shape (N, {', '.join(map(str, expected))});"
-                f" got {_shape_str(X.shape)}{hint}"
-            )
-        if len(X) == 0:
-            raise NNError(f"{where} got no samples (x has shape {_shape_str(X.shape)})")
-        return X.astype(self.dtype, copy=False)
-
-    def _check_y(self, y: Any, n: int, where: str) -> np.ndarray:
-        Y = np.asarray(y)
-        classes = self.layers[-1].output_shape[-1]
-        if len(Y) != n:
-            raise NNError(f"{where}: x has {n} samples but y has {len(Y)}")
-        if self.loss.sparse_labels and Y.ndim != 1:
-            raise NNError(
-                f"{where}: {self.loss.name} expects integer labels of shape (N,);"
-                f" got {_shape_str(Y.shape)} — use categorical_crossentropy for one-hot targets"
-            )
-        if isinstance(self.loss, CategoricalCrossentropy) and Y.ndim != 2:
-            raise NNError(
-                f"{where}: categorical_crossentropy expects one-hot targets of shape"
-                f" (N, {classes}); got {_shape_str(Y.shape)}"
-                " — use sparse_categorical_crossentropy for integer labels"
-            )
-        if Y.ndim == 1:
-            if Y.dtype.kind == "f" and not np.all(np.round(Y) == Y):
-                raise NNError(f"{where}: labels must be whole numbers")
-            Y = Y.astype(np.intp, copy=False)
-            if Y.min() < 0 or Y.max() >= classes:
-                raise NNError(
-                    f"{where}: labels must be in 0..{classes - 1} for a {classes}-unit output;"
-                    f" got values from {Y.min()} to {Y.max()}"
-                )
-            return Y
-        if Y.shape[1:] != (classes,):
-            raise NNError(
-                f"{where} expects y of shape (N,) or (N, {classes}); got {_shape_str(Y.shape)}"
-            )
-        return Y.astype(self.dtype, copy=False)
+    def check_x(self, x: Any, where: str) -> np.ndarray:
+        """x as an array of the model's dtype, (N, *input_shape); builds the model on first
+        use. Anything else is refused with an NNError that says what to do."""
+        return inputs.samples(self, x, where)
 
     def _require_compiled(self, where: str) -> None:
         if not self.compiled:
@@ -364,23 +250,24 @@ class Sequential:
         ``batch_size`` (rows per forward pass, PREDICT_BATCH by default) changes nothing else."""
         refuse_unsupported("predict", steps=steps, callbacks=callbacks or None)
         shown = verbosity(verbose, "predict")
-        X = self._check_x(x, "predict")
+        X = self.check_x(x, "predict")
         start = time.perf_counter()
-        out = self._outputs_to_predictions(self._raw_outputs(X, batch_size or PREDICT_BATCH))
+        out = self.plan.predictions(self.raw_outputs(X, batch_size))
         if shown:
-            _report_pass(len(X), batch_size or PREDICT_BATCH, start, {})
+            report_pass(len(X), batch_size or PREDICT_BATCH, start, {})
         return out
 
-    def _raw_outputs(self, X: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
-        """The last layer's outputs (logits for a fused softmax head) in batches of rows."""
-        chunks = [
-            self._forward(X[i : i + batch_size], training=False)
-            for i in range(0, len(X), batch_size)
-        ]
+    def raw_outputs(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """The plan's last outputs (logits for a fused softmax head) in batches of rows."""
+        batch_size = batch_size or PREDICT_BATCH
+        plan = self.plan
+        chunks = [plan.forward(X[i : i + batch_size], training=False)
+                  for i in range(0, len(X), batch_size)]  # fmt: skip
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
-    def _metrics_of(self, Y: np.ndarray, out: np.ndarray, prefix: str = "") -> dict[str, float]:
-        logs = {prefix + "loss": self._train_loss(Y, out)}
+    def metrics_of(self, Y: np.ndarray, out: np.ndarray, prefix: str = "") -> dict[str, float]:
+        """Loss (and accuracy) of the plan's outputs ``out`` against targets Y."""
+        logs = {prefix + "loss": self.plan.loss(Y, out)}
         if self.metrics:
             labels = Y if Y.ndim == 1 else Y.argmax(axis=1)
             logs[prefix + "accuracy"] = float(np.mean(out.argmax(axis=1) == labels))
@@ -404,12 +291,12 @@ class Sequential:
                            callbacks=callbacks or None)  # fmt: skip
         shown = verbosity(verbose, "evaluate")
         self._require_compiled("evaluate")
-        X = self._check_x(x, "evaluate")
-        Y = self._check_y(y, len(X), "evaluate")
+        X = self.check_x(x, "evaluate")
+        Y = inputs.targets(self, y, len(X), "evaluate")
         start = time.perf_counter()
-        logs = self._metrics_of(Y, self._raw_outputs(X, batch_size or PREDICT_BATCH))
+        logs = self.metrics_of(Y, self.raw_outputs(X, batch_size))
         if shown:
-            _report_pass(len(X), batch_size or PREDICT_BATCH, start, logs)
+            report_pass(len(X), batch_size or PREDICT_BATCH, start, logs)
         return logs if return_dict else list(logs.values())
 
     # ------------------------------------------------------------------------------- training
@@ -434,7 +321,7 @@ class Sequential:
         validation_freq: int = 1,
         *,
         seed: int | None = None,
-        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        augment: trainer.Augment | None = None,
     ) -> History:
         """Train with mini-batch backpropagation. Returns a ``History``.
 
@@ -465,153 +352,31 @@ class Sequential:
         shown = verbosity(verbose, "fit")
         self._require_compiled("fit")
         epochs, batch_size = (
-            _positive_int("epochs", epochs),
-            _positive_int("batch_size", 32 if batch_size is None else batch_size),
+            inputs.positive_whole("epochs", epochs),
+            inputs.positive_whole("batch_size", 32 if batch_size is None else batch_size),
         )
-        validation_freq = _positive_int("validation_freq", validation_freq)
-        if not 0 <= _whole("initial_epoch", initial_epoch) < epochs:
+        validation_freq = inputs.positive_whole("validation_freq", validation_freq)
+        if not 0 <= inputs.whole("initial_epoch", initial_epoch) < epochs:
             raise NNError(f"initial_epoch must be below epochs ({epochs}); got {initial_epoch}")
-        X = self._check_x(x, "fit")
-        Y = self._check_y(y, len(X), "fit")
-        X_val, Y_val = None, None
-        if validation_data is not None:
-            if len(validation_data) != 2:
-                raise NNError("validation_data must be a pair (x_val, y_val)")
-            X_val = self._check_x(validation_data[0], "fit (validation_data)")
-            Y_val = self._check_y(validation_data[1], len(X_val), "fit (validation_data)")
-        elif validation_split:
-            if not 0 < validation_split < 1:
-                raise NNError(f"validation_split must be in (0, 1); got {validation_split!r}")
-            n_val = int(len(X) * validation_split)
-            if n_val == 0 or n_val == len(X):
-                raise NNError(f"validation_split={validation_split} leaves an empty split")
-            X, X_val, Y, Y_val = X[:-n_val], X[-n_val:], Y[:-n_val], Y[-n_val:]
-
-        rng = random_stream(self.seed if seed is None else seed, "fit")
-        for layer in self.layers:
-            if isinstance(layer, Dropout):
-                layer.rng = rng
-        N = len(X)
-        steps = math.ceil(N / batch_size)
-        self.history = History()
-        bars = {0: [], 1: [ProgressBar()], 2: [ProgressBar(dynamic=False)]}[shown]
-        all_callbacks = [self.history, *bars, *(callbacks or ())]
-        for callback in all_callbacks:
-            callback.set_model(self)
-        per_step = [
-            cb for cb in all_callbacks if type(cb).on_batch_end is not Callback.on_batch_end
-        ]
-        self.fit_params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": N}
-        self.stop_training = False
-        for callback in all_callbacks:
-            callback.on_train_begin()
-
-        # Non-finite values are caught by _check_finite, with a useful message, not warnings.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            try:
-                for epoch in range(initial_epoch, epochs):
-                    for callback in all_callbacks:
-                        callback.on_epoch_begin(epoch)
-                    start = time.perf_counter()
-                    logs = self._train_epoch(
-                        X, Y, batch_size, shuffle, rng, per_step, epoch, augment
-                    )
-                    if X_val is not None and (epoch + 1) % validation_freq == 0:
-                        out = self._raw_outputs(X_val, validation_batch_size or PREDICT_BATCH)
-                        logs.update(self._metrics_of(Y_val, out, "val_"))
-                    logs["time"] = time.perf_counter() - start
-                    logs["lr"] = self.optimizer.learning_rate
-                    for callback in all_callbacks:
-                        callback.on_epoch_end(epoch, logs)
-                    if self.stop_training:
-                        break
-            except KeyboardInterrupt:
-                self.history.interrupted = True
-        for callback in all_callbacks:
-            callback.on_train_end()
-        return self.history
-
-    def _train_epoch(
-        self, X, Y, batch_size, shuffle, rng, per_step, epoch, augment
-    ) -> dict[str, float]:
-        N = len(X)
-        order = rng.permutation(N) if shuffle else np.arange(N)
-        C = self.layers[-1].output_shape[-1]
-        # The outputs each batch produced before its update: the epoch's loss and accuracy are
-        # computed from them in bulk, off the per-step path.
-        self._epoch = {"outputs": np.empty((N, C), self.dtype), "Y": Y, "order": order, "done": 0}
-        self._epoch["sums"] = {"loss": 0.0, "accuracy": 0.0}
-        start_weights = self._flat_params.copy()
-        pairs = [(self._flat_params, self._flat_grads)]
-        masks = [self._decay_mask] if self.optimizer.weight_decay else None
-        outputs, loss, optimizer = self._epoch["outputs"], self._train_loss, self.optimizer
-        checked = done = 0
-        for step, i in enumerate(range(0, N, batch_size)):
-            batch = order[i : i + batch_size]
-            X_batch = X[batch] if augment is None else augment(X[batch], rng)
-            out = self._forward(X_batch, training=True)
-            outputs[i : i + len(batch)] = out
-            self._backward(loss.gradient(Y[batch], out))
-            optimizer.step(pairs, masks)
-            done = i + len(batch)
-            if step % DIVERGENCE_CHECK_STEPS == DIVERGENCE_CHECK_STEPS - 1:
-                checked = self._check_finite(start_weights, checked, done, epoch, step)
-            for callback in per_step:
-                callback.on_batch_end(step)
-            if self.stop_training:  # a callback asked to stop now (Keras checks each step too)
-                break
-        self._check_finite(start_weights, checked, done, epoch, step)
-        return self.running_logs(done)
-
-    def _check_finite(self, start_weights, begin, end, epoch, step) -> int:
-        """Raise TrainingDiverged if any output in [begin, end) of this epoch is not finite."""
-        if np.isfinite(self._epoch["outputs"][begin:end]).all():
-            return end
-        self._flat_params[...] = start_weights
-        lr = getattr(self.optimizer, "learning_rate", None)
-        raise TrainingDiverged(
-            f"the loss became NaN or infinite in epoch {epoch + 1}, step {step + 1}: training"
-            f" diverged. Try a lower learning rate (now {lr:g}; try {lr / 10:g})."
-            " The weights from the start of that epoch were restored."
-        )
+        X, Y, validation = inputs.training_arrays(self, x, y, validation_data, validation_split)
+        return trainer.train(
+            self, (X, Y), validation, epochs=epochs, initial_epoch=initial_epoch,
+            batch_size=batch_size, shuffle=shuffle, validation_freq=validation_freq,
+            validation_batch_size=validation_batch_size,
+            rng=random_stream(self.seed if seed is None else seed, "fit"),
+            bars=trainer.progress_bars(shown), callbacks=list(callbacks or ()), augment=augment,
+        )  # fmt: skip
 
     def running_logs(self, rows: int | None = None) -> dict[str, float]:
-        """Mean loss (and accuracy) over the first ``rows`` samples of the current epoch
-        (all of them by default), computed incrementally from the stored batch outputs."""
-        state = self._epoch
-        done = state["done"]
-        end = len(state["order"]) if rows is None else min(rows, len(state["order"]))
-        if end > done:
-            rows = state["order"][done:end]
-            chunk = self._metrics_of(state["Y"][rows], state["outputs"][done:end])
-            for key, value in chunk.items():
-                state["sums"][key] += value * (end - done)
-            state["done"] = end
-        count = max(state["done"], 1)
-        keys = ("loss", "accuracy") if self.metrics else ("loss",)
-        return {key: state["sums"][key] / count for key in keys}
+        """Mean loss (and accuracy) over the first ``rows`` samples of the epoch being trained
+        (all of them by default): what the progress bar shows."""
+        return self.epoch.logs(rows)
 
     # ------------------------------------------------------------------------------- display
 
     def layer_table(self) -> list[dict[str, Any]]:
         """One row per layer: name, type, activation ("" if none), output_shape, params."""
-        if not self.built:
-            self.build()
-        rows = []
-        for i, layer in enumerate(self.layers):
-            activation = getattr(layer, "activation", None)
-            rows.append(
-                {
-                    "name": layer.name or f"{type(layer).__name__.lower()}_{i}",
-                    "type": type(layer).__name__,
-                    "activation": activation.name
-                    if isinstance(layer, Dense) and activation.name != "linear"
-                    else "",
-                    "output_shape": list(layer.output_shape),
-                    "params": layer.count_params(),
-                }
-            )
-        return rows
+        return layer_table(self)
 
     def summary(
         self,
@@ -629,23 +394,7 @@ class Sequential:
                            layer_range=layer_range)  # fmt: skip
         if not self.built:
             self.build()
-        rows = [("Layer (type)", "Output Shape", "Param #")]
-        for row in self.layer_table():
-            kind = row["type"] + (f", {row['activation']}" if row["activation"] else "")
-            shape = "(None, " + ", ".join(map(str, row["output_shape"])) + ")"
-            rows.append((f"{row['name']} ({kind})", shape, f"{row['params']:,}"))
-        widths = [max(len(r[c]) for r in rows) + 2 for c in range(3)]
-        line = "-" * sum(widths)
-
-        def fmt(row):
-            return "".join(
-                cell.ljust(width) for cell, width in zip(row, widths, strict=True)
-            ).rstrip()
-
-        lines = [f'Model: "{self.name}"', line, fmt(rows[0]), "=" * sum(widths)]
-        lines += [fmt(row) for row in rows[1:]]
-        lines += ["=" * sum(widths), f"Total params: {self.count_params():,}", line]
-        text = "\n".join(lines)
+        text = summary_text(self)
         (print_fn or print)(text)
         return text
 
@@ -661,14 +410,6 @@ class Sequential:
         save_model(self, filepath, overwrite=overwrite)
 
 
-def _report_pass(rows: int, batch_size: int, start: float, logs: dict[str, float]) -> None:
-    """evaluate's and predict's line, as fit's epoch line: steps, time, time per step, logs."""
-    steps = max(1, math.ceil(rows / batch_size))
-    seconds = time.perf_counter() - start
-    line = f"{steps}/{steps} - {format_duration(seconds)} {format_duration(seconds / steps)}/step"
-    print(line + (f" - {format_logs(logs)}" if logs else ""), flush=True)
-
-
 STREAMS = {"init": 0, "fit": 1}
 
 
@@ -678,15 +419,3 @@ def random_stream(seed: int | None, purpose: str) -> np.random.Generator:
     if seed is None:
         return np.random.default_rng()
     return np.random.default_rng([STREAMS[purpose], seed])
-
-
-def _whole(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise NNError(f"{name} must be a whole number; got {value!r}")
-    return int(value)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise NNError(f"{name} must be a positive whole number; got {value!r}")
-    return int(value)

@@ -33,7 +33,7 @@ class BatchNorm(Layer):
         if not epsilon > 0:
             raise NNError(f"BatchNorm epsilon must be > 0; got {epsilon!r}")
         self.momentum, self.epsilon = float(momentum), float(epsilon)
-        self._inference_scale = None  # set by a traced inference pass, see Layer.tracing
+        self._inference_scale = None  # set by an inference pass: Y = X * scale + shift
 
     def values_needed(self, input_shape):
         return 4 * input_shape[-1]  # gamma, beta, moving mean and variance: (D,) each
@@ -52,12 +52,11 @@ class BatchNorm(Layer):
 
     def forward(self, X, training=False):
         gamma, beta = self.params["gamma"], self.params["beta"]
-        if not training:
+        if not training:  # an affine map per feature, with the moving statistics
             inv_std = 1 / np.sqrt(self.state["moving_variance"] + self.epsilon)  # (D,)
-            scale = (gamma * inv_std).astype(X.dtype)
-            if self.tracing:  # an affine map per channel
-                self._inference_scale = scale
+            scale = self._inference_scale = (gamma * inv_std).astype(X.dtype)
             return X * scale + (beta - self.state["moving_mean"] * scale)
+        self._inference_scale = None
         rows = X.reshape(-1, X.shape[-1])  # (M, D): every position of every sample is a row
         count = len(rows)
         ones = np.ones(count, dtype=X.dtype)  # column sums as GEMVs: faster than reductions
@@ -75,9 +74,9 @@ class BatchNorm(Layer):
         out += beta
         return out.reshape(X.shape)
 
-    def backward(self, dout):
-        if self._inference_scale is not None:
-            return self._inference_backward(dout)
+    def backward(self, dout, parameters=True):
+        if self._inference_scale is not None:  # an explanation's pass: dX = dout * scale
+            return dout * self._inference_scale
         centred, inv_std, ones = self._centred, self._inv_std, self._ones
         gamma = self.params["gamma"]
         shape = dout.shape
@@ -85,23 +84,16 @@ class BatchNorm(Layer):
         count = len(dout)
         dbeta = ones @ dout  # (D,)
         dgamma = (ones @ (dout * centred)) * inv_std  # sum(dout * X_hat)
-        self.grads["beta"][...] = dbeta
-        self.grads["gamma"][...] = dgamma
-        self._centred = None
-        if not self.needs_input_grad:
-            return None
+        if parameters:
+            self.grads["beta"][...] = dbeta
+            self.grads["gamma"][...] = dgamma
+        self._centred = None  # (M, D): freed before the layers below need their memory
         # dX = gamma * inv_std / M * (M * dout - dbeta - X_hat * dgamma), X_hat = centred * inv_std
         scale = gamma * inv_std  # (D,)
         dX = dout * scale
         dX -= centred * (scale * inv_std * dgamma / count)
         dX -= scale * dbeta / count
         return dX.reshape(shape)
-
-    def _inference_backward(self, dout):
-        """Backward through the inference map X * scale + shift (a traced pass: input gradient
-        only): dX = dout * scale."""
-        scale, self._inference_scale = self._inference_scale, None
-        return dout * scale if self.needs_input_grad else None
 
     def get_config(self):
         return {"momentum": self.momentum, "epsilon": self.epsilon, "name": self.name}
