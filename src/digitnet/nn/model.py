@@ -52,7 +52,7 @@ class Sequential:
         fuse: bool = True,
     ):
         refuse_unsupported("Sequential", trainable=trainable)
-        self.fuse = bool(fuse)
+        self._fuse = bool(fuse)
         self.layers: list[Layer] = []
         self.seed = seed
         self.dtype = np.dtype(dtype)  # float32; float64 serves the gradient checks
@@ -196,6 +196,15 @@ class Sequential:
             make = fused_plan if self.fuse else plain_plan
             self._plan = make(self.layers, self.loss if self.compiled else None)
         return self._plan
+
+    @property
+    def fuse(self) -> bool:
+        """Whether the model runs the fast path (True) or its layers as the math reads."""
+        return self._fuse
+
+    @fuse.setter
+    def fuse(self, fuse: bool) -> None:
+        self._fuse, self._plan = bool(fuse), None
 
     # ------------------------------------------------------------------------------- explain
 
