@@ -44,21 +44,19 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from digitnet import __version__, insight
-from digitnet.recognition import read_segments
 from digitnet.vision import ImageError, ImageTooLarge, NotAnImage, prepare
 from digitnet.vision.loading import image_pixels
-from digitnet.vision.preprocess import prepared_input
 from digitnet.vision.segment import segment
 from digitnet.web import schemas
 from digitnet.web.catalog import Catalog, ServedModel
 from digitnet.web.learning import RETRY_SECONDS, LineFull, Training, Trainings, TrainSettings
 from digitnet.web.limits import RETRY_AFTER_SECONDS, RequestLimits
 from digitnet.web.payloads import (
-    examine,
-    json_body,
     model_details,
     model_summary,
-    reading_payload,
+    predict_body,
+    prepared_of,
+    read_body,
     test_payload,
 )
 from digitnet.web.pool import JOB_SECONDS, WorkerPool, WorkersUnavailable
@@ -207,8 +205,8 @@ def create_app(
             data = await _image_bytes(request)
         if pool is not None:
             return _json(await pool_for(data).predict(chosen.ref, data, pixels))
-        prepared = prepared_input(pixels) if data is None else await _image_work(data, prepare)
-        return _json(json_body(examine(chosen, prepared)))
+        prepared = prepared_of(None, pixels) if data is None else await _image_work(data, prepare)
+        return _json(predict_body(chosen, prepared))
 
     @app.post(
         "/api/read",
@@ -227,8 +225,7 @@ def create_app(
         data = await _image_bytes(request)
         if pool is not None:
             return _json(await pool_for(data).read(chosen.ref, data))
-        reading = read_segments(chosen.recognizer, await _image_work(data, segment))
-        return _json(json_body(reading_payload(chosen, reading)))
+        return _json(read_body(chosen, await _image_work(data, segment)))
 
     @app.get("/learn", include_in_schema=False)
     async def learn_page():

@@ -34,12 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from digitnet.recognition import read_segments
-from digitnet.vision import ImageError, prepare
-from digitnet.vision.preprocess import prepared_input
+from digitnet.vision import ImageError
 from digitnet.vision.segment import segment
 from digitnet.web.catalog import Catalog, load_catalog
-from digitnet.web.payloads import examine, json_body, reading_payload
+from digitnet.web.payloads import predict_body, prepared_of, read_body
 
 JOB_SECONDS = 30.0  # the longest a request waits for its answer (a 40-MP photo takes ~1 s)
 ModelRef = tuple[str, str]  # a model's name and where it was loaded from (see Catalog.ensure)
@@ -249,13 +247,9 @@ def predict_answer(
     catalog: Catalog, model: ModelRef, image: bytes | None, pixels: np.ndarray | None
 ) -> bytes:
     """The /api/predict answer for an image's bytes or MNIST-form pixels."""
-    served = catalog.ensure(*model)
-    prepared = prepare(image) if pixels is None else prepared_input(pixels)
-    return json_body(examine(served, prepared))
+    return predict_body(catalog.ensure(*model), prepared_of(image, pixels))
 
 
 def read_answer(catalog: Catalog, model: ModelRef, image: bytes) -> bytes:
     """The /api/read answer for an image's bytes."""
-    served = catalog.ensure(*model)
-    reading = read_segments(served.recognizer, segment(image))
-    return json_body(reading_payload(served, reading))
+    return read_body(catalog.ensure(*model), segment(image))
