@@ -1,6 +1,7 @@
 """Learning for real: the tutorial's recipe on the bundled MNIST, as `digitnet train` runs it."""
 
 import numpy as np
+import pytest
 
 from digitnet.data import to_float
 from digitnet.training import TrainConfig, build_model, train
@@ -33,3 +34,23 @@ def test_tutorial_recipe_reaches_92_percent_on_mnist(mnist):
     assert model.metadata["data"]["checksum"].startswith("sha256:")
     assert len(model.history.history["val_accuracy"]) == 5
     assert model.history.history["val_accuracy"][-1] == accuracy
+
+
+def test_momentum_is_checked_in_one_place_and_every_front_end_says_so(capsys):
+    """The range [0, 1) is the engine's (``optimizers.check_momentum``): the optimiser, the
+    training settings, the command line and the web's training form give its words."""
+    import re
+
+    from digitnet.cli import main
+    from digitnet.nn import SGD, NNError
+    from digitnet.training import TrainConfig
+    from digitnet.web.learning import TrainSettings
+
+    said = re.escape("momentum must be in [0, 1); got 1.5")
+    for check in (lambda: SGD(momentum=1.5), lambda: TrainConfig(momentum=1.5).validate(),
+                  lambda: TrainSettings(momentum=1.5).check()):  # fmt: skip
+        with pytest.raises(NNError, match=said):
+            check()
+    with pytest.raises(SystemExit):
+        main(["train", "--momentum", "1.5"])
+    assert re.search(said, capsys.readouterr().err)

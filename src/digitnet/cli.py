@@ -68,8 +68,14 @@ def positive_float(text: str) -> float:
     return _number(text, float, "a number", lambda v: math.isfinite(v) and v > 0, "a number > 0")
 
 
-def unit_interval(text: str) -> float:
-    return _number(text, float, "a number", lambda v: 0 <= v < 1, "in [0, 1)")
+def momentum(text: str) -> float:
+    from digitnet.nn import NNError
+    from digitnet.nn.optimizers import check_momentum  # the range, where the engine defines it
+
+    try:
+        return check_momentum(_number(text, float, "a number", math.isfinite, "a number"))
+    except NNError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def upload_megabytes(text: str) -> float:
@@ -506,7 +512,7 @@ def build_parser() -> Parser:
         help="learning rate, or the peak of the preset's schedule (tutorial: 0.01)",
     )
     train.add_argument(
-        "--momentum", type=unit_interval, default=0.0, help="SGD momentum in [0, 1) (default: 0)"
+        "--momentum", type=momentum, default=0.0, help="SGD momentum in [0, 1) (default: 0)"
     )
     train.add_argument("--nesterov", action="store_true", help="use Nesterov momentum")
     train.add_argument(

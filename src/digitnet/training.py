@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from digitnet.data import fingerprint, load_mnist, to_float
 from digitnet.data.mnist import describe_source
 from digitnet.modelcard import record_scorecard
-from digitnet.nn import SGD, Adam, NNError, Sequential, get_activation, get_loss
+from digitnet.nn import SGD, Adam, NNError, Optimizer, Sequential, get_activation, get_loss
 from digitnet.nn.callbacks import Callback
 from digitnet.zoo import Preset, get_preset
 
@@ -52,10 +52,9 @@ class TrainConfig:
         get_loss(self.loss)
         if self.optimizer not in (None, "sgd", "adam"):
             raise NNError(f"unknown optimizer {self.optimizer!r}; valid optimizers: adam, sgd")
-        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
-            raise NNError(f"the learning rate must be a number > 0; got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise NNError(f"momentum must be in [0, 1); got {self.momentum}")
+        if self.momentum and (self.optimizer or "sgd") != "sgd":
+            raise NNError("momentum applies to the sgd optimizer only")
+        optimizer_for(self, preset, total_steps=1)  # the engine checks lr and momentum
         for name in ("batch_size", "epochs", "samples"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -74,15 +73,19 @@ def build_model(config: TrainConfig, samples: int = 60_000) -> Sequential:
     model = preset.build(seed=config.seed, **options)
     batch_size = config.batch_size or preset.batch_size
     total_steps = math.ceil(samples / batch_size) * (config.epochs or preset.epochs)
-    optimizer_name = config.optimizer or ("sgd" if config.momentum or config.nesterov else None)
-    if optimizer_name == "sgd":
-        optimizer = SGD(config.lr or 0.01, momentum=config.momentum, nesterov=config.nesterov)
-    elif optimizer_name == "adam":
-        optimizer = Adam(config.lr or 0.001)
-    else:
-        optimizer = preset.optimizer(config.lr, total_steps)
+    optimizer = optimizer_for(config, preset, total_steps)
     model.compile(optimizer=optimizer, loss=config.loss, metrics=["accuracy"])
     return model
+
+
+def optimizer_for(config: TrainConfig, preset: Preset, total_steps: int) -> Optimizer:
+    """The optimiser ``config`` asks for (the preset's own unless told), for ``total_steps``."""
+    name = config.optimizer or ("sgd" if config.momentum or config.nesterov else None)
+    if name == "sgd":
+        return SGD(config.lr or 0.01, momentum=config.momentum, nesterov=config.nesterov)
+    if name == "adam":
+        return Adam(config.lr or 0.001)
+    return preset.optimizer(config.lr, total_steps)
 
 
 def train(

@@ -25,6 +25,16 @@ def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> flo
     return value
 
 
+def check_momentum(momentum: float) -> float:
+    """SGD's momentum, a number in [0, 1): at 1 or more the velocity never forgets a gradient
+    and the steps grow without bound. The one place this range is checked (the CLI, the web's
+    training form and ``digitnet.training`` all ask here)."""
+    value = float(momentum)
+    if not 0 <= value < 1:  # NaN fails too
+        raise NNError(f"momentum must be in [0, 1); got {momentum!r}")
+    return value
+
+
 class Optimizer:
     """Base class: validates hyper-parameters, owns the step counter, the learning-rate
     schedule, decoupled weight decay and the state.
@@ -98,9 +108,7 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
     ):
         super().__init__(learning_rate, weight_decay)
-        self.momentum = _check_positive("momentum", momentum, allow_zero=True)
-        if self.momentum >= 1:
-            raise NNError(f"momentum must be in [0, 1); got {momentum!r}")
+        self.momentum = check_momentum(momentum)
         self.nesterov = bool(nesterov)
 
     def init_state(self, param):

@@ -66,18 +66,27 @@ class TrainSettings(BaseModel):
     )
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = Field(0.01, gt=0, le=10, description="learning rate")
-    momentum: float = Field(0.0, ge=0, lt=1, description="SGD momentum")
+    momentum: float = Field(0.0, description="SGD momentum, in [0, 1)")
     batch_size: int = Field(32, ge=1, le=1024)
     epochs: int = Field(5, ge=1, le=20)
     samples: int = Field(60_000, ge=100, le=60_000, description="training digits used")
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
     def check(self) -> None:
-        """What the field types cannot say; raises ValueError with the reason."""
+        """What the field types cannot say, and what the engine checks (``digitnet.training``):
+        raises ValueError with the reason."""
         if any(not 1 <= units <= 512 for units in self.hidden):
             raise ValueError(f"hidden layer sizes must be 1-512 neurons; got {self.hidden}")
-        if self.momentum and self.optimizer != "sgd":
-            raise ValueError("momentum applies to the sgd optimizer only")
+        self.config().validate()
+
+    def config(self, command: str = ""):
+        """The ``digitnet.training.TrainConfig`` of these settings."""
+        from digitnet.training import TrainConfig
+
+        return TrainConfig(model="tutorial", hidden=tuple(self.hidden), activation=self.activation,
+                           loss=self.loss, optimizer=self.optimizer, lr=self.lr,
+                           momentum=self.momentum, batch_size=self.batch_size, epochs=self.epochs,
+                           samples=self.samples, seed=self.seed, command=command)  # fmt: skip
 
 
 # ------------------------------------------------------------------- the training process
@@ -169,23 +178,11 @@ def run_training(connection: Connection, settings: dict[str, Any], out: str) -> 
     save the model to ``out`` and say ``done`` — or ``error`` with the reason."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the server stops us
     from digitnet.nn import NNError, save_model
-    from digitnet.training import TrainConfig, train
+    from digitnet.training import train
 
     try:
-        config = TrainConfig(
-            model="tutorial",
-            hidden=tuple(settings["hidden"]),
-            activation=settings["activation"],
-            loss=settings["loss"],
-            optimizer=settings["optimizer"],
-            lr=settings["lr"],
-            momentum=settings["momentum"],
-            batch_size=settings["batch_size"],
-            epochs=settings["epochs"],
-            samples=settings["samples"],
-            seed=settings["seed"],
-            command="POST /api/train " + json.dumps(settings, sort_keys=True),
-        )
+        command = "POST /api/train " + json.dumps(settings, sort_keys=True)
+        config = TrainSettings(**settings).config(command)
         started = time.perf_counter()
         model = train(config, callbacks=[Reporter(connection)], verbose=False)
         save_model(model, out)
