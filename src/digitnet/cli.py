@@ -34,6 +34,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+COMMANDS: list = []  # each adds its command to the parser, in the order --help lists them
+
+
+def command(add):
+    """Register ``add(commands)``, which declares a command's arguments right above the
+    function that carries it out (``cmd_*``)."""
+    COMMANDS.append(add)
+    return add
+
+
 # ------------------------------------------------------------------------------ argument types
 
 
@@ -124,352 +134,50 @@ def loss_name(text: str) -> str:
 # ------------------------------------------------------------------------------------ commands
 
 
-def cmd_train(args) -> int:
-    from digitnet.data.mnist import describe_source
-    from digitnet.nn.io import save_model
-    from digitnet.training import TrainConfig, train
+# ------------------------------------------------------------------ arguments shared by commands
 
-    config = TrainConfig(
-        model=args.model,
-        hidden=args.hidden,
-        activation=args.activation,
-        loss=args.loss,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        momentum=args.momentum,
-        nesterov=args.nesterov,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        samples=args.samples,
-        augment=args.augment,
-        seed=args.seed,
-        data=args.data,
-        command=args.command_line,
+
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+    """The images, the model and --json, shared by predict and read."""
+    parser.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+")
+    parser.add_argument("--model", help="a model file, or cnn (default) or tutorial")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
+
+
+def add_writing_command(commands, name: str, handler, out: str, out_help: str, **text) -> None:
+    """A command that reads MODEL and writes one file, OUT: replaced only with --force."""
+    parser = commands.add_parser(name, **text)
+    parser.add_argument("model", metavar="MODEL", help="a model file (digitnet or Keras), or"
+                        " a bundled model: cnn or tutorial")  # fmt: skip
+    parser.add_argument("out", metavar=out, help=out_help)
+    parser.add_argument("--force", action="store_true", help="replace an existing OUT file")
+    parser.set_defaults(func=handler)
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        nargs="?",
+        help="a model file saved by digitnet train, or a bundled model: cnn (the default, the"
+        " best) or tutorial",
     )
-    preset = config.validate()
-    out = Path(args.out) if args.out else unused_path(Path(f"{DEFAULT_MODEL_NAME}.npz"))
-    writable(out, replace=args.force)  # now, not after minutes of training
-    digits = f"the first {config.samples:,} digits of " if config.samples else ""
-    print(
-        f"Training {preset.name} ({preset.description}) on {digits}{describe_source(config.data)}:"
-        f" {plural(config.epochs or preset.epochs, 'epoch')}, batch size"
-        f" {config.batch_size or preset.batch_size}, seed {config.seed}",
-        flush=True,
+
+
+def add_data_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="MNIST source: a folder of IDX files (gzipped or not), a Keras mnist.npz or a"
+        " Kaggle train.csv (default: $DIGITNET_DATA, else the bundled MNIST)",
     )
-    model = train(config, verbose=not args.quiet)
-    test = model.metadata["test"]
-    print(
-        f"Test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f});"
-        f" training took {model.metadata['training_seconds']:.2f} s"
-    )
-    save_model(model, out, overwrite=args.force)
-    print(f"Saved the model to {out}")
-    if model.history.interrupted:
-        print("Training was interrupted (Ctrl-C): the saved weights are those of the last step.")
-        return EXIT_INTERRUPTED
-    return 0
 
 
-def plural(count: int, noun: str) -> str:
-    """ "1 epoch", "5 epochs": a count with its noun."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+# -------------------------------------------------------------------------------- the commands
 
 
-def unused_path(path: Path) -> Path:
-    """``path`` if nothing is there, else the first free ``stem-2``, ``stem-3``, ... beside it."""
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
-
-
-def cmd_evaluate(args) -> int:
-    from digitnet.evaluation import evaluate_model, format_report
-    from digitnet.zoo import BEST, resolve_model
-
-    model = resolve_model(args.model)
-    report = {"model": args.model or BEST, **evaluate_model(model, args.data)}
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(format_report({**report, "model": describe_model(args.model)}))
-    return 0
-
-
-def describe_model(spec: str | None) -> str:
-    """What a MODEL argument names: "cnn (bundled)", or the file's path."""
-    from digitnet.zoo import BEST, names_bundled_model
-
-    if spec is None or names_bundled_model(spec):
-        return f"{spec or BEST} (bundled{', the default' if spec is None else ''})"
-    return spec
-
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
-PREDICT_CHUNK = 256  # images prepared and recognised per forward pass
-
-
-def image_files(paths: Sequence[str]) -> list[tuple[str, str | None]]:
-    """(file, problem) for every image named or found in a named folder (recursively);
-    ``problem`` says why a path cannot be read, None when it can be tried."""
-    found: list[tuple[str, str | None]] = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            problems: list[OSError] = []
-            files = []
-            for root, dirs, names in os.walk(path, onerror=problems.append):
-                dirs.sort()
-                files += [os.path.join(root, n) for n in sorted(names)
-                          if Path(n).suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
-            found += [(f, None) for f in files]
-            found += [(e.filename or name, f"cannot read folder: {e.strerror}") for e in problems]
-            if not files and not problems:
-                found.append((name, "no image files in this folder"))
-        elif path.exists():
-            found.append((name, None))
-        else:
-            found.append((name, "no such file or folder"))
-    return found
-
-
-def cmd_predict(args) -> int:
-    from digitnet.recognition import Recognizer
-    from digitnet.vision import ImageError
-    from digitnet.zoo import resolve_model
-
-    if args.csv and Path(args.csv).exists():
-        raise FileExistsError(
-            f"{args.csv} exists; digitnet never overwrites a CSV (choose another)"
-        )
-    recognizer = Recognizer(resolve_model(args.model))
-    records, failed = [], False
-    entries = image_files(args.images)
-    if not args.json:
-        print(f"{'file':<40} digit  confidence")
-    for start in range(0, len(entries), PREDICT_CHUNK):
-        chunk = entries[start : start + PREDICT_CHUNK]
-        readable = [name for name, problem in chunk if problem is None]
-        results = iter(recognizer.recognize_many(readable))
-        for name, problem in chunk:
-            result = next(results) if problem is None else problem
-            if isinstance(result, (ImageError, str)):
-                failed = True
-                record = {"file": name, "error": str(result)}
-            else:
-                record = {"file": name, **result.to_dict(args.top)}
-            records.append(record)
-            print(json.dumps(record) if args.json else format_prediction(record, args.top))
-    if args.csv:
-        write_csv(Path(args.csv), records)
-    return EXIT_ERROR if failed else 0
-
-
-def format_prediction(record: dict, top: int) -> str:
-    name = record["file"]
-    if "error" in record:
-        return f"{name:<40} error: {record['error']}"
-    if record["digit"] is None:
-        return f"{name:<40}     -  {record['reason']}"
-    line = f"{name:<40} {record['digit']:>5}  {record['confidence']:>10.4f}"
-    if top:
-        line += "   " + "  ".join(f"{t['digit']}:{t['probability']:.3f}" for t in record["top"])
-    if record.get("note"):
-        line += f"   ({record['note']})"
-    return line
-
-
-def write_csv(path: Path, records: list[dict]) -> None:
-    import csv
-
-    with path.open("x", newline="") as file:  # "x": fail rather than overwrite
-        writer = csv.writer(file)
-        writer.writerow(["file", "digit", "confidence", "reason", "error"])
-        for r in records:
-            writer.writerow([r["file"], "" if r.get("digit") is None else r["digit"],
-                             "" if r.get("confidence") is None else f"{r['confidence']:.6f}",
-                             r.get("reason") or "", r.get("error") or ""])  # fmt: skip
-
-
-def cmd_read(args) -> int:
-    from digitnet.recognition import Recognizer, read_with
-    from digitnet.vision import ImageError
-    from digitnet.zoo import resolve_model
-
-    recognizer = Recognizer(resolve_model(args.model))
-    failed = False
-    for name, problem in image_files(args.images):
-        try:
-            if problem:
-                raise ImageError(problem)
-            record = {"file": name, **read_with(recognizer, name).to_dict()}
-        except ImageError as err:
-            failed = True
-            record = {"file": name, "error": str(err)}
-        if args.json:
-            print(json.dumps(record))
-        elif "error" in record:
-            print(f"{name}: error: {record['error']}")
-        else:  # a line of output for each line of writing
-            for line in (record["text"] or f"({record.get('reason', 'no digits')})").split("\n"):
-                print(f"{name}: {line}")
-    return EXIT_ERROR if failed else 0
-
-
-def cmd_calibrate(args) -> int:
-    from digitnet.data import load_mnist, to_float
-    from digitnet.modelcard import record_scorecard
-    from digitnet.nn.io import save_model
-    from digitnet.recognition import fit_calibration
-    from digitnet.zoo import names_bundled_model, resolve_model
-
-    if names_bundled_model(args.model) and not args.out:
-        raise CommandError(
-            f"{args.model} is a bundled model: give --out PATH for the calibrated copy"
-        )
-    out = args.out or args.model  # MODEL itself is what the command is asked to update
-    replace = args.force or not args.out
-    writable(out, replace=replace)
-    model = resolve_model(args.model)
-    (x_train, y_train), (x_test, y_test) = load_mnist(args.data)
-    x = to_float(x_train[-args.samples :])
-    record = fit_calibration(model, x, y_train[-args.samples :].astype(int), seed=args.seed)
-    model.metadata["calibration"] = record
-    record_scorecard(model, x_test, y_test)  # its confidences change with the temperature
-    save_model(model, out, overwrite=replace)
-    print(
-        f"Temperature {record['temperature']:.3f}: expected calibration error"
-        f" {record['ece_before']:.4f} -> {record['ece_after']:.4f} on {args.samples} distorted"
-        f" training digits; saved to {out}"
-    )
-    return 0
-
-
-def cmd_summary(args) -> int:
-    from digitnet.evaluation import format_metadata
-    from digitnet.zoo import resolve_model
-
-    model = resolve_model(args.model)
-    model.summary()
-    print(format_metadata(model))
-    return 0
-
-
-def cmd_serve(args) -> int:
-    import threading
-    import webbrowser
-
-    import uvicorn
-
-    from digitnet.web.app import create_app
-    from digitnet.web.catalog import load_catalog
-    from digitnet.web.protocol import GuardedHttp, connection_cap
-
-    catalog = load_catalog(args.model)  # here too, so a bad model fails before the server starts
-    listening = listen(args.host, args.port)  # before the URL is announced: it may be taken
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    url = f"http://{shown}:{args.port}/"
-    print(f"digitnet serve: {', '.join(catalog.models)} at {url} (Ctrl-C to stop)", flush=True)
-    if args.open:
-        threading.Timer(1.0, webbrowser.open, [url]).start()
-    GuardedHttp.max_connections = connection_cap()
-    if args.models_dir is not None:
-        args.models_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(catalog, max_upload_bytes=int(args.max_upload_mb * 2**20),
-                     workers=args.workers, models_dir=args.models_dir,
-                     max_trainings=args.max_trainings)  # fmt: skip
-    config = uvicorn.Config(app, http=GuardedHttp, log_level="warning", access_log=False,
-                            timeout_keep_alive=5, timeout_graceful_shutdown=5)  # fmt: skip
-    uvicorn.Server(config).run(sockets=[listening])
-    return 0
-
-
-def listen(host: str, port: int):
-    """A socket bound to host:port, as uvicorn binds (SO_REUSEADDR: a server stopped and
-    started again need not wait out TIME_WAIT), or an OSError saying where."""
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP said aloud: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets
-    # that say so, and with it on, one answer in a hundred waited ~40 ms for a delayed ACK.
-    listening = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    if sys.platform != "win32":
-        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listening.bind((host, port))
-    except OSError as err:
-        listening.close()
-        raise OSError(err.errno, f"cannot listen on {host}:{port}: {err.strerror}") from None
-    return listening
-
-
-def writable(path, replace: bool, model_file: bool = True) -> None:
-    """Refuse, before any work, an output path the command may not write: one that exists
-    (unless ``replace``), a folder or a device, and for a model file a Keras name."""
-    from digitnet.nn.files import check_output_path
-    from digitnet.nn.io import check_model_name
-
-    if model_file:
-        check_model_name(path)
-    try:
-        check_output_path(path, replace=replace)
-    except FileExistsError as err:
-        raise CommandError(f"{err} (--force)") from None
-
-
-def cmd_convert(args) -> int:
-    from digitnet.nn.io import save_model
-    from digitnet.zoo import resolve_model
-
-    writable(args.out, replace=args.force)
-    model = resolve_model(args.model)
-    model.metadata["command"] = args.command_line
-    save_model(model, args.out, overwrite=args.force)
-    print(f"wrote {args.out}: {model.name}, {len(model.layers)} layers,"
-          f" {model.count_params():,} parameters")  # fmt: skip
-    return 0
-
-
-def cmd_export(args) -> int:
-    from digitnet.export import INPUT, OUTPUT, export_onnx
-    from digitnet.zoo import resolve_model
-
-    writable(args.out, replace=args.force, model_file=False)
-    model = resolve_model(args.model)
-    export_onnx(model, args.out, replace=args.force)
-    shape = ", ".join(map(str, model.layers[0].input_shape))
-    print(f"wrote {args.out}: ONNX, input {INPUT!r} (N, {shape}) float32 in [0, 1],"
-          f" output {OUTPUT!r} (N, {model.layers[-1].output_shape[-1]})")  # fmt: skip
-    return 0
-
-
-def cmd_report(args) -> int:
-    from digitnet.report import write_report
-    from digitnet.zoo import resolve_model
-
-    model = resolve_model(args.model)
-    out = args.out or f"digitnet-report-{Path(args.model).stem}"
-    index = write_report(model, out, data=args.data)
-    print(f"wrote {index} and its pictures")
-    return 0
-
-
-# ---------------------------------------------------------------------------------------- main
-
-
-def build_parser() -> Parser:
-    parser = Parser(
-        prog="digitnet",
-        description="Read handwritten digits with a neural network built from scratch in NumPy.",
-    )
-    from digitnet import __version__
-
-    parser.add_argument("--version", action="version", version=f"digitnet {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    commands.required = True
-    parser.commands = commands.choices  # each command's parser, to report its own usage errors
-
+@command
+def add_train(commands) -> None:
     train = commands.add_parser(
         "train",
         help="train a network on MNIST (default: the tutorial's 784-16-16-10 recipe)",
@@ -546,6 +254,69 @@ def build_parser() -> Parser:
     train.add_argument("--quiet", action="store_true", help="no per-epoch output")
     train.set_defaults(func=cmd_train)
 
+
+def cmd_train(args) -> int:
+    from digitnet.data.mnist import describe_source
+    from digitnet.nn.io import save_model
+    from digitnet.training import TrainConfig, train
+
+    config = TrainConfig(
+        model=args.model,
+        hidden=args.hidden,
+        activation=args.activation,
+        loss=args.loss,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        momentum=args.momentum,
+        nesterov=args.nesterov,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        samples=args.samples,
+        augment=args.augment,
+        seed=args.seed,
+        data=args.data,
+        command=args.command_line,
+    )
+    preset = config.validate()
+    out = Path(args.out) if args.out else unused_path(Path(f"{DEFAULT_MODEL_NAME}.npz"))
+    writable(out, replace=args.force)  # now, not after minutes of training
+    digits = f"the first {config.samples:,} digits of " if config.samples else ""
+    print(
+        f"Training {preset.name} ({preset.description}) on {digits}{describe_source(config.data)}:"
+        f" {plural(config.epochs or preset.epochs, 'epoch')}, batch size"
+        f" {config.batch_size or preset.batch_size}, seed {config.seed}",
+        flush=True,
+    )
+    model = train(config, verbose=not args.quiet)
+    test = model.metadata["test"]
+    print(
+        f"Test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f});"
+        f" training took {model.metadata['training_seconds']:.2f} s"
+    )
+    save_model(model, out, overwrite=args.force)
+    print(f"Saved the model to {out}")
+    if model.history.interrupted:
+        print("Training was interrupted (Ctrl-C): the saved weights are those of the last step.")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def plural(count: int, noun: str) -> str:
+    """ "1 epoch", "5 epochs": a count with its noun."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def unused_path(path: Path) -> Path:
+    """``path`` if nothing is there, else the first free ``stem-2``, ``stem-3``, ... beside it."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
+@command
+def add_evaluate(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate", help="accuracy, loss, per-class scores and confusion matrix on the test set"
     )
@@ -554,6 +325,59 @@ def build_parser() -> Parser:
     add_data_option(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
+
+def cmd_evaluate(args) -> int:
+    from digitnet.evaluation import evaluate_model, format_report
+    from digitnet.zoo import BEST, resolve_model
+
+    model = resolve_model(args.model)
+    report = {"model": args.model or BEST, **evaluate_model(model, args.data)}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_report({**report, "model": describe_model(args.model)}))
+    return 0
+
+
+def describe_model(spec: str | None) -> str:
+    """What a MODEL argument names: "cnn (bundled)", or the file's path."""
+    from digitnet.zoo import BEST, names_bundled_model
+
+    if spec is None or names_bundled_model(spec):
+        return f"{spec or BEST} (bundled{', the default' if spec is None else ''})"
+    return spec
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+PREDICT_CHUNK = 256  # images prepared and recognised per forward pass
+
+
+def image_files(paths: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(file, problem) for every image named or found in a named folder (recursively);
+    ``problem`` says why a path cannot be read, None when it can be tried."""
+    found: list[tuple[str, str | None]] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            problems: list[OSError] = []
+            files = []
+            for root, dirs, names in os.walk(path, onerror=problems.append):
+                dirs.sort()
+                files += [os.path.join(root, n) for n in sorted(names)
+                          if Path(n).suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
+            found += [(f, None) for f in files]
+            found += [(e.filename or name, f"cannot read folder: {e.strerror}") for e in problems]
+            if not files and not problems:
+                found.append((name, "no image files in this folder"))
+        elif path.exists():
+            found.append((name, None))
+        else:
+            found.append((name, "no such file or folder"))
+    return found
+
+
+@command
+def add_predict(commands) -> None:
     predict = commands.add_parser(
         "predict",
         help="recognise the digit in each image (photos, scans, drawings) or folder of images",
@@ -566,6 +390,67 @@ def build_parser() -> Parser:
     predict.add_argument("--csv", metavar="OUT", help="also write a CSV file (never overwritten)")
     predict.set_defaults(func=cmd_predict)
 
+
+def cmd_predict(args) -> int:
+    from digitnet.recognition import Recognizer
+    from digitnet.vision import ImageError
+    from digitnet.zoo import resolve_model
+
+    if args.csv and Path(args.csv).exists():
+        raise FileExistsError(
+            f"{args.csv} exists; digitnet never overwrites a CSV (choose another)"
+        )
+    recognizer = Recognizer(resolve_model(args.model))
+    records, failed = [], False
+    entries = image_files(args.images)
+    if not args.json:
+        print(f"{'file':<40} digit  confidence")
+    for start in range(0, len(entries), PREDICT_CHUNK):
+        chunk = entries[start : start + PREDICT_CHUNK]
+        readable = [name for name, problem in chunk if problem is None]
+        results = iter(recognizer.recognize_many(readable))
+        for name, problem in chunk:
+            result = next(results) if problem is None else problem
+            if isinstance(result, (ImageError, str)):
+                failed = True
+                record = {"file": name, "error": str(result)}
+            else:
+                record = {"file": name, **result.to_dict(args.top)}
+            records.append(record)
+            print(json.dumps(record) if args.json else format_prediction(record, args.top))
+    if args.csv:
+        write_csv(Path(args.csv), records)
+    return EXIT_ERROR if failed else 0
+
+
+def format_prediction(record: dict, top: int) -> str:
+    name = record["file"]
+    if "error" in record:
+        return f"{name:<40} error: {record['error']}"
+    if record["digit"] is None:
+        return f"{name:<40}     -  {record['reason']}"
+    line = f"{name:<40} {record['digit']:>5}  {record['confidence']:>10.4f}"
+    if top:
+        line += "   " + "  ".join(f"{t['digit']}:{t['probability']:.3f}" for t in record["top"])
+    if record.get("note"):
+        line += f"   ({record['note']})"
+    return line
+
+
+def write_csv(path: Path, records: list[dict]) -> None:
+    import csv
+
+    with path.open("x", newline="") as file:  # "x": fail rather than overwrite
+        writer = csv.writer(file)
+        writer.writerow(["file", "digit", "confidence", "reason", "error"])
+        for r in records:
+            writer.writerow([r["file"], "" if r.get("digit") is None else r["digit"],
+                             "" if r.get("confidence") is None else f"{r['confidence']:.6f}",
+                             r.get("reason") or "", r.get("error") or ""])  # fmt: skip
+
+
+@command
+def add_read(commands) -> None:
     read = commands.add_parser(
         "read",
         help="read the numbers written in an image: a line of output per line of writing",
@@ -573,6 +458,34 @@ def build_parser() -> Parser:
     add_image_arguments(read)
     read.set_defaults(func=cmd_read)
 
+
+def cmd_read(args) -> int:
+    from digitnet.recognition import Recognizer, read_with
+    from digitnet.vision import ImageError
+    from digitnet.zoo import resolve_model
+
+    recognizer = Recognizer(resolve_model(args.model))
+    failed = False
+    for name, problem in image_files(args.images):
+        try:
+            if problem:
+                raise ImageError(problem)
+            record = {"file": name, **read_with(recognizer, name).to_dict()}
+        except ImageError as err:
+            failed = True
+            record = {"file": name, "error": str(err)}
+        if args.json:
+            print(json.dumps(record))
+        elif "error" in record:
+            print(f"{name}: error: {record['error']}")
+        else:  # a line of output for each line of writing
+            for line in (record["text"] or f"({record.get('reason', 'no digits')})").split("\n"):
+                print(f"{name}: {line}")
+    return EXIT_ERROR if failed else 0
+
+
+@command
+def add_calibrate(commands) -> None:
     calibrate = commands.add_parser(
         "calibrate",
         help="fit the temperature that makes a model's confidence match its accuracy",
@@ -588,10 +501,69 @@ def build_parser() -> Parser:
     add_data_option(calibrate)
     calibrate.set_defaults(func=cmd_calibrate)
 
+
+def cmd_calibrate(args) -> int:
+    from digitnet.data import load_mnist, to_float
+    from digitnet.modelcard import record_scorecard
+    from digitnet.nn.io import save_model
+    from digitnet.recognition import fit_calibration
+    from digitnet.zoo import names_bundled_model, resolve_model
+
+    if names_bundled_model(args.model) and not args.out:
+        raise CommandError(
+            f"{args.model} is a bundled model: give --out PATH for the calibrated copy"
+        )
+    out = args.out or args.model  # MODEL itself is what the command is asked to update
+    replace = args.force or not args.out
+    writable(out, replace=replace)
+    model = resolve_model(args.model)
+    (x_train, y_train), (x_test, y_test) = load_mnist(args.data)
+    x = to_float(x_train[-args.samples :])
+    record = fit_calibration(model, x, y_train[-args.samples :].astype(int), seed=args.seed)
+    model.metadata["calibration"] = record
+    record_scorecard(model, x_test, y_test)  # its confidences change with the temperature
+    save_model(model, out, overwrite=replace)
+    print(
+        f"Temperature {record['temperature']:.3f}: expected calibration error"
+        f" {record['ece_before']:.4f} -> {record['ece_after']:.4f} on {args.samples} distorted"
+        f" training digits; saved to {out}"
+    )
+    return 0
+
+
+@command
+def add_summary(commands) -> None:
     summary = commands.add_parser("summary", help="a model's layers, parameters and provenance")
     add_model_argument(summary)
     summary.set_defaults(func=cmd_summary)
 
+
+def cmd_summary(args) -> int:
+    from digitnet.evaluation import format_metadata
+    from digitnet.zoo import resolve_model
+
+    model = resolve_model(args.model)
+    model.summary()
+    print(format_metadata(model))
+    return 0
+
+
+def writable(path, replace: bool, model_file: bool = True) -> None:
+    """Refuse, before any work, an output path the command may not write: one that exists
+    (unless ``replace``), a folder or a device, and for a model file a Keras name."""
+    from digitnet.nn.files import check_output_path
+    from digitnet.nn.io import check_model_name
+
+    if model_file:
+        check_model_name(path)
+    try:
+        check_output_path(path, replace=replace)
+    except FileExistsError as err:
+        raise CommandError(f"{err} (--force)") from None
+
+
+@command
+def add_convert(commands) -> None:
     add_writing_command(
         commands,
         "convert",
@@ -604,6 +576,23 @@ def build_parser() -> Parser:
         " as a digitnet model file. Every command takes the Keras file as it is, too. Needs"
         " h5py (pip install 'digitnet[keras]').",
     )
+
+
+def cmd_convert(args) -> int:
+    from digitnet.nn.io import save_model
+    from digitnet.zoo import resolve_model
+
+    writable(args.out, replace=args.force)
+    model = resolve_model(args.model)
+    model.metadata["command"] = args.command_line
+    save_model(model, args.out, overwrite=args.force)
+    print(f"wrote {args.out}: {model.name}, {len(model.layers)} layers,"
+          f" {model.count_params():,} parameters")  # fmt: skip
+    return 0
+
+
+@command
+def add_export(commands) -> None:
     add_writing_command(
         commands,
         "export",
@@ -616,6 +605,22 @@ def build_parser() -> Parser:
         " package (pip install 'digitnet[onnx]').",
     )
 
+
+def cmd_export(args) -> int:
+    from digitnet.export import INPUT, OUTPUT, export_onnx
+    from digitnet.zoo import resolve_model
+
+    writable(args.out, replace=args.force, model_file=False)
+    model = resolve_model(args.model)
+    export_onnx(model, args.out, replace=args.force)
+    shape = ", ".join(map(str, model.layers[0].input_shape))
+    print(f"wrote {args.out}: ONNX, input {INPUT!r} (N, {shape}) float32 in [0, 1],"
+          f" output {OUTPUT!r} (N, {model.layers[-1].output_shape[-1]})")  # fmt: skip
+    return 0
+
+
+@command
+def add_serve(commands) -> None:
     serve = commands.add_parser(
         "serve",
         help="the web page: draw a digit and watch the network recognise it",
@@ -641,6 +646,57 @@ def build_parser() -> Parser:
                        help="trainings at once; a few more wait in line (default: 1)")  # fmt: skip
     serve.set_defaults(func=cmd_serve)
 
+
+def cmd_serve(args) -> int:
+    import threading
+    import webbrowser
+
+    import uvicorn
+
+    from digitnet.web.app import create_app
+    from digitnet.web.catalog import load_catalog
+    from digitnet.web.protocol import GuardedHttp, connection_cap
+
+    catalog = load_catalog(args.model)  # here too, so a bad model fails before the server starts
+    listening = listen(args.host, args.port)  # before the URL is announced: it may be taken
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{shown}:{args.port}/"
+    print(f"digitnet serve: {', '.join(catalog.models)} at {url} (Ctrl-C to stop)", flush=True)
+    if args.open:
+        threading.Timer(1.0, webbrowser.open, [url]).start()
+    GuardedHttp.max_connections = connection_cap()
+    if args.models_dir is not None:
+        args.models_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(catalog, max_upload_bytes=int(args.max_upload_mb * 2**20),
+                     workers=args.workers, models_dir=args.models_dir,
+                     max_trainings=args.max_trainings)  # fmt: skip
+    config = uvicorn.Config(app, http=GuardedHttp, log_level="warning", access_log=False,
+                            timeout_keep_alive=5, timeout_graceful_shutdown=5)  # fmt: skip
+    uvicorn.Server(config).run(sockets=[listening])
+    return 0
+
+
+def listen(host: str, port: int):
+    """A socket bound to host:port, as uvicorn binds (SO_REUSEADDR: a server stopped and
+    started again need not wait out TIME_WAIT), or an OSError saying where."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP said aloud: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets
+    # that say so, and with it on, one answer in a hundred waited ~40 ms for a delayed ACK.
+    listening = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    if sys.platform != "win32":
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as err:
+        listening.close()
+        raise OSError(err.errno, f"cannot listen on {host}:{port}: {err.strerror}") from None
+    return listening
+
+
+@command
+def add_report(commands) -> None:
     report = commands.add_parser(
         "report",
         help="the model page as PNG pictures and an HTML page (needs matplotlib)",
@@ -650,43 +706,37 @@ def build_parser() -> Parser:
                         help="where to write (default: ./digitnet-report-MODEL)")  # fmt: skip
     add_data_option(report)
     report.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from digitnet.report import write_report
+    from digitnet.zoo import resolve_model
+
+    model = resolve_model(args.model)
+    out = args.out or f"digitnet-report-{Path(args.model).stem}"
+    index = write_report(model, out, data=args.data)
+    print(f"wrote {index} and its pictures")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="digitnet",
+        description="Read handwritten digits with a neural network built from scratch in NumPy.",
+    )
+    from digitnet import __version__
+
+    parser.add_argument("--version", action="version", version=f"digitnet {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+    parser.commands = commands.choices  # each command's parser, to report its own usage errors
+
+    for add in COMMANDS:
+        add(commands)
     return parser
-
-
-def add_image_arguments(parser: argparse.ArgumentParser) -> None:
-    """The images, the model and --json, shared by predict and read."""
-    parser.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+")
-    parser.add_argument("--model", help="a model file, or cnn (default) or tutorial")
-    parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
-
-
-def add_writing_command(commands, name: str, handler, out: str, out_help: str, **text) -> None:
-    """A command that reads MODEL and writes one file, OUT: replaced only with --force."""
-    parser = commands.add_parser(name, **text)
-    parser.add_argument("model", metavar="MODEL", help="a model file (digitnet or Keras), or"
-                        " a bundled model: cnn or tutorial")  # fmt: skip
-    parser.add_argument("out", metavar=out, help=out_help)
-    parser.add_argument("--force", action="store_true", help="replace an existing OUT file")
-    parser.set_defaults(func=handler)
-
-
-def add_model_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "model",
-        metavar="MODEL",
-        nargs="?",
-        help="a model file saved by digitnet train, or a bundled model: cnn (the default, the"
-        " best) or tutorial",
-    )
-
-
-def add_data_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data",
-        metavar="PATH",
-        help="MNIST source: a folder of IDX files (gzipped or not), a Keras mnist.npz or a"
-        " Kaggle train.csv (default: $DIGITNET_DATA, else the bundled MNIST)",
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
