@@ -131,9 +131,6 @@ def loss_name(text: str) -> str:
     return name_from(LOSSES, "loss", "losses")(LOSS_ALIASES.get(text.lower(), text))
 
 
-# ------------------------------------------------------------------------------------ commands
-
-
 # ------------------------------------------------------------------ arguments shared by commands
 
 
