@@ -90,8 +90,9 @@ def test_uneven_lighting_and_paper_noise(digit, rng):
 
 
 def test_a_computer_drawing_needs_no_lighting_map_and_loses_nothing_by_it(digit, rng):
+    from digitnet.vision.lighting import flat_paper, ink_of
     from digitnet.vision.loading import load_gray
-    from digitnet.vision.preprocess import ANALYSIS_SIDE, flat_paper, ink_of
+    from digitnet.vision.preprocess import ANALYSIS_SIDE
 
     drawing = load_gray(paper(digit, size=(280, 280), offset=(20, 0), canvas=(320, 280)))
     assert flat_paper(drawing) == 1.0  # white all round and on most of the page
@@ -109,8 +110,9 @@ def test_a_computer_drawing_needs_no_lighting_map_and_loses_nothing_by_it(digit,
 def test_ink_is_found_on_a_copy_about_the_analysis_side(digit):
     """A page's canvas (280 px) is analysed whole, a large photo on a copy at most 256 px
     wide, reduced by a whole factor (each block its darkest pixel)."""
+    from digitnet.vision.lighting import SHRINK_SLACK, ink_of
     from digitnet.vision.loading import load_gray
-    from digitnet.vision.preprocess import ANALYSIS_SIDE, SHRINK_SLACK, ink_of
+    from digitnet.vision.preprocess import ANALYSIS_SIDE
 
     for side in (280, int(ANALYSIS_SIDE * SHRINK_SLACK)):
         ink = ink_of(load_gray(paper(digit, size=(side, side))), ANALYSIS_SIDE)

@@ -20,6 +20,7 @@ import numpy as np
 from digitnet.checker import PieceChecker, bundled_checker
 from digitnet.pairs import NOT_A_PAIR, PairReader, bundled_pair_reader
 from digitnet.vision import ImageError, prepare
+from digitnet.vision.box import Box
 from digitnet.vision.preprocess import SEVERAL_DIGITS
 from digitnet.vision.segment import Piece, Segmented, choose_reading, segment
 
@@ -33,7 +34,7 @@ class Prediction:
     probabilities: list[float] | None = None
     reason: str | None = None
     input: np.ndarray | None = field(default=None, repr=False)  # the 28x28 the network saw
-    box: tuple[int, int, int, int] | None = None  # the digit in the image: x, y, width, height
+    box: Box | None = None  # the digit in the image
     frame: tuple[float, float, float, float] | None = None  # the 28x28 field on the image
     note: str | None = None  # e.g. "several digits: digitnet read reads numbers"
     line: int = 0  # in a reading: which line of writing, from the top
@@ -134,10 +135,10 @@ def mark_joined(predictions: Sequence[Prediction], checker: PieceChecker | None 
     """Give the "several digits" note to each prediction whose writing looks like digits
     written touching (see JOINED_ASPECT). Only wide ones go through the checker."""
     wide = [p for p in predictions if p.input is not None and p.note is None and p.box
-            and p.box[2] > JOINED_ASPECT * p.box[3]]  # fmt: skip
+            and p.box.width > JOINED_ASPECT * p.box.height]  # fmt: skip
     if not wide:
         return
-    pieces = [Piece(p.input, p.box, 0, (p.box[1] + p.box[3] / 2, p.box[3])) for p in wide]
+    pieces = [Piece(p.input, p.box, 0, (p.box.middle, p.box.height)) for p in wide]
     for prediction, whole in zip(wide, (checker or bundled_checker()).whole(pieces), strict=True):
         if whole < JOINED_WHOLE:
             prediction.note = SEVERAL_DIGITS
@@ -306,8 +307,8 @@ def pair_predictions(piece: Piece, p: np.ndarray) -> list[Prediction]:
     x, y, width, height = piece.box
     ink = piece.mask.sum(axis=0)  # (width,): a pair is always a piece cut by segment
     split = width // 4 + int(np.argmin(ink[width // 4 : width - width // 4])) if width > 3 else 1
-    halves = ((first, pairs.sum(axis=1), (x, y, split, height)),
-              (second, pairs.sum(axis=0), (x + split, y, width - split, height)))  # fmt: skip
+    halves = ((first, pairs.sum(axis=1), Box(x, y, split, height)),
+              (second, pairs.sum(axis=0), Box(x + split, y, width - split, height)))  # fmt: skip
     return [Prediction(int(d), float(m[d]), [float(v) for v in m], box=box, line=piece.line)
             for d, m, box in halves]  # fmt: skip
 

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from digitnet.vision.box import Box
+
 ONES_AND_SEVENS = 1 / 3  # share of the digits drawn from the 1s and 7s
 SEVERAL_LINES = 1 / 6  # share of pages with two or three lines
 
-Box = tuple[int, int, int, int]  # x, y, width, height in the page's pixels
 
 
 @dataclass
@@ -125,7 +126,7 @@ def write_line(
         here = (slice(y, y + h), slice(x, x + w))
         owner[here][(strokes > OWNED * strokes.max()) & (strokes > line[here])] = n
         np.maximum(line[here], strokes, out=line[here])
-        boxes.append((x, y, w, h))
+        boxes.append(Box(x, y, w, h))
         x = max(x + w + gap, x + 2)
     end = x + height // 2
     return line[:, :end], owner[:, :end], boxes
@@ -164,7 +165,7 @@ def write_page(
         blocks.append(block)
         owners.append(np.where(owner >= 0, owner + len(digits), -1))
         texts.append("".join(str(source.labels[i]) for i in picks))
-        digits += [WrittenDigit(int(source.labels[i]), (x, y + top, w, h), n)
+        digits += [WrittenDigit(int(source.labels[i]), Box(x, y + top, w, h), n)
                    for i, (x, y, w, h) in zip(picks, boxes, strict=True)]  # fmt: skip
         top += block.shape[0]
         if alone:

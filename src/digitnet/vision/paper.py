@@ -1,7 +1,7 @@
 """What on a page is the paper's and not writing: ruled, squared and margin lines, folds, the
 dark band a scanner leaves at an edge, dots of a dot grid, salt-and-pepper specks, smudges.
 
-Every function works on the writing mask at analysis scale (``preprocess.Ink.small`` above
+Every function works on the writing mask at analysis scale (``lighting.Ink.small`` above
 its threshold). The paper's lines are removed before the digits are looked for, so a digit
 written on ruled paper is still read; what remains of a page without writing is either
 nothing, or specks and smudges that are given a reason instead of a digit.

@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from digitnet.vision.box import Box
 from digitnet.vision.components import label
 from digitnet.vision.filters import grow, square_filter
+from digitnet.vision.lighting import Ink, ink_of
 from digitnet.vision.loading import load_gray
 from digitnet.vision.paper import writing_parts
 from digitnet.vision.preprocess import (
     NO_INK,
-    Ink,
-    ink_of,
     normalize_digit,
     pixel_noise,
     scaled_strokes,
@@ -52,12 +52,18 @@ NEAR = 11
 FLOOR_NOISE = 5.0  # writing stands this many deviations of the paper's noise above it
 FLOOR_CONTRAST = 0.08  # and this far, at least, from the paper
 NO_NEIGHBOUR = 2.0  # line heights: a gap this wide or wider is the same as no neighbour
+PAIR_WIDTH = 0.5  # of the line's digit height: a piece of connected writing this wide may be
+# two digits written touching, and is read as a pair too
+PAIR_SHAPE, PAIR_BOX = (28, 56), (20, 48)
+LINE_HEIGHT_SHARE = 0.45  # a band of writing shorter than this share of the tallest is a
+# piece of a neighbouring line (a 7's detached bar), not a line of its own
+SLICE_WIDTH = 0.25  # of the row's digit height: the narrowest slice a part is cut into
 
 
 @dataclass
 class Piece:
     image: np.ndarray | None  # (28, 28) float32, ink bright; None for a candidate pair only
-    box: tuple[int, int, int, int]  # x, y, width, height in the source image
+    box: Box  # where it is in the source image
     line: int = 0  # which line of writing, from the top
     row: tuple[float, float] = (0.0, 0.0)  # its line's middle (y) and digit height, in pixels
     mask: np.ndarray | None = field(default=None, repr=False)  # (height, width) bool: its ink
@@ -199,17 +205,13 @@ def cut_out(
     ys = np.clip(ys, 0, g.mask.shape[0] - 1)
     xs = np.clip(xs, 0, g.mask.shape[1] - 1)
     own = grow(g.mask, 1)[np.ix_(ys, xs)]  # (bottom - top, right - left) bool
-    crop = ink.region(top, left, bottom, right) * own
+    box = Box.from_edges(top, left, bottom, right)
+    crop = ink.region(box) * own
     image = normalize_digit(crop, threshold) if single else None
     pair = None
     if g.component >= 0 and g.mask.shape[1] >= PAIR_WIDTH * row[1] / scale:
         pair = normalize_pair(crop, threshold)
-    return Piece(image, (left, top, right - left, bottom - top), line, row, own, pair)
-
-
-PAIR_WIDTH = 0.5  # of the line's digit height: a piece of connected writing this wide may be
-# two digits written touching, and is read as a pair too
-PAIR_SHAPE, PAIR_BOX = (28, 56), (20, 48)
+    return Piece(image, box, line, row, own, pair)
 
 
 def normalize_pair(crop: np.ndarray, threshold: float) -> np.ndarray:
@@ -231,10 +233,6 @@ def writing_of(small: np.ndarray) -> tuple[np.ndarray, float]:
     floor = max(FLOOR_NOISE * pixel_noise(small), FLOOR_CONTRAST)
     near = square_filter(small, NEAR, "max")  # (h, w) the strongest ink around each pixel
     return small > np.maximum(floor, READING_SHARE * near), floor
-
-
-LINE_HEIGHT_SHARE = 0.45  # a band of writing shorter than this share of the tallest is a
-# piece of a neighbouring line (a 7's detached bar), not a line of its own
 
 
 def lines(writing: np.ndarray) -> list[tuple[int, int]]:
@@ -295,9 +293,6 @@ def _union(a: _Group, b: _Group) -> _Group:
     for g in (a, b):
         mask[g.top - top : g.bottom - top, g.left - left : g.right - left] |= g.mask
     return _Group(mask, top, left, a.component if a.component == b.component else -1)
-
-
-SLICE_WIDTH = 0.25  # of the row's digit height: the narrowest slice a part is cut into
 
 
 def slices(g: _Group, row_height: float) -> list[_Group]:
