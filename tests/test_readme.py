@@ -37,3 +37,19 @@ def test_readme_opens_with_setup_run_and_test_commands():
     commands = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
     assert commands == ['pip install -e ".[test]"', "digitnet serve", "python -m pytest"]
     assert "python -m pytest" in (README.parent / ".ci" / "run").read_text()
+
+
+def test_the_container_serves_as_an_unprivileged_user_on_every_interface():
+    """The Dockerfile (built in CI where a Docker daemon answers): python-slim, its own user,
+    the package installed from what it copies, `digitnet serve --host 0.0.0.0`."""
+    root = README.parent
+    lines = [line.split() for line in (root / "Dockerfile").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]  # fmt: skip
+    steps = {words[0]: words[1:] for words in lines}
+    assert steps["FROM"][0].startswith("python:") and steps["FROM"][0].endswith("-slim")
+    runs = [word for words in lines if words[0] == "RUN" for word in words]
+    assert steps["USER"] != ["root"] and "useradd" in runs
+    copied = [words[1] for words in lines if words[0] == "COPY"]
+    assert all((root / path).exists() for path in copied) and "src" in copied
+    command = " ".join(steps["CMD"])
+    assert '"serve"' in command and '"--host", "0.0.0.0"' in command

@@ -15,6 +15,7 @@ _LAZY = {
     "recognize": "digitnet.recognition",
     "read_number": "digitnet.recognition",
     "Prediction": "digitnet.recognition",
+    "recognize_many": "digitnet.many",
 }
 
 

@@ -14,7 +14,7 @@ import math
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 EXIT_ERROR = 1
@@ -68,6 +68,13 @@ def default_workers() -> int:
     from digitnet.blas import available_cores  # no NumPy: the parser is built before it loads
 
     return 1 if sys.platform == "win32" else available_cores(at_most=MAX_DEFAULT_WORKERS)
+
+
+def default_jobs() -> int:
+    """predict's and read's worker processes unless told: the cores this process may use."""
+    from digitnet.blas import available_cores  # no NumPy: the parser is built before it loads
+
+    return available_cores(at_most=64)
 
 
 def positive_int(text: str) -> int:
@@ -135,10 +142,23 @@ def loss_name(text: str) -> str:
 
 
 def add_image_arguments(parser: argparse.ArgumentParser) -> None:
-    """The images, the model and --json, shared by predict and read."""
+    """The images, the model, --json and how the work is shared out: predict's and read's."""
     parser.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+")
     parser.add_argument("--model", help="a model file, or cnn (default) or tutorial")
     parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    parser.add_argument("--jobs", type=positive_int, default=default_jobs(), metavar="N",
+                        help="processes working at once, each with the model loaded once"
+                        " (default: the cores this process may use, %(default)s here)")  # fmt: skip
+    parser.add_argument("--unordered", action="store_true",
+                        help="answers as they come, not in the files' order")  # fmt: skip
+    parser.add_argument("--resume", metavar="OUT.jsonl",
+                        help="also write the answers to this JSON-lines file, as they come;"
+                        " files it already answers are skipped (a run stopped halfway goes on"
+                        " where it stopped)")  # fmt: skip
+    parser.add_argument("--dask", metavar="ADDRESS",
+                        help="send the work to the Dask cluster whose scheduler is here"
+                        " (tcp://host:8786); the workers read the files, from a path they"
+                        " share (pip install 'digitnet[dask]')")  # fmt: skip
 
 
 def add_writing_command(commands, name: str, handler, out: str, out_help: str, **text) -> None:
@@ -345,34 +365,6 @@ def describe_model(spec: str | None) -> str:
     return spec
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
-PREDICT_CHUNK = 256  # images prepared and recognised per forward pass
-
-
-def image_files(paths: Sequence[str]) -> list[tuple[str, str | None]]:
-    """(file, problem) for every image named or found in a named folder (recursively);
-    ``problem`` says why a path cannot be read, None when it can be tried."""
-    found: list[tuple[str, str | None]] = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            problems: list[OSError] = []
-            files = []
-            for root, dirs, names in os.walk(path, onerror=problems.append):
-                dirs.sort()
-                files += [os.path.join(root, n) for n in sorted(names)
-                          if Path(n).suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
-            found += [(f, None) for f in files]
-            found += [(e.filename or name, f"cannot read folder: {e.strerror}") for e in problems]
-            if not files and not problems:
-                found.append((name, "no image files in this folder"))
-        elif path.exists():
-            found.append((name, None))
-        else:
-            found.append((name, "no such file or folder"))
-    return found
-
-
 @command
 def add_predict(commands) -> None:
     predict = commands.add_parser(
@@ -389,35 +381,19 @@ def add_predict(commands) -> None:
 
 
 def cmd_predict(args) -> int:
-    from digitnet.recognition import Recognizer
-    from digitnet.vision import ImageError
-    from digitnet.zoo import resolve_model
-
     if args.csv and Path(args.csv).exists():
         raise FileExistsError(
             f"{args.csv} exists; digitnet never overwrites a CSV (choose another)"
         )
-    recognizer = Recognizer(resolve_model(args.model))
-    records, failed = [], False
-    entries = image_files(args.images)
     if not args.json:
         print(f"{'file':<40} digit  confidence")
-    for start in range(0, len(entries), PREDICT_CHUNK):
-        chunk = entries[start : start + PREDICT_CHUNK]
-        readable = [name for name, problem in chunk if problem is None]
-        results = iter(recognizer.recognize_many(readable))
-        for name, problem in chunk:
-            result = next(results) if problem is None else problem
-            if isinstance(result, (ImageError, str)):
-                failed = True
-                record = {"file": name, "error": str(result)}
-            else:
-                record = {"file": name, **result.to_dict(args.top)}
-            records.append(record)
-            print(json.dumps(record) if args.json else format_prediction(record, args.top))
-    if args.csv:
-        write_csv(Path(args.csv), records)
-    return EXIT_ERROR if failed else 0
+    with contextlib.ExitStack() as stack:
+        table = None
+        if args.csv:
+            table = csv_table(stack.enter_context(open(args.csv, "x", newline="")))
+        if args.json:
+            return answer_files(args, "predict", json.dumps, table)
+        return answer_files(args, "predict", lambda r: format_prediction(r, args.top), table)
 
 
 def format_prediction(record: dict, top: int) -> str:
@@ -434,16 +410,49 @@ def format_prediction(record: dict, top: int) -> str:
     return line
 
 
-def write_csv(path: Path, records: list[dict]) -> None:
+def csv_table(file) -> Callable[[dict], None]:
+    """A CSV writer for predict's answers, one row each as they come."""
     import csv
 
-    with path.open("x", newline="") as file:  # "x": fail rather than overwrite
-        writer = csv.writer(file)
-        writer.writerow(["file", "digit", "confidence", "reason", "error"])
-        for r in records:
-            writer.writerow([r["file"], "" if r.get("digit") is None else r["digit"],
-                             "" if r.get("confidence") is None else f"{r['confidence']:.6f}",
-                             r.get("reason") or "", r.get("error") or ""])  # fmt: skip
+    writer = csv.writer(file)
+    writer.writerow(["file", "digit", "confidence", "reason", "error"])
+
+    def write(r: dict) -> None:
+        writer.writerow([r["file"], "" if r.get("digit") is None else r["digit"],
+                         "" if r.get("confidence") is None else f"{r['confidence']:.6f}",
+                         r.get("reason") or "", r.get("error") or ""])  # fmt: skip
+
+    return write
+
+
+def answer_files(args, kind: str, show: Callable[[dict], str], also=None) -> int:
+    """predict's and read's common part: every file named or found, answered on --jobs
+    processes or --dask; each answer printed (``show``, one or more lines) and given to
+    ``also`` as it comes; with --resume, written to that JSON-lines file too, skipping the
+    files it already answers. Exit status 1 if a file failed, 130 on Ctrl-C (what was answered
+    is written)."""
+    from digitnet.many import Task, answer, answered, not_answered, walk
+
+    task = Task.of(kind, args.model, getattr(args, "top", 0))  # the model is checked first
+    entries = walk(args.images)
+    failed = False
+    with contextlib.ExitStack() as stack:
+        log = None
+        if args.resume:
+            entries = not_answered(entries, answered(args.resume))
+            log = stack.enter_context(open(args.resume, "a", buffering=1))  # line by line
+        try:
+            for record in answer(entries, task, args.jobs, not args.unordered, args.dask):
+                failed |= "error" in record
+                print(show(record), flush=log is not None)
+                if also:
+                    also(record)
+                if log:
+                    log.write(json.dumps(record) + "\n")
+        except KeyboardInterrupt:
+            print("interrupted (Ctrl-C): the answers so far are written", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    return EXIT_ERROR if failed else 0
 
 
 @command
@@ -457,28 +466,16 @@ def add_read(commands) -> None:
 
 
 def cmd_read(args) -> int:
-    from digitnet.recognition import Recognizer, read_with
-    from digitnet.vision import ImageError
-    from digitnet.zoo import resolve_model
+    return answer_files(args, "read", json.dumps if args.json else format_reading)
 
-    recognizer = Recognizer(resolve_model(args.model))
-    failed = False
-    for name, problem in image_files(args.images):
-        try:
-            if problem:
-                raise ImageError(problem)
-            record = {"file": name, **read_with(recognizer, name).to_dict()}
-        except ImageError as err:
-            failed = True
-            record = {"file": name, "error": str(err)}
-        if args.json:
-            print(json.dumps(record))
-        elif "error" in record:
-            print(f"{name}: error: {record['error']}")
-        else:  # a line of output for each line of writing
-            for line in (record["text"] or f"({record.get('reason', 'no digits')})").split("\n"):
-                print(f"{name}: {line}")
-    return EXIT_ERROR if failed else 0
+
+def format_reading(record: dict) -> str:
+    """A line of output for each line of writing: "FILE: 2021"."""
+    name = record["file"]
+    if "error" in record:
+        return f"{name}: error: {record['error']}"
+    lines = (record["text"] or f"({record.get('reason', 'no digits')})").split("\n")
+    return "\n".join(f"{name}: {line}" for line in lines)
 
 
 @command
@@ -746,8 +743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from digitnet.blas import short_blas_spin, single_blas_thread
 
     short_blas_spin()  # before NumPy is imported below
-    if args.command == "serve":
-        single_blas_thread()
+    if args.command in ("serve", "predict", "read"):  # the work is shared out by processes,
+        single_blas_thread()  # and one thread's numbers are the same in every one of them
     from digitnet.data import DataError
     from digitnet.memory import reuse_freed_memory
     from digitnet.nn import NNError

@@ -156,8 +156,11 @@ class Recognizer:
         """Calibrated probabilities (N, 10) for prepared inputs (N, 28, 28)."""
         return calibrate(self.model.predict(inputs, verbose=0), self.temperature)
 
-    def recognize_many(self, images: Sequence[Any]) -> list[Prediction | ImageError]:
-        """Each image's Prediction, or the ImageError that stopped it; one forward pass."""
+    def recognize_many(
+        self, images: Sequence[Any], batch: int | None = None
+    ) -> list[Prediction | ImageError]:
+        """Each image's Prediction, or the ImageError that stopped it; one forward pass (with
+        ``batch``: passes of exactly that many rows, see ``outputs``)."""
         results: list[Prediction | ImageError] = []
         for image in images:
             try:
@@ -173,8 +176,20 @@ class Recognizer:
                                       note=prepared.note))  # fmt: skip
         ready = [r for r in results if isinstance(r, Prediction) and r.input is not None]
         if ready:
-            self.judge(ready, self.model.predict(np.stack([r.input for r in ready]), verbose=0))
+            self.judge(ready, self.outputs(np.stack([r.input for r in ready]), batch))
         return results
+
+    def outputs(self, inputs: np.ndarray, batch: int | None = None) -> np.ndarray:
+        """The model's outputs (n, 10) for prepared inputs (n, 28, 28). With ``batch``, in
+        passes of exactly ``batch`` rows, the last filled up with blank inputs: BLAS takes
+        other paths for other row counts, and an image's last digits of probability would
+        depend on how many others came with it (a run resumed halfway would differ)."""
+        if batch is None:
+            return self.model.predict(inputs, verbose=0)
+        n = len(inputs)
+        padded = np.zeros((-(-n // batch) * batch, *inputs.shape[1:]), inputs.dtype)
+        padded[:n] = inputs
+        return self.model.predict(padded, batch_size=batch, verbose=0)[:n]
 
     def judge(self, predictions: Sequence[Prediction], outputs: np.ndarray) -> None:
         """``decide`` for whole images (not the pieces of a reading), and the note for those

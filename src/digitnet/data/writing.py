@@ -28,7 +28,6 @@ ONES_AND_SEVENS = 1 / 3  # share of the digits drawn from the 1s and 7s
 SEVERAL_LINES = 1 / 6  # share of pages with two or three lines
 
 
-
 @dataclass
 class Digits:
     """Digits of one set as ink (h, w) float32 in [0, 1], bright where written, cropped."""

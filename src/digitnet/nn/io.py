@@ -261,14 +261,17 @@ LAYERS = {
 }
 
 
-def load_model(path: str | os.PathLike):
+def load_model(path: str | os.PathLike, content: bytes | None = None):
     """Rebuild a model saved by ``save_model``: architecture, weights, compile settings,
-    history and metadata. A Keras ``.keras`` or ``.h5`` file is read too (``keras_files``)."""
+    history and metadata. A Keras ``.keras`` or ``.h5`` file is read too (``keras_files``).
+    ``content``: the file's bytes, already read (a model sent to another process or machine);
+    ``path`` then only names it in messages."""
     from digitnet.nn.callbacks import History
     from digitnet.nn.keras_files import keras_format, load_keras
     from digitnet.nn.model import Sequential
 
-    content = read_file_as(path, MAX_FILE_BYTES, ModelFileError, "model file")
+    if content is None:
+        content = read_file_as(path, MAX_FILE_BYTES, ModelFileError, "model file")
     if keras_format(content):
         return load_keras(content, path, MAX_ARRAY_BYTES)
     description, arrays = read_model_file(path, content)

@@ -1,0 +1,170 @@
+"""Many files at once (``digitnet.many``, ``predict``/``read --jobs/--resume/--dask``): every
+core or a Dask cluster, the same answers in the same order, a bad file or a dead worker costing
+only its own answer, a stopped run resumed to the very output of an uninterrupted one."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pictures import png_bytes
+
+from digitnet import many
+from digitnet.many import Task, answer, answered, walk
+
+DIGITNET = [sys.executable, "-m", "digitnet"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, mnist):
+    """300 digit images in two sub-folders, a file that is not an image, an empty folder."""
+    _, (x_test, _) = mnist
+    root = tmp_path_factory.mktemp("many")
+    for i in range(300):
+        part = root / ("b" if i % 2 else "a")
+        part.mkdir(exist_ok=True)
+        (part / f"{i:03d}.png").write_bytes(png_bytes(255 - x_test[i]))
+    (root / "a" / "broken.png").write_bytes(b"not a png")
+    (root / "empty").mkdir()
+    return root
+
+
+def same_answers(a: list[dict], b: list[dict]) -> None:
+    """The same files, digits and reasons; probabilities equal to float32 rounding (BLAS
+    threads differ between processes)."""
+    assert [r["file"] for r in a] == [r["file"] for r in b]
+    for x, y in zip(a, b, strict=True):
+        assert x.get("digit") == y.get("digit") and x.get("error") == y.get("error")
+        if x.get("confidence") is not None:
+            assert x["confidence"] == pytest.approx(y["confidence"], abs=1e-5)
+
+
+def test_walk_is_lazy_sorted_and_names_what_it_cannot_read(folder):
+    found = walk([str(folder), str(folder / "empty"), str(folder / "missing.png")])
+    first = next(found)  # a generator: nothing is listed before it is needed
+    assert first == (str(folder / "a" / "000.png"), None)
+    rest = list(found)
+    names = [name for name, _ in [first, *rest]]
+    assert names[:3] == [str(folder / "a" / n) for n in ("000.png", "002.png", "004.png")]
+    problems = dict(entry for entry in rest if entry[1])
+    assert problems == {str(folder / "empty"): "no image files in this folder",
+                        str(folder / "missing.png"): "no such file or folder"}  # fmt: skip
+
+
+def test_two_processes_give_the_answers_of_one_in_the_same_order(folder):
+    task = Task.of("predict")
+    alone = list(answer(walk([str(folder)]), task, jobs=1))
+    shared = list(answer(walk([str(folder)]), task, jobs=2))
+    assert len(alone) == 301 and len(alone) > many.SMALL_RUN * many.CHUNK  # workers were used
+    same_answers(alone, shared)
+    broken = [r for r in shared if r["file"].endswith("broken.png")]
+    assert "not an image file" in broken[0]["error"]
+    unordered = list(answer(walk([str(folder)]), task, jobs=2, ordered=False))
+    same_answers(sorted(alone, key=lambda r: r["file"]), sorted(unordered, key=lambda r: r["file"]))
+
+
+def test_a_worker_that_dies_costs_no_answer(folder):
+    """A worker process killed mid-run (as the out-of-memory killer would): it is replaced, the
+    chunks it and the others had are answered again, and every file gets its answer."""
+    task = Task.of("predict")
+    expected = list(answer(walk([str(folder)]), task, jobs=1))
+    got, killed = [], False
+    for record in answer(walk([str(folder)]), task, jobs=2):
+        got.append(record)
+        if len(got) == 40 and not killed:
+            import multiprocessing
+
+            victim = multiprocessing.active_children()[0]
+            os.kill(victim.pid, signal.SIGKILL)
+            killed = True
+    assert killed
+    same_answers(expected, got)
+
+
+def test_read_shares_the_work_too(folder):
+    task = Task.of("read")
+    files = [str(folder / "a" / f"{i:03d}.png") for i in range(0, 40, 2)]
+    alone = list(answer(walk(files), task, jobs=1))
+    assert [r["text"] for r in alone[:3]] == ["7", "1", "4"]
+    same_answers(alone, list(answer(walk(files * 15), task, jobs=2))[: len(files)])
+
+
+def test_answered_drops_a_line_cut_short(tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text(json.dumps({"file": "a.png", "digit": 1}) + "\n" + '{"file": "b.pn')
+    assert answered(out) == {"a.png"}
+    assert out.read_text() == json.dumps({"file": "a.png", "digit": 1}) + "\n"
+    assert answered(tmp_path / "none.jsonl") == set()
+
+
+def run_until(args, out: Path, lines: int, sig: int, env=None) -> subprocess.CompletedProcess:
+    """Start ``digitnet ARGS``, send it ``sig`` once ``out`` holds ``lines`` lines."""
+    process = subprocess.Popen([*DIGITNET, *args], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if out.exists() and out.read_bytes().count(b"\n") >= lines:
+            process.send_signal(sig)
+            break
+        time.sleep(0.01)
+    _, err = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(args, process.returncode, "", err)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
+def test_resume_after_a_stop_halfway_gives_the_output_of_an_uninterrupted_run(folder, tmp_path,
+                                                                             sig):  # fmt: skip
+    whole, part = tmp_path / "whole.jsonl", tmp_path / "part.jsonl"
+    args = ["predict", str(folder), "--jobs", "2"]
+    assert subprocess.run([*DIGITNET, *args, "--resume", str(whole)], capture_output=True,
+                          check=False).returncode == 1  # fmt: skip # the broken file
+    marker = {**os.environ, "DIGITNET_TEST_RUN": str(tmp_path)}  # to find its workers after
+    stopped = run_until([*args, "--resume", str(part)], part, 150, sig, env=marker)
+    assert 150 <= part.read_bytes().count(b"\n") < 301
+    if sig == signal.SIGINT:
+        assert stopped.returncode == 130 and "interrupted" in stopped.stderr
+        time.sleep(0.5)
+        assert not processes_with(str(tmp_path))  # no worker is left behind
+    broken_answered = b"broken.png" in part.read_bytes()
+    again = subprocess.run([*DIGITNET, *args, "--resume", str(part)], capture_output=True,
+                           text=True, check=False)  # fmt: skip
+    assert again.returncode == (0 if broken_answered else 1)  # this run's files' status
+    assert part.read_bytes() == whole.read_bytes()
+
+
+def processes_with(marker: str) -> list[int]:
+    """Processes whose environment carries DIGITNET_TEST_RUN=marker (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if f"DIGITNET_TEST_RUN={marker}".encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_dask_cluster_gives_the_same_answers(folder):
+    import distributed
+
+    task = Task.of("predict")
+    expected = list(answer(walk([str(folder)]), task, jobs=1))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:  # fmt: skip
+        on_cluster = list(answer(walk([str(folder)]), task, dask=cluster.scheduler_address))
+    same_answers(expected, on_cluster)
+
+
+def test_the_library_answers_files_on_several_processes(folder):
+    import digitnet
+
+    files = [str(folder / "a" / f"{i:03d}.png") for i in range(0, 20, 2)]
+    records = list(digitnet.recognize_many(files, jobs=2))
+    assert [r["digit"] for r in records[:3]] == [7, 1, 4]
+    assert np.isclose(sum(records[0]["probabilities"]), 1, atol=1e-5)
