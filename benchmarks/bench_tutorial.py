@@ -39,8 +39,9 @@ TARGET_PEAK_MB = 400
 TARGET_HELP_SECONDS = 0.5
 
 
-def digitnet_fit(x, y, x_test, y_test, seed=0):
+def digitnet_fit(x, y, x_test, y_test, seed=0, fuse=True):
     model = build_model(TrainConfig(seed=seed))
+    model.fuse = fuse  # False: the plain path, each layer as its math reads
     model.fit(
         x, y, epochs=5, batch_size=32, validation_data=(x_test, y_test), seed=seed, verbose=False
     )
@@ -115,6 +116,11 @@ def main() -> int:
             f"{verdict} the {TARGET_FIT_SECONDS} s target; runs {[round(t, 3) for t in fit_all]}",
         )
     )
+    plain_s, plain_all = median_time(lambda: digitnet_fit(x, y, x_test, y_test, fuse=False),
+                                     repeats)  # fmt: skip
+    results["digitnet_plain_fit_seconds"] = plain_all
+    print(row("digitnet fit, plain path (fuse=False)", f"{plain_s:.3f} s",
+              f"the fast path is {plain_s / fit_s:.1f}x faster"))  # fmt: skip
     floor_s, floor_all = median_time(lambda: numpy_floor(x), repeats)
     results["numpy_floor_seconds"] = floor_all
     print(
@@ -191,6 +197,17 @@ def main() -> int:
                 f"{'meets' if ok else 'MISSES'} targets; {accuracies}",
             )
         )
+        paths = {True: [], False: []}  # both paths, the same seeds: within 0.002
+        for seed in range(5):
+            for fuse, found in paths.items():
+                model = digitnet_fit(x, y, x_test, y_test, seed=seed, fuse=fuse)
+                found.append(model.evaluate(x_test, y_test, verbose=0)[1])
+        plain = paths[False]
+        results["fast_and_plain_seed_accuracies"] = [paths[True], plain]
+        gap = max(abs(a - b) for a, b in zip(paths[True], plain, strict=True))
+        verdict = "meets" if gap <= 0.002 else "MISSES"
+        print(row("  the same on the plain path", f"largest gap {gap:.4f}",
+                  f"{verdict} the 0.002 target; {[round(a, 4) for a in plain]}"))  # fmt: skip
 
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

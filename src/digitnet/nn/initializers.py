@@ -80,3 +80,14 @@ def get_initializer(initializer: str | Initializer) -> Initializer:
     if isinstance(initializer, Initializer):
         return initializer
     return lookup(INITIALIZERS, initializer, "initializer")()
+
+
+STREAMS = {"init": 0, "fit": 1}
+
+
+def random_stream(seed: int | None, purpose: str) -> np.random.Generator:
+    """An independent random stream per purpose: the same seed must not give the initial
+    weights and the shuffling the same numbers. ``seed=None`` draws fresh entropy."""
+    if seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng([STREAMS[purpose], seed])

@@ -22,6 +22,7 @@ from digitnet.nn import explain, inputs, trainer
 from digitnet.nn.callbacks import Callback, History, report_pass
 from digitnet.nn.errors import NNError
 from digitnet.nn.fusion import Plan, fused_plan, plain_plan
+from digitnet.nn.initializers import random_stream
 from digitnet.nn.keras_args import refuse_unsupported, verbosity
 from digitnet.nn.layers import Layer, Shape
 from digitnet.nn.losses import Loss, get_loss
@@ -417,14 +418,3 @@ class Sequential:
 
         refuse_unsupported("save", zipped=zipped)
         save_model(self, filepath, overwrite=overwrite)
-
-
-STREAMS = {"init": 0, "fit": 1}
-
-
-def random_stream(seed: int | None, purpose: str) -> np.random.Generator:
-    """An independent random stream per purpose: the same seed must not give the initial
-    weights and the shuffling the same numbers. ``seed=None`` draws fresh entropy."""
-    if seed is None:
-        return np.random.default_rng()
-    return np.random.default_rng([STREAMS[purpose], seed])
