@@ -6,11 +6,14 @@ alone cannot judge a piece: trained on whole digits, it reads half a 0 as a conf
 two 1s written close as a confident 4. LeCun, Bottou, Bengio and Haffner (1998) train their
 recogniser with a "none of the above" class on the wrong pieces of their segmentation graph;
 here a second, small network makes that judgement, so the digit recogniser stays the one
-``predict`` uses: a multilayer perceptron over the piece's 28x28 input and seven numbers that
-place it in its line: its width, its height and its middle's offset from the line's middle
-(each over the line's digit height), the gaps to the writing left and right of it, and whether
-its edges were cut through connected writing (``Piece.context``). The context took development
-pages from 0.927 to 0.933 exact (8,000 training pages), 24,000 pages to 0.937.
+``predict`` uses: a small convolutional network over the piece's 28x28 input and, in two rows
+under it, seven numbers that place it in its line: its width, its height and its middle's
+offset from the line's middle (each over the line's digit height), the gaps to the writing left
+and right of it, and whether its edges were cut through connected writing (``Piece.context``).
+The context took development pages from 0.927 to 0.933 exact (8,000 training pages), 24,000
+pages to 0.937; convolutions instead of a multilayer perceptron (held-out pieces 94.8 % ->
+96.0 %) to 0.941, and another 1,000 development pages from 0.941 to 0.944, for 1-2 ms more
+a 6-digit number.
 
 It is trained on pieces cut, by the reader's own segmentation, from pages of numbers written
 with MNIST *training* digits 0-49,999 (``data.writing``), where the page says whose writing
@@ -29,7 +32,18 @@ from pathlib import Path
 
 import numpy as np
 
-from digitnet.nn import Adam, Dense, Sequential, load_model
+from digitnet.nn import (
+    Adam,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2D,
+    Reshape,
+    Sequential,
+    load_model,
+)
+from digitnet.nn.schedules import CosineDecay
 from digitnet.pieces import (
     COMPLETE,
     PURE,
@@ -44,14 +58,23 @@ from digitnet.vision.segment import Piece
 
 BUNDLED = Path(__file__).with_name("models") / "reading" / "checker.npz"
 GEOMETRY = 7  # width, height and middle's offset, over the line's digit height; context
+SHAPE = (30, 28)  # the 28x28 image, then two rows that carry the GEOMETRY numbers
+SPAN = 7  # columns each number fills: four numbers a row
 PAGES_PER_CHUNK = 250  # pages are written in chunks, each with its own seed: any worker count
+BATCH = 128
 
 
 def features(pieces: Sequence[Piece]) -> np.ndarray:
-    """The checker's input for each piece: (N, 784 + GEOMETRY) float32."""
-    images = np.stack([p.image for p in pieces]).reshape(len(pieces), -1)  # (N, 784)
-    geometry = np.array([place(p) for p in pieces], np.float32)  # (N, GEOMETRY)
-    return np.concatenate([images, geometry], axis=1)
+    """The checker's input for each piece: (N, 30, 28) float32 — its 28x28 image, and under
+    it number k of ``place`` repeated over columns SPAN*(k % 4) .. SPAN*(k % 4 + 1) of row
+    28 + k // 4, so one convolutional network reads the shape and the place together."""
+    out = np.zeros((len(pieces), *SHAPE), np.float32)
+    out[:, :28] = np.stack([p.image for p in pieces])
+    for n, piece in enumerate(pieces):
+        for k, value in enumerate(place(piece)):
+            row, column = 28 + k // 4, SPAN * (k % 4)
+            out[n, row, column : column + SPAN] = value
+    return out
 
 
 def place(piece: Piece) -> tuple[float, ...]:
@@ -86,7 +109,7 @@ def bundled_checker() -> PieceChecker:
 
 
 def labelled_pieces(pages: int, seed: int) -> Labelled:
-    """Features (n, 784 + GEOMETRY) and labels (n,) (1: one whole digit) of every piece that
+    """Features (n, 30, 28) and labels (n,) (1: one whole digit) of every piece that
     ``segment`` cuts from ``pages`` pages written with MNIST training digits."""
     inputs, labels = [], []
     for page, candidates, total in cut_pages(pages, seed):
@@ -104,15 +127,24 @@ def labelled_pieces(pages: int, seed: int) -> Labelled:
 
 
 def build(seed: int) -> Sequential:
-    """(N, 787) -> Dense 256 relu -> Dense 128 relu -> Dense 2 softmax (not whole, whole)."""
+    """(N, 30, 28) -> conv 32 -> pool -> conv 64 -> pool -> dense 128 -> 2 (not whole, whole).
+
+    Each conv is 3x3 'valid' + ReLU. Spatial sizes 30x28 -> 28x26 -> 14x13 -> 12x11 -> 6x5;
+    the dense layer sees 6 * 5 * 64 = 1,920 features. About 265,000 parameters."""
     return Sequential(
         [
-            Dense(256, activation="relu", input_shape=(784 + GEOMETRY,)),
-            Dense(128, activation="relu"),
+            Reshape((*SHAPE, 1), input_shape=SHAPE),
+            Conv2D(32, 3, activation="relu", kernel_initializer="he_uniform"),
+            MaxPool2D(2),
+            Conv2D(64, 3, activation="relu", kernel_initializer="he_uniform"),
+            MaxPool2D(2),
+            Flatten(),
+            Dense(128, activation="relu", kernel_initializer="he_uniform"),
+            Dropout(0.3),
             Dense(2, activation="softmax"),
         ],
         seed=seed,
-        name="piece-checker-787-256-128-2",
+        name="piece-checker-conv-32-64-128-2",
     )
 
 
@@ -123,9 +155,10 @@ def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) ->
     data = write(labelled_pieces, pages, PAGES_PER_CHUNK, seed, workers)
     x, y, cut = data.x, data.y, data.held_out
     model = build(seed)
-    model.compile(optimizer=Adam(1e-3), loss="sparse_categorical_crossentropy",
+    steps = epochs * -(-cut // BATCH)
+    model.compile(optimizer=Adam(CosineDecay(1e-3, steps)), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])  # fmt: skip
-    model.fit(x[:cut], y[:cut], epochs=epochs, batch_size=128, verbose=bool(verbose),
+    model.fit(x[:cut], y[:cut], epochs=epochs, batch_size=BATCH, verbose=2 if verbose else 0,
               validation_data=(x[cut:], y[cut:]))  # fmt: skip
     _, accuracy = model.evaluate(x[cut:], y[cut:], verbose=0)
     model.metadata.update({
