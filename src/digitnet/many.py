@@ -257,8 +257,10 @@ class Workers:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = self._start()
         for _ in range(len(out)):
-            _, chunk = out.popleft()
-            out.append((self.submit(chunk), chunk))
+            future, chunk = out.popleft()
+            if not (future.done() and future.exception() is None):  # finished ones stand
+                future = self.submit(chunk)
+            out.append((future, chunk))
 
     def _alone(self, entry: Entry) -> list[dict]:
         """One file of a chunk whose worker died, answered on its own."""
@@ -364,11 +366,11 @@ def answered(path: str | os.PathLike) -> set[str]:
     keep = 0  # bytes of whole, readable lines
     with path.open("rb") as file:
         for line in file:
+            if not line.endswith(b"\n"):  # cut short, even if what is there parses
+                break
             try:
                 done.add(json.loads(line)["file"])
             except (ValueError, KeyError, TypeError):
-                break
-            if not line.endswith(b"\n"):
                 break
             keep += len(line)
     if keep < path.stat().st_size:
