@@ -107,7 +107,8 @@ def test_answered_drops_a_line_cut_short(tmp_path):
 def run_until(args, out: Path, lines: int, sig: int, env=None) -> subprocess.CompletedProcess:
     """Start ``digitnet ARGS``, send it ``sig`` once ``out`` holds ``lines`` lines."""
     process = subprocess.Popen([*DIGITNET, *args], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+                               stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=_default_ctrl_c)  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         if out.exists() and out.read_bytes().count(b"\n") >= lines:
@@ -143,6 +144,12 @@ def test_resume_after_a_stop_halfway_gives_the_output_of_an_uninterrupted_run(fo
                            text=True, check=False)  # fmt: skip
     assert again.returncode == (1 if broken_left else 0)  # the status of this run's files
     assert part.read_bytes() == whole.read_bytes()
+
+
+def _default_ctrl_c() -> None:
+    """SIGINT as a terminal delivers it: a test run started in the background (as CI may be)
+    inherits it ignored, and Python then never turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def processes_with(marker: str) -> list[int]:
