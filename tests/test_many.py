@@ -183,3 +183,11 @@ def test_the_library_answers_files_on_several_processes(folder):
     records = list(digitnet.recognize_many(files, jobs=2))
     assert [r["digit"] for r in records[:3]] == [7, 1, 4]
     assert np.isclose(sum(records[0]["probabilities"]), 1, atol=1e-5)
+
+
+def test_a_wrong_cluster_address_is_one_line(folder, capsys):
+    from digitnet.cli import main
+
+    assert main(["predict", str(folder), "--dask", "nonsense"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a Dask scheduler's address" in err[0]

@@ -31,6 +31,7 @@ CHUNK = 32  # files per task: one forward pass for a predict chunk
 WINDOW = 4  # chunks out per worker at once: enough to keep it busy, few enough to stay flat
 SMALL_RUN = 8  # chunks: fewer are answered in this process (a worker takes ~1 s to start)
 PARENT_CHECK_SECONDS = 0.5  # how often a worker looks whether its parent still runs
+CONNECT_SECONDS = 10  # to reach a Dask scheduler
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 WORKER_DIED = "a worker process died reading it"
 KINDS = ("predict", "read")
@@ -320,10 +321,20 @@ def _answer_on_cluster(entries, task: Task, address: str, ordered: bool) -> Iter
     try:
         from distributed import Client
     except ImportError:
-        raise RuntimeError(
+        raise ImportError(
             "--dask needs the distributed package: pip install 'digitnet[dask]'"
         ) from None
-    with Client(address) as client:
+    try:
+        client = Client(address, timeout=CONNECT_SECONDS)
+    except (OSError, TimeoutError) as err:  # a wrong address, or no scheduler there
+        raise ConnectionError(
+            f"no Dask scheduler answers at {address} ({err}); start one with `dask scheduler`"
+        ) from None
+    except ValueError as err:
+        raise ConnectionError(
+            f"{address!r} is not a Dask scheduler's address ({err}); e.g. tcp://host:8786"
+        ) from None
+    with client:
         shipped = client.scatter(task, broadcast=True)  # the model, once to every worker
         workers = len(client.scheduler_info()["workers"]) or 1
         cluster = Cluster(client, shipped)
