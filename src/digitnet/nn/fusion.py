@@ -16,7 +16,9 @@ plain plan — its layers, each as its math reads (``plain_plan``). By default i
 4. **In place.** ReLU overwrites the pre-activation its layer just computed, and its backward
    the gradient it is given; training forward passes keep only what backward needs.
 5. **Threads.** Element-wise passes over large batches (ReLU, pooling, copying windows, the
-   strided additions of a convolution's dX) run on every core (``digitnet.nn.parallel``).
+   strided additions of a convolution's dX, batch normalisation's centring, scaling and
+   gradient) run on every core (``digitnet.nn.parallel``). For BatchNorm, which had run on one
+   core, that made 12,800 digits of the cnn preset 11.1 -> 9.0 s (medians of 3).
 6. **Less work backward.** No dX below the first layer with parameters; a convolution's dX is
    one GEMM (a full convolution) when that moves less memory than a GEMM per kernel offset.
 
@@ -35,6 +37,7 @@ from digitnet.nn.activations import ActivationFunction, softmax
 from digitnet.nn.conv import Conv2D, MaxPool2D, pool, route, windows
 from digitnet.nn.layers import Activation, Dense, Layer
 from digitnet.nn.losses import CategoricalCrossentropy, Loss, SparseCategoricalCrossentropy
+from digitnet.nn.normalization import BatchNorm
 from digitnet.nn.parallel import by_rows
 
 
@@ -93,8 +96,10 @@ def fused_plan(layers: list[Layer], loss: Loss | None) -> Plan:
             steps.append(FastActivationLayer(act))
         elif isinstance(layer, MaxPool2D):
             steps.append(FastPool(layer, relu_after=i - 1 in deferred))
+        elif isinstance(layer, BatchNorm):
+            steps.append(FastBatchNorm(layer))
         else:
-            steps.append(layer)  # Flatten, Reshape, Dropout, BatchNorm: as they are
+            steps.append(layer)  # Flatten, Reshape, Dropout: as they are
     return Plan(steps, loss.with_logits() if logits else loss, logits, first)
 
 
@@ -323,3 +328,72 @@ class FastPool:
         by_rows(route, self._X, self._out, dout, self._positive, dX)
         self._X = self._out = self._positive = None
         return dX
+
+
+def _centre(mean, rows, centred, squares) -> None:
+    np.subtract(rows, mean, out=centred)
+    np.multiply(centred, centred, out=squares)
+
+
+def _normalise(scale, beta, centred, out) -> None:
+    np.multiply(centred, scale, out=out)
+    out += beta
+
+
+def _normalise_backward(scale, k1, k2, dout, centred, dX) -> None:
+    """dX = dout * scale - centred * k1 - k2, row by row."""
+    np.multiply(dout, scale, out=dX)
+    dX -= centred * k1
+    dX -= k2
+
+
+class FastBatchNorm:
+    """BatchNorm in training with its element-wise passes over the rows split across threads
+    (rewrite 5); its column sums stay GEMVs. The formulas are ``BatchNorm``'s, term by term."""
+
+    def __init__(self, layer: BatchNorm):
+        self.layer = layer
+
+    def forward(self, X, training):
+        layer = self.layer
+        if not training:
+            return layer.forward(X, training=False)
+        gamma, beta = layer.params["gamma"], layer.params["beta"]
+        rows = X.reshape(-1, X.shape[-1])  # (M, D)
+        count = len(rows)
+        ones = np.ones(count, dtype=X.dtype)
+        mean = (ones @ rows) / count  # (D,)
+        centred, squares = np.empty_like(rows), np.empty_like(rows)
+        by_rows(partial(_centre, mean), rows, centred, squares)
+        var = (ones @ squares) / count  # (D,)
+        del squares
+        inv_std = 1 / np.sqrt(var + layer.epsilon)  # (D,)
+        m = layer.momentum
+        layer.state["moving_mean"] *= m
+        layer.state["moving_mean"] += (1 - m) * mean
+        layer.state["moving_variance"] *= m
+        layer.state["moving_variance"] += (1 - m) * var
+        out = np.empty_like(rows)
+        by_rows(partial(_normalise, gamma * inv_std, beta), centred, out)
+        self._centred, self._inv_std, self._ones = centred, inv_std, ones
+        return out.reshape(X.shape)
+
+    def backward(self, dout):
+        layer = self.layer
+        centred, inv_std, ones = self._centred, self._inv_std, self._ones
+        shape = dout.shape
+        dout = dout.reshape(-1, shape[-1])  # (M, D)
+        count = len(dout)
+        dbeta = ones @ dout  # (D,)
+        product = np.empty_like(dout)
+        by_rows(np.multiply, dout, centred, product)
+        dgamma = (ones @ product) * inv_std  # sum(dout * X_hat)
+        del product
+        layer.grads["beta"][...] = dbeta
+        layer.grads["gamma"][...] = dgamma
+        scale = layer.params["gamma"] * inv_std  # (D,)
+        dX = np.empty_like(dout)
+        k1, k2 = scale * inv_std * dgamma / count, scale * dbeta / count
+        by_rows(partial(_normalise_backward, scale, k1, k2), dout, centred, dX)
+        self._centred = None
+        return dX.reshape(shape)
