@@ -174,6 +174,11 @@ def test_uploading_a_photo_and_reading_a_number(page, mnist, tmp_path):
     assert page.locator("#reading-text").inner_text() == expected
     assert page.locator("#verdict .note").inner_text() == "3 digits"
     assert shows_no_digit(page)  # not the digit uploaded before
+    # one digit's input and explanation give way to a word on where the digits are shown
+    assert page.locator("#sees-hint").is_visible() and not page.locator("#seen").is_visible()
+    page.check("input[name=mode][value=digit]")
+    verdict(page)
+    assert page.locator("#seen").is_visible() and not page.locator("#sees-hint").is_visible()
 
 
 def test_a_page_with_nothing_written_reads_nothing_and_says_why_once(page, tmp_path):

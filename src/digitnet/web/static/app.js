@@ -157,6 +157,7 @@ async function show() {
   const reading = endpoint === "/api/read";
   document.getElementById("reading").hidden = !reading;
   document.getElementById("bars").hidden = reading;
+  showDigitPanel(!reading);
   overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
   if (reading) {
     showDigitViews(null);  // they belong to one digit: never the last one's
@@ -177,7 +178,14 @@ function showNothing() {
                           element("span", { class: "note" }, "draw something"));
   document.getElementById("bars").replaceChildren();
   document.getElementById("reading").hidden = true;
+  showDigitPanel(mode() !== "number");
   showDigitViews(null);
+}
+
+// One digit's input and explanation, or (a number being read) a word on where to find them.
+function showDigitPanel(oneDigit) {
+  document.querySelector("#sees .pair").hidden = !oneDigit;
+  document.getElementById("sees-hint").hidden = oneDigit;
 }
 
 // What the network sees, why, and its layers at work, for one digit's answer (or none).
