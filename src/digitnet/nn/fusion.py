@@ -19,8 +19,13 @@ plain plan — its layers, each as its math reads (``plain_plan``). By default i
    strided additions of a convolution's dX, batch normalisation's centring, scaling and
    gradient) run on every core (``digitnet.nn.parallel``). For BatchNorm, which had run on one
    core, that made 12,800 digits of the cnn preset 11.1 -> 9.0 s (medians of 3).
-6. **Less work backward.** No dX below the first layer with parameters; a convolution's dX is
-   one GEMM (a full convolution) when that moves less memory than a GEMM per kernel offset.
+6. **Less work backward.** No dX below the first layer with parameters.
+
+A convolution's dX was also computed, for large batches with at least as many input channels
+as filters, as one GEMM over the windows of the padded gradient (a full convolution); measured
+again on seven shapes (64 -> 64 valid and same, 32 -> 32, 128 -> 64, 128 -> 128), the GEMM per
+kernel offset with its additions split over the cores was 1.25-2.1x faster in every one, so that
+rewrite is gone.
 
 ``tests/test_fusion.py`` holds each rewrite to the plain path: the same outputs and gradients.
 """
@@ -217,19 +222,14 @@ class FastActivationLayer:
         return self.activation.backward(dout)
 
 
-FULL_CONVOLUTION_ROWS = 4096  # N * Ho * Wo from which dX is one GEMM (when C >= F)
-
-
-def im2col(Xp: np.ndarray, kernel, strides, out_hw, ones: bool = False) -> np.ndarray:
-    """``conv.im2col`` copied on every core (rewrite 5); with ``ones``, a last column of 1s,
-    (N * Ho * Wo, kh * kw * C + 1): multiplied by [W; b] it adds the bias in the same GEMM
-    (rewrite 3)."""
+def im2col_with_ones(Xp: np.ndarray, kernel, strides, out_hw) -> np.ndarray:
+    """``conv.im2col`` with a last column of 1s, (N * Ho * Wo, kh * kw * C + 1), copied on every
+    core (rewrite 5): multiplied by [W; b] it adds the bias in the same GEMM (rewrite 3)."""
     rows = windows(Xp, kernel, strides, out_hw)  # (N, Ho, Wo, kh, kw, C) view
     N, Ho, Wo, kh, kw, C = rows.shape
     K = kh * kw * C
-    cols = np.empty((N * Ho * Wo, K + ones), dtype=Xp.dtype)
-    if ones:
-        cols[:, K] = 1
+    cols = np.empty((N * Ho * Wo, K + 1), dtype=Xp.dtype)
+    cols[:, K] = 1
     by_rows(np.copyto, cols[:, :K].reshape(N, Ho, Wo, kh, kw, C), rows)
     return cols
 
@@ -239,8 +239,8 @@ def _add_into(total: np.ndarray, part: np.ndarray) -> None:
 
 
 class FastConv:
-    """Conv2D: one GEMM with [W; b] forward, one for dW and db backward; dX as a full
-    convolution or a GEMM per kernel offset, whichever moves less memory."""
+    """Conv2D: one GEMM with [W; b] forward, one for dW and db backward; dX a GEMM per kernel
+    offset, its additions onto the input grid split over the cores."""
 
     def __init__(self, layer: Conv2D, activation, input_grad: bool):
         self.layer, self.activation, self.input_grad = layer, activation, input_grad
@@ -248,7 +248,7 @@ class FastConv:
     def forward(self, X, training):
         layer = self.layer
         N, (Ho, Wo, F) = len(X), layer.output_shape
-        cols = im2col(layer.pad(X), layer.kernel_size, layer.strides, (Ho, Wo), ones=True)
+        cols = im2col_with_ones(layer.pad(X), layer.kernel_size, layer.strides, (Ho, Wo))
         Z = cols @ layer.kernel_and_bias  # (N*Ho*Wo, K+1) @ (K+1, F): bias included
         if training:
             self._cols, self._N = cols, N
@@ -267,21 +267,11 @@ class FastConv:
     def _input_gradient(self, dZ, N):
         layer = self.layer
         (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
-        Ho, Wo, F = layer.output_shape
+        Ho, Wo, _ = layer.output_shape
         H, W, C = layer.input_shape
         (top, bottom), (left, right) = layer._pads
         Hp, Wp = H + top + bottom, W + left + right
         kernel = layer.params["W"]  # (kh, kw, C, F)
-        if (sh, sw) == (1, 1) and C >= F and N * Ho * Wo >= FULL_CONVOLUTION_ROWS:
-            # dXp is the full convolution of dZ with the kernel flipped in space: one GEMM over
-            # windows of F channels. With fewer input channels than filters, the kh * kw
-            # narrower GEMMs below move less memory (measured: 2x faster for 32 -> 64); so
-            # they do for a few samples, where padding and gathering the windows cost more.
-            dZp = np.pad(
-                dZ.reshape(N, Ho, Wo, F), ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0))
-            )
-            flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, C)  # (kh*kw*F, C)
-            return (im2col(dZp, (kh, kw), (1, 1), (Hp, Wp)) @ flipped).reshape(N, Hp, Wp, C)
         dXp = np.zeros((N, Hp, Wp, C), dtype=dZ.dtype)
         for i in range(kh):  # as Conv2D.scatter, the additions split over threads
             for j in range(kw):
