@@ -70,10 +70,10 @@ def features(pieces: Sequence[Piece]) -> np.ndarray:
     28 + k // 4, so one convolutional network reads the shape and the place together."""
     out = np.zeros((len(pieces), *SHAPE), np.float32)
     out[:, :28] = np.stack([p.image for p in pieces])
-    for n, piece in enumerate(pieces):
-        for k, value in enumerate(place(piece)):
-            row, column = 28 + k // 4, SPAN * (k % 4)
-            out[n, row, column : column + SPAN] = value
+    geometry = np.array([place(p) for p in pieces], np.float32)  # (N, GEOMETRY)
+    for k in range(GEOMETRY):
+        row, column = 28 + k // 4, SPAN * (k % 4)
+        out[:, row, column : column + SPAN] = geometry[:, k : k + 1]
     return out
 
 

@@ -211,6 +211,16 @@ def _windowed(workers, pending: Iterator[list[Entry]], window: int, ordered: boo
         yield from workers.collect(out, ordered)
 
 
+def _next_out(out: deque, ordered: bool, first_done) -> tuple:
+    """Take (future, chunk) from ``out``: the oldest, or (not ``ordered``) one that is done —
+    ``first_done(futures)`` waits for one and returns (done, not done), as both
+    ``concurrent.futures.wait`` and ``distributed.wait`` do."""
+    if not ordered:
+        done, _ = first_done([f for f, _ in out])
+        out.rotate(-next(i for i, (f, _) in enumerate(out) if f in done))
+    return out.popleft()
+
+
 class Workers:
     """``jobs`` processes of this machine, each with the task's model loaded once. A process
     that dies is replaced; its chunk is answered again, file by file."""
@@ -242,11 +252,7 @@ class Workers:
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        if not ordered:
-            done, _ = wait([f for f, _ in out], return_when=FIRST_COMPLETED)
-            index = next(i for i, (f, _) in enumerate(out) if f in done)
-            out.rotate(-index)
-        future, chunk = out.popleft()
+        future, chunk = _next_out(out, ordered, lambda fs: wait(fs, return_when=FIRST_COMPLETED))
         try:
             return future.result()
         except BrokenProcessPool:
@@ -353,11 +359,7 @@ class Cluster:
     def collect(self, out: deque, ordered: bool) -> list[dict]:
         from distributed import wait
 
-        if not ordered:
-            done, _ = wait([f for f, _ in out], return_when="FIRST_COMPLETED")
-            index = next(i for i, (f, _) in enumerate(out) if f in done)
-            out.rotate(-index)
-        future, _ = out.popleft()
+        future, _ = _next_out(out, ordered, lambda fs: wait(fs, return_when="FIRST_COMPLETED"))
         return future.result()
 
 

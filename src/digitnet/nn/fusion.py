@@ -358,11 +358,7 @@ class FastBatchNorm:
         var = (ones @ squares) / count  # (D,)
         del squares
         inv_std = 1 / np.sqrt(var + layer.epsilon)  # (D,)
-        m = layer.momentum
-        layer.state["moving_mean"] *= m
-        layer.state["moving_mean"] += (1 - m) * mean
-        layer.state["moving_variance"] *= m
-        layer.state["moving_variance"] += (1 - m) * var
+        layer.update_moving_statistics(mean, var)
         out = np.empty_like(rows)
         by_rows(partial(_normalise, gamma * inv_std, beta), centred, out)
         self._centred, self._inv_std, self._ones = centred, inv_std, ones

@@ -65,14 +65,18 @@ class BatchNorm(Layer):
         var = (ones @ (centred * centred)) / count  # (D,)
         inv_std = 1 / np.sqrt(var + self.epsilon)  # (D,)
         self._centred, self._inv_std, self._ones = centred, inv_std, ones
+        self.update_moving_statistics(mean, var)
+        out = centred * (gamma * inv_std)  # X_hat * gamma, X_hat = centred * inv_std
+        out += beta
+        return out.reshape(X.shape)
+
+    def update_moving_statistics(self, mean: np.ndarray, var: np.ndarray) -> None:
+        """moving = momentum * moving + (1 - momentum) * the batch's, for mean and variance."""
         m = self.momentum
         self.state["moving_mean"] *= m
         self.state["moving_mean"] += (1 - m) * mean
         self.state["moving_variance"] *= m
         self.state["moving_variance"] += (1 - m) * var
-        out = centred * (gamma * inv_std)  # X_hat * gamma, X_hat = centred * inv_std
-        out += beta
-        return out.reshape(X.shape)
 
     def backward(self, dout, parameters=True):
         if self._inference_scale is not None:  # an explanation's pass: dX = dout * scale
