@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -177,26 +178,13 @@ def answer(
         for chunk in pending:
             yield from answer_chunk(task, chunk)
         return
-    first = list(_take(pending, SMALL_RUN))
+    first = list(islice(pending, SMALL_RUN))
     if len(first) < SMALL_RUN:  # answered here before worker processes would have started
         for chunk in first:
             yield from answer_chunk(task, chunk)
         return
     with Workers(task, jobs) as workers:
-        yield from _windowed(workers, _chain(first, pending), jobs * WINDOW, ordered)
-
-
-def _take(iterator: Iterator, count: int) -> Iterator:
-    for _ in range(count):
-        item = next(iterator, None)
-        if item is None:
-            return
-        yield item
-
-
-def _chain(first: list, rest: Iterator) -> Iterator:
-    yield from first
-    yield from rest
+        yield from _windowed(workers, chain(first, pending), jobs * WINDOW, ordered)
 
 
 def _windowed(workers, pending: Iterator[list[Entry]], window: int, ordered: bool):
