@@ -77,12 +77,15 @@ def test_layer_gradients(make, input_shape, rng):
     check_layer_gradients(_build_float64(make(), input_shape, rng), input_shape, rng)
 
 
+@pytest.mark.parametrize("channels", [3, 1])
 @pytest.mark.parametrize("padding, strides", [("valid", 1), ("same", 1), ("same", 2)])
-def test_fast_conv_input_gradient(padding, strides, rng):
-    """The fast path's dX: a GEMM per kernel offset, its additions split over threads."""
-    layer = _build_float64(Conv2D(2, 3, strides=strides, padding=padding), (5, 6, 3), rng)
+def test_fast_conv_gradients(padding, strides, channels, rng):
+    """The fast path's dW, db and dX: windows as rows (or, for one input channel, as columns),
+    dX a GEMM per kernel offset, its additions split over threads."""
+    shape = (5, 6, channels)
+    layer = _build_float64(Conv2D(2, 3, strides=strides, padding=padding), shape, rng)
     step = fusion.FastConv(layer, fusion.PassThrough(), input_grad=True)
-    check_layer_gradients(layer, (5, 6, 3), rng, run=step)
+    check_layer_gradients(layer, shape, rng, run=step)
 
 
 def check_layer_gradients(layer, input_shape, rng, run=None):
