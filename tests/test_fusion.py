@@ -149,20 +149,21 @@ def test_the_plain_path_is_the_gradient_of_the_loss(builder, shape, classes, los
 
 
 def test_cnn_preset_trains_the_same_on_both_paths(rng):
-    """A few Adam steps of the cnn preset (batch norm, dropout off) on both paths: the weights
-    stay together to float32 rounding."""
+    """Eight Adam steps of the cnn preset (batch norm, dropout off) on both paths give the
+    same network: its probabilities agree to a few parts in 10,000. (Not its every weight: a
+    bias just before a BatchNorm has a true gradient of 0, and Adam scales the rounding noise
+    that stands in for it to a full step, in its own direction on each path.)"""
     X = rng.random((64, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, 64)
-    weights = []
+    probabilities = []
     for fuse in (True, False):
         model = cnn(seed=1)
         model.fuse = fuse
         model.layers[-2].rate = 0.0
         model.compile(optimizer=Adam(1e-3), loss="sparse_categorical_crossentropy")
         model.fit(X, y, epochs=2, batch_size=16, verbose=0, seed=0)
-        weights.append(model.get_flat_weights())
-    drift = np.abs(weights[0] - weights[1]).max()
-    assert drift < 1e-3 * np.abs(weights[1]).max(), drift
+        probabilities.append(model.predict(X, verbose=0))
+    assert np.abs(probabilities[0] - probabilities[1]).max() < 2e-3
 
 
 def test_the_tutorial_recipe_learns_the_same_on_both_paths():

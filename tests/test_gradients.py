@@ -273,7 +273,8 @@ def test_input_gradient_rejects_a_unit_outside_the_outputs(rng):
 @pytest.mark.parametrize("pool_size, strides", [(2, None), (3, 2), (2, 1)])
 def test_relu_before_pooling_is_applied_after_it_in_training(pool_size, strides, rng):
     """The model moves a ReLU that feeds a MaxPool2D behind the pooling in training (same
-    numbers, a quarter of the work): outputs and gradients must not change."""
+    numbers, a quarter of the work), and a BatchNorm's scaling too when a ReLU and a pooling
+    follow it: outputs and gradients must not change, windows overlapping or not."""
 
     def build(fuse: bool):
         model = Sequential(
@@ -299,10 +300,12 @@ def test_relu_before_pooling_is_applied_after_it_in_training(pool_size, strides,
     fused, plain = build(True), build(False)
     steps = fused.plan.steps
     assert steps[1].activation.deferred and steps[2].relu_after
-    assert steps[5].activation.deferred and steps[6].relu_after
+    assert isinstance(steps[4], fusion.FastNormPool)  # batch norm, ReLU and pooling at once
+    assert isinstance(steps[5], fusion.PassThrough) and isinstance(steps[6], fusion.PassThrough)
     noise = rng.normal(scale=0.3, size=fused.flat_params.shape)
-    fused.flat_params[...] += noise
-    plain.flat_params[...] += noise
+    for model in (fused, plain):
+        model.flat_params[...] += noise
+        model.layers[4].params["gamma"][...] = [-0.8, 1.1]  # a channel scaled by a negative
     X, y = rng.normal(size=(N, 9, 9)), rng.integers(0, 3, N)
     logits, plain_out = fused.plan.forward(X, training=True), plain.plan.forward(X, training=True)
     np.testing.assert_allclose(fused.plan.predictions(logits), plain_out, rtol=1e-12)
