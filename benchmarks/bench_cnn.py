@@ -1,10 +1,10 @@
 """Benchmark: one training epoch (60,000 images, batch 128, Adam) of the Keras example CNN —
 Conv 32 3x3 -> MaxPool -> Conv 64 3x3 -> MaxPool -> Dense 128 -> Dense 10 — in digitnet and,
-where importable, in PyTorch with the same architecture, side by side in one run. Before
-PyTorch loads (its threads would share the cores), one epoch of the ``cnn`` preset (batch norm,
-augmentation, validated on the test set as ``digitnet train`` does) in a fresh process, with
-that process's peak memory — and, with ``--baseline``, the same epoch of another digitnet's
-code, taking turns with this one (e.g. the code an issue was filed against):
+where importable, in PyTorch with the same architecture, one straight after the other. Before
+them, one epoch of the ``cnn`` preset (batch norm, augmentation, validated on the test set as
+``digitnet train`` does) in a fresh process, with that process's peak memory — and, with
+``--baseline``, the same epoch of another digitnet's code, taking turns with this one (e.g.
+the code an issue was filed against):
 
     python benchmarks/bench_cnn.py [--epochs 1] [--samples 60000] [--repeats 1]
     git worktree add /tmp/before 2b5f74e
@@ -155,6 +155,9 @@ def main() -> int:
     (x8, y), (x8_test, y_test) = load_mnist()
     x, y = to_float(x8[: args.samples]), y[: args.samples]
     x_test = to_float(x8_test)
+    # First the cnn preset in fresh processes, while this one is idle (no PyTorch threads yet);
+    # then the Keras CNN in digitnet and straight after in PyTorch, so the ratio sees one moment.
+    compare_presets(args.samples, args.repeats, args.baseline)
     print(f"Keras example CNN, {len(x):,} images per epoch, batch 128, Adam")
 
     model = keras_example_cnn()
@@ -177,7 +180,6 @@ def main() -> int:
             f"{verdict} the {TARGET_PEAK_MB} MB target",
         )
     )
-    compare_presets(args.samples, args.repeats, args.baseline)  # before PyTorch's threads exist
 
     torch = try_import_torch()
     if torch is None:
