@@ -63,7 +63,7 @@ def test_two_processes_give_the_answers_of_one_in_the_same_order(folder):
     assert len(alone) == 301 and len(alone) > many.SMALL_RUN * many.CHUNK  # workers were used
     same_answers(alone, shared)
     broken = [r for r in shared if r["file"].endswith("broken.png")]
-    assert "not an image file" in broken[0]["error"]
+    assert broken[0]["error"].startswith("not an image file")  # the file is named once, above
     unordered = list(answer(walk([str(folder)]), task, jobs=2, ordered=False))
     same_answers(sorted(alone, key=lambda r: r["file"]), sorted(unordered, key=lambda r: r["file"]))
 
