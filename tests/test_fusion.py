@@ -83,6 +83,12 @@ def _fused(model, fuse):
     return model
 
 
+# and the cnn preset itself (too large for finite differences): its two blocks of BatchNorm,
+# ReLU and pooling, one of whose windows leave a row and a column out, run as one step each
+ONE_STEP = [*MODELS, ("cnn-preset", lambda s, f: _fused(cnn(s), f), (28, 28), 10,
+                      "sparse_categorical_crossentropy")]  # fmt: skip
+
+
 def pair(builder, shape, loss, dtype=np.float32):
     """The same model (same weights) on the fast path and on the plain one."""
     models = []
@@ -103,8 +109,8 @@ def data(shape, classes, loss, rng, n=16):
     return X, (np.eye(classes, dtype=np.float32)[y] if loss == "categorical_crossentropy" else y)
 
 
-@pytest.mark.parametrize("builder, shape, classes, loss", [m[1:] for m in MODELS],
-                         ids=[m[0] for m in MODELS])  # fmt: skip
+@pytest.mark.parametrize("builder, shape, classes, loss", [m[1:] for m in ONE_STEP],
+                         ids=[m[0] for m in ONE_STEP])  # fmt: skip
 def test_one_training_step_is_the_same_on_both_paths(builder, shape, classes, loss, rng):
     fast, plain = pair(builder, shape, loss)
     X, y = data(shape, classes, loss, rng)
