@@ -324,6 +324,18 @@ def test_bad_images_get_clear_errors(source, message):
         prepare(source)
 
 
+def test_an_image_error_names_the_file_it_came_from_and_nothing_else(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("not an image")
+    with pytest.raises(ImageError) as from_file:
+        prepare(path)
+    with pytest.raises(ImageError) as from_bytes:
+        prepare(path.read_bytes())
+    assert from_file.value.source == str(path) and str(from_file.value).startswith(f"{path}: not")
+    assert from_bytes.value.source is None and str(from_bytes.value).startswith("not an image")
+    assert from_file.value.reason == from_bytes.value.reason == str(from_bytes.value)
+
+
 def test_truncated_png_and_missing_file(digit, tmp_path):
     content = png_bytes(paper(digit, size=(200, 200)))
     with pytest.raises(ImageError, match="corrupt or truncated"):

@@ -253,7 +253,7 @@ def test_large_images_take_the_thread_path_with_the_same_answers(catalog, mnist,
     assert client.post("/api/predict", content=photo, headers=PNG).json() == on_loop
     assert client.post("/api/read", content=number, headers=PNG).json() == read_on_loop
     bad = client.post("/api/predict", content=b"not an image at all", headers=PNG)
-    assert bad.status_code == 415 and "not an image" in bad.json()["error"]
+    assert bad.status_code == 415 and bad.json()["error"].startswith("not an image")  # no name
 
 
 def test_a_drawing_is_answered_while_a_large_photo_is_being_prepared(catalog, mnist):

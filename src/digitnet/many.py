@@ -141,8 +141,8 @@ def answer_chunk(task: Task, chunk: Sequence[Entry]) -> list[dict]:
     records = []
     for name, problem in chunk:
         result = next(results) if problem is None else ImageError(problem)
-        if isinstance(result, ImageError):  # the record names the file: its words need not
-            records.append({"file": name, "error": str(result).removeprefix(f"{name}: ")})
+        if isinstance(result, ImageError):  # the record names the file; the reason need not
+            records.append({"file": name, "error": result.reason})
         elif task.kind == "predict":
             records.append({"file": name, **result.to_dict(task.top)})
         else:

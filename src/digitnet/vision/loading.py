@@ -38,7 +38,15 @@ FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")  # JPEG's opener takes M
 
 
 class ImageError(ValueError):
-    """An image that cannot be read: not an image, truncated, empty, or too large."""
+    """An image that cannot be read: not an image, truncated, empty, or too large.
+
+    ``reason`` says what is wrong; ``source`` names the file the image came from, when it
+    came from one, and the message then reads "source: reason". (Bytes, as the web page
+    uploads, have no name: their message is the reason alone.)"""
+
+    def __init__(self, reason: str, source: str | None = None):
+        super().__init__(f"{source}: {reason}" if source else reason)
+        self.reason, self.source = reason, source
 
 
 class NotAnImage(ImageError):
@@ -53,13 +61,13 @@ def open_image(source: Any) -> Image.Image:
     """A decoded, EXIF-oriented PIL image from a path, bytes, file object or PIL image."""
     if isinstance(source, Image.Image):
         return ImageOps.exif_transpose(source)
-    name = "image"
+    name = None  # the file's, when the image is one
     if isinstance(source, (str, os.PathLike)):
         name = str(source)
         source = read_image_file(name)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) > MAX_BYTES:
-            raise ImageTooLarge(f"{name}: larger than {MAX_BYTES // 2**20} MB")
+            raise ImageTooLarge(f"larger than {MAX_BYTES // 2**20} MB", name)
         source = io.BytesIO(bytes(source))
     try:
         with warnings.catch_warnings():
@@ -68,29 +76,31 @@ def open_image(source: Any) -> Image.Image:
             width, height = image.size
             if width * height > MAX_PIXELS:  # checked from the header, before decoding
                 raise ImageTooLarge(
-                    f"{name}: {width}x{height} pixels is more than the {MAX_PIXELS:,} accepted"
+                    f"{width}x{height} pixels is more than the {MAX_PIXELS:,} accepted", name
                 )
             if width == 0 or height == 0:
-                raise ImageError(f"{name}: the image is empty ({width}x{height})")
+                raise ImageError(f"the image is empty ({width}x{height})", name)
             if image.format == "PNG" and _png_cannot_hold(width, height, source):
                 raise ImageError(
-                    f"{name}: corrupt or truncated image ({source.getbuffer().nbytes} bytes"
-                    f" cannot hold {width}x{height} pixels)"
+                    f"corrupt or truncated image ({source.getbuffer().nbytes} bytes"
+                    f" cannot hold {width}x{height} pixels)",
+                    name,
                 )
             image.load()
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise NotAnImage(
-            f"{name}: not an image file in a format digitnet reads ({', '.join(FORMATS[:-1])} or"
-            f" {FORMATS[-1]})"
+            f"not an image file in a format digitnet reads ({', '.join(FORMATS[:-1])} or"
+            f" {FORMATS[-1]})",
+            name,
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge(
-            f"{name}: refused as a decompression bomb: more than the {MAX_PIXELS:,} pixels accepted"
+            f"refused as a decompression bomb: more than the {MAX_PIXELS:,} pixels accepted", name
         ) from None
     except (OSError, SyntaxError, ValueError) as err:
-        raise ImageError(f"{name}: corrupt or truncated image ({err})") from None
+        raise ImageError(f"corrupt or truncated image ({err})", name) from None
     return ImageOps.exif_transpose(image)
 
 
