@@ -262,10 +262,11 @@ def im2col_with_ones(Xp: np.ndarray, kernel, strides, out_hw) -> np.ndarray:
 
 
 def offsets_with_ones(Xp: np.ndarray, kernel, strides, out_hw) -> np.ndarray:
-    """For an input of one channel, the windows as columns: (kh * kw + 1, N * Ho * Wo), row
-    i * kw + j every window's entry (i, j) and the last row 1s — ``im2col_with_ones``
-    transposed (rewrite 9). Each row is one copy of a shifted image, runs of Wo numbers,
-    where a window's row of kw numbers is all that im2col can copy at once."""
+    """``im2col_with_ones`` for an input of one channel (rewrite 9): the same (N * Ho * Wo,
+    kh * kw + 1) matrix, as the transposed view of one laid out offset by offset — row
+    i * kw + j every window's entry (i, j), the last row 1s. Each of those rows is one copy of
+    a shifted image, runs of Wo numbers, where a window's row of kw numbers is all that im2col
+    can copy at once; the GEMMs take the transposed operand as it is."""
     (kh, kw), (sh, sw), (Ho, Wo) = kernel, strides, out_hw
     rows = np.empty((kh * kw + 1, len(Xp), Ho, Wo), Xp.dtype)
     rows[-1] = 1
@@ -273,7 +274,7 @@ def offsets_with_ones(Xp: np.ndarray, kernel, strides, out_hw) -> np.ndarray:
         for j in range(kw):
             np.copyto(rows[i * kw + j], Xp[:, i : i + (Ho - 1) * sh + 1 : sh,
                                                j : j + (Wo - 1) * sw + 1 : sw, 0])  # fmt: skip
-    return rows.reshape(kh * kw + 1, -1)
+    return rows.reshape(kh * kw + 1, -1).T
 
 
 def _add_into(total: np.ndarray, part: np.ndarray) -> None:
@@ -287,15 +288,14 @@ class FastConv:
 
     def __init__(self, layer: Conv2D, activation, input_grad: bool):
         self.layer, self.activation, self.input_grad = layer, activation, input_grad
-        self.one_channel = layer.input_shape[-1] == 1
+        one_channel = layer.input_shape[-1] == 1
+        self.windows_of = offsets_with_ones if one_channel else im2col_with_ones
 
     def forward(self, X, training):
         layer = self.layer
         N, (Ho, Wo, F) = len(X), layer.output_shape
-        windows_of = offsets_with_ones if self.one_channel else im2col_with_ones
-        cols = windows_of(layer.pad(X), layer.kernel_size, layer.strides, (Ho, Wo))
-        windows = cols.T if self.one_channel else cols  # (N*Ho*Wo, K+1)
-        Z = windows @ layer.kernel_and_bias  # (N*Ho*Wo, K+1) @ (K+1, F): bias included
+        cols = self.windows_of(layer.pad(X), layer.kernel_size, layer.strides, (Ho, Wo))
+        Z = cols @ layer.kernel_and_bias  # (N*Ho*Wo, K+1) @ (K+1, F): bias included
         if training:
             self._cols, self._N = cols, N
         return self.activation.forward(Z.reshape(N, Ho, Wo, F), training)
@@ -304,8 +304,7 @@ class FastConv:
         layer = self.layer
         F = layer.output_shape[-1]
         dZ = self.activation.backward(dA).reshape(-1, F)  # (N*Ho*Wo, F)
-        by_column = self._cols if self.one_channel else self._cols.T  # (K+1, N*Ho*Wo)
-        np.matmul(by_column, dZ, out=layer.kernel_and_bias_grads)  # dW and db at once
+        np.matmul(self._cols.T, dZ, out=layer.kernel_and_bias_grads)  # dW and db at once
         self._cols = None
         if not self.input_grad:
             return None
@@ -389,14 +388,10 @@ class FastPool:
         return dX
 
 
-def _centre(mean, rows, centred, squares) -> None:
+def _centre(mean, sign, rows, centred, squares) -> None:
     np.subtract(rows, mean, out=centred)
-    np.multiply(centred, centred, out=squares)
-
-
-def _centre_signed(mean, sign, rows, centred, squares) -> None:
-    np.subtract(rows, mean, out=centred)
-    centred *= sign
+    if sign is not None:
+        centred *= sign
     np.multiply(centred, centred, out=squares)
 
 
@@ -417,6 +412,15 @@ def _spread(v: np.ndarray, X: np.ndarray) -> np.ndarray:
     return np.tile(v, X[0].size // len(v))
 
 
+def store_gradients(layer: BatchNorm, dgamma, dbeta, inv_std, count: int):
+    """Keep BatchNorm ``layer``'s dgamma and dbeta (D,); return the per-channel numbers of its
+    dX = dout * s - centred * k1 - k2: s = gamma * inv_std, k1, k2 (D,) each."""
+    layer.grads["gamma"][...] = dgamma
+    layer.grads["beta"][...] = dbeta
+    scale = layer.params["gamma"] * inv_std
+    return scale, scale * inv_std * dgamma / count, scale * dbeta / count
+
+
 def batch_statistics(layer: BatchNorm, X: np.ndarray, sign: np.ndarray | None = None):
     """BatchNorm ``layer``'s training statistics of X (N, ..., D), its moving statistics
     updated: the centred input a sample a row (N, H * W * D) — times ``sign`` (D,) per
@@ -427,11 +431,8 @@ def batch_statistics(layer: BatchNorm, X: np.ndarray, sign: np.ndarray | None = 
     ones = np.ones(len(rows), dtype=X.dtype)
     mean = (ones @ rows) / len(rows)  # (D,)
     centred, squares = np.empty_like(samples), np.empty_like(samples)
-    if sign is None:
-        by_rows(partial(_centre, _spread(mean, X)), samples, centred, squares)
-    else:
-        by_rows(partial(_centre_signed, _spread(mean, X), _spread(sign, X)),
-                samples, centred, squares)  # fmt: skip
+    signs = None if sign is None else _spread(sign, X)
+    by_rows(partial(_centre, _spread(mean, X), signs), samples, centred, squares)
     var = (ones @ squares.reshape(-1, D)) / len(rows)  # (D,)
     inv_std = 1 / np.sqrt(var + layer.epsilon)  # (D,)
     layer.update_moving_statistics(mean, var)
@@ -468,10 +469,7 @@ class FastBatchNorm:
         by_rows(np.multiply, dout, centred, product)
         dgamma = (ones @ product.reshape(-1, D)) * inv_std  # sum(dout * X_hat)
         del product
-        layer.grads["beta"][...] = dbeta
-        layer.grads["gamma"][...] = dgamma
-        scale = layer.params["gamma"] * inv_std  # (D,)
-        k1, k2 = scale * inv_std * dgamma / count, scale * dbeta / count
+        scale, k1, k2 = store_gradients(layer, dgamma, dbeta, inv_std, count)
         dX = np.empty_like(dout)
         tiled = (_spread(v, dout) for v in (scale, k1, k2))
         by_rows(partial(_normalise_backward, *tiled), dout, centred, dX)
@@ -524,13 +522,9 @@ class FastNormPool:
         small = ones[: passed.size // D]
         dbeta = small @ passed.reshape(-1, D)  # (D,): the sum of the gradient at the winners
         dgamma = (small @ (passed * top).reshape(-1, D)) * sign * inv_std  # sum(dout * X_hat)
-        norm.grads["beta"][...] = dbeta
-        norm.grads["gamma"][...] = dgamma
-        scale = norm.params["gamma"] * inv_std  # (D,)
-        k1, k2 = scale * inv_std * dgamma / count, scale * dbeta / count
+        scale, k1, k2 = store_gradients(norm, dgamma, dbeta, inv_std, count)
         dX = np.empty_like(centred)  # (N, H * W * D)
-        by_rows(partial(_normalise, _spread(-sign * k1, dX.reshape(shape)),
-                        _spread(-k2, dX.reshape(shape))), centred, dX)  # fmt: skip
+        by_rows(partial(_normalise, _spread(-sign * k1, dX), _spread(-k2, dX)), centred, dX)
         dX = dX.reshape(shape)
         by_rows(partial(_route_to_winners, self.offsets, False), first, passed * scale, dX)
         return dX
