@@ -86,6 +86,37 @@ def test_a_worker_that_dies_costs_no_answer(folder):
     same_answers(expected, got)
 
 
+HALF_WRITTEN = """
+import os, signal, struct, sys
+from digitnet import many
+
+if __name__ == "__main__":
+    task, files = many.Task.of("predict"), many.chunks(many.walk([sys.argv[1]]))
+    with many.Workers(task, 2) as workers:
+        for n, record in enumerate(many._windowed(workers, files, 8, ordered=True)):
+            print(record["file"], record.get("digit"), flush=True)
+            if n == 40:  # a worker dies half-way through writing an answer:
+                results = workers.pool._result_queue._writer  # the pipe holds half a message
+                os.write(results.fileno(), struct.pack("!i", 100_000) + b"half a message")
+                victim = next(iter(workers.pool._processes.values()))
+                os.kill(victim.pid, signal.SIGKILL)
+"""
+
+
+def test_a_worker_that_dies_writing_an_answer_costs_no_answer(folder, tmp_path):
+    """The pool's own thread then waits for the rest of the answer, not for its workers: the
+    run waited forever; now the pool is stopped and the chunks out are answered again."""
+    expected = [
+        f"{r['file']} {r.get('digit')}" for r in answer(walk([str(folder)]), Task.of("predict"))
+    ]
+    script = tmp_path / "half_written.py"
+    script.write_text(HALF_WRITTEN)
+    ran = subprocess.run([sys.executable, str(script), str(folder)], capture_output=True,
+                         text=True, timeout=120, check=False)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == expected
+
+
 def test_read_shares_the_work_too(folder):
     task = Task.of("read")
     files = [str(folder / "a" / f"{i:03d}.png") for i in range(0, 40, 2)]
@@ -144,6 +175,31 @@ def test_resume_after_a_stop_halfway_gives_the_output_of_an_uninterrupted_run(fo
                            text=True, check=False)  # fmt: skip
     assert again.returncode == (1 if broken_left else 0)  # the status of this run's files
     assert part.read_bytes() == whole.read_bytes()
+
+
+STOPPED_POOL = """
+import multiprocessing, sys
+from concurrent.futures import ProcessPoolExecutor
+from digitnet.many import stop_now
+
+def result(_):
+    return bytes(200_000)  # more than a pipe holds: a worker is killed half-way through it
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(2, multiprocessing.get_context("spawn"))
+    futures = [pool.submit(result, i) for i in range(8)]
+    futures[0].result()
+    stop_now(pool)
+"""
+
+
+def test_a_pool_stopped_while_its_workers_write_results_lets_the_program_end(tmp_path):
+    script = tmp_path / "stopped_pool.py"
+    script.write_text(STOPPED_POOL)
+    for _ in range(3):  # the interpreter's exit waited forever (CPython's pool thread)
+        ended = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                               timeout=60, check=False)  # fmt: skip
+        assert ended.returncode == 0, ended.stderr
 
 
 def _default_ctrl_c() -> None:

@@ -32,6 +32,9 @@ CHUNK = 32  # files per task: one forward pass for a predict chunk
 WINDOW = 4  # chunks out per worker at once: enough to keep it busy, few enough to stay flat
 SMALL_RUN = 8  # chunks: fewer are answered in this process (a worker takes ~1 s to start)
 PARENT_CHECK_SECONDS = 0.5  # how often a worker looks whether its parent still runs
+STOP_SECONDS = 5  # a terminated worker has this long to end before it is killed
+POLL_SECONDS = 1  # how often the parent looks whether its workers still run
+NOTICE_SECONDS = 2  # a worker's death the pool has not noticed by then, it never will
 CONNECT_SECONDS = 10  # to reach a Dask scheduler
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 WORKER_DIED = "a worker process died reading it"
@@ -237,15 +240,39 @@ class Workers:
 
     def collect(self, out: deque, ordered: bool) -> list[dict]:
         """The answers of one chunk out: the oldest, or (not ``ordered``) the first done."""
-        from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        future, chunk = _next_out(out, ordered, lambda fs: wait(fs, return_when=FIRST_COMPLETED))
+        future, chunk = _next_out(out, ordered, self._first_done)
         try:
-            return future.result()
+            return self._result(future)
         except BrokenProcessPool:
             self._restart(out)
             return [record for entry in chunk for record in self._alone(entry)]
+
+    def _result(self, future):
+        self._first_done([future])
+        return future.result()
+
+    def _first_done(self, futures: list) -> tuple[set, set]:
+        """Wait for the first of ``futures`` to be done: (done, not done). If a worker has
+        died and the pool has not noticed it within NOTICE_SECONDS, the pool is stopped
+        (``stop_now``) and its futures fail with BrokenProcessPool — a worker killed while it
+        wrote a result leaves the pool's thread waiting for the rest of that result, no
+        longer watching the workers."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        dead_since = None
+        while True:
+            done, not_done = wait(futures, POLL_SECONDS, FIRST_COMPLETED)
+            if done:
+                return done, not_done
+            processes = (getattr(self.pool, "_processes", None) or {}).values()
+            if all(process.is_alive() for process in processes):
+                dead_since = None
+            elif dead_since is None:
+                dead_since = time.monotonic()
+            elif time.monotonic() - dead_since > NOTICE_SECONDS:
+                stop_now(self.pool)
 
     def _restart(self, out: deque) -> None:
         """A worker died: a new pool, and every chunk still out sent to it again."""
@@ -262,7 +289,7 @@ class Workers:
         from concurrent.futures.process import BrokenProcessPool
 
         try:
-            return self.submit([entry]).result()
+            return self._result(self.submit([entry]))
         except BrokenProcessPool:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = self._start()
@@ -272,17 +299,38 @@ class Workers:
         return self
 
     def __exit__(self, *exc) -> None:
-        """Stop at once (Ctrl-C, or the caller stopped reading): nothing is left running."""
-        processes = list((getattr(self.pool, "_processes", None) or {}).values())
-        self.pool.shutdown(wait=exc[0] is None, cancel_futures=True)
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
+        """All answered: the workers end. Stopped early (Ctrl-C, or the caller stopped
+        reading): they are stopped at once (``stop_now``); nothing is left running."""
+        if exc[0] is None:
+            self.pool.shutdown(wait=True)
+        else:
+            stop_now(self.pool)
         for variable, value in self.saved_environment.items():
             if value is None:
                 os.environ.pop(variable, None)
             else:
                 os.environ[variable] = value
+
+
+def stop_now(pool) -> None:
+    """Shut a ProcessPoolExecutor down without waiting for the work it has out: its workers
+    are terminated. A worker killed while it was writing a result leaves half a message in
+    the results pipe, and the pool's own thread would wait for the rest forever — and the
+    interpreter, which joins that thread at exit, with it (CPython 3.11-3.14). Once the
+    workers are gone, this process's end of the pipe is closed too: the thread reads the end
+    of the pipe instead, and finishes."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    results = getattr(pool, "_result_queue", None)  # shutdown forgets it
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(STOP_SECONDS)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    if results is not None:
+        results._writer.close()
 
 
 _task: Task | None = None  # a worker process's task, set when it starts
