@@ -316,7 +316,7 @@ def stop_now(pool) -> None:
     """Shut a ProcessPoolExecutor down without waiting for the work it has out: its workers
     are terminated. A worker killed while it was writing a result leaves half a message in
     the results pipe, and the pool's own thread would wait for the rest forever — and the
-    interpreter, which joins that thread at exit, with it (CPython 3.11-3.14). Once the
+    interpreter, which joins that thread at exit, with it (CPython 3.11). Once the
     workers are gone, this process's end of the pipe is closed too: the thread reads the end
     of the pipe instead, and finishes."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
