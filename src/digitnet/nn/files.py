@@ -21,7 +21,12 @@ CHUNK = 1 << 20
 
 
 class FileRefused(ValueError):
-    """A path that is not a regular file, or a file larger than the limit."""
+    """A path that is not a regular file, or a file larger than the limit. The message names
+    the path; ``reason`` says what is wrong without it."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class FileTooLarge(FileRefused):
@@ -46,12 +51,14 @@ def read_regular(path: str | os.PathLike, max_bytes: int) -> bytes:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise FileRefused(f"{path} is {_kind(mode)}, not a file")
+            reason = f"is {_kind(mode)}, not a file"
+            raise FileRefused(f"{path}: {reason}", reason)
         chunks, size = [], 0
         while chunk := os.read(fd, CHUNK):
             size += len(chunk)
             if size > max_bytes:
-                raise FileTooLarge(f"{path}: larger than {max_bytes / 2**20:g} MB")
+                reason = f"larger than {max_bytes / 2**20:g} MB"
+                raise FileTooLarge(f"{path}: {reason}", reason)
             chunks.append(chunk)
         return b"".join(chunks)
     finally:
@@ -59,19 +66,25 @@ def read_regular(path: str | os.PathLike, max_bytes: int) -> bytes:
 
 
 def read_file_as(path, max_bytes: int, error: type[Exception], what: str = "file",
-                 too_large: type[Exception] | None = None) -> bytes:  # fmt: skip
+                 too_large: type[Exception] | None = None,
+                 apart: bool = False) -> bytes:  # fmt: skip
     """``read_regular``, with every failure one ``error`` (``too_large`` for a file over the
-    limit) whose message names the path: how models, images and data files are read."""
+    limit) whose message names the path: how models, images and data files are read. With
+    ``apart``, the error is made as ``error(reason, path)``, and names the path itself."""
+
+    def failure(kind: type[Exception], reason: str) -> Exception:
+        return kind(reason, str(path)) if apart else kind(f"{path}: {reason}")
+
     try:
         return read_regular(path, max_bytes)
     except FileNotFoundError:
-        raise error(f"{path}: no such {what}") from None
+        raise failure(error, f"no such {what}") from None
     except FileTooLarge as err:
-        raise (too_large or error)(str(err)) from None
+        raise failure(too_large or error, err.reason) from None
     except FileRefused as err:
-        raise error(str(err)) from None
+        raise failure(error, err.reason) from None
     except OSError as err:
-        raise error(f"{path}: cannot read: {err.strerror or err}") from None
+        raise failure(error, f"cannot read: {err.strerror or err}") from None
 
 
 def check_output_path(path: str | os.PathLike, replace: bool = False) -> Path:

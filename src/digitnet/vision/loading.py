@@ -133,7 +133,7 @@ def image_pixels(data: bytes) -> int:
 
 def read_image_file(name: str) -> bytes:
     """The bytes of an image file: a regular file of at most MAX_BYTES, or an ImageError."""
-    return read_file_as(name, MAX_BYTES, ImageError, "file", too_large=ImageTooLarge)
+    return read_file_as(name, MAX_BYTES, ImageError, "file", too_large=ImageTooLarge, apart=True)
 
 
 def to_gray(image: Image.Image, release: bool = False) -> np.ndarray:
