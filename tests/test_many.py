@@ -68,6 +68,36 @@ def test_two_processes_give_the_answers_of_one_in_the_same_order(folder):
     same_answers(sorted(alone, key=lambda r: r["file"]), sorted(unordered, key=lambda r: r["file"]))
 
 
+def test_a_model_that_is_not_one_is_one_line_before_any_answer(folder, tmp_path):
+    """Many files (worker processes) and a --model that is no model: it failed every worker's
+    start and each file was 'a worker process died reading it', a traceback a worker; a named
+    pipe as --model waited for a writer for ever. Now: one line, no table, no CSV."""
+    import stat
+
+    not_a_model, pipe = tmp_path / "model.npz", tmp_path / "pipe"
+    not_a_model.write_bytes(b"not a model")
+    os.mkfifo(pipe)
+    for model, words in ((not_a_model, "not a digitnet model file (not an .npz archive)"),
+                         (pipe, "is a named pipe, not a file")):  # fmt: skip
+        table = tmp_path / "answers.csv"
+        ran = subprocess.run([*DIGITNET, "predict", str(folder), "--jobs", "2", "--model",
+                              str(model), "--csv", str(table)], capture_output=True, text=True,
+                             timeout=60, check=False)  # fmt: skip
+        assert ran.returncode == 1 and ran.stdout == "" and not table.exists()
+        assert ran.stderr.splitlines() == [f"digitnet predict: error: {model}: {words}"]
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+
+
+def test_a_file_too_large_names_the_file_once(folder, monkeypatch):
+    from digitnet.vision import loading
+
+    monkeypatch.setattr(loading, "MAX_BYTES", 100)  # every digit's PNG is larger
+    records = list(answer(walk([str(folder / "a" / "000.png")]), Task.of("predict")))
+    [record] = records
+    assert record["file"] == str(folder / "a" / "000.png")
+    assert record["error"].startswith("larger than")  # not the file's name again
+
+
 def test_a_worker_that_dies_costs_no_answer(folder):
     """A worker process killed mid-run (as the out-of-memory killer would): it is replaced, the
     chunks it and the others had are answered again, and every file gets its answer."""

@@ -385,6 +385,7 @@ def cmd_predict(args) -> int:
         raise FileExistsError(
             f"{args.csv} exists; digitnet never overwrites a CSV (choose another)"
         )
+    task = task_of(args, "predict")  # the model first: nothing printed or written if it fails
     if not args.json:
         print(f"{'file':<40} digit  confidence")
     with contextlib.ExitStack() as stack:
@@ -392,8 +393,8 @@ def cmd_predict(args) -> int:
         if args.csv:
             table = csv_table(stack.enter_context(open(args.csv, "x", newline="")))
         if args.json:
-            return answer_files(args, "predict", json.dumps, table)
-        return answer_files(args, "predict", lambda r: format_prediction(r, args.top), table)
+            return answer_files(args, task, json.dumps, table)
+        return answer_files(args, task, lambda r: format_prediction(r, args.top), table)
 
 
 def format_prediction(record: dict, top: int) -> str:
@@ -425,15 +426,22 @@ def csv_table(file) -> Callable[[dict], None]:
     return write
 
 
-def answer_files(args, kind: str, show: Callable[[dict], str], also=None) -> int:
-    """predict's and read's common part: every file named or found, answered on --jobs
-    processes or --dask; each answer printed (``show``, one or more lines) and given to
+def task_of(args, kind: str):
+    """predict's or read's work with the model the command names (read and loaded: a model
+    that is not one is the command's one error line)."""
+    from digitnet.many import Task
+
+    return Task.of(kind, args.model, getattr(args, "top", 0))
+
+
+def answer_files(args, task, show: Callable[[dict], str], also=None) -> int:
+    """predict's and read's common part: every file named or found, answered for ``task`` on
+    --jobs processes or --dask; each answer printed (``show``, one or more lines) and given to
     ``also`` as it comes; with --resume, written to that JSON-lines file too, skipping the
     files it already answers. Exit status 1 if a file failed, 130 on Ctrl-C (what was answered
     is written)."""
-    from digitnet.many import Task, answer, answered, not_answered, walk
+    from digitnet.many import answer, answered, not_answered, walk
 
-    task = Task.of(kind, args.model, getattr(args, "top", 0))  # the model is checked first
     entries = walk(args.images)
     failed = False
     with contextlib.ExitStack() as stack:
@@ -466,7 +474,7 @@ def add_read(commands) -> None:
 
 
 def cmd_read(args) -> int:
-    return answer_files(args, "read", json.dumps if args.json else format_reading)
+    return answer_files(args, task_of(args, "read"), json.dumps if args.json else format_reading)
 
 
 def format_reading(record: dict) -> str:

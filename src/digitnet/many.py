@@ -57,13 +57,18 @@ class Task:
     @classmethod
     def of(cls, kind: str, model: str | None = None, top: int = 0) -> Task:
         """The task for a model named as on the command line: None (the best bundled one), a
-        bundled model's name, or a model file (digitnet or Keras)."""
+        bundled model's name, or a model file (digitnet or Keras). The model is read as any
+        model file is, and loaded here once: a file that is no model is one ModelFileError
+        before any image is answered (in workers it failed each one's start, file by file)."""
+        from digitnet.nn.io import read_model_bytes
         from digitnet.zoo import BEST, model_path
 
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
-        content = Path(model_path(model or BEST)).read_bytes()
-        return cls(kind, model or BEST, content, top, hashlib.sha256(content).hexdigest())
+        content = read_model_bytes(model_path(model or BEST))
+        task = cls(kind, model or BEST, content, top, hashlib.sha256(content).hexdigest())
+        recognizer_for(task)  # kept for the answers given in this process
+        return task
 
 
 # ------------------------------------------------------------------------------ the files

@@ -106,6 +106,11 @@ def _json_default(value):
     raise TypeError(f"cannot store {type(value).__name__} in a model file")
 
 
+def read_model_bytes(path: str | os.PathLike) -> bytes:
+    """A model file's bytes: a regular file of at most MAX_FILE_BYTES, or a ModelFileError."""
+    return read_file_as(path, MAX_FILE_BYTES, ModelFileError, "model file")
+
+
 def read_model_file(
     path: str | os.PathLike, content: bytes | None = None
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -114,7 +119,7 @@ def read_model_file(
     and the problem otherwise."""
     path = Path(path)
     if content is None:
-        content = read_file_as(path, MAX_FILE_BYTES, ModelFileError, "model file")
+        content = read_model_bytes(path)
     try:
         arrays = _read_arrays(content)
     except ModelFileError as err:
@@ -271,7 +276,7 @@ def load_model(path: str | os.PathLike, content: bytes | None = None):
     from digitnet.nn.model import Sequential
 
     if content is None:
-        content = read_file_as(path, MAX_FILE_BYTES, ModelFileError, "model file")
+        content = read_model_bytes(path)
     if keras_format(content):
         return load_keras(content, path, MAX_ARRAY_BYTES)
     description, arrays = read_model_file(path, content)
