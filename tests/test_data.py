@@ -185,3 +185,24 @@ def test_written_pages_say_where_each_digit_is(mnist):
         strokes = pen(source.ink[seed], 140, np.random.default_rng(seed))
         edges = [strokes[0], strokes[-1], strokes[:, 0], strokes[:, -1]]
         assert max(float(e.max()) for e in edges) < 0.25 * float(strokes.max())
+
+
+def test_digits_written_on_paper_for_training(mnist, monkeypatch):
+    """``written_alone``: MNIST training digits written on paper as a page's digits are and
+    read back through the image pipeline — new pictures of the same digits (the bundled model
+    reads them), the same for any number of worker processes, another set for another seed."""
+    import digitnet.data.writing as writing
+    from digitnet.zoo import bundled_model
+
+    (x_train, y_train), _ = mnist
+    monkeypatch.setattr(writing, "WRITTEN_CHUNK", 8)  # three chunks, each with its own seed
+    digits = x_train[:20]
+    written = writing.written_alone(digits, seed=0, workers=1)
+    assert written.shape == (20, 28, 28) and written.dtype == np.float32
+    assert written.min() >= 0 and written.max() <= 1
+    assert np.array_equal(written, writing.written_alone(digits, seed=0, workers=2))
+    assert not np.array_equal(written, writing.written_alone(digits, seed=1, workers=2))
+    changed = np.abs(written - digits / 255).mean(axis=(1, 2))  # (20,)
+    assert (changed > 0.005).all() and changed.mean() > 0.02  # new pictures, not MNIST's
+    read = bundled_model().predict(written, verbose=0).argmax(axis=1)
+    assert np.mean(read == y_train[:20]) >= 0.9

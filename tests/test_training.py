@@ -54,3 +54,21 @@ def test_momentum_is_checked_in_one_place_and_every_front_end_says_so(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--momentum", "1.5"])
     assert re.search(said, capsys.readouterr().err)
+
+
+def test_training_on_digits_written_on_paper_too(mnist, capsys):
+    """``written=N`` adds the first N training digits written on paper (``written_alone``),
+    with their labels, to what the network learns from; the model file says so."""
+    from digitnet.cli import main
+    from digitnet.nn import NNError
+
+    model = train(TrainConfig(samples=300, written=100, epochs=1), verbose=False, data=mnist)
+    assert model.metadata["data"]["train_samples"] == 400
+    assert model.metadata["data"]["written_on_paper"] == 100
+    assert model.metadata["config"]["written"] == 100
+    assert model.history.history["accuracy"]  # it trained
+    with pytest.raises(NNError, match="written must be 0 to the number of training digits"):
+        TrainConfig(samples=300, written=301).validate()
+    with pytest.raises(SystemExit):
+        main(["train", "--written", "-1"])
+    assert "argument --written: must be 0 or more; got -1" in capsys.readouterr().err

@@ -81,6 +81,10 @@ def positive_int(text: str) -> int:
     return _number(text, int, "a whole number", lambda v: v >= 1, "at least 1")
 
 
+def non_negative_int(text: str) -> int:
+    return _number(text, int, "a whole number", lambda v: v >= 0, "0 or more")
+
+
 def positive_float(text: str) -> float:
     return _number(text, float, "a number", lambda v: math.isfinite(v) and v > 0, "a number > 0")
 
@@ -253,6 +257,15 @@ def add_train(commands) -> None:
         help="randomly shift, rotate and scale the training digits (default: only for cnn)",
     )
     train.add_argument(
+        "--written",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="also train on the first N training digits written on paper as a page's digits"
+        " are (own height, pen, darkness, paper, grain, JPEG) and read back through the image"
+        " pipeline (default: 0)",
+    )
+    train.add_argument(
         "--seed",
         type=int,
         default=0,
@@ -290,6 +303,7 @@ def cmd_train(args) -> int:
         epochs=args.epochs,
         samples=args.samples,
         augment=args.augment,
+        written=args.written,
         seed=args.seed,
         data=args.data,
         command=args.command_line,
@@ -298,6 +312,8 @@ def cmd_train(args) -> int:
     out = Path(args.out) if args.out else unused_path(Path(f"{DEFAULT_MODEL_NAME}.npz"))
     writable(out, replace=args.force)  # now, not after minutes of training
     digits = f"the first {config.samples:,} digits of " if config.samples else ""
+    if config.written:
+        digits = f"{config.written:,} digits written on paper and {digits}"
     print(
         f"Training {preset.name} ({preset.description}) on {digits}{describe_source(config.data)}:"
         f" {plural(config.epochs or preset.epochs, 'epoch')}, batch size"

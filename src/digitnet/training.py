@@ -15,8 +15,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from digitnet.data import fingerprint, load_mnist, to_float
 from digitnet.data.mnist import describe_source
+from digitnet.data.writing import written_alone
 from digitnet.modelcard import record_scorecard
 from digitnet.nn import SGD, Adam, NNError, Optimizer, Sequential, get_activation, get_loss
 from digitnet.nn.callbacks import Callback
@@ -37,6 +40,7 @@ class TrainConfig:
     epochs: int | None = None
     samples: int | None = None  # train on the first this many training digits (default: all)
     augment: bool | None = None  # distort training digits (the cnn preset does by default)
+    written: int = 0  # also train on the first this many training digits as written on paper
     seed: int = 0
     data: str | None = None
     command: str = ""  # the command line that asked for this run, recorded in the model file
@@ -59,6 +63,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise NNError(f"{name.replace('_', ' ')} must be at least 1; got {value}")
+        if self.written < 0 or (self.samples is not None and self.written > self.samples):
+            raise NNError(f"written must be 0 to the number of training digits; got {self.written}")
         return preset
 
 
@@ -102,8 +108,15 @@ def train(
     checksum = fingerprint(x_train, y_train, x_test, y_test)
     if config.samples is not None:
         x_train, y_train = x_train[: config.samples], y_train[: config.samples]
+    if config.written > len(x_train):
+        raise NNError(f"written: {config.written:,} digits asked, {len(x_train):,} to write from")
     x_test_digits = x_test
+    start = time.perf_counter()
+    written = written_alone(x_train[: config.written], config.seed)  # (written, 28, 28)
+    writing_seconds = time.perf_counter() - start
     x_train, x_test = to_float(x_train), to_float(x_test)  # (N, 28, 28) float32 in [0, 1]
+    x_train = np.concatenate([x_train, written])
+    y_train = np.concatenate([y_train, y_train[: config.written]])
     model = build_model(config, samples=len(x_train))
     epochs = config.epochs or preset.epochs
     batch_size = config.batch_size or preset.batch_size
@@ -134,10 +147,12 @@ def train(
             "source": describe_source(config.data),
             "checksum": checksum,
             "train_samples": len(x_train),
+            "written_on_paper": config.written,  # of them: the first this many digits again
             "test_samples": len(x_test),
         },
         "test": {"accuracy": test_accuracy, "loss": test_loss},
         "training_seconds": round(seconds, 3),
+        "writing_seconds": round(writing_seconds, 3),  # the written digits, before training
         "epochs_completed": len(history.epoch),
         "interrupted": history.interrupted,
         "trained_on": f"{platform.machine()} {platform.system()}, {platform.python_version()}",

@@ -147,6 +147,11 @@ def on_paper(ink: np.ndarray, rng: np.random.Generator) -> bytes:
     return out.getvalue()
 
 
+def digit_height(rng: np.random.Generator) -> int:
+    """A page's digit height in pixels: 20-200, log-uniform."""
+    return int(np.exp(rng.uniform(np.log(20), np.log(200))))
+
+
 def write_page(
     source: Digits, rng: np.random.Generator, alone: bool = True, gaps=GAPS, count=(1, 8)
 ) -> Page:
@@ -154,7 +159,7 @@ def write_page(
     gaps drawn from ``gaps`` (see ``write_line``). With ``alone``, each digit is also written
     alone on paper of the same kind (for the single-digit comparison)."""
     lines = int(rng.choice([2, 3])) if rng.random() < SEVERAL_LINES else 1
-    height = int(np.exp(rng.uniform(np.log(20), np.log(200))))
+    height = digit_height(rng)
     texts, blocks, owners, digits, singles = [], [], [], [], []
     top = 0
     for n in range(lines):
@@ -175,3 +180,48 @@ def write_page(
     owner = np.vstack([np.pad(o, ((0, 0), (0, width - o.shape[1])), constant_values=-1)
                        for o in owners]).astype(np.int16)  # fmt: skip
     return Page(on_paper(page, rng), "\n".join(texts), digits, owner, singles)
+
+
+WRITTEN_CHUNK = 2_000  # digits a worker writes at once, each chunk with a seed of its own
+
+
+def written_alone(images: np.ndarray, seed: int, workers: int | None = None) -> np.ndarray:
+    """MNIST-style digits (N, 28, 28) uint8, ink bright, each written alone on paper as
+    ``write_page`` writes a page's digits — a height of its own (20-200 px, log-uniform), its
+    pen, darkness, paper tone, shading, pencil grain, a third saved as JPEG — and read back
+    through ``digitnet.vision.prepare``: what the recogniser sees of that digit written on a
+    page, (N, 28, 28) float32 in [0, 1]. A digit the pipeline finds no writing in keeps its
+    MNIST form. Chunk i of WRITTEN_CHUNK digits is written with seed (seed, i), in ``workers``
+    processes (default: the cores available): the same digits for any number of workers."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from digitnet.blas import available_cores
+    from digitnet.many import stop_now
+
+    starts = range(0, len(images), WRITTEN_CHUNK)
+    jobs = [(images[a : a + WRITTEN_CHUNK], (seed, i)) for i, a in enumerate(starts)]
+    if not jobs:
+        return np.zeros((0, 28, 28), np.float32)
+    pool = ProcessPoolExecutor(min(workers or available_cores(at_most=8), len(jobs)))
+    try:
+        parts = list(pool.map(_written_chunk, jobs))
+    except BaseException:  # Ctrl-C or a worker lost: stop at once, not after every chunk
+        stop_now(pool)
+        raise
+    pool.shutdown()
+    return np.concatenate(parts)
+
+
+def _written_chunk(job: tuple[np.ndarray, tuple[int, int]]) -> np.ndarray:
+    from digitnet.vision import prepare
+
+    images, seed = job
+    rng = np.random.default_rng(seed)
+    out = images.astype(np.float32) / 255  # (n, 28, 28)
+    for k, image in enumerate(images):
+        height = digit_height(rng)
+        strokes = write_digit(cropped(image.astype(np.float32) / 255), height, rng)
+        prepared = prepare(on_paper(write_line([strokes], height, rng)[0], rng))
+        if prepared.image is not None:
+            out[k] = prepared.image
+    return out
