@@ -38,6 +38,7 @@ NOTICE_SECONDS = 2  # a worker's death the pool has not noticed by then, it neve
 CONNECT_SECONDS = 10  # to reach a Dask scheduler
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 WORKER_DIED = "a worker process died reading it"
+ANSWERED = "answered already"  # an entry of a resumed run: its answer is in the output
 KINDS = ("predict", "read")
 
 Entry = tuple[str, str | None]  # a file's name, and why it cannot be read (None: try it)
@@ -141,13 +142,17 @@ def answer_chunk(task: Task, chunk: Sequence[Entry]) -> list[dict]:
     from digitnet.vision import ImageError
 
     recognizer = recognizer_for(task)
-    readable = [name for name, problem in chunk if problem is None]
-    if task.kind == "predict":
-        results = iter(recognizer.recognize_many(readable, batch=CHUNK))
+    readable = [(row, name) for row, (name, problem) in enumerate(chunk) if problem is None]
+    names = [name for _, name in readable]
+    if task.kind == "predict":  # each file in its chunk's row: its answer, to the last bit
+        places = [row for row, _ in readable]
+        results = iter(recognizer.recognize_many(names, batch=CHUNK, rows=places))
     else:
-        results = iter(_read_each(recognizer, readable, read_with, ImageError))
+        results = iter(_read_each(recognizer, names, read_with, ImageError))
     records = []
     for name, problem in chunk:
+        if problem == ANSWERED:
+            continue
         result = next(results) if problem is None else ImageError(problem)
         if isinstance(result, ImageError):  # the record names the file; the reason need not
             records.append({"file": name, "error": result.reason})
@@ -182,17 +187,15 @@ def answer(
         yield from _answer_on_cluster(entries, task, dask, ordered)
         return
     pending = chunks(entries)
-    if jobs <= 1:
-        for chunk in pending:
-            yield from answer_chunk(task, chunk)
-        return
-    first = list(islice(pending, SMALL_RUN))
-    if len(first) < SMALL_RUN:  # answered here before worker processes would have started
-        for chunk in first:
+    first = list(islice(pending, SMALL_RUN))  # counted with the chunks a resumed run answered:
+    # where a chunk is answered (here, or in a worker with one BLAS thread) is part of its answer
+    left = filter(_left_to_answer, chain(first, pending))
+    if jobs <= 1 or len(first) < SMALL_RUN:  # here before worker processes would have started
+        for chunk in left:
             yield from answer_chunk(task, chunk)
         return
     with Workers(task, jobs) as workers:
-        yield from _windowed(workers, chain(first, pending), jobs * WINDOW, ordered)
+        yield from _windowed(workers, left, jobs * WINDOW, ordered)
 
 
 def _windowed(workers, pending: Iterator[list[Entry]], window: int, ordered: bool):
@@ -385,7 +388,8 @@ def _answer_on_cluster(entries, task: Task, address: str, ordered: bool) -> Iter
         shipped = client.scatter(task, broadcast=True)  # the model, once to every worker
         workers = len(client.scheduler_info()["workers"]) or 1
         cluster = Cluster(client, shipped)
-        yield from _windowed(cluster, chunks(entries), workers * WINDOW, ordered)
+        yield from _windowed(cluster, filter(_left_to_answer, chunks(entries)), workers * WINDOW,
+                             ordered)  # fmt: skip
 
 
 class Cluster:
@@ -434,7 +438,14 @@ def answered(path: str | os.PathLike) -> set[str]:
 
 
 def not_answered(entries: Iterable[Entry], done: set[str]) -> Iterator[Entry]:
-    return (entry for entry in entries if entry[0] not in done)
+    """The entries, those in ``done`` marked ANSWERED: answered no more, they keep their
+    places in the chunks, so every other file is answered in the very row of the very pass
+    it had in a run that was not stopped (see ``Recognizer.outputs``)."""
+    return ((name, ANSWERED if name in done else problem) for name, problem in entries)
+
+
+def _left_to_answer(chunk: list[Entry]) -> bool:
+    return any(problem != ANSWERED for _, problem in chunk)
 
 
 def recognize_many(
