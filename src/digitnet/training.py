@@ -112,8 +112,12 @@ def train(
         raise NNError(f"written: {config.written:,} digits asked, {len(x_train):,} to write from")
     x_test_digits = x_test
     start = time.perf_counter()
+    if config.written and verbose:
+        print(f"Writing {config.written:,} training digits on paper ...", end=" ", flush=True)
     written = written_alone(x_train[: config.written], config.seed)  # (written, 28, 28)
     writing_seconds = time.perf_counter() - start
+    if config.written and verbose:
+        print(f"{writing_seconds:.1f} s", flush=True)
     x_train, x_test = to_float(x_train), to_float(x_test)  # (N, 28, 28) float32 in [0, 1]
     x_train = np.concatenate([x_train, written])
     y_train = np.concatenate([y_train, y_train[: config.written]])
