@@ -60,12 +60,14 @@ def test_training_on_digits_written_on_paper_too(mnist, capsys):
     """``written=N`` adds the first N training digits written on paper (``written_alone``),
     with their labels, to what the network learns from; the model file says so."""
     from digitnet.cli import main
+    from digitnet.evaluation import format_metadata
     from digitnet.nn import NNError
 
     model = train(TrainConfig(samples=300, written=100, epochs=1), verbose=False, data=mnist)
     assert model.metadata["data"]["train_samples"] == 400
     assert model.metadata["data"]["written_on_paper"] == 100
     assert model.metadata["config"]["written"] == 100
+    assert "(+ 100 of its training digits written on paper)" in format_metadata(model)
     assert model.history.history["accuracy"]  # it trained
     with pytest.raises(NNError, match="written must be 0 to the number of training digits"):
         TrainConfig(samples=300, written=301).validate()

@@ -83,14 +83,19 @@ def format_metadata(model) -> str:
             f"Test accuracy: {meta['test']['accuracy']:.4f} (loss {meta['test']['loss']:.4f})"
         )
     if meta.get("training_seconds") is not None:
+        writing = meta.get("writing_seconds")
         lines.append(
             f"Training time: {meta['training_seconds']:.2f} s"
             f" for {meta.get('epochs_completed', '?')}"
             + (" epoch" if meta.get("epochs_completed") == 1 else " epochs")
             + (" (interrupted)" if meta.get("interrupted") else "")
+            + (f", after {writing:.2f} s writing digits on paper" if writing else "")
         )
     if meta.get("data"):
-        lines.append(f"Data: {meta['data']['source']}, {meta['data']['checksum']}")
+        data = meta["data"]
+        written = data.get("written_on_paper")
+        also = f" (+ {written:,} of its training digits written on paper)" if written else ""
+        lines.append(f"Data: {data['source']}{also}, {data['checksum']}")
     calibration = meta.get("calibration") or {}
     if calibration.get("temperature"):
         lines.append(
