@@ -156,10 +156,11 @@ def train(
         },
         "test": {"accuracy": test_accuracy, "loss": test_loss},
         "training_seconds": round(seconds, 3),
-        "writing_seconds": round(writing_seconds, 3),  # the written digits, before training
         "epochs_completed": len(history.epoch),
         "interrupted": history.interrupted,
         "trained_on": f"{platform.machine()} {platform.system()}, {platform.python_version()}",
     }
+    if config.written:
+        model.metadata["writing_seconds"] = round(writing_seconds, 3)  # before the training
     record_scorecard(model, x_test_digits, y_test)  # for the model page, at once
     return model
