@@ -255,7 +255,7 @@ class Workers:
             return self._result(future)
         except BrokenProcessPool:
             self._restart(out)
-            return [record for entry in chunk for record in self._alone(entry)]
+            return [record for k in range(len(chunk)) for record in self._alone(chunk, k)]
 
     def _result(self, future):
         self._first_done([future])
@@ -292,16 +292,22 @@ class Workers:
                 future = self.submit(chunk)
             out.append((future, chunk))
 
-    def _alone(self, entry: Entry) -> list[dict]:
-        """One file of a chunk whose worker died, answered on its own."""
+    def _alone(self, chunk: list[Entry], k: int) -> list[dict]:
+        """File k of a chunk whose worker died, answered on its own — in its row of the
+        chunk, the others marked ANSWERED (its answer to the last bit, see ``not_answered``)."""
         from concurrent.futures.process import BrokenProcessPool
 
+        name, problem = chunk[k]
+        if problem == ANSWERED:
+            return []
+        alone = [(other, ANSWERED) for other, _ in chunk]
+        alone[k] = chunk[k]
         try:
-            return self._result(self.submit([entry]))
+            return self._result(self.submit(alone))
         except BrokenProcessPool:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = self._start()
-            return [{"file": entry[0], "error": WORKER_DIED}]
+            return [{"file": name, "error": WORKER_DIED}]
 
     def __enter__(self) -> Workers:
         return self
