@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
@@ -183,10 +183,10 @@ def answer(
     """Each entry's answer (see ``answer_chunk``), in the entries' order unless not
     ``ordered``: in this process (``jobs`` 1), in ``jobs`` worker processes, or on the Dask
     cluster whose scheduler is at ``dask`` ("tcp://host:8786")."""
-    if dask:
-        yield from _answer_on_cluster(entries, task, dask, ordered)
-        return
     pending = chunks(entries)
+    if dask:
+        yield from _answer_on_cluster(filter(_left_to_answer, pending), task, dask, ordered)
+        return
     first = list(islice(pending, SMALL_RUN))  # counted with the chunks a resumed run answered:
     # where a chunk is answered (here, or in a worker with one BLAS thread) is part of its answer
     left = filter(_left_to_answer, chain(first, pending))
@@ -326,6 +326,22 @@ class Workers:
                 os.environ[variable] = value
 
 
+def in_processes(function: Callable[[Any], Any], jobs: Sequence[Any], workers: int) -> list:
+    """``function(job)`` for each job (a module-level function: it runs in ``workers`` worker
+    processes), the results in the jobs' order. Ctrl-C or a failure stops the workers at once
+    (``stop_now``), not after every job sent out."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max(1, min(workers, len(jobs))))
+    try:
+        results = list(pool.map(function, jobs))
+    except BaseException:
+        stop_now(pool)
+        raise
+    pool.shutdown()
+    return results
+
+
 def stop_now(pool) -> None:
     """Shut a ProcessPoolExecutor down without waiting for the work it has out: its workers
     are terminated. A worker killed while it was writing a result leaves half a message in
@@ -373,7 +389,9 @@ def _answer_in_worker(chunk: list[Entry]) -> list[dict]:
 # ---------------------------------------------------------------------------- a cluster
 
 
-def _answer_on_cluster(entries, task: Task, address: str, ordered: bool) -> Iterator[dict]:
+def _answer_on_cluster(pending: Iterator[list[Entry]], task: Task, address: str,
+                       ordered: bool) -> Iterator[dict]:  # fmt: skip
+    """The chunks ``pending`` answered on the Dask cluster whose scheduler is at ``address``."""
     try:
         from distributed import Client
     except ImportError:
@@ -394,8 +412,7 @@ def _answer_on_cluster(entries, task: Task, address: str, ordered: bool) -> Iter
         shipped = client.scatter(task, broadcast=True)  # the model, once to every worker
         workers = len(client.scheduler_info()["workers"]) or 1
         cluster = Cluster(client, shipped)
-        yield from _windowed(cluster, filter(_left_to_answer, chunks(entries)), workers * WINDOW,
-                             ordered)  # fmt: skip
+        yield from _windowed(cluster, pending, workers * WINDOW, ordered)
 
 
 class Cluster:

@@ -13,12 +13,12 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from digitnet.many import in_processes
 from digitnet.vision.segment import Candidate, Piece
 
 TRAINING_DIGITS = 50_000  # MNIST training digits written on the pages (50,000+: development)
@@ -83,8 +83,7 @@ def write(label: Callable[[int, int], Labelled], pages: int, per_chunk: int, see
     ``pages`` pages in chunks of ``per_chunk``, chunk i with seed ``seed * 1_000_003 + i``."""
     start = time.perf_counter()
     chunks = [(label, per_chunk, seed * 1_000_003 + i) for i in range(max(1, pages // per_chunk))]
-    with ProcessPoolExecutor(workers) as pool:
-        parts = list(pool.map(_labelled_chunk, chunks))
+    parts = in_processes(_labelled_chunk, chunks, workers)
     held = len(parts) // 10 or 1
     return Written(
         x=np.concatenate([p[0] for p in parts]),

@@ -109,18 +109,14 @@ def train(
     if config.samples is not None:
         x_train, y_train = x_train[: config.samples], y_train[: config.samples]
     if config.written > len(x_train):
-        raise NNError(f"written: {config.written:,} digits asked, {len(x_train):,} to write from")
+        raise NNError(f"written must be 0 to the number of training digits ({len(x_train):,});"
+                      f" got {config.written:,}")  # fmt: skip
     x_test_digits = x_test
-    start = time.perf_counter()
-    if config.written and verbose:
-        print(f"Writing {config.written:,} training digits on paper ...", end=" ", flush=True)
-    written = written_alone(x_train[: config.written], config.seed)  # (written, 28, 28)
-    writing_seconds = time.perf_counter() - start
-    if config.written and verbose:
-        print(f"{writing_seconds:.1f} s", flush=True)
+    x_written, writing_seconds = written_digits(x_train, config, verbose)
     x_train, x_test = to_float(x_train), to_float(x_test)  # (N, 28, 28) float32 in [0, 1]
-    x_train = np.concatenate([x_train, written])
-    y_train = np.concatenate([y_train, y_train[: config.written]])
+    if config.written:  # the first ``written`` digits once more, as written on paper
+        x_train = np.concatenate([x_train, x_written])
+        y_train = np.concatenate([y_train, y_train[: config.written]])
     model = build_model(config, samples=len(x_train))
     epochs = config.epochs or preset.epochs
     batch_size = config.batch_size or preset.batch_size
@@ -161,6 +157,21 @@ def train(
         "trained_on": f"{platform.machine()} {platform.system()}, {platform.python_version()}",
     }
     if config.written:
-        model.metadata["writing_seconds"] = round(writing_seconds, 3)  # before the training
+        model.metadata["writing_seconds"] = writing_seconds  # before the training
     record_scorecard(model, x_test_digits, y_test)  # for the model page, at once
     return model
+
+
+def written_digits(x_train, config: TrainConfig, verbose: bool) -> tuple[np.ndarray | None, float]:
+    """The first ``config.written`` training digits (uint8) written on paper and read back
+    (``written_alone``), and the seconds that took; (None, 0) when none are asked for."""
+    if not config.written:
+        return None, 0.0
+    if verbose:
+        print(f"Writing {config.written:,} training digits on paper ...", end=" ", flush=True)
+    start = time.perf_counter()
+    written = written_alone(x_train[: config.written], config.seed)  # (written, 28, 28)
+    seconds = round(time.perf_counter() - start, 3)
+    if verbose:
+        print(f"{seconds:.1f} s", flush=True)
+    return written, seconds

@@ -193,23 +193,14 @@ def written_alone(images: np.ndarray, seed: int, workers: int | None = None) -> 
     page, (N, 28, 28) float32 in [0, 1]. A digit the pipeline finds no writing in keeps its
     MNIST form. Chunk i of WRITTEN_CHUNK digits is written with seed (seed, i), in ``workers``
     processes (default: the cores available): the same digits for any number of workers."""
-    from concurrent.futures import ProcessPoolExecutor
-
     from digitnet.blas import available_cores
-    from digitnet.many import stop_now
+    from digitnet.many import in_processes
 
     starts = range(0, len(images), WRITTEN_CHUNK)
     jobs = [(images[a : a + WRITTEN_CHUNK], (seed, i)) for i, a in enumerate(starts)]
     if not jobs:
         return np.zeros((0, 28, 28), np.float32)
-    pool = ProcessPoolExecutor(min(workers or available_cores(at_most=8), len(jobs)))
-    try:
-        parts = list(pool.map(_written_chunk, jobs))
-    except BaseException:  # Ctrl-C or a worker lost: stop at once, not after every chunk
-        stop_now(pool)
-        raise
-    pool.shutdown()
-    return np.concatenate(parts)
+    return np.concatenate(in_processes(_written_chunk, jobs, workers or available_cores(8)))
 
 
 def _written_chunk(job: tuple[np.ndarray, tuple[int, int]]) -> np.ndarray:
