@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import median_time, peak_memory_of_cli, row, try_import_torch
+from common import blas_kernels, median_time, peak_memory_of_cli, row, try_import_torch
 
 from digitnet.data import load_mnist, to_float
 from digitnet.memory import reuse_freed_memory
@@ -104,6 +104,7 @@ def main() -> int:
     mnist = load_mnist()
     (x8, y), (x8_test, y_test) = mnist
     x, x_test = to_float(x8), to_float(x8_test)
+    print(f"NumPy's BLAS: {blas_kernels()}")
     print(f"Tutorial recipe, 5 epochs x 60,000 images, batch 32 (median of {repeats})")
 
     fit_s, fit_all = median_time(lambda: digitnet_fit(x, y, x_test, y_test), repeats)

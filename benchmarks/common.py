@@ -1,7 +1,9 @@
-"""Helpers shared by the benchmarks: timing with medians, peak memory, optional PyTorch."""
+"""Helpers shared by the benchmarks: timing with medians, peak memory, optional PyTorch, the
+BLAS kernels NumPy runs on."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -52,6 +54,25 @@ def try_import_torch():
     except ImportError:
         return None
     return torch
+
+
+def blas_kernels() -> str:
+    """The BLAS NumPy runs on and the kernels it picked for this CPU (``threadpoolctl``), and
+    whether the environment forced them: every GEMM's speed depends on it. (Some machines set
+    OPENBLAS_CORETYPE for older OpenBLAS builds' sake; on this project's AVX-512 machine it
+    names Haswell, where NumPy 2's OpenBLAS picks SkylakeX itself, and GEMMs run 1.5-1.8x
+    slower. To measure NumPy as it runs elsewhere, unset it and OPENBLAS_L2_SIZE for the
+    benchmark's command alone: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python ...``.)"""
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        found = "unknown (pip install threadpoolctl to see)"
+    else:
+        found = ", ".join(f"{i['internal_api']} {i['version']} {i.get('architecture', '')}, "
+                          f"{i['num_threads']} threads" for i in threadpool_info()
+                          if i["user_api"] == "blas") or "none found"  # fmt: skip
+    return found + (f"; forced by OPENBLAS_CORETYPE={forced}" if forced else "")
 
 
 def row(label: str, value: str, note: str = "") -> str:
