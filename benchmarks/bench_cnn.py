@@ -36,45 +36,33 @@ TARGET_PEAK_MB = 2048
 PRESET_TARGET_PEAK_MB = 1200  # the cnn preset's training process
 PRESET_TARGET_SPEEDUP = 2.0  # against the baseline's code, when given
 
-# One epoch of the cnn preset in a fresh interpreter (whichever digitnet PYTHONPATH finds):
-# its time and the process's peak memory, as JSON.
-_PRESET_EPOCH = """
+# One epoch from scratch in a fresh interpreter, as JSON: its seconds, the test accuracy after
+# it and the process's peak memory. argv: the kind ("preset": the cnn preset, validated on the
+# test set as ``digitnet train`` runs it, with whichever digitnet PYTHONPATH finds — a baseline's
+# too; "digitnet" or "torch": the Keras example CNN, neither framework loaded beside the other),
+# the training digits, this folder.
+_EPOCH = """
 import json, sys, time
-from digitnet.blas import short_blas_spin
-short_blas_spin()
-from digitnet.data import load_mnist, to_float
-from digitnet.memory import reuse_freed_memory
-from digitnet.training import TrainConfig, build_model
-from digitnet.zoo import get_preset
-reuse_freed_memory()
-samples = int(sys.argv[1])
-(x8, y), (x8_test, y_test) = load_mnist()
-x, y, x_test = to_float(x8[:samples]), y[:samples], to_float(x8_test)
-model = build_model(TrainConfig(model="cnn", seed=0), samples=samples)
-start = time.perf_counter()  # as digitnet train runs it: validated on the test set
-model.fit(x, y, epochs=1, batch_size=128, seed=0, verbose=0, augment=get_preset("cnn").augment,
-          validation_data=(x_test, y_test))
-seconds = time.perf_counter() - start
-status = open("/proc/self/status").read()  # VmHWM: ru_maxrss counts the parent's, kept at exec
-peak_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
-print(json.dumps({"seconds": seconds, "peak_mb": peak_kb / 1024}))
-"""
-
-# One epoch of the Keras example CNN from scratch in a fresh interpreter, in digitnet or in
-# PyTorch (argv[1]), neither framework loaded beside the other: its time, the test accuracy
-# after it and the process's peak memory, as JSON.
-_KERAS_EPOCH = """
-import json, sys, time
+kind, samples = sys.argv[1], int(sys.argv[2])
 sys.path.insert(0, sys.argv[3])
 from digitnet.blas import short_blas_spin
 short_blas_spin()
 from digitnet.data import load_mnist, to_float
 from digitnet.memory import reuse_freed_memory
 reuse_freed_memory()
-samples = int(sys.argv[2])
 (x8, y), (x8_test, y_test) = load_mnist()
 x, y, x_test = to_float(x8[:samples]), y[:samples], to_float(x8_test)
-if sys.argv[1] == "torch":
+about = "digitnet"
+if kind == "preset":
+    from digitnet.training import TrainConfig, build_model
+    from digitnet.zoo import get_preset
+    model = build_model(TrainConfig(model="cnn", seed=0), samples=samples)
+    start = time.perf_counter()
+    history = model.fit(x, y, epochs=1, batch_size=128, seed=0, verbose=0,
+                        augment=get_preset("cnn").augment, validation_data=(x_test, y_test))
+    seconds = time.perf_counter() - start
+    accuracy = history.history["val_accuracy"][-1]
+elif kind == "torch":
     import torch
     from bench_cnn import TorchCNN
     model = TorchCNN(torch, x, y)
@@ -86,20 +74,37 @@ else:
     model = keras_example_cnn()
     seconds = model.fit(x, y, epochs=1, batch_size=128, verbose=False).history["time"][0]
     accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
-    about = "digitnet"
-status = open("/proc/self/status").read()
+status = open("/proc/self/status").read()  # VmHWM: ru_maxrss counts the parent's, kept at exec
 peak_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
 print(json.dumps({"seconds": seconds, "accuracy": float(accuracy), "peak_mb": peak_kb / 1024,
                   "about": about}))
 """
 
 
-def keras_epoch(framework: str, samples: int) -> dict:
-    """One Keras-CNN epoch in a fresh process: {"seconds", "accuracy", "peak_mb", "about"}."""
-    done = subprocess.run([sys.executable, "-c", _KERAS_EPOCH, framework, str(samples),
-                           os.path.dirname(os.path.abspath(__file__))],
+def epoch(kind: str, samples: int, source: str | None = None) -> dict:
+    """One ``_EPOCH`` of ``kind`` in a fresh process: {"seconds", "accuracy", "peak_mb",
+    "about"}; ``source``: the src directory of another digitnet to run instead of this one."""
+    env = dict(os.environ)
+    if source:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
+    here = os.path.dirname(os.path.abspath(__file__))
+    done = subprocess.run([sys.executable, "-c", _EPOCH, kind, str(samples), here], env=env,
                           capture_output=True, text=True, check=True)  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def timed(results: list[dict]) -> tuple[float, str]:
+    """The median seconds of ``epoch`` results, and their runs as words."""
+    return float(np.median([r["seconds"] for r in results])), "runs " + ", ".join(
+        f"{r['seconds']:.1f}" for r in results
+    )
+
+
+def peak_row(results: list[dict], target_mb: int) -> str:
+    peak_mb = max(r["peak_mb"] for r in results)
+    verdict = "meets" if peak_mb <= target_mb else "MISSES"
+    return row("  its process's peak memory", f"{peak_mb:.0f} MB",
+               f"{verdict} the {target_mb} MB target")  # fmt: skip
 
 
 def keras_example_cnn(seed: int = 0) -> Sequential:
@@ -156,34 +161,18 @@ class TorchCNN:
         return float((out.argmax(1).numpy() == y_test).mean())
 
 
-def preset_epoch(samples: int, source: str | None = None) -> dict:
-    """One cnn-preset epoch in a fresh process: {"seconds", "peak_mb"}; ``source``: the src
-    directory of another digitnet to run instead of this one."""
-    env = dict(os.environ)
-    if source:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
-    done = subprocess.run([sys.executable, "-c", _PRESET_EPOCH, str(samples)], env=env,
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def compare_presets(samples: int, repeats: int, baseline: str | None) -> None:
     ours, theirs = [], []
     for _ in range(repeats):  # taking turns, so both see the machine's same moods
-        ours.append(preset_epoch(samples))
+        ours.append(epoch("preset", samples))
         if baseline:
-            theirs.append(preset_epoch(samples, baseline))
-    seconds = np.median([r["seconds"] for r in ours])
-    peak_mb = max(r["peak_mb"] for r in ours)
-    runs = ", ".join(f"{r['seconds']:.1f}" for r in ours)
-    print(row("cnn preset epoch (batch norm, augmentation)", f"{seconds:.1f} s", f"runs {runs}"))
-    verdict = "meets" if peak_mb <= PRESET_TARGET_PEAK_MB else "MISSES"
-    print(row("  its process's peak memory", f"{peak_mb:.0f} MB",
-              f"{verdict} the {PRESET_TARGET_PEAK_MB} MB target"))  # fmt: skip
+            theirs.append(epoch("preset", samples, baseline))
+    seconds, runs = timed(ours)
+    print(row("cnn preset epoch (batch norm, augmentation)", f"{seconds:.1f} s", runs))
+    print(peak_row(ours, PRESET_TARGET_PEAK_MB))
     if baseline:
-        before = np.median([r["seconds"] for r in theirs])
-        runs = ", ".join(f"{r['seconds']:.1f}" for r in theirs)
-        print(row("  the same epoch, baseline code", f"{before:.1f} s", f"runs {runs}; {baseline}"))
+        before, runs = timed(theirs)
+        print(row("  the same epoch, baseline code", f"{before:.1f} s", f"{runs}; {baseline}"))
         speedup = before / seconds
         verdict = "meets" if speedup >= PRESET_TARGET_SPEEDUP else "MISSES"
         print(row("  speed-up over the baseline", f"{speedup:.2f}x",
@@ -206,24 +195,19 @@ def main() -> int:
     torch = importlib.util.find_spec("torch") is not None  # loaded in its epochs' processes only
     ours, theirs = [], []
     for _ in range(args.epochs):  # taking turns, so both see the machine's same moods
-        ours.append(keras_epoch("digitnet", args.samples))
+        ours.append(epoch("digitnet", args.samples))
         if torch:
-            theirs.append(keras_epoch("torch", args.samples))
-    seconds = np.median([r["seconds"] for r in ours])
-    runs = ", ".join(f"{r['seconds']:.1f}" for r in ours)
+            theirs.append(epoch("torch", args.samples))
+    seconds, runs = timed(ours)
     print(row("digitnet epoch", f"{seconds:.1f} s",
-              f"runs {runs}; test accuracy {ours[-1]['accuracy']:.4f} after it"))  # fmt: skip
-    peak_mb = max(r["peak_mb"] for r in ours)
-    verdict = "meets" if peak_mb <= TARGET_PEAK_MB else "MISSES"
-    print(row("  its process's peak memory", f"{peak_mb:.0f} MB",
-              f"{verdict} the {TARGET_PEAK_MB} MB target"))  # fmt: skip
+              f"{runs}; test accuracy {ours[-1]['accuracy']:.4f} after it"))  # fmt: skip
+    print(peak_row(ours, TARGET_PEAK_MB))
     if not torch:
         print(row("PyTorch", "not installed", "pip install torch==2.13.0 to compare"))
         return 0
-    their_seconds = np.median([r["seconds"] for r in theirs])
-    runs = ", ".join(f"{r['seconds']:.1f}" for r in theirs)
+    their_seconds, runs = timed(theirs)
     print(row(f"{theirs[-1]['about']} epoch", f"{their_seconds:.1f} s",
-              f"runs {runs}; test accuracy {theirs[-1]['accuracy']:.4f}"))  # fmt: skip
+              f"{runs}; test accuracy {theirs[-1]['accuracy']:.4f}"))  # fmt: skip
     ratio = seconds / their_seconds
     verdict = "meets" if ratio <= TARGET_RATIO else "MISSES"
     print(row("ratio digitnet / PyTorch (medians)", f"{ratio:.2f}x",
