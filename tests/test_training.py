@@ -71,6 +71,8 @@ def test_training_on_digits_written_on_paper_too(mnist, capsys):
     assert model.history.history["accuracy"]  # it trained
     with pytest.raises(NNError, match="written must be 0 to the number of training digits"):
         TrainConfig(samples=300, written=301).validate()
+    with pytest.raises(NNError, match=r"training digits \(60,000\); got 60,001"):  # known late
+        train(TrainConfig(written=60_001, epochs=1), verbose=False, data=mnist)
     with pytest.raises(SystemExit):
         main(["train", "--written", "-1"])
     assert "argument --written: must be 0 or more; got -1" in capsys.readouterr().err

@@ -63,9 +63,16 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise NNError(f"{name.replace('_', ' ')} must be at least 1; got {value}")
-        if self.written < 0 or (self.samples is not None and self.written > self.samples):
-            raise NNError(f"written must be 0 to the number of training digits; got {self.written}")
+        self.check_written(self.samples)
         return preset
+
+    def check_written(self, digits: int | None) -> None:
+        """``written`` is 0 to ``digits``, the number of training digits (None: not known yet,
+        until the data are loaded)."""
+        if self.written < 0 or (digits is not None and self.written > digits):
+            known = f" ({digits:,})" if digits is not None else ""
+            raise NNError(f"written must be 0 to the number of training digits{known};"
+                          f" got {self.written:,}")  # fmt: skip
 
 
 def build_model(config: TrainConfig, samples: int = 60_000) -> Sequential:
@@ -108,9 +115,7 @@ def train(
     checksum = fingerprint(x_train, y_train, x_test, y_test)
     if config.samples is not None:
         x_train, y_train = x_train[: config.samples], y_train[: config.samples]
-    if config.written > len(x_train):
-        raise NNError(f"written must be 0 to the number of training digits ({len(x_train):,});"
-                      f" got {config.written:,}")  # fmt: skip
+    config.check_written(len(x_train))  # samples may ask for more than the data have
     x_test_digits = x_test
     x_written, writing_seconds = written_digits(x_train, config, verbose)
     x_train, x_test = to_float(x_train), to_float(x_test)  # (N, 28, 28) float32 in [0, 1]

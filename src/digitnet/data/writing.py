@@ -208,10 +208,10 @@ def _written_chunk(job: tuple[np.ndarray, tuple[int, int]]) -> np.ndarray:
 
     images, seed = job
     rng = np.random.default_rng(seed)
-    out = images.astype(np.float32) / 255  # (n, 28, 28)
-    for k, image in enumerate(images):
+    out = images.astype(np.float32) / 255  # (n, 28, 28): the MNIST form, replaced as written
+    for k in range(len(out)):
         height = digit_height(rng)
-        strokes = write_digit(cropped(image.astype(np.float32) / 255), height, rng)
+        strokes = write_digit(cropped(out[k]), height, rng)  # a copy: out[k] is read only
         prepared = prepare(on_paper(write_line([strokes], height, rng)[0], rng))
         if prepared.image is not None:
             out[k] = prepared.image
