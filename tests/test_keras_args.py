@@ -6,7 +6,7 @@ import inspect
 import numpy as np
 import pytest
 
-from digitnet.nn import Dense, NNError, Sequential
+from digitnet.nn import Dense, NNError, Sequential, load_model
 
 # The arguments of Keras 3's Sequential and its methods (keras.Sequential, keras.Model).
 KERAS = {
@@ -107,3 +107,19 @@ def test_keras_defaults_and_no_op_values_are_taken(data, capsys):
     text = model.summary()  # print_fn None: printed, as Keras does
     assert text in capsys.readouterr().out
     assert Sequential(name=None).name == "sequential"
+
+
+def test_load_model_takes_keras_arguments(data, tmp_path):
+    """keras.saving.load_model(filepath, custom_objects=None, compile=True, safe_mode=True)."""
+    names = list(inspect.signature(load_model).parameters)
+    assert names[:4] == ["filepath", "custom_objects", "compile", "safe_mode"]
+    x, y = data
+    model = small_model()
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "model.npz")
+    assert load_model(filepath=tmp_path / "model.npz").compiled
+    bare = load_model(tmp_path / "model.npz", compile=False, safe_mode=False)
+    assert not bare.compiled  # the weights without the loss and optimiser
+    np.testing.assert_array_equal(bare.predict(x, verbose=0), model.predict(x, verbose=0))
+    with pytest.raises(NNError, match=r"load_model\(custom_objects=\.\.\.\) is not supported"):
+        load_model(tmp_path / "model.npz", custom_objects={"MyLayer": object})

@@ -266,20 +266,33 @@ LAYERS = {
 }
 
 
-def load_model(path: str | os.PathLike, content: bytes | None = None):
+def load_model(
+    filepath: str | os.PathLike,
+    custom_objects: Any = None,
+    compile: bool = True,
+    safe_mode: bool = True,
+    *,
+    content: bytes | None = None,
+):
     """Rebuild a model saved by ``save_model``: architecture, weights, compile settings,
     history and metadata. A Keras ``.keras`` or ``.h5`` file is read too (``keras_files``).
-    ``content``: the file's bytes, already read (a model sent to another process or machine);
-    ``path`` then only names it in messages."""
+    Keras' arguments, with Keras' meaning: ``compile=False`` gives the model back without its
+    loss and optimiser (to predict, or to compile anew); ``safe_mode`` either way — a model
+    file is read as data, never run as code; ``custom_objects`` is refused (a digitnet file
+    holds only digitnet's own layers, losses and optimisers). ``content``: the file's bytes,
+    already read (a model sent to another process or machine); ``filepath`` then only names it
+    in messages."""
     from digitnet.nn.callbacks import History
+    from digitnet.nn.keras_args import refuse_unsupported
     from digitnet.nn.keras_files import keras_format, load_keras
     from digitnet.nn.model import Sequential
 
+    refuse_unsupported("load_model", custom_objects=custom_objects)
     if content is None:
-        content = read_model_bytes(path)
+        content = read_model_bytes(filepath)
     if keras_format(content):
-        return load_keras(content, path, MAX_ARRAY_BYTES)
-    description, arrays = read_model_file(path, content)
+        return load_keras(content, filepath, MAX_ARRAY_BYTES)
+    description, arrays = read_model_file(filepath, content)
     held = sum(a.size for key, a in arrays.items() if key.startswith(("layers/", "state/")))
     try:
         arch = description["architecture"]
@@ -289,14 +302,14 @@ def load_model(path: str | os.PathLike, content: bytes | None = None):
         # gigabytes. The margin lets a small mismatch be named by the shape checks below.
         model.build(tuple(arch["input_shape"]), max_values=held + 2**20)
     except (KeyError, TypeError, ValueError, OverflowError, NNError) as err:
-        raise ModelFileError(f"{path}: the architecture is invalid: {err}") from None
+        raise ModelFileError(f"{filepath}: the architecture is invalid: {err}") from None
 
     expected = _expected_arrays(model)
     missing = sorted(set(expected) - set(arrays))
     unknown = sorted(set(arrays) - set(expected))
     if missing or unknown:
         raise ModelFileError(
-            f"{path}: weights do not match the architecture"
+            f"{filepath}: weights do not match the architecture"
             + (f"; missing: {', '.join(missing)}" if missing else "")
             + (f"; unexpected: {', '.join(unknown)}" if unknown else "")
         )
@@ -304,14 +317,14 @@ def load_model(path: str | os.PathLike, content: bytes | None = None):
         value = arrays[key]
         if value.shape != param.shape:
             raise ModelFileError(
-                f"{path}: {key} has shape {value.shape}; the architecture needs {param.shape}"
+                f"{filepath}: {key} has shape {value.shape}; the architecture needs {param.shape}"
             )
         if not np.isfinite(value).all():
-            raise ModelFileError(f"{path}: {key} contains NaN or infinite values")
+            raise ModelFileError(f"{filepath}: {key} contains NaN or infinite values")
         param[...] = value
 
     compiled = description.get("compile")
-    if compiled:
+    if compiled and compile:
         from digitnet.nn.losses import get_loss
         from digitnet.nn.optimizers import get_optimizer
 
@@ -322,7 +335,7 @@ def load_model(path: str | os.PathLike, content: bytes | None = None):
             loss_obj.from_logits = bool(loss.get("from_logits", False))
             model.compile(get_optimizer(opt.pop("name"), **opt), loss_obj, compiled.get("metrics"))
         except (KeyError, TypeError, ValueError, OverflowError, NNError) as err:
-            raise ModelFileError(f"{path}: the compile settings are invalid: {err}") from None
+            raise ModelFileError(f"{filepath}: the compile settings are invalid: {err}") from None
     if description.get("history"):
         history = History()
         history.history = description["history"].get("history", {})

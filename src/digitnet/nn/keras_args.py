@@ -1,9 +1,10 @@
 """Keras' arguments, as digitnet's Sequential takes them.
 
 The tutorial's readers copy Keras calls. Every argument that Keras' ``Sequential``,
-``compile``, ``fit``, ``evaluate``, ``predict``, ``summary`` and ``save`` take is accepted by
-digitnet with Keras' meaning — or, where digitnet has no such thing, accepted at Keras' default
-and refused at any other value with one line that says why (never a bare TypeError).
+``compile``, ``fit``, ``evaluate``, ``predict``, ``summary``, ``save`` and ``load_model``
+take is accepted by digitnet with Keras' meaning — or, where digitnet has no such thing,
+accepted at Keras' default and refused at any other value with one line that says why (never
+a bare TypeError).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ NOT_TAKEN: dict[str, str] = {
     "show_trainable": "every digitnet layer trains",
     "layer_range": "the summary shows every layer",
     "zipped": "digitnet writes its own one-file format (.npz), always zipped",
+    "custom_objects": "a digitnet model file holds only digitnet's own layers, losses and"
+    " optimisers",
 }
 
 # Keras' default of each argument above: any other value is refused.
