@@ -117,6 +117,22 @@ def test_recognize_api(mnist, tutorial):
     assert recognize(np.full((50, 50), 255, np.uint8), model=tutorial).digit is None
 
 
+def test_recognize_many_places_images_in_the_rows_asked_for(mnist, tutorial):
+    """rows= puts image k in row rows[k] of passes of batch= rows (a resumed run keeps each
+    file's place); the verdicts are the images' own wherever they sit. Without batch= there
+    are no passes to place them in: refused, not ignored."""
+    _, (x_test, y_test) = mnist
+    recognizer = Recognizer(tutorial)
+    digits = [x_test[i].astype(np.float32) / 255 for i in range(3)]
+    placed = recognizer.recognize_many(digits, batch=8, rows=[5, 0, 2])
+    alone = recognizer.recognize_many(digits)
+    assert [p.digit for p in placed] == [p.digit for p in alone] == list(y_test[:3])
+    np.testing.assert_allclose([p.probabilities for p in placed],
+                               [p.probabilities for p in alone], atol=1e-5)  # fmt: skip
+    with pytest.raises(ValueError, match="batch="):
+        recognizer.recognize_many(digits, rows=[5, 0, 2])
+
+
 def test_temperature_scaling_fits_and_keeps_the_ranking(rng):
     logits = rng.normal(size=(2000, 10)) * 4
     labels = np.array([rng.choice(10, p=np.exp(row / 2) / np.exp(row / 2).sum()) for row in logits])

@@ -162,6 +162,8 @@ class Recognizer:
         """Each image's Prediction, or the ImageError that stopped it; one forward pass (with
         ``batch``: passes of exactly that many rows, see ``outputs``, image k in row
         ``rows[k]`` of them — by default k —, the rows no image takes left blank)."""
+        if rows is not None and batch is None:
+            raise ValueError("recognize_many: rows= places images in passes of batch= rows")
         results: list[Prediction | ImageError] = []
         for image in images:
             try:
