@@ -224,6 +224,37 @@ def test_resume_after_a_stop_halfway_gives_the_output_of_an_uninterrupted_run(fo
     assert part.read_bytes() == whole.read_bytes()
 
 
+def test_resume_refuses_a_file_answered_by_another_command_or_model(tmp_path, mnist):
+    """A --resume file answered with one model and resumed with another mixed the two models'
+    answers in one file, silently, and `read` skipped every file `predict` had answered. Each
+    line now says who answered it; another command or model is one line, the file untouched."""
+    _, (x_test, _) = mnist
+    few = tmp_path / "few"
+    few.mkdir()
+    for i in range(3):
+        (few / f"{i}.png").write_bytes(png_bytes(255 - x_test[i]))
+    out = tmp_path / "answers.jsonl"
+
+    def run(*args):
+        return subprocess.run([*DIGITNET, *args, str(few), "--jobs", "1", "--resume", str(out)],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+
+    assert run("predict", "--model", "tutorial").returncode == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 3 and {r["command"] for r in records} == {"predict"}
+    assert {r["model"] for r in records} == {"tutorial"}
+    assert {len(r["model_sha256"]) for r in records} == {64}
+    before = out.read_bytes()
+    for other in (["predict"], ["read", "--model", "tutorial"]):  # another model, command
+        refused = run(*other)
+        assert refused.returncode == 1 and refused.stdout == ""
+        (line,) = refused.stderr.splitlines()
+        assert "holds answers of `digitnet predict --model tutorial` (sha256" in line
+        assert out.read_bytes() == before
+    again = run("predict", "--model", "tutorial")  # the same: every file answered already
+    assert again.returncode == 0 and ".png" not in again.stdout and out.read_bytes() == before
+
+
 STOPPED_POOL = """
 import multiprocessing, sys
 from concurrent.futures import ProcessPoolExecutor

@@ -402,6 +402,7 @@ def cmd_predict(args) -> int:
             f"{args.csv} exists; digitnet never overwrites a CSV (choose another)"
         )
     task = task_of(args, "predict")  # the model first: nothing printed or written if it fails
+    entries = files_to_answer(args, task)  # and the --resume file
     if not args.json:
         print(f"{'file':<40} digit  confidence")
     with contextlib.ExitStack() as stack:
@@ -409,8 +410,8 @@ def cmd_predict(args) -> int:
         if args.csv:
             table = csv_table(stack.enter_context(open(args.csv, "x", newline="")))
         if args.json:
-            return answer_files(args, task, json.dumps, table)
-        return answer_files(args, task, lambda r: format_prediction(r, args.top), table)
+            return answer_files(args, task, entries, json.dumps, table)
+        return answer_files(args, task, entries, lambda r: format_prediction(r, args.top), table)
 
 
 def format_prediction(record: dict, top: int) -> str:
@@ -450,21 +451,35 @@ def task_of(args, kind: str):
     return Task.of(kind, args.model, getattr(args, "top", 0))
 
 
-def answer_files(args, task, show: Callable[[dict], str], also=None) -> int:
-    """predict's and read's common part: every file named or found, answered for ``task`` on
-    --jobs processes or --dask; each answer printed (``show``, one or more lines) and given to
-    ``also`` as it comes; with --resume, written to that JSON-lines file too, skipping the
-    files it already answers. Exit status 1 if a file failed, 130 on Ctrl-C (what was answered
-    is written)."""
-    from digitnet.many import answer, answered, not_answered, walk
+def files_to_answer(args, task):
+    """Every file named or found (as the work goes); with --resume, those its file already
+    answers marked so — refused, before anything is printed or written, when they were
+    answered by another command or model (``many.answered``)."""
+    from digitnet.many import OtherAnswers, answered, not_answered, walk
 
     entries = walk(args.images)
+    if not args.resume:
+        return entries
+    try:
+        return not_answered(entries, answered(args.resume, task))
+    except OtherAnswers as err:
+        raise CommandError(err) from None
+
+
+def answer_files(args, task, entries, show: Callable[[dict], str], also=None) -> int:
+    """predict's and read's common part: the ``entries`` (``files_to_answer``) answered for
+    ``task`` on --jobs processes or --dask; each answer printed (``show``, one or more lines)
+    and given to ``also`` as it comes; with --resume, written to that JSON-lines file too,
+    each line with its ``provenance`` (the command and the model). Exit status 1 if a file
+    failed, 130 on Ctrl-C (what was answered is written)."""
+    from digitnet.many import answer, provenance
+
     failed = False
     with contextlib.ExitStack() as stack:
         log = None
         if args.resume:
-            entries = not_answered(entries, answered(args.resume))
             log = stack.enter_context(open(args.resume, "a", buffering=1))  # line by line
+            stamp = provenance(task)
         try:
             for record in answer(entries, task, args.jobs, not args.unordered, args.dask):
                 failed |= "error" in record
@@ -472,7 +487,7 @@ def answer_files(args, task, show: Callable[[dict], str], also=None) -> int:
                 if also:
                     also(record)
                 if log:
-                    log.write(json.dumps(record) + "\n")
+                    log.write(json.dumps({**record, **stamp}) + "\n")
         except KeyboardInterrupt:
             print("interrupted (Ctrl-C): the answers so far are written", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -490,7 +505,9 @@ def add_read(commands) -> None:
 
 
 def cmd_read(args) -> int:
-    return answer_files(args, task_of(args, "read"), json.dumps if args.json else format_reading)
+    task = task_of(args, "read")
+    entries = files_to_answer(args, task)
+    return answer_files(args, task, entries, json.dumps if args.json else format_reading)
 
 
 def format_reading(record: dict) -> str:

@@ -434,10 +434,23 @@ class Cluster:
 # -------------------------------------------------------------------------------- resume
 
 
-def answered(path: str | os.PathLike) -> set[str]:
+class OtherAnswers(Exception):
+    """A --resume file holds another command's or another model's answers."""
+
+
+def provenance(task: Task) -> dict[str, str]:
+    """What each line of a --resume file says of who answered it: the command and the model
+    (its name, and the SHA-256 of its bytes: a model file retrained under the same name is
+    another model)."""
+    return {"command": task.kind, "model": task.model_name, "model_sha256": task.digest}
+
+
+def answered(path: str | os.PathLike, task: Task | None = None) -> set[str]:
     """The files already answered in a JSON-lines output: a run stopped halfway (a crash,
     Ctrl-C) is resumed from it. A last line cut short by the stop is removed from the file,
-    so what is appended follows whole lines."""
+    so what is appended follows whole lines. With ``task``, a line answered by another
+    command or model (``provenance``) raises OtherAnswers before anything is changed: a
+    resumed run must not mix two models' answers in one file."""
     import json
 
     path = Path(path)
@@ -445,14 +458,24 @@ def answered(path: str | os.PathLike) -> set[str]:
         return set()
     done: set[str] = set()
     keep = 0  # bytes of whole, readable lines
+    ours = provenance(task) if task else {}
     with path.open("rb") as file:
         for line in file:
             if not line.endswith(b"\n"):  # cut short, even if what is there parses
                 break
             try:
-                done.add(json.loads(line)["file"])
+                record = json.loads(line)
+                done.add(record["file"])
             except (ValueError, KeyError, TypeError):
                 break
+            theirs = {key: record.get(key, value) for key, value in ours.items()}
+            if theirs != ours:  # lines written before provenance was recorded say nothing
+                said = [f"`digitnet {p['command']} --model {p['model']}` (sha256"
+                        f" {p['model_sha256'][:12]})" for p in (theirs, ours)]  # fmt: skip
+                raise OtherAnswers(
+                    f"{path} holds answers of {said[0]}, not of {said[1]}: resume with the"
+                    " same command and model, or give --resume another file"
+                )
             keep += len(line)
     if keep < path.stat().st_size:
         with path.open("r+b") as file:
