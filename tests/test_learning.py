@@ -140,7 +140,11 @@ def test_another_sites_page_cannot_start_or_stop_a_training(client):
     assert events(client, training["id"])[-1][0] == "done"
 
 
-def test_the_waiting_line_stop_and_429(client):
+def test_the_waiting_line_stop_and_429(client, monkeypatch):
+    # The line is watched one training at a time here: on a loaded machine the last ones
+    # waited longer than ABANDON_SECONDS unwatched and were stopped (abandoning is the next
+    # test's subject, not this one's).
+    monkeypatch.setattr(learning, "ABANDON_SECONDS", 600.0)
     running = start(client, LONG)
     waiting = [start(client, SMALL) for _ in range(learning.MAX_WAITING)]
     full = client.post("/api/train", json=SMALL)
