@@ -9,6 +9,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
 
 # Runs the CLI in a fresh interpreter and reports that process's own high-water mark (VmHWM).
 # RUSAGE_CHILDREN would count the forked copy of the (large) benchmark process instead.
@@ -69,9 +72,12 @@ def blas_kernels() -> str:
     except ImportError:
         found = "unknown (pip install threadpoolctl to see)"
     else:
+        blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+        wheel = Path(np.__file__).parent.parent / "numpy.libs"  # NumPy's own, not OpenCV's
         found = ", ".join(f"{i['internal_api']} {i['version']} {i.get('architecture', '')}, "
-                          f"{i['num_threads']} threads" for i in threadpool_info()
-                          if i["user_api"] == "blas") or "none found"  # fmt: skip
+                          f"{i['num_threads']} threads" for i in
+                          [i for i in blas if Path(i["filepath"]).parent == wheel] or blas
+                          ) or "none found"  # fmt: skip
     return found + (f"; forced by OPENBLAS_CORETYPE={forced}" if forced else "")
 
 
