@@ -291,6 +291,17 @@ def test_components_agree_with_a_flood_fill_and_with_the_label_image(rng):
     assert components(np.zeros((5, 5), bool)) == []
 
 
+def test_components_are_numbered_by_first_appearance(rng):
+    """vision.segment matches components to the label image by number, and sorts them by their
+    left edge keeping that order for ties: 1..K in reading order of each component's first
+    pixel, whatever order OpenCV finds them in (on noise it differs)."""
+    mask = rng.random((60, 80)) < 0.45
+    labels, found = label(mask)
+    first = [np.flatnonzero(labels.ravel() == c.label)[0] for c in found]
+    assert [c.label for c in found] == list(range(1, len(found) + 1))
+    assert first == sorted(first) and len(found) > 20
+
+
 def crafted_png(width, height):
     """A PNG header announcing width x height, with no pixel data worth the name."""
 
