@@ -121,5 +121,6 @@ def test_load_model_takes_keras_arguments(data, tmp_path):
     bare = load_model(tmp_path / "model.npz", compile=False, safe_mode=False)
     assert not bare.compiled  # the weights without the loss and optimiser
     np.testing.assert_array_equal(bare.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert load_model(tmp_path / "model.npz", custom_objects={}).compiled  # nothing custom
     with pytest.raises(NNError, match=r"load_model\(custom_objects=\.\.\.\) is not supported"):
         load_model(tmp_path / "model.npz", custom_objects={"MyLayer": object})

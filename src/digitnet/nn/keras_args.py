@@ -48,8 +48,13 @@ DEFAULTS: dict[str, Any] = {
     "expand_nested": False,
     "show_trainable": False,
 }
-# Values that mean the same as the default here (digitnet is always eager and never compiles).
-ALSO_FINE: dict[str, tuple[Any, ...]] = {"run_eagerly": (True,), "jit_compile": (False,)}
+# Values that mean the same as the default here (digitnet is always eager and never compiles;
+# an empty dict of custom objects names nothing custom).
+ALSO_FINE: dict[str, tuple[Any, ...]] = {
+    "run_eagerly": (True,),
+    "jit_compile": (False,),
+    "custom_objects": ({},),
+}
 
 
 def refuse_unsupported(where: str, **given: Any) -> None:
