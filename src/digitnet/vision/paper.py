@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitnet.vision.components import Component, components, label
+from digitnet.vision.components import Component, label
 from digitnet.vision.filters import grow
 
 SPECK_FRACTION = 0.08  # components smaller than this share of the largest are specks ...
@@ -39,20 +39,20 @@ SMUDGE = "no digit: a smudge, no strokes"
 
 def writing_parts(
     writing: np.ndarray, ink: np.ndarray, flat: bool
-) -> tuple[np.ndarray, list[Component]] | str:
+) -> tuple[np.ndarray, np.ndarray, list[Component]] | str:
     """The writing (H, W) bool without the paper's marks (none on ``flat`` paper, drawn on a
-    computer) and its connected parts but the specks — or why none of it is writing. ``ink``
-    (H, W): the ink strength the writing was thresholded from."""
+    computer), its label image (H, W) int32 and its connected parts but the specks — or why
+    none of it is writing. ``ink`` (H, W): the ink strength the writing was thresholded from."""
     if not flat:
         writing = without_paper_marks(writing)
     if not writing.any():
         return LINES
-    found = components(writing)
+    labels, found = label(writing)
     largest = max(c.area for c in found)
     tallest = max(c.bottom - c.top for c in found)
     kept = [c for c in found if c.area >= SPECK_FRACTION * largest
             or max(c.bottom - c.top, c.right - c.left) >= SPECK_SIDE * tallest]  # fmt: skip
-    return not_writing(kept, ink, writing) or (writing, kept)
+    return not_writing(kept, ink, writing) or (writing, labels, kept)
 
 
 def without_paper_marks(writing: np.ndarray) -> np.ndarray:

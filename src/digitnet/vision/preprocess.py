@@ -114,7 +114,7 @@ def find_digit(ink: Ink) -> tuple[Box | None, str | None, float, int]:
     parts = writing_parts(mask, small, ink.on_flat_paper)
     if isinstance(parts, str):
         return None, parts, 0, 0
-    _, kept = parts
+    _, _, kept = parts
     top = min(c.top for c in kept)
     left = min(c.left for c in kept)
     bottom = max(c.bottom for c in kept)

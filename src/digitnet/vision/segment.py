@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from digitnet.vision.box import Box
-from digitnet.vision.components import label
 from digitnet.vision.filters import grow, square_filter
 from digitnet.vision.lighting import Ink, ink_of
 from digitnet.vision.loading import load_gray
@@ -138,8 +137,7 @@ def writing_by_line(ink: Ink) -> tuple[list[list[_Group]], float] | str:
     parts = writing_parts(writing, small, ink.on_flat_paper)
     if isinstance(parts, str):
         return parts
-    writing, kept = parts
-    labels, _ = label(writing)  # numbered as ``kept`` is: by first appearance
+    writing, labels, kept = parts  # labels: each of ``kept`` painted with its number
     bands = lines(writing)
     by_line: list[list[_Group]] = [[] for _ in bands]
     for c in sorted(kept, key=lambda c: c.left):
