@@ -19,15 +19,11 @@ from digitnet.blas import short_blas_spin
 short_blas_spin()  # as the digitnet command does, before NumPy loads OpenBLAS
 
 import argparse
-import importlib.util
-import json
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
-from common import blas_kernels, row
+from common import blas_kernels, json_of_fresh_process, row, torch_installed
 
 from digitnet.nn import Adam, Conv2D, Dense, Flatten, MaxPool2D, Reshape, Sequential
 
@@ -88,9 +84,7 @@ def epoch(kind: str, samples: int, source: str | None = None) -> dict:
     if source:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
     here = os.path.dirname(os.path.abspath(__file__))
-    done = subprocess.run([sys.executable, "-c", _EPOCH, kind, str(samples), here], env=env,
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json_of_fresh_process(["-c", _EPOCH, kind, str(samples), here], env)
 
 
 def timed(results: list[dict]) -> tuple[float, str]:
@@ -192,7 +186,7 @@ def main() -> int:
         f"Keras example CNN, {args.samples:,} images per epoch, batch 128, Adam: an epoch "
         "from scratch in a fresh process, the two frameworks taking turns"
     )
-    torch = importlib.util.find_spec("torch") is not None  # loaded in its epochs' processes only
+    torch = torch_installed()
     ours, theirs = [], []
     for _ in range(args.epochs):  # taking turns, so both see the machine's same moods
         ours.append(epoch("digitnet", args.samples))

@@ -17,7 +17,6 @@ from digitnet.blas import short_blas_spin
 short_blas_spin()  # as the digitnet command does, before NumPy loads OpenBLAS
 
 import argparse
-import importlib.util
 import json
 import shutil
 import statistics
@@ -28,7 +27,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import blas_kernels, median_time, peak_memory_of_cli, row, try_import_torch
+from common import (
+    blas_kernels,
+    json_of_fresh_process,
+    median_time,
+    peak_memory_of_cli,
+    row,
+    torch_installed,
+)
 
 from digitnet.data import load_mnist, to_float
 from digitnet.memory import reuse_freed_memory
@@ -104,18 +110,17 @@ def torch_alone(repeats: int) -> tuple[str, int, list[float]] | None:
     """PyTorch's fits of the recipe, timed in a fresh process of its own — PyTorch timed in
     this one, after digitnet's runs, took 4.3-5.3 s where it takes 2.3 s alone — or None
     without PyTorch. Returns its version, its threads and the times (seconds)."""
-    if importlib.util.find_spec("torch") is None:  # not imported here: it stays out of this run
+    if not torch_installed():
         return None
-    found = subprocess.run([sys.executable, __file__, "--torch-alone", str(repeats)],
-                           check=True, capture_output=True, text=True)  # fmt: skip
-    answer = json.loads(found.stdout.splitlines()[-1])
+    answer = json_of_fresh_process([__file__, "--torch-alone", str(repeats)])
     return answer["version"], answer["threads"], answer["seconds"]
 
 
 def torch_fits(repeats: int) -> None:
     """The other side of ``torch_alone``: the same MNIST arrays, PyTorch loaded, nothing of
     digitnet's trained here; the times printed as JSON."""
-    torch = try_import_torch()
+    import torch
+
     (x8, y), (x8_test, y_test) = load_mnist()
     x, x_test = to_float(x8), to_float(x8_test)
     torch_fit(torch, *warm_up_data(x, y, x_test, y_test))

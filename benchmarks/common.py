@@ -3,6 +3,8 @@ BLAS kernels NumPy runs on."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import statistics
 import subprocess
@@ -51,12 +53,18 @@ def peak_memory_of_cli(args: list[str]) -> tuple[float, float]:
     return seconds, peak_kb / 1024
 
 
-def try_import_torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
+def torch_installed() -> bool:
+    """Whether PyTorch can be imported — without importing it: it is loaded only in the
+    processes that time it, never beside digitnet's runs."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def json_of_fresh_process(args: list[str], env: dict[str, str] | None = None) -> dict:
+    """Run ``python ARGS`` in a fresh interpreter (nothing of this one's loaded libraries or
+    warmed-up state) and return the JSON object its last line of output prints."""
+    done = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def blas_kernels() -> str:
