@@ -14,7 +14,10 @@ accuracies, number by number). The difference
 is the cost of finding and cutting the digits (the reading issue's target: <= 0.03; exact on
 MNIST test >= 0.97).
 
-    python benchmarks/bench_reading.py [--model cnn] [--numbers 200] [--seed 0]
+    python benchmarks/bench_reading.py [--model cnn] [--numbers 1000] [--seed 0]
+
+A page is 0.001 of 1,000 and the figures move by a few of them from one set of pages to
+another: 200 or 300 pages a source cannot tell one design from the next.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def measure(recognizer: Recognizer, source: Digits, count: int, seed: int) -> di
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="cnn (default), tutorial, or a model file")
-    parser.add_argument("--numbers", type=int, default=200, help="pages per source")
+    parser.add_argument("--numbers", type=int, default=1000, help="pages per source")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=os.environ.get("DIGITNET_REALWORLD", DEFAULT_ROOT))
     parser.add_argument("--json", action="store_true")
