@@ -14,7 +14,12 @@ accuracies, number by number). The difference
 is the cost of finding and cutting the digits (the reading issue's target: <= 0.03; exact on
 MNIST test >= 0.97).
 
-    python benchmarks/bench_reading.py [--model cnn] [--numbers 1000] [--seed 0]
+With ``--why`` it also says, for each page read wrong whose digits are all read right alone,
+where the reading lost it: no candidate holds one of its digits (alone, or with its neighbour
+as a clean pair), a candidate on the right path is misread (by the digit model or the pair
+reader), or the right path is there, read right, and scored below the one chosen.
+
+    python benchmarks/bench_reading.py [--model cnn] [--numbers 1000] [--seed 0] [--why]
 
 A page is 0.001 of 1,000 and the figures move by a few of them from one set of pages to
 another: 200 or 300 pages a source cannot tell one design from the next.
@@ -30,6 +35,7 @@ import argparse
 import json
 import os
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +44,11 @@ from PIL import Image
 from realworld import DEFAULT_ROOT
 
 from digitnet.data import load_mnist, read_labelled_folder
-from digitnet.data.writing import Digits, cropped, write_page
-from digitnet.recognition import Recognizer, read_with
+from digitnet.data.writing import Digits, Page, cropped, write_page
+from digitnet.pairs import NOT_A_PAIR, pair_class
+from digitnet.pieces import COMPLETE, PURE, owned, totals
+from digitnet.recognition import Lattice, Recognizer, read_segments
+from digitnet.vision.segment import segment
 from digitnet.zoo import resolve_model
 
 
@@ -52,21 +61,26 @@ def folder_source(name: str, root: Path) -> Digits:
 # ------------------------------------------------------------------------------- reading
 
 
-def measure(recognizer: Recognizer, source: Digits, count: int, seed: int) -> dict:
+def measure(recognizer: Recognizer, source: Digits, count: int, seed: int, why: bool) -> dict:
     rng = np.random.default_rng(seed)
     exact = perfect_cutting = right_count = 0
-    seconds = []
+    seconds, lost = [], {}
     for _ in range(count):
         page = write_page(source, rng)
         truth, alone = page.text, page.alone
         start = time.perf_counter()
-        text = read_with(recognizer, page.image).text
+        segmented = segment(page.image)
+        text = read_segments(recognizer, segmented).text
         seconds.append(time.perf_counter() - start)
         exact += text == truth
         right_count += len(text.replace("\n", "")) == len(truth.replace("\n", ""))
         verdicts = recognizer.recognize_many([image for image, _ in alone])
-        perfect_cutting += all(getattr(v, "digit", None) == label
-                               for v, (_, label) in zip(verdicts, alone, strict=True))  # fmt: skip
+        one_by_one = all(getattr(v, "digit", None) == label
+                         for v, (_, label) in zip(verdicts, alone, strict=True))  # fmt: skip
+        perfect_cutting += one_by_one
+        if why and one_by_one and text != truth:
+            kind = where_lost(Lattice.of(recognizer, segmented), page)
+            lost[kind] = lost.get(kind, 0) + 1
     return {
         "source": source.name,
         "numbers": count,
@@ -75,7 +89,62 @@ def measure(recognizer: Recognizer, source: Digits, count: int, seed: int) -> di
         "cost_of_cutting": (perfect_cutting - exact) / count,
         "digit_count_right": right_count / count,
         "read_ms_median": 1000 * float(np.median(seconds)),
+        **({"lost": lost} if why else {}),
     }
+
+
+# ------------------------------------------------------------------------ where it is lost
+
+NO_CANDIDATE = "a digit no candidate holds, alone or in a clean pair"
+PAIR_MISREAD = "a pair on the right path misread by the pair reader"
+DIGIT_MISREAD = "a digit on the right path misread"
+SCORED_BELOW = "the right path scored below the reading chosen"
+
+
+def where_lost(lattice: Lattice | None, page: Page) -> str:
+    """Why a page whose digits are all read right alone is read wrong: the right path through
+    the lattice — each digit's candidate holding it alone (PURE, COMPLETE: as the reader's
+    networks are trained), or a pair candidate holding it and its neighbour as the pair
+    reader learns pairs — is missing, holds a misread candidate, or scores below the path
+    chosen."""
+    if lattice is None:
+        return NO_CANDIDATE
+    digits, whole = len(page.digits), totals(page)
+    holds: dict[int, tuple[float, int]] = {}  # digit -> (share of it held, single candidate)
+    pairs: dict[int, int] = {}  # first digit of a clean pair -> pair candidate
+    for i, c in enumerate(lattice.candidates):
+        counts = owned(page.owner, c.piece, digits)
+        if len(lattice.readings[i]) == 2:
+            first = int(np.argsort(counts)[-2:].min())
+            if pair_class(counts, whole, page) != NOT_A_PAIR:
+                pairs.setdefault(first, i)
+            continue
+        d = int(counts.argmax())
+        held = counts[d] / max(whole[d], 1)
+        if counts[d] >= PURE * counts.sum() and held >= COMPLETE and held > holds.get(d, (0, 0))[0]:
+            holds[d] = (held, i)
+    path, d = [], 0
+    while d < digits:
+        if d in holds:
+            path.append(holds[d][1])
+            d += 1
+        elif d in pairs:
+            path.append(pairs[d])
+            d += 2
+        else:
+            return NO_CANDIDATE
+    ordered = all(lattice.candidates[a].last < lattice.candidates[b].first
+                  for a, b in pairwise(path))  # fmt: skip
+    if not ordered:
+        return NO_CANDIDATE
+    labels = [w.label for w in page.digits]
+    at = 0
+    for i in path:
+        read = [p.digit for p in lattice.readings[i]]
+        if read != labels[at : at + len(read)]:
+            return PAIR_MISREAD if len(read) == 2 else DIGIT_MISREAD
+        at += len(read)
+    return SCORED_BELOW
 
 
 def main() -> int:
@@ -85,6 +154,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=os.environ.get("DIGITNET_REALWORLD", DEFAULT_ROOT))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--why", action="store_true",
+                        help="where pages read wrong but right one by one are lost")  # fmt: skip
     args = parser.parse_args()
     recognizer = Recognizer(resolve_model(args.model))
     (x_train, y_train), (x_test, y_test) = load_mnist()
@@ -97,7 +168,7 @@ def main() -> int:
     print(f"{args.numbers} written numbers per source, model {recognizer.model.name or 'cnn'}")
     results = []
     for n, source in enumerate(sources):
-        result = measure(recognizer, source, args.numbers, args.seed + n)
+        result = measure(recognizer, source, args.numbers, args.seed + n, args.why)
         results.append(result)
         found = f"{result['exact']:.3f} / {result['digits_one_by_one']:.3f}"
         detail = (
@@ -105,6 +176,8 @@ def main() -> int:
             f" {result['digit_count_right']:.3f}; read {result['read_ms_median']:.0f} ms"
         )
         print(row(f"{source.name}: exact / digits one by one", found, detail))
+        for kind, pages in sorted(result.get("lost", {}).items(), key=lambda kv: -kv[1]):
+            print(f"    {pages:4d}  {kind}")
     if args.json:
         print(json.dumps(results))
     return 0

@@ -22,7 +22,7 @@ from digitnet.pairs import NOT_A_PAIR, PairReader, bundled_pair_reader
 from digitnet.vision import ImageError, prepare
 from digitnet.vision.box import Box
 from digitnet.vision.preprocess import SEVERAL_DIGITS
-from digitnet.vision.segment import Piece, Segmented, choose_reading, segment
+from digitnet.vision.segment import Candidate, Piece, Segmented, choose_reading, segment
 
 
 @dataclass
@@ -296,38 +296,68 @@ def read_segments(
     checker: PieceChecker | None = None,
     pair_reader: PairReader | None = None,
 ) -> Reading:
-    """Read a number already cut into candidate pieces: every piece is recognised and checked
-    in one forward pass each, the pieces that may be two digits written touching are read as
-    pairs too, then the sequence of readings with the best score is kept."""
-    parts, everything, reason = segmented
-    candidates = [c for c in everything if c.single]  # read as one digit each
-    if not candidates:
-        return Reading("", [], reason)
-    pieces = [c.piece for c in candidates]
-    predictions = [Prediction(None, input=p.image, box=p.box, line=p.line) for p in pieces]
-    recognizer.decide(
-        predictions, recognizer.model.predict(np.stack([p.image for p in pieces]), verbose=0)
-    )
-    whole = np.clip((checker or bundled_checker()).whole(pieces), 1e-6, 1 - 1e-6)  # (n,)
-    scores = [math.log(max(d.confidence, 1e-12)) + CHECKER_WEIGHT * math.log(w) + DIGIT_BONUS
-              for d, w in zip(predictions, whole, strict=True)]  # fmt: skip
-    readings = [[d] for d in predictions]  # what each candidate reads as
-    skips = [SKIP] * parts
-    for c, w in zip(candidates, whole, strict=True):
-        if c.first == c.last:
-            skips[c.first] = SKIP + CHECKER_WEIGHT * math.log(1 - w)
-    pairs = [c for c in everything if c.piece.pair is not None]
-    read = (pair_reader or bundled_pair_reader()).read([c.piece for c in pairs])  # (m, 101)
-    for c, p in zip(pairs, read, strict=True):  # each a second reading of its candidate
-        readings.append(pair_predictions(c.piece, p))
-        scores.append(math.log(max(float(p[:NOT_A_PAIR].max()), 1e-12)) + PAIR_BONUS)
-    chosen = choose_reading(parts, candidates + pairs, scores, skips)
-    digits = [d for i in chosen for d in readings[i]]
+    """Read a number already cut into candidate pieces: the ``Lattice`` of its readings, and
+    the best path through it."""
+    lattice = Lattice.of(recognizer, segmented, checker, pair_reader)
+    if lattice is None:
+        return Reading("", [], segmented[2])
+    digits = [d for i in lattice.best() for d in lattice.readings[i]]
     if not digits:
         return Reading("", [], NOTHING_WRITTEN)
     text = "".join(("\n" if d.line != before.line else "") + str(d.digit)
                    for before, d in zip(digits[:1] + digits[:-1], digits, strict=True))  # fmt: skip
     return Reading(text, digits)
+
+
+@dataclass
+class Lattice:
+    """Every way to read a number cut into ``parts`` slices: each candidate — the single
+    digits, then the pairs — with its score and the digits it reads as (one, or two for a
+    pair), and the score of leaving each slice out as not writing (see CHECKER_WEIGHT)."""
+
+    parts: int
+    candidates: list[Candidate]
+    scores: list[float]
+    readings: list[list[Prediction]]
+    skips: list[float]
+
+    @classmethod
+    def of(
+        cls,
+        recognizer: Recognizer,
+        segmented: Segmented,
+        checker: PieceChecker | None = None,
+        pair_reader: PairReader | None = None,
+    ) -> Lattice | None:
+        """Every single-digit candidate recognised and checked, one forward pass each, and the
+        pieces that may be two digits written touching read as pairs too; None when nothing
+        was cut."""
+        parts, everything, _ = segmented
+        singles = [c for c in everything if c.single]  # read as one digit each
+        if not singles:
+            return None
+        pieces = [c.piece for c in singles]
+        predictions = [Prediction(None, input=p.image, box=p.box, line=p.line) for p in pieces]
+        inputs = np.stack([p.image for p in pieces])  # (n, 28, 28)
+        recognizer.decide(predictions, recognizer.model.predict(inputs, verbose=0))
+        whole = np.clip((checker or bundled_checker()).whole(pieces), 1e-6, 1 - 1e-6)  # (n,)
+        scores = [math.log(max(d.confidence, 1e-12)) + CHECKER_WEIGHT * math.log(w) + DIGIT_BONUS
+                  for d, w in zip(predictions, whole, strict=True)]  # fmt: skip
+        readings = [[d] for d in predictions]
+        skips = [SKIP] * parts
+        for c, w in zip(singles, whole, strict=True):
+            if c.first == c.last:
+                skips[c.first] = SKIP + CHECKER_WEIGHT * math.log(1 - w)
+        pairs = [c for c in everything if c.piece.pair is not None]
+        read = (pair_reader or bundled_pair_reader()).read([c.piece for c in pairs])  # (m, 101)
+        for c, p in zip(pairs, read, strict=True):  # each a second reading of its candidate
+            readings.append(pair_predictions(c.piece, p))
+            scores.append(math.log(max(float(p[:NOT_A_PAIR].max()), 1e-12)) + PAIR_BONUS)
+        return cls(parts, singles + pairs, scores, readings, skips)
+
+    def best(self) -> list[int]:
+        """The candidates (indices) of the best path: see ``choose_reading``."""
+        return choose_reading(self.parts, self.candidates, self.scores, self.skips)
 
 
 def pair_predictions(piece: Piece, p: np.ndarray) -> list[Prediction]:
