@@ -47,7 +47,7 @@ from digitnet.data import load_mnist, read_labelled_folder
 from digitnet.data.writing import Digits, Page, cropped, write_page
 from digitnet.pairs import NOT_A_PAIR, pair_class
 from digitnet.pieces import COMPLETE, PURE, owned, totals
-from digitnet.recognition import Lattice, Recognizer, read_segments
+from digitnet.recognition import Lattice, Recognizer
 from digitnet.vision.segment import segment
 from digitnet.zoo import resolve_model
 
@@ -69,8 +69,8 @@ def measure(recognizer: Recognizer, source: Digits, count: int, seed: int, why: 
         page = write_page(source, rng)
         truth, alone = page.text, page.alone
         start = time.perf_counter()
-        segmented = segment(page.image)
-        text = read_segments(recognizer, segmented).text
+        lattice = Lattice.of(recognizer, segment(page.image))  # read_segments, in two steps
+        text = lattice.reading().text if lattice else ""
         seconds.append(time.perf_counter() - start)
         exact += text == truth
         right_count += len(text.replace("\n", "")) == len(truth.replace("\n", ""))
@@ -79,7 +79,7 @@ def measure(recognizer: Recognizer, source: Digits, count: int, seed: int, why: 
                          for v, (_, label) in zip(verdicts, alone, strict=True))  # fmt: skip
         perfect_cutting += one_by_one
         if why and one_by_one and text != truth:
-            kind = where_lost(Lattice.of(recognizer, segmented), page)
+            kind = where_lost(lattice, page)
             lost[kind] = lost.get(kind, 0) + 1
     return {
         "source": source.name,

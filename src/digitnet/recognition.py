@@ -299,14 +299,7 @@ def read_segments(
     """Read a number already cut into candidate pieces: the ``Lattice`` of its readings, and
     the best path through it."""
     lattice = Lattice.of(recognizer, segmented, checker, pair_reader)
-    if lattice is None:
-        return Reading("", [], segmented[2])
-    digits = [d for i in lattice.best() for d in lattice.readings[i]]
-    if not digits:
-        return Reading("", [], NOTHING_WRITTEN)
-    text = "".join(("\n" if d.line != before.line else "") + str(d.digit)
-                   for before, d in zip(digits[:1] + digits[:-1], digits, strict=True))  # fmt: skip
-    return Reading(text, digits)
+    return Reading("", [], segmented[2]) if lattice is None else lattice.reading()
 
 
 @dataclass
@@ -358,6 +351,16 @@ class Lattice:
     def best(self) -> list[int]:
         """The candidates (indices) of the best path: see ``choose_reading``."""
         return choose_reading(self.parts, self.candidates, self.scores, self.skips)
+
+    def reading(self) -> Reading:
+        """The number the best path reads: its digits, a line break between lines."""
+        digits = [d for i in self.best() for d in self.readings[i]]
+        if not digits:
+            return Reading("", [], NOTHING_WRITTEN)
+        breaks = ["\n" if d.line != before.line else ""
+                  for before, d in zip(digits[:1] + digits[:-1], digits, strict=True)]  # fmt: skip
+        text = "".join(b + str(d.digit) for b, d in zip(breaks, digits, strict=True))
+        return Reading(text, digits)
 
 
 def pair_predictions(piece: Piece, p: np.ndarray) -> list[Prediction]:
