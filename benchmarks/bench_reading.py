@@ -46,7 +46,7 @@ from realworld import DEFAULT_ROOT
 from digitnet.data import load_mnist, read_labelled_folder
 from digitnet.data.writing import Digits, Page, cropped, write_page
 from digitnet.pairs import NOT_A_PAIR, pair_class
-from digitnet.pieces import COMPLETE, PURE, owned, totals
+from digitnet.pieces import owned, totals, whole_digit
 from digitnet.recognition import Lattice, Recognizer
 from digitnet.vision.segment import segment
 from digitnet.zoo import resolve_model
@@ -103,8 +103,8 @@ SCORED_BELOW = "the right path scored below the reading chosen"
 
 def where_lost(lattice: Lattice | None, page: Page) -> str:
     """Why a page whose digits are all read right alone is read wrong: the right path through
-    the lattice — each digit's candidate holding it alone (PURE, COMPLETE: as the reader's
-    networks are trained), or a pair candidate holding it and its neighbour as the pair
+    the lattice — each digit's candidate holding it alone (``pieces.whole_digit``: as the
+    reader's networks are trained), or a pair candidate holding it and its neighbour as the pair
     reader learns pairs — is missing, holds a misread candidate, or scores below the path
     chosen."""
     if lattice is None:
@@ -119,10 +119,9 @@ def where_lost(lattice: Lattice | None, page: Page) -> str:
             if pair_class(counts, whole, page) != NOT_A_PAIR:
                 pairs.setdefault(first, i)
             continue
-        d = int(counts.argmax())
-        held = counts[d] / max(whole[d], 1)
-        if counts[d] >= PURE * counts.sum() and held >= COMPLETE and held > holds.get(d, (0, 0))[0]:
-            holds[d] = (held, i)
+        found = whole_digit(counts, whole)
+        if found and found[1] > holds.get(found[0], (0.0, 0))[0]:
+            holds[found[0]] = (found[1], i)
     path, d = [], 0
     while d < digits:
         if d in holds:

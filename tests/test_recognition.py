@@ -340,3 +340,30 @@ def test_predict_says_when_an_image_holds_digits_written_touching(mnist):
     noted = [r.note is not None for r in recognizer.recognize_many(pairs + singles)]
     assert sum(noted[:40]) >= 20
     assert sum(noted[40:]) <= 1
+
+
+def test_a_piece_is_one_whole_digit_when_pure_and_complete(mnist):
+    """The checker's training label (``pieces.whole_digit``): at least PURE of the piece's ink
+    one digit's and at least COMPLETE of that digit. On written pages, where every digit is
+    cut into slices and the slices joined again, both kinds are plenty."""
+    from digitnet.data.writing import Digits, write_page
+    from digitnet.pieces import owned, whole_digit
+    from digitnet.vision.segment import segment
+
+    assert whole_digit(np.array([90, 10]), np.array([100, 50])) == (0, 0.9)
+    assert whole_digit(np.array([80, 20]), np.array([100, 50])) is None  # 80 % pure
+    assert whole_digit(np.array([0, 35]), np.array([100, 50])) is None  # 70 % of the digit
+    (x_train, y_train), _ = mnist
+    source = Digits.from_mnist("training", x_train[:2000], y_train[:2000])
+    rng = np.random.default_rng(5)
+    whole = parts = 0
+    for _ in range(20):
+        page = write_page(source, rng, alone=False)
+        totals = np.bincount(page.owner[page.owner >= 0], minlength=len(page.digits))
+        for c in segment(page.image)[1]:
+            if not c.single:
+                continue
+            found = whole_digit(owned(page.owner, c.piece, len(page.digits)), totals)
+            whole += found is not None
+            parts += found is None
+    assert whole >= 40 and parts >= whole  # the checker learns from both kinds

@@ -45,13 +45,12 @@ from digitnet.nn import (
 )
 from digitnet.nn.schedules import CosineDecay
 from digitnet.pieces import (
-    COMPLETE,
-    PURE,
     TRAINING_DIGITS,
     Labelled,
     command,
     cut_pages,
     owned,
+    whole_digit,
     write,
 )
 from digitnet.vision.segment import Piece
@@ -118,10 +117,7 @@ def labelled_pieces(pages: int, seed: int) -> Labelled:
             continue
         for p in pieces:
             counts = owned(page.owner, p, len(page.digits))
-            d = int(counts.argmax())
-            pure = counts[d] / max(counts.sum(), 1)
-            complete = counts[d] / max(total[d], 1)
-            labels.append(int(pure >= PURE and complete >= COMPLETE))
+            labels.append(int(whole_digit(counts, total) is not None))
         inputs.append(features(pieces))
     return np.concatenate(inputs), np.array(labels, np.int64)
 

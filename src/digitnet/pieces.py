@@ -45,6 +45,16 @@ def owned(owner: np.ndarray, piece: Piece, digits: int) -> np.ndarray:
     return np.bincount(mine[mine >= 0], minlength=digits)
 
 
+def whole_digit(counts: np.ndarray, totals: np.ndarray) -> tuple[int, float] | None:
+    """The digit that a piece whose ink is ``counts`` (per digit) holds whole — at least PURE
+    of its ink that digit's, and at least COMPLETE of that digit (``totals``: each digit's
+    ink) — with the share of the digit it holds; None when it holds none whole."""
+    d = int(counts.argmax())
+    pure = counts[d] / max(counts.sum(), 1)
+    complete = counts[d] / max(totals[d], 1)
+    return (d, float(complete)) if pure >= PURE and complete >= COMPLETE else None
+
+
 def totals(page) -> np.ndarray:
     """How many pixels of the page are each digit's writing, (digits,)."""
     return np.bincount(page.owner[page.owner >= 0], minlength=len(page.digits))
