@@ -51,9 +51,3 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, list[Component]]:
     edges = zip(area.tolist(), top.tolist(), left.tolist(), (top + height).tolist(),
                 (left + width).tolist(), strict=True)  # fmt: skip
     return renumber[labels], [Component(k, *c) for k, c in enumerate(edges, start=1)]
-
-
-def components(mask: np.ndarray) -> list[Component]:
-    """The 8-connected components of a boolean mask (H, W) with their areas and bounding
-    boxes, in order of first appearance."""
-    return label(mask)[1]
