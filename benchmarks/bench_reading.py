@@ -12,7 +12,7 @@ the share of numbers whose digits are all read right one by one, each digit — 
 strokes it has in the number — alone on paper of the same kind (the product of single-digit
 accuracies, number by number). The difference
 is the cost of finding and cutting the digits (the reading issue's target: <= 0.03; exact on
-MNIST test >= 0.97), with a 95 % interval: on 1,000 pages it spans about +-0.012.
+MNIST test >= 0.97), with a 95 % interval: on 1,000 pages it spans +-0.01 to +-0.02.
 
 With ``--why`` it also says, for each page read wrong whose digits are all read right alone,
 where the reading lost it: no candidate holds one of its digits (alone, or with its neighbour
