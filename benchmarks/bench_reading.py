@@ -45,7 +45,7 @@ from realworld import DEFAULT_ROOT
 
 from digitnet.data import load_mnist, read_labelled_folder
 from digitnet.data.writing import Digits, Page, cropped, write_page
-from digitnet.pairs import NOT_A_PAIR, pair_class
+from digitnet.pairs import clean_pair
 from digitnet.pieces import owned, totals, whole_digit
 from digitnet.recognition import Lattice, Recognizer
 from digitnet.vision.segment import segment
@@ -64,7 +64,7 @@ def folder_source(name: str, root: Path) -> Digits:
 def measure(recognizer: Recognizer, source: Digits, count: int, seed: int, why: bool) -> dict:
     rng = np.random.default_rng(seed)
     exact = perfect_cutting = right_count = 0
-    cut_lost = cut_gained = 0  # right one by one but not read; read but not right one by one
+    disagreeing = 0  # pages read right exactly or one by one, not both
     seconds, lost = [], {}
     for _ in range(count):
         page = write_page(source, rng)
@@ -79,8 +79,7 @@ def measure(recognizer: Recognizer, source: Digits, count: int, seed: int, why: 
         one_by_one = all(getattr(v, "digit", None) == label
                          for v, (_, label) in zip(verdicts, alone, strict=True))  # fmt: skip
         perfect_cutting += one_by_one
-        cut_lost += one_by_one and text != truth
-        cut_gained += not one_by_one and text == truth
+        disagreeing += one_by_one != (text == truth)
         if why and one_by_one and text != truth:
             kind = where_lost(lattice, page)
             lost[kind] = lost.get(kind, 0) + 1
@@ -90,20 +89,20 @@ def measure(recognizer: Recognizer, source: Digits, count: int, seed: int, why: 
         "exact": exact / count,
         "digits_one_by_one": perfect_cutting / count,
         "cost_of_cutting": (perfect_cutting - exact) / count,
-        "cost_of_cutting_95": interval(cut_lost, cut_gained, count),
+        "cost_of_cutting_95": interval(perfect_cutting - exact, disagreeing, count),
         "digit_count_right": right_count / count,
         "read_ms_median": 1000 * float(np.median(seconds)),
         **({"lost": lost} if why else {}),
     }
 
 
-def interval(lost: int, gained: int, count: int) -> tuple[float, float]:
-    """A 95 % interval for the cost of cutting, (lost - gained) / count, where ``lost`` pages
-    are right one by one but read wrong and ``gained`` the other way round: the two figures
-    are measured on the same pages, so only the pages they disagree on count (the normal
-    approximation for the difference of paired proportions)."""
-    cost = (lost - gained) / count
-    spread = 1.96 * np.sqrt(max(lost + gained - (lost - gained) ** 2 / count, 0)) / count
+def interval(difference: int, disagreeing: int, count: int) -> tuple[float, float]:
+    """A 95 % interval for the cost of cutting, ``difference`` / ``count`` pages: exact and one
+    by one are measured on the same pages, so only the ``disagreeing`` pages (right one way,
+    not the other) count. Each page adds d = +1, -1 or 0; the normal approximation for the
+    difference of paired proportions, with var(d) = disagreeing / count - cost ** 2."""
+    cost = difference / count
+    spread = 1.96 * np.sqrt(max(disagreeing / count - cost**2, 0) / count)
     return cost - spread, cost + spread
 
 
@@ -129,8 +128,8 @@ def where_lost(lattice: Lattice | None, page: Page) -> str:
     for i, c in enumerate(lattice.candidates):
         counts = owned(page.owner, c.piece, digits)
         if len(lattice.readings[i]) == 2:
-            first = int(np.argsort(counts)[-2:].min())
-            if pair_class(counts, whole, page) != NOT_A_PAIR:
+            first = clean_pair(counts, whole, page)
+            if first is not None:
                 pairs.setdefault(first, i)
             continue
         found = whole_digit(counts, whole)

@@ -113,7 +113,7 @@ def test_pair_training_labels_agree_with_the_written_text(mnist):
     its page's number, and its box holds both digits' middles."""
     from digitnet.data.writing import Digits, write_page
     from digitnet.pairs import CLOSE, pair_class
-    from digitnet.pieces import owned
+    from digitnet.pieces import owned, totals
 
     (x_train, y_train), _ = mnist
     source = Digits.from_mnist("training", x_train[:2000], y_train[:2000])
@@ -121,11 +121,11 @@ def test_pair_training_labels_agree_with_the_written_text(mnist):
     pairs = others = 0
     for _ in range(30):
         page = write_page(source, rng, alone=False, gaps=CLOSE, count=(2, 3))
-        totals = np.bincount(page.owner[page.owner >= 0], minlength=len(page.digits))
+        ink = totals(page)
         for c in segment(page.image)[1]:
             if c.piece.pair is None:
                 continue
-            label = pair_class(owned(page.owner, c.piece, len(page.digits)), totals, page)
+            label = pair_class(owned(page.owner, c.piece, len(page.digits)), ink, page)
             if label == NOT_A_PAIR:
                 others += 1
                 continue

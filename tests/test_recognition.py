@@ -347,7 +347,7 @@ def test_a_piece_is_one_whole_digit_when_pure_and_complete(mnist):
     one digit's and at least COMPLETE of that digit. On written pages, where every digit is
     cut into slices and the slices joined again, both kinds are plenty."""
     from digitnet.data.writing import Digits, write_page
-    from digitnet.pieces import owned, whole_digit
+    from digitnet.pieces import owned, totals, whole_digit
     from digitnet.vision.segment import segment
 
     assert whole_digit(np.array([90, 10]), np.array([100, 50])) == (0, 0.9)
@@ -359,11 +359,11 @@ def test_a_piece_is_one_whole_digit_when_pure_and_complete(mnist):
     whole = parts = 0
     for _ in range(20):
         page = write_page(source, rng, alone=False)
-        totals = np.bincount(page.owner[page.owner >= 0], minlength=len(page.digits))
+        ink = totals(page)
         for c in segment(page.image)[1]:
             if not c.single:
                 continue
-            found = whole_digit(owned(page.owner, c.piece, len(page.digits)), totals)
+            found = whole_digit(owned(page.owner, c.piece, len(page.digits)), ink)
             whole += found is not None
             parts += found is None
     assert whole >= 40 and parts >= whole  # the checker learns from both kinds

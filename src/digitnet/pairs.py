@@ -90,19 +90,30 @@ def labelled_pairs(pages: int, seed: int) -> Labelled:
     return np.stack(images), np.array(classes, np.int64)
 
 
-def pair_class(counts: np.ndarray, totals: np.ndarray, page) -> int:
-    """10a + b when the piece whose ink is ``counts`` (per digit) is the digits a, b of one
-    line side by side, whole and little else; NOT_A_PAIR otherwise."""
+def clean_pair(counts: np.ndarray, totals: np.ndarray, page) -> int | None:
+    """The first of the two digits that the piece whose ink is ``counts`` (per digit) holds
+    when it is two neighbours of one line side by side, whole and little else — at least PURE
+    of its ink theirs and at least COMPLETE of each (``totals``: each digit's ink); None
+    otherwise."""
     if len(counts) < 2:
-        return NOT_A_PAIR
+        return None
     first, second = sorted(np.argsort(counts)[::-1][:2])
     a, b = page.digits[first], page.digits[second]
     both = counts[first] + counts[second]
     if (second != first + 1 or a.line != b.line or both < PURE * counts.sum()
             or counts[first] < COMPLETE * totals[first]
             or counts[second] < COMPLETE * totals[second]):  # fmt: skip
+        return None
+    return int(first)
+
+
+def pair_class(counts: np.ndarray, totals: np.ndarray, page) -> int:
+    """10a + b when the piece is the clean pair of digits a, b (``clean_pair``); NOT_A_PAIR
+    otherwise."""
+    first = clean_pair(counts, totals, page)
+    if first is None:
         return NOT_A_PAIR
-    return 10 * a.label + b.label
+    return 10 * page.digits[first].label + page.digits[first + 1].label
 
 
 def build(seed: int) -> Sequential:
