@@ -187,6 +187,31 @@ def test_written_pages_say_where_each_digit_is(mnist):
         assert max(float(e.max()) for e in edges) < 0.25 * float(strokes.max())
 
 
+def test_a_pages_overlap_is_the_deepest_reach_of_a_digit_into_its_neighbour(mnist):
+    """``Page.overlap``: the columns two neighbours in a line share, over the narrower one's
+    width — 1.0 for a narrow digit inside a wide one's columns, nothing across lines — and
+    pages written with gaps that keep digits apart never overlap."""
+    from digitnet.data.writing import Digits, Page, WrittenDigit, write_page
+    from digitnet.vision.box import Box
+
+    def page(*digits: tuple[int, int, int]) -> Page:  # (left, width, line) each
+        written = [WrittenDigit(7, Box(x, 0, w, 30), line) for x, w, line in digits]
+        return Page(b"", "", written, np.zeros((1, 1), np.int16), [])
+
+    assert page((0, 20, 0), (25, 20, 0)).overlap == 0.0
+    assert page((0, 20, 0), (15, 10, 0)).overlap == 0.5  # 5 of the narrower's 10 columns
+    assert page((0, 20, 0), (15, 40, 0)).overlap == 0.25
+    assert page((0, 30, 0), (10, 6, 0), (30, 20, 0)).overlap == 1.0  # a 1 within a 7
+    assert page((0, 20, 0), (5, 20, 1)).overlap == 0.0  # another line
+    (x_train, y_train), _ = mnist
+    source = Digits.from_mnist("train", x_train[:200], y_train[:200])
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        assert write_page(source, rng, alone=False, gaps=(0.1, 0.5)).overlap == 0.0
+        touching = write_page(source, rng, alone=False, gaps=(-0.33, -0.33), count=(3, 3))
+        assert touching.overlap >= 0.3
+
+
 def test_digits_written_on_paper_for_training(mnist, monkeypatch):
     """``written_alone``: MNIST training digits written on paper as a page's digits are and
     read back through the image pipeline — new pictures of the same digits (the bundled model
