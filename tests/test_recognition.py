@@ -257,8 +257,8 @@ def test_a_hair_line_one_beside_a_marker_digit_is_read(mnist):
 def test_two_ones_written_touching_are_read_as_two(mnist):
     """Two 1s whose strokes touch are one piece of writing 0.3-0.5 of a line height wide: too
     narrow to be sliced, and (under PAIR_WIDTH 0.5) to be read as a pair, so the piece checker
-    called it "not one digit" and the reading dropped it or read one 1 (9 of 20 pairs read).
-    And a single digit written with a marker, as wide, is still one digit."""
+    called it "not one digit" and the reading dropped it or read one 1 (9 of 20 pairs read;
+    15 now). And a single digit written with a marker, as wide, is still one digit."""
     from PIL import ImageFilter
 
     (x_train, y_train), _ = mnist
