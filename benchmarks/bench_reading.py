@@ -40,6 +40,7 @@ import os
 import time
 from itertools import pairwise
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from common import row
@@ -69,9 +70,15 @@ def folder_source(name: str, root: Path) -> Digits:
 OVERLAP_SHARE = 1 / 3
 
 
+class PageRead(NamedTuple):
+    exact: bool  # the page read exactly
+    one_by_one: bool  # its digits, alone, all read right
+    overlap: float  # Page.overlap
+
+
 def measure(recognizer: Recognizer, source: Digits, count: int, seed: int, why: bool) -> dict:
     rng = np.random.default_rng(seed)
-    pages = []  # (read exactly, its digits read right one by one, Page.overlap) each
+    pages: list[PageRead] = []
     right_count = 0
     seconds, lost = [], {}
     for _ in range(count):
@@ -85,7 +92,7 @@ def measure(recognizer: Recognizer, source: Digits, count: int, seed: int, why: 
         verdicts = recognizer.recognize_many([image for image, _ in alone])
         one_by_one = all(getattr(v, "digit", None) == label
                          for v, (_, label) in zip(verdicts, alone, strict=True))  # fmt: skip
-        pages.append((text == truth, one_by_one, page.overlap))
+        pages.append(PageRead(text == truth, one_by_one, page.overlap))
         if why and one_by_one and text != truth:
             kind = where_lost(lattice, page)
             lost[kind] = lost.get(kind, 0) + 1
@@ -94,18 +101,17 @@ def measure(recognizer: Recognizer, source: Digits, count: int, seed: int, why: 
         **tally(pages),
         "digit_count_right": right_count / count,
         "read_ms_median": 1000 * float(np.median(seconds)),
-        "overlapping_less": tally([p for p in pages if p[2] <= OVERLAP_SHARE]),
+        "overlapping_less": tally([p for p in pages if p.overlap <= OVERLAP_SHARE]),
         **({"lost": lost} if why else {}),
     }
 
 
-def tally(pages: list[tuple[bool, bool, float]]) -> dict:
-    """Exact and one-by-one shares of ``pages`` (read exactly, one by one, overlap) and the
-    cost of cutting with its 95 % interval."""
+def tally(pages: list[PageRead]) -> dict:
+    """Exact and one-by-one shares of ``pages`` and the cost of cutting with its 95 % interval."""
     count = max(len(pages), 1)
-    exact = sum(p[0] for p in pages)
-    perfect_cutting = sum(p[1] for p in pages)
-    disagreeing = sum(p[0] != p[1] for p in pages)  # right exactly or one by one, not both
+    exact = sum(p.exact for p in pages)
+    perfect_cutting = sum(p.one_by_one for p in pages)
+    disagreeing = sum(p.exact != p.one_by_one for p in pages)  # right one way, not the other
     return {
         "numbers": len(pages),
         "exact": exact / count,
