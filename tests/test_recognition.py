@@ -254,6 +254,28 @@ def test_a_hair_line_one_beside_a_marker_digit_is_read(mnist):
     assert read >= 19
 
 
+def test_a_faint_hair_line_one_broken_by_the_paper_noise_is_read(mnist):
+    """A 1 drawn with a 2 px pen, its ink about the faintest that starts a stroke
+    (FLOOR_CONTRAST), on paper with noise: the pixels above it were left as specks along the
+    stroke, each dropped (0 of 20 numbers read). The stroke is now followed down to
+    FOLLOW_CONTRAST from where it passes."""
+    from PIL import ImageDraw
+
+    (x_train, y_train), _ = mnist
+    rng = np.random.default_rng(0)
+    read = 0
+    for a in range(50_060, 50_080):  # development digits: MNIST training
+        digit = Image.fromarray(x_train[a]).resize((112, 112), Image.BILINEAR)
+        ink = np.zeros((160, 260), np.float32)
+        ink[24:136, 20:132] = np.asarray(digit, np.float32) / 255
+        one = Image.new("L", (260, 160), 0)
+        ImageDraw.Draw(one).line([(186, 30), (170, 130)], fill=255, width=2)
+        ink = np.maximum(ink, 0.09 * np.asarray(one, np.float32) / 255)
+        page = np.clip(0.9 - 0.8 * ink + rng.normal(0, 0.01, ink.shape), 0, 1)
+        read += read_number((page * 255).astype(np.uint8)).text == f"{y_train[a]}1"
+    assert read >= 18
+
+
 def test_two_ones_written_touching_are_read_as_two(mnist):
     """Two 1s whose strokes touch are one piece of writing 0.3-0.5 of a line height wide: too
     narrow to be sliced, and (under PAIR_WIDTH 0.5) to be read as a pair, so the piece checker

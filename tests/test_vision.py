@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from digitnet.vision import ImageError, prepare
-from digitnet.vision.components import label
+from digitnet.vision.components import holding, label
 
 
 @pytest.fixture(scope="module")
@@ -290,6 +290,16 @@ def test_components_agree_with_a_flood_fill_and_with_the_label_image(rng):
                 c.right,
             )
     assert label(np.zeros((5, 5), bool))[1] == []
+
+
+def test_holding_keeps_the_weak_pieces_that_hold_a_strong_pixel():
+    weak = np.zeros((6, 9), bool)
+    weak[1, 1:4] = weak[2, 4] = True  # one piece, 8-connected: (1, 3) touches (2, 4)
+    weak[4, 6:9] = True  # another, with no strong pixel
+    strong = np.zeros_like(weak)
+    strong[2, 4] = True
+    assert (holding(weak, strong) == (weak & (np.arange(6)[:, None] < 3))).all()
+    assert not holding(weak, np.zeros_like(weak)).any()
 
 
 def test_components_are_numbered_by_first_appearance(rng):

@@ -51,3 +51,15 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, list[Component]]:
     edges = zip(area.tolist(), top.tolist(), left.tolist(), (top + height).tolist(),
                 (left + width).tolist(), strict=True)  # fmt: skip
     return renumber[labels], [Component(k, *c) for k, c in enumerate(edges, start=1)]
+
+
+def holding(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
+    """The pixels of the 8-connected components of ``weak`` (H, W) bool that hold at least one
+    pixel of ``strong`` (H, W) bool, itself within ``weak``: hysteresis thresholding (Canny,
+    1986) — a stroke is followed down to the weaker threshold from wherever it passes the
+    stronger one."""
+    count, labels = cv2.connectedComponents(np.asarray(weak, dtype=np.uint8), connectivity=8)
+    kept = np.zeros(count, dtype=bool)  # (count,): whether each label holds a strong pixel
+    kept[labels[strong]] = True
+    kept[0] = False  # the background
+    return kept[labels]
