@@ -276,6 +276,31 @@ def test_a_faint_hair_line_one_broken_by_the_paper_noise_is_read(mnist):
     assert read >= 18
 
 
+def test_fragments_beside_a_digit_do_not_set_the_lines_digit_height(mnist):
+    """A digit followed by three dashes (strokes, not specks: each a quarter of its height
+    long): the line's digit height was the median of its pieces', a dash's, and the digit was
+    cut into slivers ("000100010001", 2 of 20 digits read first). Pieces under DIGIT_SHARE of
+    the tallest are fragments and not measured."""
+    from digitnet.vision.segment import segment
+
+    (x_train, y_train), _ = mnist
+    measured = read = 0
+    for a in range(50_200, 50_220):  # development digits: MNIST training
+        digit = np.asarray(Image.fromarray(x_train[a]).resize((112, 112), Image.BILINEAR)) / 255
+        ink = np.zeros((160, 300))
+        ink[24:136, 20:132] = digit
+        for k in range(3):
+            ink[77:83, 150 + 48 * k : 180 + 48 * k] = 1.0  # 30 x 6 px
+        page = (255 * (0.9 - 0.8 * ink)).astype(np.uint8)
+        rows = np.flatnonzero((digit > 0.3).any(axis=1))
+        height = rows[-1] - rows[0] + 1
+        _, candidates, _ = segment(page)
+        measured += all(abs(c.piece.row[1] - height) <= 0.1 * height for c in candidates)
+        read += read_number(page).text[:1] == str(y_train[a])
+    assert measured == 20
+    assert read >= 18
+
+
 def test_two_ones_written_touching_are_read_as_two(mnist):
     """Two 1s whose strokes touch are one piece of writing 0.3-0.5 of a line height wide: too
     narrow to be sliced, and (under PAIR_WIDTH 0.5) to be read as a pair, so the piece checker
