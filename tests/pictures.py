@@ -50,6 +50,24 @@ def written_close(digits: list[np.ndarray], gap: int = 3) -> np.ndarray:
     return 255 - canvas
 
 
+def big_digit_on_a_line(digit: np.ndarray, width: int) -> np.ndarray:
+    """An MNIST digit (28, 28) uint8 enlarged to 112 px at the left of a line 160 px high and
+    ``width`` wide, as ink (160, width) float32 in [0, 1], for more writing to be added."""
+    ink = np.zeros((160, width), np.float32)
+    big = Image.fromarray(digit).resize((112, 112), Image.BILINEAR)
+    ink[24:136, 20:132] = np.asarray(big, np.float32) / 255
+    return ink
+
+
+def on_grey_paper(ink: np.ndarray, noise: float = 0.0, rng=None) -> np.ndarray:
+    """Ink (H, W) in [0, 1] written at 80 % of black on paper at 90 % white, with the paper's
+    Gaussian ``noise`` (a deviation, drawn from ``rng``): (H, W) uint8."""
+    page = 0.9 - 0.8 * ink
+    if noise:
+        page = page + rng.normal(0, noise, ink.shape)
+    return (np.clip(page, 0, 1) * 255).astype(np.uint8)
+
+
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims width x height pixels and holds no image data: a pixel bomb's header,
     refused before anything is decoded."""

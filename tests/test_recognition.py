@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from pictures import written_close
+from pictures import big_digit_on_a_line, on_grey_paper, written_close
 from PIL import Image
 
 from digitnet.cli import main
@@ -265,14 +265,10 @@ def test_a_faint_hair_line_one_broken_by_the_paper_noise_is_read(mnist):
     rng = np.random.default_rng(0)
     read = 0
     for a in range(50_060, 50_080):  # development digits: MNIST training
-        digit = Image.fromarray(x_train[a]).resize((112, 112), Image.BILINEAR)
-        ink = np.zeros((160, 260), np.float32)
-        ink[24:136, 20:132] = np.asarray(digit, np.float32) / 255
         one = Image.new("L", (260, 160), 0)
         ImageDraw.Draw(one).line([(186, 30), (170, 130)], fill=255, width=2)
-        ink = np.maximum(ink, 0.09 * np.asarray(one, np.float32) / 255)
-        page = np.clip(0.9 - 0.8 * ink + rng.normal(0, 0.01, ink.shape), 0, 1)
-        read += read_number((page * 255).astype(np.uint8)).text == f"{y_train[a]}1"
+        ink = np.maximum(big_digit_on_a_line(x_train[a], 260), 0.09 * np.asarray(one) / 255)
+        read += read_number(on_grey_paper(ink, 0.01, rng)).text == f"{y_train[a]}1"
     assert read >= 18
 
 
@@ -286,13 +282,11 @@ def test_fragments_beside_a_digit_do_not_set_the_lines_digit_height(mnist):
     (x_train, y_train), _ = mnist
     measured = read = 0
     for a in range(50_200, 50_220):  # development digits: MNIST training
-        digit = np.asarray(Image.fromarray(x_train[a]).resize((112, 112), Image.BILINEAR)) / 255
-        ink = np.zeros((160, 300))
-        ink[24:136, 20:132] = digit
+        ink = big_digit_on_a_line(x_train[a], 300)
+        rows = np.flatnonzero((ink > 0.3).any(axis=1))  # the digit's, before the dashes
         for k in range(3):
             ink[77:83, 150 + 48 * k : 180 + 48 * k] = 1.0  # 30 x 6 px
-        page = (255 * (0.9 - 0.8 * ink)).astype(np.uint8)
-        rows = np.flatnonzero((digit > 0.3).any(axis=1))
+        page = on_grey_paper(ink)
         height = rows[-1] - rows[0] + 1
         _, candidates, _ = segment(page)
         measured += all(abs(c.piece.row[1] - height) <= 0.1 * height for c in candidates)
