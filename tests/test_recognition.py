@@ -10,6 +10,7 @@ from PIL import Image
 
 from digitnet.cli import main
 from digitnet.recognition import Recognizer, calibrate, fit_temperature, read_number, recognize
+from digitnet.vision.segment import segment
 from digitnet.zoo import bundled_model
 
 
@@ -219,6 +220,44 @@ def test_a_faint_digit_beside_a_dark_one_is_read(mnist, tmp_path):
     assert read == 4
 
 
+def test_a_faint_digit_written_close_to_a_dark_one_on_a_small_page_is_read(mnist):
+    """Digits at MNIST's own size, a dark one and one at a quarter of its ink 2 px from it:
+    read at the image's own size, the faint digit's strokes within NEAR (11 px, half a digit)
+    of the dark one were compared with its ink and lost (32 of 40 pairs read). A small page is
+    now read from a copy enlarged to SMALL_SIDE."""
+    (x_train, y_train), _ = mnist
+    read = 0
+    for a in range(50_400, 50_480, 2):  # development digits: MNIST training
+        page = written_close([x_train[a], (0.25 * x_train[a + 1]).astype(np.uint8)], gap=2)
+        read += read_number(page).text == f"{y_train[a]}{y_train[a + 1]}"
+    assert read >= 38
+
+
+def test_a_small_page_read_enlarged_gives_boxes_and_masks_in_its_own_pixels(mnist):
+    """A small page is read from a copy enlarged several times: every piece's box, mask and
+    line height come back in the page's own pixels, each digit's box where it was written."""
+    (x_train, _), _ = mnist
+    for a in range(50_500, 50_530, 3):  # development digits: MNIST training
+        digits = [x_train[i] for i in range(a, a + 3)]
+        page = written_close(digits, gap=6)  # about 36 x 110 px: enlarged 5 times
+        rows = [np.flatnonzero(d.max(axis=1) > 30) for d in digits]
+        columns = [np.flatnonzero(d.max(axis=0) > 30) for d in digits]
+        heights = [r[-1] - r[0] + 1 for r in rows]
+        widths = [c[-1] - c[0] + 1 for c in columns]
+        lefts = 12 + np.cumsum([0, *(w + 6 for w in widths[:-1])])
+        truth = [(x, 8, w, h) for x, w, h in zip(lefts, widths, heights, strict=True)]
+        _, candidates, _ = segment(page)
+        for c in candidates:
+            x, y, width, height = c.piece.box
+            assert c.piece.mask.shape == (height, width)
+            assert x >= 0 and y >= 0 and x + width <= page.shape[1] and y + height <= page.shape[0]
+            assert abs(c.piece.row[1] - max(heights)) <= 3
+        boxes = [d.box for d in read_number(page).digits]
+        assert len(boxes) == 3
+        for box, true in zip(boxes, truth, strict=True):
+            assert np.abs(np.subtract(box, true)).max() <= 2, (box, true)
+
+
 def test_a_faint_pencil_digit_beside_a_marker_digit_is_read(mnist):
     """A marker digit beside a hair-line pencil one at a fifth of its darkness: under one
     threshold for the whole page (22 % of the strongest ink) the pencil digit was lost or
@@ -277,8 +316,6 @@ def test_fragments_beside_a_digit_do_not_set_the_lines_digit_height(mnist):
     long): the line's digit height was the median of its pieces', a dash's, and the digit was
     cut into slivers ("000100010001", 2 of 20 digits read first). Pieces under DIGIT_SHARE of
     the tallest are fragments and not measured."""
-    from digitnet.vision.segment import segment
-
     (x_train, y_train), _ = mnist
     measured = read = 0
     for a in range(50_200, 50_220):  # development digits: MNIST training
@@ -411,7 +448,6 @@ def test_a_piece_is_one_whole_digit_when_pure_and_complete(mnist):
     cut into slices and the slices joined again, both kinds are plenty."""
     from digitnet.data.writing import Digits, write_page
     from digitnet.pieces import owned, totals, whole_digit
-    from digitnet.vision.segment import segment
 
     assert whole_digit(np.array([90, 10]), np.array([100, 50])) == (0, 0.9)
     assert whole_digit(np.array([80, 20]), np.array([100, 50])) is None  # 80 % pure
