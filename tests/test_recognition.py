@@ -442,6 +442,20 @@ def test_predict_says_when_an_image_holds_digits_written_touching(mnist):
     assert sum(noted[40:]) <= 1
 
 
+def test_the_checker_judges_a_piece_moved_a_pixel_each_way_its_place_kept(rng):
+    """The piece checker averages its verdict over the picture moved one pixel each way
+    (SHIFTS): ``shifted`` moves the 28x28 picture, paper coming in at the edge, and leaves the
+    rows under it (the piece's place in its line) as they are."""
+    from digitnet.checker import shifted
+
+    x = rng.random((3, 30, 28)).astype(np.float32)
+    down_left = shifted(x, 1, -1)
+    assert np.array_equal(down_left[:, 1:28, :27], x[:, :27, 1:28])
+    assert not down_left[:, 0, :].any() and not down_left[:, :28, 27].any()
+    assert np.array_equal(down_left[:, 28:], x[:, 28:])
+    assert np.array_equal(shifted(x, 0, 0), x)
+
+
 def test_a_piece_is_one_whole_digit_when_pure_and_complete(mnist):
     """The checker's training label (``pieces.whole_digit``): at least PURE of the piece's ink
     one digit's and at least COMPLETE of that digit. On written pages, where every digit is

@@ -42,8 +42,9 @@ from digitnet.vision.preprocess import (
 ANALYSIS_SIDE = 640  # a row of up to ~10 digits keeps ~60 px per digit
 SMALL_SIDE = 480  # an image with writing and smaller than this is read from a copy enlarged
 # by a whole factor to at least this size: at its own, NEAR (11 px) is half a 20 px digit and a
-# slice 5 px. The pieces are cut from the copy too (from the original pixels: 867 and 874 of
-# 1,000). Whether there is writing at all is decided at the image's own size: 40 px of speckle
+# slice 5 px. The pieces are cut from the copy too (cut from the original pixels: 867 and 874
+# of 1,000; cut from the copy, their pictures made again from the original pixels: no better).
+# Whether there is writing at all is decided at the image's own size: 40 px of speckle
 # enlarged twelve times are blobs, read as strings of 1s. Development pages, a cnn that never
 # saw them, six sets of 1,000: 939, 945, 942, 931, 945, 936 read exactly -> 942, 949, 945,
 # 939, 945, 945 (320: 940, 946 on the first two; 640: 941, 943).
@@ -173,8 +174,6 @@ def writing_to_read(gray: np.ndarray) -> tuple[Ink, list[list[_Group]], float, i
 
 def enlarged(gray: np.ndarray, factor: int) -> np.ndarray:
     """``gray`` (H, W) enlarged ``factor`` times, bilinear: (factor H, factor W)."""
-    if factor <= 1:
-        return gray
     H, W = gray.shape
     image = Image.fromarray(gray.astype(np.float32), "F")
     return np.asarray(image.resize((W * factor, H * factor), Image.BILINEAR))
