@@ -31,13 +31,16 @@ def number_png(digits: list[np.ndarray], gap: int = 6) -> bytes:
     return png_bytes(255 - canvas)
 
 
+def cropped(digit: np.ndarray) -> np.ndarray:
+    """An MNIST digit (28, 28) uint8 cut to the rows and columns where its ink passes 30."""
+    rows, cols = np.flatnonzero(digit.max(axis=1) > 30), np.flatnonzero(digit.max(axis=0) > 30)
+    return digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
 def written_close(digits: list[np.ndarray], gap: int = 3) -> np.ndarray:
     """MNIST digits cropped to their ink and written ``gap`` pixels apart (a negative gap: over
     each other, their strokes crossing), as people write a number: dark on white (H, W) uint8."""
-    crops = []
-    for digit in digits:
-        rows, cols = np.flatnonzero(digit.max(axis=1) > 30), np.flatnonzero(digit.max(axis=0) > 30)
-        crops.append(digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    crops = [cropped(digit) for digit in digits]
     height = max(c.shape[0] for c in crops)
     canvas = np.zeros(
         (height + 16, sum(c.shape[1] + gap for c in crops) + 24 + max(0, -gap)), np.uint8

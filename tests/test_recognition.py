@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from pictures import big_digit_on_a_line, on_grey_paper, written_close
+from pictures import big_digit_on_a_line, cropped, on_grey_paper, written_close
 from PIL import Image
 
 from digitnet.cli import main
@@ -240,10 +240,7 @@ def test_a_small_page_read_enlarged_gives_boxes_and_masks_in_its_own_pixels(mnis
     for a in range(50_500, 50_530, 3):  # development digits: MNIST training
         digits = [x_train[i] for i in range(a, a + 3)]
         page = written_close(digits, gap=6)  # about 36 x 110 px: enlarged 5 times
-        rows = [np.flatnonzero(d.max(axis=1) > 30) for d in digits]
-        columns = [np.flatnonzero(d.max(axis=0) > 30) for d in digits]
-        heights = [r[-1] - r[0] + 1 for r in rows]
-        widths = [c[-1] - c[0] + 1 for c in columns]
+        heights, widths = zip(*(cropped(d).shape for d in digits), strict=True)
         lefts = 12 + np.cumsum([0, *(w + 6 for w in widths[:-1])])
         truth = [(x, 8, w, h) for x, w, h in zip(lefts, widths, heights, strict=True)]
         _, candidates, _ = segment(page)

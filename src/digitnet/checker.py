@@ -113,13 +113,10 @@ def shifted(x: np.ndarray, rows: int, columns: int) -> np.ndarray:
     ``columns`` pixels (up and left when negative), paper coming in at the edges; the rows
     under the picture, its place, as they are."""
     out = x.copy()
-    picture = np.zeros_like(x[:, :28, :])
-    src_rows = slice(max(0, -rows), 28 - max(0, rows))
-    src_columns = slice(max(0, -columns), 28 - max(0, columns))
-    dst_rows = slice(max(0, rows), 28 - max(0, -rows))
-    dst_columns = slice(max(0, columns), 28 - max(0, -columns))
-    picture[:, dst_rows, dst_columns] = x[:, src_rows, src_columns]
-    out[:, :28, :] = picture
+    out[:, :28, :] = 0
+    source = slice(max(0, -rows), 28 - max(0, rows)), slice(max(0, -columns), 28 - max(0, columns))
+    target = slice(max(0, rows), 28 - max(0, -rows)), slice(max(0, columns), 28 - max(0, -columns))
+    out[:, target[0], target[1]] = x[:, source[0], source[1]]
     return out
 
 
