@@ -255,6 +255,31 @@ def test_a_small_page_read_enlarged_gives_boxes_and_masks_in_its_own_pixels(mnis
             assert np.abs(np.subtract(box, true)).max() <= 2, (box, true)
 
 
+def test_a_number_written_small_on_a_scanned_page_is_read_as_if_cut_out(mnist):
+    """Development numbers about 30 px high on an A4 page scanned at 300 dpi (2480 x 3508 px),
+    each at a place of its own: read as the same number cut out of the page with a margin, each
+    digit's box where it was written. Before, the page was shrunk 6 times to find its writing
+    (the digits 5 px high there): the four numbers of one or two digits were "no ink"."""
+    (x_train, y_train), _ = mnist
+    rng = np.random.default_rng(7)
+    paper = np.clip(0.9 + rng.normal(0, 0.01, (3508, 2480)), 0, 1)
+    right = 0
+    for k, a in enumerate(range(50_600, 50_640, 5)):  # development digits: MNIST training
+        digits = [x_train[i] for i in range(a, a + 1 + k % 5)]
+        number = written_close(digits, gap=6).astype(np.float32) / 255  # (about 44, w)
+        y, x = 300 + 390 * k, 100 + 230 * k
+        page = paper.copy()
+        page[y : y + number.shape[0], x : x + number.shape[1]] *= number
+        alone = page[y - 44 : y + number.shape[0] + 44, x - 44 : x + number.shape[1] + 44]
+        read, read_alone = read_number(page), read_number(alone.copy())
+        assert read.text == read_alone.text, (k, read.text, read_alone.text)
+        right += read.text == "".join(str(y_train[i]) for i in range(a, a + 1 + k % 5))
+        for digit, digit_alone in zip(read.digits, read_alone.digits, strict=True):
+            moved = digit_alone.box.moved(x - 44, y - 44)
+            assert np.abs(np.subtract(digit.box, moved)).max() <= 2, (digit.box, moved)
+    assert right >= 7
+
+
 def test_a_faint_pencil_digit_beside_a_marker_digit_is_read(mnist):
     """A marker digit beside a hair-line pencil one at a fifth of its darkness: under one
     threshold for the whole page (22 % of the strongest ink) the pencil digit was lost or

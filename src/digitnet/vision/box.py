@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 
 class Box(NamedTuple):
     """A rectangle of an image in whole pixels: its left column ``x``, top row ``y``, ``width``
@@ -32,3 +34,11 @@ class Box(NamedTuple):
     def middle(self) -> float:
         """The row halfway down."""
         return self.y + self.height / 2
+
+    def moved(self, dx: int, dy: int) -> Box:
+        """The same box ``dx`` pixels further right and ``dy`` further down."""
+        return Box(self.x + dx, self.y + dy, self.width, self.height)
+
+    def of(self, image: np.ndarray) -> np.ndarray:
+        """The part of ``image`` (H, W, ...) in the box: a view."""
+        return image[self.y : self.bottom, self.x : self.right]

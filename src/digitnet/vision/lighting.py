@@ -192,12 +192,16 @@ def shrink(image: np.ndarray, max_side: int, light: bool = True) -> tuple[np.nda
     its strongest ink — its darkest pixel on ``light`` paper: averaging the block, as before,
     diluted a 1-px stroke on a 4000-px page to a sixteenth of its contrast, and the thin
     digit was called blank or not, depending on where it fell between the blocks."""
-    H, W = image.shape
-    scale = max(H, W) / max_side
-    if scale <= SHRINK_SLACK:
+    k = shrink_factor(image.shape, max_side)
+    if k == 1:
         return image, 1.0
-    k = math.ceil(scale)
     return block_extreme(image, k, np.min if light else np.max), float(k)
+
+
+def shrink_factor(shape: tuple[int, int], max_side: int) -> int:
+    """The whole factor ``shrink`` reduces an image of ``shape`` (H, W) by."""
+    scale = max(shape) / max_side
+    return 1 if scale <= SHRINK_SLACK else math.ceil(scale)
 
 
 def block_extreme(image: np.ndarray, k: int, extreme) -> np.ndarray:

@@ -14,13 +14,15 @@ MNIST's own recipe, made robust to photos, scans and drawings:
 6. optionally deskewed (the shear that makes the digit's main axis vertical).
 
 Steps 1-4 work on a copy about ANALYSIS_SIDE pixels wide (``Ink.small``); only the digit's
-own region is ever computed at full resolution.
+own region is ever computed at full resolution. On a large image whose writing covers a small
+part of it, that part is analysed again on its own (``writing_region``): a digit 28 px high on
+a 4000 px photo is 2 pixels high on the copy of the whole.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,7 +30,7 @@ from PIL import Image
 
 from digitnet.augment import bilinear
 from digitnet.vision.box import Box
-from digitnet.vision.lighting import Ink, ink_of, noise_level, percentile, sample
+from digitnet.vision.lighting import Ink, ink_of, noise_level, percentile, sample, shrink_factor
 from digitnet.vision.loading import load_gray
 from digitnet.vision.paper import writing_parts
 
@@ -41,6 +43,8 @@ NOISE_MARGIN = 6.0  # ink must stand this many noise deviations above the paper
 MAX_INK_FRACTION = 0.7  # more "ink" than this is a texture, not a digit (thick digits fill half)
 WRITING_SHARE = 0.35  # of the strongest ink: a single digit's strokes, without their halo
 SIGNAL_PIXELS = 24  # the strongest ink is what this many pixels reach: not one speck's
+SIGNAL_PIXELS_SHRUNK = 2  # ... on a shrunk image, SIGNAL_PIXELS over its scale, at least this
+ZOOM_MARGIN = 0.5  # of the writing's longer side: paper kept around it when it is analysed alone
 COLUMN_HEIGHT_SHARE = 0.5  # a column of writing at least this share of the tallest's height
 VISIBLE_INK = 0.05  # of the strokes' strength: fainter pixels at a crop's edge are left out
 
@@ -64,13 +68,22 @@ class Prepared:
     frame: Frame | None = None  # where the 28x28 field lies on the source: x, y, width, height
     note: str | None = None  # e.g. that the image holds several digits side by side
 
+    def moved(self, dx: int, dy: int) -> Prepared:
+        """The same input, found on an image whose top left lies at (dx, dy) of the source."""
+        if self.box is None or self.frame is None:
+            return self
+        x, y, width, height = self.frame
+        return replace(self, box=self.box.moved(dx, dy), frame=(x + dx, y + dy, width, height))
 
-def writing_threshold(ink: np.ndarray, share: float = WRITING_SHARE) -> float | None:
+
+def writing_threshold(
+    ink: np.ndarray, share: float = WRITING_SHARE, signal_pixels: int = SIGNAL_PIXELS
+) -> float | None:
     """The ink level above which a pixel is writing — ``share`` of the strongest ink, and
     three times the noise — or None when nothing in ``ink`` (H, W) stands out from the
-    paper: the strongest ink must reach MIN_CONTRAST and NOISE_MARGIN deviations of the
-    paper's own noise (``pixel_noise``)."""
-    signal = strongest(ink, SIGNAL_PIXELS)
+    paper: the strongest ink (what ``signal_pixels`` pixels reach) must reach MIN_CONTRAST
+    and NOISE_MARGIN deviations of the paper's own noise (``pixel_noise``)."""
+    signal = strongest(ink, signal_pixels)
     noise = pixel_noise(ink) if signal > 0 else 0.0
     if signal < MIN_CONTRAST or signal < NOISE_MARGIN * noise:
         return None
@@ -100,12 +113,14 @@ def pixel_noise(ink: np.ndarray) -> float:
     return noise_level(differences) / math.sqrt(2)
 
 
-def find_digit(ink: Ink) -> tuple[Box | None, str | None, float, int]:
+def find_digit(
+    ink: Ink, signal_pixels: int = SIGNAL_PIXELS
+) -> tuple[Box | None, str | None, float, int]:
     """The digit's bounding box at full resolution, the ink level
     that counts as writing and how many columns of writing stand side by side (``columns``)
-    — or a reason why there is no digit."""
+    — or a reason why there is no digit (``writing_threshold``, with ``signal_pixels``)."""
     small, scale = ink.small, ink.scale
-    threshold = writing_threshold(small)
+    threshold = writing_threshold(small, signal_pixels=signal_pixels)
     if threshold is None:
         return None, NO_INK, 0, 0
     mask = small > threshold
@@ -128,6 +143,32 @@ def find_digit(ink: Ink) -> tuple[Box | None, str | None, float, int]:
         min(W, int(np.ceil((right + 1) * scale))),
     )
     return box, None, threshold, columns(kept)
+
+
+def zoom_region(ink: Ink, writing: Box, analysis_side: int) -> Box | None:
+    """The part of a large image worth analysing on its own: the box of its ``writing`` (in
+    the image's pixels) with a margin of ZOOM_MARGIN of its longer side, when that part would
+    be shrunk less for analysis than the whole image was (``ink``, at ``analysis_side``) — or
+    None."""
+    margin = ZOOM_MARGIN * max(writing.height, writing.width)
+    H, W = ink.shape
+    region = Box.from_edges(
+        max(0, int(writing.y - margin)),
+        max(0, int(writing.x - margin)),
+        min(H, int(np.ceil(writing.bottom + margin))),
+        min(W, int(np.ceil(writing.right + margin))),
+    )
+    if shrink_factor((region.height, region.width), analysis_side) >= ink.scale:
+        return None
+    return region
+
+
+def small_writing_signal(ink: Ink) -> int:
+    """How many pixels the strongest ink must cover to be writing, on an image shrunk for
+    analysis, when looking for where its writing is: SIGNAL_PIXELS over the scale (a digit's
+    strokes are lines, as many pixels long as the scale leaves them) — a digit 28 px high on
+    a 4000 px photo is 2 pixels high when shrunk to ANALYSIS_SIDE."""
+    return max(SIGNAL_PIXELS_SHRUNK, round(SIGNAL_PIXELS / ink.scale))
 
 
 def columns(found: list) -> int:
@@ -246,8 +287,30 @@ def prepared_input(image: np.ndarray) -> Prepared:
 
 
 def prepare(source: Any, deskew_digit: bool = False) -> Prepared:
-    """Turn one image (path, bytes, PIL image or array) into the network's 28x28 input."""
-    ink = ink_of(load_gray(source), ANALYSIS_SIDE)  # gray (H, W) in [0, 1]
+    """Turn one image (path, bytes, PIL image or array) into the network's 28x28 input. On a
+    large image whose writing covers a small part of it, that part is analysed on its own
+    (``writing_region``)."""
+    gray = load_gray(source)  # (H, W) in [0, 1]
+    ink = ink_of(gray, ANALYSIS_SIDE)
+    region = writing_region(ink)
+    if region is not None:
+        zoomed = prepared_from(ink_of(region.of(gray), ANALYSIS_SIDE), deskew_digit)
+        if zoomed.image is not None:
+            return zoomed.moved(region.x, region.y)
+    return prepared_from(ink, deskew_digit)
+
+
+def writing_region(ink: Ink) -> Box | None:
+    """The part of a large image to analyse on its own (``zoom_region``) — where its digit
+    is, found with the signal a small digit leaves (``small_writing_signal``) — or None."""
+    if ink.scale == 1:
+        return None
+    writing, *_ = find_digit(ink, small_writing_signal(ink))
+    return None if writing is None else zoom_region(ink, writing, ANALYSIS_SIDE)
+
+
+def prepared_from(ink: Ink, deskew_digit: bool) -> Prepared:
+    """``prepare`` on an image's ink."""
     box, reason, threshold, side_by_side = find_digit(ink)
     if box is None:
         return Prepared(None, reason)

@@ -13,6 +13,9 @@ connected writing, wide enough to be two digits, also carries a 28x56 picture of
 (``Piece.pair``) for the pair reader (``digitnet.pairs``). Components stacked over each
 other were merged and short fragments joined to their neighbour before, by rules; the piece
 checker judges them as well, with fewer rules (development pages: exact 0.843 either way).
+A number written small on a large page is read from the part of the page around it
+(``writing_region``), a small image from a copy enlarged (SMALL_SIDE): either way the line's
+digits are tens of pixels high where they are cut.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -33,10 +36,13 @@ from digitnet.vision.loading import load_gray
 from digitnet.vision.paper import writing_parts
 from digitnet.vision.preprocess import (
     NO_INK,
+    SIGNAL_PIXELS,
     normalize_digit,
     pixel_noise,
     scaled_strokes,
+    small_writing_signal,
     writing_threshold,
+    zoom_region,
 )
 
 ANALYSIS_SIDE = 640  # a row of up to ~10 digits keeps ~60 px per digit
@@ -136,7 +142,7 @@ def segment(source: Any) -> Segmented:
     found = writing_to_read(load_gray(source))
     if isinstance(found, str):
         return 0, [], found
-    ink, lines_of_groups, threshold, factor = found
+    ink, lines_of_groups, threshold, placed = found
     candidates: list[Candidate] = []
     slices_so_far = 0
     for line, groups in enumerate(lines_of_groups):  # each line read on its own
@@ -147,19 +153,36 @@ def segment(source: Any) -> Segmented:
         for first, last, joined, single in runs(units, row_height):
             piece = cut_out(ink, joined, threshold, line, row, single)
             piece.context = context(units, first, last, joined, row_height)
-            if factor > 1:
-                piece = in_source_pixels(piece, factor)
+            if placed != Placement():
+                piece = in_source_pixels(piece, placed)
             candidates.append(Candidate(slices_so_far + first, slices_so_far + last, piece, single))
         slices_so_far += len(units)
     return slices_so_far, candidates, None
 
 
-def writing_to_read(gray: np.ndarray) -> tuple[Ink, list[list[_Group]], float, int] | str:
+class Placement(NamedTuple):
+    """Where the image that was read lies on the source: the source's part from (top, left)
+    on, enlarged ``factor`` times."""
+
+    factor: int = 1
+    top: int = 0
+    left: int = 0
+
+
+def writing_to_read(gray: np.ndarray) -> tuple[Ink, list[list[_Group]], float, Placement] | str:
     """The ink of ``gray`` (H, W) and its writing (``writing_by_line``), found at the image's
-    own size — or the reason there is none. A small image's writing is found again on a copy
-    enlarged ``factor`` times (SMALL_SIDE), and read there. Returns (ink, the pieces of writing
-    line by line, the faintest ink that counts, factor)."""
+    own size — or the reason there is none. A large image whose writing covers a small part
+    of it is read from that part (``writing_region``); a small image's writing is
+    found again on a copy enlarged ``factor`` times (SMALL_SIDE), and read there. Returns
+    (ink, the pieces of writing line by line, the faintest ink that counts, where the image
+    read lies on ``gray``)."""
     ink = ink_of(gray, ANALYSIS_SIDE)
+    region = writing_region(ink)
+    if region is not None:
+        zoomed = writing_to_read(region.of(gray))
+        if not isinstance(zoomed, str):
+            *found, (factor, top, left) = zoomed
+            return *found, Placement(factor, region.y + top, region.x + left)
     found = writing_by_line(ink)
     if isinstance(found, str):
         return found
@@ -168,8 +191,8 @@ def writing_to_read(gray: np.ndarray) -> tuple[Ink, list[list[_Group]], float, i
         ink_enlarged = ink_of(enlarged(gray, factor), ANALYSIS_SIDE)
         found_enlarged = writing_by_line(ink_enlarged)
         if not isinstance(found_enlarged, str):
-            return ink_enlarged, *found_enlarged, factor
-    return ink, *found, 1
+            return ink_enlarged, *found_enlarged, Placement(factor)
+    return ink, *found, Placement()
 
 
 def enlarged(gray: np.ndarray, factor: int) -> np.ndarray:
@@ -179,10 +202,14 @@ def enlarged(gray: np.ndarray, factor: int) -> np.ndarray:
     return np.asarray(image.resize((W * factor, H * factor), Image.BILINEAR))
 
 
-def in_source_pixels(piece: Piece, factor: int) -> Piece:
-    """A piece cut from an image enlarged ``factor`` times, its box, mask and line in the
-    source's pixels (its pictures stay as they are: they were made from the finer copy). A
+def in_source_pixels(piece: Piece, placed: Placement) -> Piece:
+    """A piece cut from an image ``placed`` on the source, its box, mask and line in the
+    source's pixels (its pictures stay as they are: they were made from the image read). A
     source pixel is the piece's when any of its factor x factor enlarged pixels is."""
+    factor, dy, dx = placed
+    if factor == 1:
+        middle, row_height = piece.row
+        return replace(piece, box=piece.box.moved(dx, dy), row=(middle + dy, row_height))
     x, y, width, height = piece.box
     top, left = y // factor, x // factor
     bottom, right = -(-(y + height) // factor), -(-(x + width) // factor)
@@ -191,15 +218,34 @@ def in_source_pixels(piece: Piece, factor: int) -> Piece:
            x - left * factor : x - left * factor + width] = piece.mask  # fmt: skip
     mask = blocks.reshape(bottom - top, factor, right - left, factor).any(axis=(1, 3))
     middle, row_height = piece.row
-    return replace(piece, box=Box.from_edges(top, left, bottom, right), mask=mask,
-                   row=(middle / factor, row_height / factor))  # fmt: skip
+    box = Box.from_edges(top, left, bottom, right).moved(dx, dy)
+    return replace(piece, box=box, mask=mask, row=(middle / factor + dy, row_height / factor))
 
 
-def writing_by_line(ink: Ink) -> tuple[list[list[_Group]], float] | str:
+def writing_region(ink: Ink) -> Box | None:
+    """The part of a large image to read on its own (``preprocess.zoom_region``) — where its
+    writing is, found with the signal a small digit leaves (``small_writing_signal``) — or
+    None."""
+    if ink.scale == 1:
+        return None
+    found = writing_by_line(ink, small_writing_signal(ink))
+    if isinstance(found, str):
+        return None
+    groups = [g for line in found[0] for g in line]
+    top, left = min(g.top for g in groups), min(g.left for g in groups)
+    bottom, right = max(g.bottom for g in groups), max(g.right for g in groups)
+    writing = Box.from_edges(top, left, bottom, right)
+    return zoom_region(ink, Box(*(round(v * ink.scale) for v in writing)), ANALYSIS_SIDE)
+
+
+def writing_by_line(
+    ink: Ink, signal_pixels: int = SIGNAL_PIXELS
+) -> tuple[list[list[_Group]], float] | str:
     """The pieces of writing of ``ink`` at analysis scale, each line's left to right, and the
-    faintest ink that counts — or the reason there is no writing."""
+    faintest ink that counts — or the reason there is no writing (``writing_threshold``, with
+    ``signal_pixels``)."""
     small = ink.small
-    if writing_threshold(small) is None:
+    if writing_threshold(small, signal_pixels=signal_pixels) is None:
         return NO_INK
     writing, threshold = writing_of(small)
     parts = writing_parts(writing, small, ink.on_flat_paper)
