@@ -215,6 +215,10 @@ def pages_without_writing(rng):
         jpeg(np.linspace(0.45, 1, width)[None, :] * np.ones((height, 1)), 25),
     )
     yield "squared paper as JPEG", jpeg(paper - 0.25 * ((rows % 18 == 0) | (cols % 18 == 0)), 40)
+    dust = np.clip(rng.normal(0.88, 0.02, (1000, 760)), 0, 1)
+    for y, x, size in rng.integers((0, 0, 2), (995, 755, 5), (6, 3)):
+        dust[y : y + size, x : x + size] -= 0.6
+    yield "a scan with dust, 2-4 px specks", dust
 
 
 def jpeg(page, quality):
@@ -223,10 +227,10 @@ def jpeg(page, quality):
 
 
 def test_pages_without_writing_have_no_digit_and_no_number(rng):
-    """Twenty-three kinds of page with nothing written: predict gives no digit and a reason,
+    """Twenty-four kinds of page with nothing written: predict gives no digit and a reason,
     read gives no number. Ruled and squared paper were read as an 8 (and '2' per ruling),
     dot grids as a 0, salt and pepper as an 8 (and a row of 1s), a fold or a scanner's
-    shadow as a 1, a smudge as a 1."""
+    shadow as a 1, a smudge as a 1, a scan's dust as "0\\n1\\n1\\n1\\n11"."""
     from digitnet.recognition import read_number
 
     answered = []

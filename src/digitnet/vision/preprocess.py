@@ -45,11 +45,15 @@ WRITING_SHARE = 0.35  # of the strongest ink: a single digit's strokes, without 
 SIGNAL_PIXELS = 24  # the strongest ink is what this many pixels reach: not one speck's
 SIGNAL_PIXELS_SHRUNK = 2  # ... on a shrunk image, SIGNAL_PIXELS over its scale, at least this
 ZOOM_MARGIN = 0.5  # of the writing's longer side: paper kept around it when it is analysed alone
+MIN_DIGIT_SIZE = 8  # pixels of the source: writing smaller both ways is a dot or a speck
+# (MNIST's digits are 20 px on their longer side, USPS's and Semeion's 16; a scanner's dust,
+# specks of 2-4 px, was read as 1s and 0s)
 COLUMN_HEIGHT_SHARE = 0.5  # a column of writing at least this share of the tallest's height
 VISIBLE_INK = 0.05  # of the strokes' strength: fainter pixels at a crop's edge are left out
 
 NO_INK = "no ink: the image is blank or nothing stands out from the background"
 SEVERAL_DIGITS = "several digits: digitnet read reads numbers"
+TOO_SMALL = "no digit: only marks too small to be digits (dots, specks)"
 
 Frame = tuple[float, float, float, float]  # x, y, width, height in an image's pixels
 
@@ -114,11 +118,12 @@ def pixel_noise(ink: np.ndarray) -> float:
 
 
 def find_digit(
-    ink: Ink, signal_pixels: int = SIGNAL_PIXELS
+    ink: Ink, signal_pixels: int = SIGNAL_PIXELS, min_size: float = MIN_DIGIT_SIZE
 ) -> tuple[Box | None, str | None, float, int]:
     """The digit's bounding box at full resolution, the ink level
     that counts as writing and how many columns of writing stand side by side (``columns``)
-    — or a reason why there is no digit (``writing_threshold``, with ``signal_pixels``)."""
+    — or a reason why there is no digit (``writing_threshold``, with ``signal_pixels``; no
+    piece of writing ``min_size`` pixels tall or wide)."""
     small, scale = ink.small, ink.scale
     threshold = writing_threshold(small, signal_pixels=signal_pixels)
     if threshold is None:
@@ -130,6 +135,8 @@ def find_digit(
     if isinstance(parts, str):
         return None, parts, 0, 0
     _, _, kept = parts
+    if least_size(max(max(c.bottom - c.top, c.right - c.left) for c in kept), scale) < min_size:
+        return None, TOO_SMALL, 0, 0
     top = min(c.top for c in kept)
     left = min(c.left for c in kept)
     bottom = max(c.bottom for c in kept)
@@ -143,6 +150,13 @@ def find_digit(
         min(W, int(np.ceil((right + 1) * scale))),
     )
     return box, None, threshold, columns(kept)
+
+
+def least_size(pixels: int, scale: float) -> float:
+    """How long, at least, in the image's pixels, is writing ``pixels`` long on its copy
+    shrunk ``scale`` times (``lighting.shrink``: each block its strongest ink, so a mark
+    reaches into the blocks at both its ends)."""
+    return pixels if scale == 1 else max(pixels - 2, 0) * scale + 2
 
 
 def zoom_region(ink: Ink, writing: Box, analysis_side: int) -> Box | None:
@@ -293,11 +307,13 @@ def prepare(source: Any, deskew_digit: bool = False) -> Prepared:
     gray = load_gray(source)  # (H, W) in [0, 1]
     ink = ink_of(gray, ANALYSIS_SIDE)
     region = writing_region(ink)
-    if region is not None:
-        zoomed = prepared_from(ink_of(region.of(gray), ANALYSIS_SIDE), deskew_digit)
-        if zoomed.image is not None:
-            return zoomed.moved(region.x, region.y)
-    return prepared_from(ink, deskew_digit)
+    if region is None:
+        return prepared_from(ink, deskew_digit)
+    zoomed = prepared_from(ink_of(region.of(gray), ANALYSIS_SIDE), deskew_digit)
+    if zoomed.image is not None:
+        return zoomed.moved(region.x, region.y)
+    whole = prepared_from(ink, deskew_digit)
+    return whole if whole.image is not None else zoomed  # the closer look's reason
 
 
 def writing_region(ink: Ink) -> Box | None:
@@ -305,7 +321,7 @@ def writing_region(ink: Ink) -> Box | None:
     is, found with the signal a small digit leaves (``small_writing_signal``) — or None."""
     if ink.scale == 1:
         return None
-    writing, *_ = find_digit(ink, small_writing_signal(ink))
+    writing, *_ = find_digit(ink, small_writing_signal(ink), min_size=0)  # told apart later
     return None if writing is None else zoom_region(ink, writing, ANALYSIS_SIDE)
 
 

@@ -35,8 +35,11 @@ from digitnet.vision.lighting import Ink, ink_of
 from digitnet.vision.loading import load_gray
 from digitnet.vision.paper import writing_parts
 from digitnet.vision.preprocess import (
+    MIN_DIGIT_SIZE,
     NO_INK,
     SIGNAL_PIXELS,
+    TOO_SMALL,
+    least_size,
     normalize_digit,
     pixel_noise,
     scaled_strokes,
@@ -178,18 +181,17 @@ def writing_to_read(gray: np.ndarray) -> tuple[Ink, list[list[_Group]], float, P
     read lies on ``gray``)."""
     ink = ink_of(gray, ANALYSIS_SIDE)
     region = writing_region(ink)
-    if region is not None:
-        zoomed = writing_to_read(region.of(gray))
-        if not isinstance(zoomed, str):
-            *found, (factor, top, left) = zoomed
-            return *found, Placement(factor, region.y + top, region.x + left)
+    zoomed = None if region is None else writing_to_read(region.of(gray))
+    if zoomed is not None and not isinstance(zoomed, str):
+        *found, (factor, top, left) = zoomed
+        return *found, Placement(factor, region.y + top, region.x + left)
     found = writing_by_line(ink)
     if isinstance(found, str):
-        return found
+        return zoomed or found  # the closer look's reason, when there was one
     factor = math.ceil(SMALL_SIDE / max(gray.shape))  # 1 unless the image is small
     if factor > 1:
         ink_enlarged = ink_of(enlarged(gray, factor), ANALYSIS_SIDE)
-        found_enlarged = writing_by_line(ink_enlarged)
+        found_enlarged = writing_by_line(ink_enlarged, enlarged_by=factor)
         if not isinstance(found_enlarged, str):
             return ink_enlarged, *found_enlarged, Placement(factor)
     return ink, *found, Placement()
@@ -228,7 +230,7 @@ def writing_region(ink: Ink) -> Box | None:
     None."""
     if ink.scale == 1:
         return None
-    found = writing_by_line(ink, small_writing_signal(ink))
+    found = writing_by_line(ink, small_writing_signal(ink), min_size=0)  # told apart later
     if isinstance(found, str):
         return None
     groups = [g for line in found[0] for g in line]
@@ -239,11 +241,16 @@ def writing_region(ink: Ink) -> Box | None:
 
 
 def writing_by_line(
-    ink: Ink, signal_pixels: int = SIGNAL_PIXELS
+    ink: Ink,
+    signal_pixels: int = SIGNAL_PIXELS,
+    enlarged_by: int = 1,
+    min_size: float = MIN_DIGIT_SIZE,
 ) -> tuple[list[list[_Group]], float] | str:
     """The pieces of writing of ``ink`` at analysis scale, each line's left to right, and the
     faintest ink that counts — or the reason there is no writing (``writing_threshold``, with
-    ``signal_pixels``)."""
+    ``signal_pixels``). A line whose pieces are all smaller than ``min_size`` pixels of the
+    source both ways is not writing (the image of ``ink`` being the source ``enlarged_by``
+    times)."""
     small = ink.small
     if writing_threshold(small, signal_pixels=signal_pixels) is None:
         return NO_INK
@@ -259,7 +266,10 @@ def writing_by_line(
         middle = (c.top + c.bottom) / 2
         line = min(range(len(bands)), key=lambda k: max(bands[k][0] - middle, middle - bands[k][1]))
         by_line[line].append(_Group(mask, c.top, c.left, c.label))
-    return [groups for groups in by_line if groups], threshold
+    largest = [max((max(g.mask.shape) for g in groups), default=0) for groups in by_line]
+    large = [groups for groups, size in zip(by_line, largest, strict=True)
+             if least_size(size, ink.scale) / enlarged_by >= min_size]  # fmt: skip
+    return (large, threshold) if large else TOO_SMALL
 
 
 def digit_height(groups: list[_Group]) -> float:
