@@ -121,6 +121,19 @@ def test_ink_is_found_on_a_copy_about_the_analysis_side(digit):
     assert ink.scale == 3 and ink.small.shape == (160, 214)
 
 
+def test_each_block_of_the_shrunk_copy_is_its_darkest_or_brightest_pixel(rng):
+    """``block_extreme``, block by block against a loop, the blocks at the right and bottom
+    edges cut short: a minimum or maximum over each k x k block of the image."""
+    from digitnet.vision.lighting import block_extreme
+
+    image = rng.random((23, 31)).astype(np.float32)
+    for k, extreme in [(2, np.min), (4, np.max), (5, np.min)]:
+        out = block_extreme(image, k, extreme)
+        assert out.shape == (-(-23 // k), -(-31 // k))
+        for r, c in np.ndindex(out.shape):
+            assert out[r, c] == extreme(image[r * k : (r + 1) * k, c * k : (c + 1) * k])
+
+
 def test_an_opaque_rgba_canvas_reads_as_its_colours(digit):
     """Browsers send canvases as RGBA: all opaque, the alpha changes nothing."""
     from digitnet.vision.loading import load_gray
