@@ -280,6 +280,27 @@ def test_a_number_written_small_on_a_scanned_page_is_read_as_if_cut_out(mnist):
     assert right >= 7
 
 
+def test_a_dash_between_digits_is_not_read_as_a_digit(mnist):
+    """Two development digits, a dash, two more, as in a date or a phone number: the four
+    digits are read and the dash left out. Before, the dash — cut into three slices, each a
+    cost to leave out — was read as a 2 in all 15 (a piece less than FLAT of the line's
+    height is now no digit alone)."""
+    (x_train, y_train), _ = mnist
+    right = 0
+    for a in range(50_100, 50_160, 4):  # development digits: MNIST training
+        left, after = (
+            written_close(list(x_train[a : a + 2]), 6),
+            written_close(list(x_train[a + 2 : a + 4]), 6),
+        )
+        height = max(left.shape[0], after.shape[0])
+        dash = np.full((height, 24), 255, np.uint8)
+        dash[height // 2 - 1 : height // 2 + 2, 4:20] = 0
+        page = np.hstack([np.pad(p, ((0, height - p.shape[0]), (0, 0)), constant_values=255)
+                          for p in (left, dash, after)])  # fmt: skip
+        right += read_number(page).text == "".join(str(d) for d in y_train[a : a + 4])
+    assert right >= 14
+
+
 def test_a_faint_pencil_digit_beside_a_marker_digit_is_read(mnist):
     """A marker digit beside a hair-line pencil one at a fifth of its darkness: under one
     threshold for the whole page (22 % of the strongest ink) the pencil digit was lost or

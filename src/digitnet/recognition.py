@@ -302,7 +302,9 @@ def read_segments(
     """Read a number already cut into candidate pieces: the ``Lattice`` of its readings, and
     the best path through it."""
     lattice = Lattice.of(recognizer, segmented, checker, pair_reader)
-    return Reading("", [], segmented[2]) if lattice is None else lattice.reading()
+    if lattice is None:  # no writing, or none that may be a digit alone
+        return Reading("", [], segmented[2] or NOTHING_WRITTEN)
+    return lattice.reading()
 
 
 @dataclass

@@ -92,6 +92,8 @@ DIGIT_SHARE = 0.6  # of the tallest piece's height in a line: a piece this tall 
 # pages, six sets of 1,000: 938, 943, 940, 932, 943, 936 -> 939, 945, 942, 931, 945, 936
 # (the median of all the pieces before; 0.5: 939, 944).
 SLICE_WIDTH = 0.25  # of the row's digit height: the narrowest slice a part is cut into
+FLAT = 0.4  # of the row's digit height: writing less tall is no digit alone — a dash, a dot,
+# a 5's detached bar — only a part of one (digits are within +-25 % of the row's height: 0.6)
 
 
 @dataclass
@@ -282,22 +284,23 @@ def digit_height(groups: list[_Group]) -> float:
 def runs(units: list[_Group], row_height: float) -> list[tuple[int, int, _Group, bool]]:
     """Each unit alone and each run of up to MAX_JOINED neighbouring units no further apart
     than JOIN_GAP and no wider than JOIN_ASPECT line heights, joined: (first, last, joined,
-    True). Slices of one piece of connected writing are joined further, up to twice as many
-    and PAIR_ASPECT line heights, as candidate pairs only: (first, last, joined, False) — two
-    digits whose strokes cross may be that wide."""
+    True) — unless less than FLAT line heights tall: no digit alone. Slices of one piece of
+    connected writing are joined further, up to twice as many and PAIR_ASPECT line heights,
+    as candidate pairs only: (first, last, joined, False) — two digits whose strokes cross
+    may be that wide."""
     out = []
     for i, unit in enumerate(units):
         joined = unit
-        out.append((i, i, unit, True))
+        out.append((i, i, unit, unit.mask.shape[0] >= FLAT * row_height))
         for j in range(i + 1, min(i + 2 * MAX_JOINED, len(units))):
             if units[j].left - joined.right > JOIN_GAP * row_height:
                 break
             joined = _union(joined, units[j])
-            width = joined.mask.shape[1]
-            single = j - i < MAX_JOINED and width <= JOIN_ASPECT * row_height
-            if width > PAIR_ASPECT * row_height or (not single and joined.component < 0):
+            height, width = joined.mask.shape
+            fits = j - i < MAX_JOINED and width <= JOIN_ASPECT * row_height
+            if width > PAIR_ASPECT * row_height or (not fits and joined.component < 0):
                 break
-            out.append((i, j, joined, single))
+            out.append((i, j, joined, fits and height >= FLAT * row_height))
     return out
 
 
