@@ -232,6 +232,10 @@ def pages_without_writing(rng):
     for y, x, size in rng.integers((0, 0, 2), (995, 755, 5), (6, 3)):
         dust[y : y + size, x : x + size] -= 0.6
     yield "a scan with dust, 2-4 px specks", dust
+    for side, size in [(28, 5), (200, 7)]:
+        dot = np.clip(rng.normal(0.88, 0.01, (side, side)), 0, 1)
+        dot[side // 2 : side // 2 + size, side // 2 : side // 2 + size] = 0.1
+        yield f"a dot of {size} px on a {side} px page", dot
 
 
 def jpeg(page, quality):
@@ -240,10 +244,11 @@ def jpeg(page, quality):
 
 
 def test_pages_without_writing_have_no_digit_and_no_number(rng):
-    """Twenty-four kinds of page with nothing written: predict gives no digit and a reason,
+    """Twenty-six kinds of page with nothing written: predict gives no digit and a reason,
     read gives no number. Ruled and squared paper were read as an 8 (and '2' per ruling),
     dot grids as a 0, salt and pepper as an 8 (and a row of 1s), a fold or a scanner's
-    shadow as a 1, a smudge as a 1, a scan's dust as "0\\n1\\n1\\n1\\n11"."""
+    shadow as a 1, a smudge as a 1, a scan's dust as "0\\n1\\n1\\n1\\n11", a dot as a
+    digit (and "1" or "01")."""
     from digitnet.recognition import read_number
 
     answered = []
