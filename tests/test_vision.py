@@ -236,6 +236,9 @@ def pages_without_writing(rng):
         dot = np.clip(rng.normal(0.88, 0.01, (side, side)), 0, 1)
         dot[side // 2 : side // 2 + size, side // 2 : side // 2 + size] = 0.1
         yield f"a dot of {size} px on a {side} px page", dot
+    rows, cols = np.mgrid[:3000, :4000]
+    blob = np.exp(-((rows - 1000) ** 2 + (cols - 1300) ** 2) / (2 * 15**2))
+    yield "a soft blob on a 4,000 px photo", 0.85 + rng.normal(0, 0.02, rows.shape) - 0.25 * blob
 
 
 def jpeg(page, quality):
@@ -244,11 +247,12 @@ def jpeg(page, quality):
 
 
 def test_pages_without_writing_have_no_digit_and_no_number(rng):
-    """Twenty-six kinds of page with nothing written: predict gives no digit and a reason,
+    """Twenty-seven kinds of page with nothing written: predict gives no digit and a reason,
     read gives no number. Ruled and squared paper were read as an 8 (and '2' per ruling),
     dot grids as a 0, salt and pepper as an 8 (and a row of 1s), a fold or a scanner's
     shadow as a 1, a smudge as a 1, a scan's dust as "0\\n1\\n1\\n1\\n11", a dot as a
-    digit (and "1" or "01")."""
+    digit (and "1" or "01"), a soft blob on a large photo as a 4 (its ragged edge filled
+    0.6 of its box, under SMUDGE_FILL: now its broadest stroke counts too)."""
     from digitnet.recognition import read_number
 
     answered = []
