@@ -470,9 +470,9 @@ def test_a_drawn_digit_gets_one_verdict_whatever_the_pen_page_place_and_contrast
 def test_a_small_digit_on_a_large_page_is_found_where_it_is_and_read(mnist, rng):
     """A digit 28 or 50 px high on a page of 1,600 or 4,000 px, in a corner, the middle or the
     other corner: predict gives the digit it gives on a page of its own size, its box where
-    it was written. Before, 11 of the 12 were "no ink": the page is shrunk 7 to 16 times to find
-    its writing, the digit to 2-7 pixels there, too few to stand out; the part of the page
-    around the writing is now analysed on its own."""
+    it was written and its 28x28 field around it. Before, 11 of the 12 were "no ink": the page
+    is shrunk 7 to 16 times to find its writing, the digit to 2-7 pixels there, too few to
+    stand out; the part of the page around the writing is now analysed on its own."""
     from itertools import product
 
     from digitnet.recognition import recognize
@@ -494,6 +494,9 @@ def test_a_small_digit_on_a_large_page_is_found_where_it_is_and_read(mnist, rng)
         )
         truth = (x + cols[0], y + rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1)
         assert np.abs(np.subtract(found.box, truth)).max() <= 3, (found.box, truth)
+        x, y, width, height = found.frame  # the 28x28 field, around the digit's 20x20
+        assert x <= truth[0] and y <= truth[1], (found.frame, truth)
+        assert x + width >= truth[0] + truth[2] and y + height >= truth[1] + truth[3]
 
 
 def test_a_digit_written_on_ruled_and_squared_paper_is_read(mnist, rng):
