@@ -14,7 +14,7 @@ connected writing, wide enough to be two digits, also carries a 28x56 picture of
 other were merged and short fragments joined to their neighbour before, by rules; the piece
 checker judges them as well, with fewer rules (development pages: exact 0.843 either way).
 A number written small on a large page is read from the part of the page around it
-(``writing_region``), a small image from a copy enlarged (SMALL_SIDE): either way the line's
+(``preprocess.zoom_region``), a small image from a copy enlarged (SMALL_SIDE): either way the line's
 digits are tens of pixels high where they are cut.
 """
 
@@ -177,26 +177,51 @@ class Placement(NamedTuple):
 def writing_to_read(gray: np.ndarray) -> tuple[Ink, list[list[_Group]], float, Placement] | str:
     """The ink of ``gray`` (H, W) and its writing (``writing_by_line``), found at the image's
     own size — or the reason there is none. A large image whose writing covers a small part
-    of it is read from that part (``writing_region``); a small image's writing is
-    found again on a copy enlarged ``factor`` times (SMALL_SIDE), and read there. Returns
-    (ink, the pieces of writing line by line, the faintest ink that counts, where the image
-    read lies on ``gray``)."""
+    of it is read from that part (``preprocess.zoom_region``), its writing looked for with the
+    signal a small digit leaves (``small_writing_signal``); a small image's writing is found
+    again on a copy enlarged ``factor`` times (SMALL_SIDE), and read there. Returns (ink, the
+    pieces of writing line by line, the faintest ink that counts, where the image read lies
+    on ``gray``)."""
     ink = ink_of(gray, ANALYSIS_SIDE)
-    region = writing_region(ink)
-    zoomed = None if region is None else writing_to_read(region.of(gray))
-    if zoomed is not None and not isinstance(zoomed, str):
-        *found, (factor, top, left) = zoomed
-        return *found, Placement(factor, region.y + top, region.x + left)
-    found = writing_by_line(ink)
+    signal = small_writing_signal(ink)  # SIGNAL_PIXELS unless the image was shrunk
+    found = writing_by_line(ink, signal)
+    stands_out = signal == SIGNAL_PIXELS or writing_threshold(ink.small) is not None
     if isinstance(found, str):
-        return zoomed or found  # the closer look's reason, when there was one
+        return found if stands_out else NO_INK
+    zoomed = None
+    if ink.scale > 1:
+        region = zoom_region(ink, in_image_pixels(extent(found[0]), ink.scale), ANALYSIS_SIDE)
+        zoomed = None if region is None else writing_to_read(region.of(gray))
+        if zoomed is not None and not isinstance(zoomed, str):
+            *read, (factor, top, left) = zoomed
+            return *read, Placement(factor, region.y + top, region.x + left)
+    if not stands_out:  # with the usual signal, at the image's scale
+        return zoomed or NO_INK  # the closer look's reason, when there was one
+    found = digit_sized(found, ink)
+    if isinstance(found, str):
+        return zoomed or found
     factor = math.ceil(SMALL_SIDE / max(gray.shape))  # 1 unless the image is small
     if factor > 1:
         ink_enlarged = ink_of(enlarged(gray, factor), ANALYSIS_SIDE)
-        found_enlarged = writing_by_line(ink_enlarged, enlarged_by=factor)
+        found_enlarged = writing_by_line(ink_enlarged)
+        if not isinstance(found_enlarged, str):
+            found_enlarged = digit_sized(found_enlarged, ink_enlarged, factor)
         if not isinstance(found_enlarged, str):
             return ink_enlarged, *found_enlarged, Placement(factor)
     return ink, *found, Placement()
+
+
+def extent(lines_of_groups: list[list[_Group]]) -> Box:
+    """The box of all the pieces of writing, at analysis scale."""
+    groups = [g for groups in lines_of_groups for g in groups]
+    top, left = min(g.top for g in groups), min(g.left for g in groups)
+    bottom, right = max(g.bottom for g in groups), max(g.right for g in groups)
+    return Box.from_edges(top, left, bottom, right)
+
+
+def in_image_pixels(box: Box, scale: float) -> Box:
+    """A box at analysis scale, in the pixels of the image ``scale`` times larger."""
+    return Box(*(round(v * scale) for v in box))
 
 
 def enlarged(gray: np.ndarray, factor: int) -> np.ndarray:
@@ -211,9 +236,6 @@ def in_source_pixels(piece: Piece, placed: Placement) -> Piece:
     source's pixels (its pictures stay as they are: they were made from the image read). A
     source pixel is the piece's when any of its factor x factor enlarged pixels is."""
     factor, dy, dx = placed
-    if factor == 1:
-        middle, row_height = piece.row
-        return replace(piece, box=piece.box.moved(dx, dy), row=(middle + dy, row_height))
     x, y, width, height = piece.box
     top, left = y // factor, x // factor
     bottom, right = -(-(y + height) // factor), -(-(x + width) // factor)
@@ -226,33 +248,12 @@ def in_source_pixels(piece: Piece, placed: Placement) -> Piece:
     return replace(piece, box=box, mask=mask, row=(middle / factor + dy, row_height / factor))
 
 
-def writing_region(ink: Ink) -> Box | None:
-    """The part of a large image to read on its own (``preprocess.zoom_region``) — where its
-    writing is, found with the signal a small digit leaves (``small_writing_signal``) — or
-    None."""
-    if ink.scale == 1:
-        return None
-    found = writing_by_line(ink, small_writing_signal(ink), min_size=0)  # told apart later
-    if isinstance(found, str):
-        return None
-    groups = [g for line in found[0] for g in line]
-    top, left = min(g.top for g in groups), min(g.left for g in groups)
-    bottom, right = max(g.bottom for g in groups), max(g.right for g in groups)
-    writing = Box.from_edges(top, left, bottom, right)
-    return zoom_region(ink, Box(*(round(v * ink.scale) for v in writing)), ANALYSIS_SIDE)
-
-
 def writing_by_line(
-    ink: Ink,
-    signal_pixels: int = SIGNAL_PIXELS,
-    enlarged_by: int = 1,
-    min_size: float = MIN_DIGIT_SIZE,
+    ink: Ink, signal_pixels: int = SIGNAL_PIXELS
 ) -> tuple[list[list[_Group]], float] | str:
     """The pieces of writing of ``ink`` at analysis scale, each line's left to right, and the
     faintest ink that counts — or the reason there is no writing (``writing_threshold``, with
-    ``signal_pixels``). A line whose pieces are all smaller than ``min_size`` pixels of the
-    source both ways is not writing (the image of ``ink`` being the source ``enlarged_by``
-    times)."""
+    ``signal_pixels``)."""
     small = ink.small
     if writing_threshold(small, signal_pixels=signal_pixels) is None:
         return NO_INK
@@ -268,9 +269,19 @@ def writing_by_line(
         middle = (c.top + c.bottom) / 2
         line = min(range(len(bands)), key=lambda k: max(bands[k][0] - middle, middle - bands[k][1]))
         by_line[line].append(_Group(mask, c.top, c.left, c.label))
-    largest = [max((max(g.mask.shape) for g in groups), default=0) for groups in by_line]
-    large = [groups for groups, size in zip(by_line, largest, strict=True)
-             if least_size(size, ink.scale) / enlarged_by >= min_size]  # fmt: skip
+    return [groups for groups in by_line if groups], threshold
+
+
+def digit_sized(
+    found: tuple[list[list[_Group]], float], ink: Ink, enlarged_by: int = 1
+) -> tuple[list[list[_Group]], float] | str:
+    """``writing_by_line``'s lines without those whose pieces are all under MIN_DIGIT_SIZE
+    pixels of the source both ways — dots, specks — or TOO_SMALL when none is left (the image
+    of ``ink`` being the source ``enlarged_by`` times)."""
+    lines_of_groups, threshold = found
+    largest = [max(max(g.mask.shape) for g in groups) for groups in lines_of_groups]
+    large = [groups for groups, size in zip(lines_of_groups, largest, strict=True)
+             if least_size(size, ink.scale) / enlarged_by >= MIN_DIGIT_SIZE]  # fmt: skip
     return (large, threshold) if large else TOO_SMALL
 
 
