@@ -280,6 +280,43 @@ def test_a_number_written_small_on_a_scanned_page_is_read_as_if_cut_out(mnist):
     assert right >= 7
 
 
+def test_a_number_and_a_page_number_far_apart_on_a_scan_are_read_each_as_cut_out(mnist):
+    """A number near the top of an A4 scan and a smaller one (a page number) near its bottom
+    right: read as two lines, each as it reads cut out of the page with a margin, each digit's
+    box where it was written (within 4 px: a tenth of the number's height). Before, the page
+    was analysed whole, shrunk 6 times, and the page number, less than half the number's
+    height, was taken for a part of the number's line (a 7's detached bar): left out or read
+    into the number ("27819") in all 8."""
+    (x_train, y_train), _ = mnist
+    rng = np.random.default_rng(11)
+    paper = np.clip(0.9 + rng.normal(0, 0.01, (3508, 2480)), 0, 1)
+    right = 0
+    for k, a in enumerate(range(50_700, 50_740, 5)):  # development digits: MNIST training
+        big = Image.fromarray(written_close([x_train[i] for i in range(a, a + 2 + k % 3)], 6))
+        size = (big.width * 5 // 2, big.height * 5 // 2)  # digits about 50 px high
+        number = np.asarray(big.resize(size, Image.BILINEAR)) / 255
+        page_number = written_close([x_train[i] for i in range(a + 4, a + 5 + k % 2)], 4) / 255
+        places = [(250 + 80 * k, 150 + 200 * k), (3250 - 20 * k, 2150 - 40 * k)]
+        page = paper.copy()
+        alone = []
+        for ink, (y, x) in zip((number, page_number), places, strict=True):
+            page[y : y + ink.shape[0], x : x + ink.shape[1]] *= ink
+            margin = ink.shape[0]
+            alone.append((read_number(page[y - margin : y + ink.shape[0] + margin,
+                                           x - margin : x + ink.shape[1] + margin].copy()),
+                          (x - margin, y - margin)))  # fmt: skip
+        read = read_number(page)
+        assert read.text == "\n".join(r.text for r, _ in alone), (k, read.text)
+        digits_alone = [(d, at) for r, at in alone for d in r.digits]
+        for digit, (digit_alone, at) in zip(read.digits, digits_alone, strict=True):
+            moved = digit_alone.box.moved(*at)
+            assert np.abs(np.subtract(digit.box, moved)).max() <= 4, (digit.box, moved)
+        number_text, page_text = ("".join(str(y_train[i]) for i in range(a + d, a + d + n))
+                                  for d, n in ((0, 2 + k % 3), (4, 1 + k % 2)))  # fmt: skip
+        right += read.text == f"{number_text}\n{page_text}"
+    assert right >= 7
+
+
 def test_a_dash_between_digits_is_not_read_as_a_digit(mnist):
     """Two development digits, a dash, two more, as in a date or a phone number: the four
     digits are read and the dash left out. Before, the dash — cut into three slices, each a

@@ -160,21 +160,30 @@ def least_size(pixels: int, scale: float) -> float:
 
 
 def zoom_region(ink: Ink, writing: Box, analysis_side: int) -> Box | None:
-    """The part of a large image worth analysing on its own: the box of its ``writing`` (in
-    the image's pixels) with a margin of ZOOM_MARGIN of its longer side, when that part would
-    be shrunk less for analysis than the whole image was (``ink``, at ``analysis_side``) — or
-    None."""
+    """The part of a large image worth analysing on its own: the part ``around`` its
+    ``writing`` (in the image's pixels), when it would be shrunk less for analysis than the
+    whole image was (``ink``, at ``analysis_side``) — or None."""
+    region = around(writing, ink.shape)
+    return region if closer(region, ink, analysis_side) else None
+
+
+def around(writing: Box, shape: tuple[int, int], rows: tuple[int, int] | None = None) -> Box:
+    """``writing`` with a margin of ZOOM_MARGIN of its longer side, within an image of
+    ``shape`` (H, W) — and within ``rows`` (top, bottom) when given."""
     margin = ZOOM_MARGIN * max(writing.height, writing.width)
-    H, W = ink.shape
-    region = Box.from_edges(
-        max(0, int(writing.y - margin)),
+    top, bottom = rows if rows is not None else (0, shape[0])
+    return Box.from_edges(
+        max(top, int(writing.y - margin)),
         max(0, int(writing.x - margin)),
-        min(H, int(np.ceil(writing.bottom + margin))),
-        min(W, int(np.ceil(writing.right + margin))),
+        min(bottom, int(np.ceil(writing.bottom + margin))),
+        min(shape[1], int(np.ceil(writing.right + margin))),
     )
-    if shrink_factor((region.height, region.width), analysis_side) >= ink.scale:
-        return None
-    return region
+
+
+def closer(region: Box, ink: Ink, analysis_side: int) -> bool:
+    """Whether ``region`` of the image of ``ink`` would be shrunk less than the whole image
+    was, analysed at ``analysis_side``."""
+    return shrink_factor((region.height, region.width), analysis_side) < ink.scale
 
 
 def small_writing_signal(ink: Ink) -> int:

@@ -14,8 +14,9 @@ connected writing, wide enough to be two digits, also carries a 28x56 picture of
 other were merged and short fragments joined to their neighbour before, by rules; the piece
 checker judges them as well, with fewer rules (development pages: exact 0.843 either way).
 A number written small on a large page is read from the part of the page around it
-(``preprocess.zoom_region``), a small image from a copy enlarged (SMALL_SIDE): either way the line's
-digits are tens of pixels high where they are cut.
+(``preprocess.zoom_region``), lines far apart each from the part around it (``line_regions``),
+a small image from a copy enlarged (SMALL_SIDE): either way the line's digits are tens of
+pixels high where they are cut.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from digitnet.vision.preprocess import (
     NO_INK,
     SIGNAL_PIXELS,
     TOO_SMALL,
+    around,
+    closer,
     least_size,
     normalize_digit,
     pixel_noise,
@@ -147,19 +150,20 @@ def segment(source: Any) -> Segmented:
     found = writing_to_read(load_gray(source))
     if isinstance(found, str):
         return 0, [], found
-    ink, lines_of_groups, threshold, placed = found
     candidates: list[Candidate] = []
     slices_so_far = 0
-    for line, groups in enumerate(lines_of_groups):  # each line read on its own
+    lines_of_writing = [(part, groups) for part in found for groups in part.lines]
+    for line, (part, groups) in enumerate(lines_of_writing):  # each line read on its own
+        ink = part.ink
         row_height = digit_height(groups)
         middle = float(np.median([(g.top + g.bottom) / 2 for g in groups]))
         row = (middle * ink.scale, row_height * ink.scale)
         units = sorted((s for g in groups for s in slices(g, row_height)), key=lambda u: u.left)
         for first, last, joined, single in runs(units, row_height):
-            piece = cut_out(ink, joined, threshold, line, row, single)
+            piece = cut_out(ink, joined, part.threshold, line, row, single)
             piece.context = context(units, first, last, joined, row_height)
-            if placed != Placement():
-                piece = in_source_pixels(piece, placed)
+            if part.placed != Placement():
+                piece = in_source_pixels(piece, part.placed)
             candidates.append(Candidate(slices_so_far + first, slices_so_far + last, piece, single))
         slices_so_far += len(units)
     return slices_so_far, candidates, None
@@ -174,32 +178,42 @@ class Placement(NamedTuple):
     left: int = 0
 
 
-def writing_to_read(gray: np.ndarray) -> tuple[Ink, list[list[_Group]], float, Placement] | str:
-    """The ink of ``gray`` (H, W) and its writing (``writing_by_line``), found at the image's
-    own size — or the reason there is none. A large image whose writing covers a small part
-    of it is read from that part (``preprocess.zoom_region``), its writing looked for with the
-    signal a small digit leaves (``small_writing_signal``); a small image's writing is found
-    again on a copy enlarged ``factor`` times (SMALL_SIDE), and read there. Returns (ink, the
-    pieces of writing line by line, the faintest ink that counts, where the image read lies
-    on ``gray``)."""
+class Found(NamedTuple):
+    """Writing to read: the ink of an image ``placed`` on the source, its pieces of writing
+    at analysis scale line by line (``writing_by_line``), and the faintest ink that counts."""
+
+    ink: Ink
+    lines: list[list[_Group]]
+    threshold: float
+    placed: Placement = Placement()
+
+    def within(self, region: Box) -> Found:
+        """The same writing, its image read from ``region`` of the source."""
+        factor, top, left = self.placed
+        return self._replace(placed=Placement(factor, region.y + top, region.x + left))
+
+
+def writing_to_read(gray: np.ndarray) -> list[Found] | str:
+    """The writing of ``gray`` (H, W), found at the image's own size — or the reason there is
+    none. A large image's writing is read from the part of it around it, or when its lines
+    lie far apart from the part around each line (``closer_look``): its writing looked for
+    with the signal a small digit leaves (``small_writing_signal``). A small image's writing
+    is found again on a copy enlarged ``factor`` times (SMALL_SIDE), and read there. Returns
+    the writing, top to bottom, of the image or of the parts of it read."""
     ink = ink_of(gray, ANALYSIS_SIDE)
     signal = small_writing_signal(ink)  # SIGNAL_PIXELS unless the image was shrunk
     found = writing_by_line(ink, signal)
     stands_out = signal == SIGNAL_PIXELS or writing_threshold(ink.small) is not None
     if isinstance(found, str):
         return found if stands_out else NO_INK
-    zoomed = None
-    if ink.scale > 1:
-        region = zoom_region(ink, in_image_pixels(extent(found[0]), ink.scale), ANALYSIS_SIDE)
-        zoomed = None if region is None else writing_to_read(region.of(gray))
-        if zoomed is not None and not isinstance(zoomed, str):
-            *read, (factor, top, left) = zoomed
-            return *read, Placement(factor, region.y + top, region.x + left)
+    looked = closer_look(gray, ink, found[0]) if ink.scale > 1 else None
+    if isinstance(looked, list):
+        return looked
     if not stands_out:  # with the usual signal, at the image's scale
-        return zoomed or NO_INK  # the closer look's reason, when there was one
+        return looked or NO_INK  # the closer look's reason, when there was one
     found = digit_sized(found, ink)
     if isinstance(found, str):
-        return zoomed or found
+        return looked or found
     factor = math.ceil(SMALL_SIDE / max(gray.shape))  # 1 unless the image is small
     if factor > 1:
         ink_enlarged = ink_of(enlarged(gray, factor), ANALYSIS_SIDE)
@@ -207,8 +221,42 @@ def writing_to_read(gray: np.ndarray) -> tuple[Ink, list[list[_Group]], float, P
         if not isinstance(found_enlarged, str):
             found_enlarged = digit_sized(found_enlarged, ink_enlarged, factor)
         if not isinstance(found_enlarged, str):
-            return ink_enlarged, *found_enlarged, Placement(factor)
-    return ink, *found, Placement()
+            return [Found(ink_enlarged, *found_enlarged, Placement(factor))]
+    return [Found(ink, *found)]
+
+
+def closer_look(
+    gray: np.ndarray, ink: Ink, lines_of_groups: list[list[_Group]]
+) -> list[Found] | str | None:
+    """The writing of a large image (``gray``, its ``ink``) read from the part of it around
+    all its writing (``lines_of_groups``, at analysis scale) when that part is shrunk less
+    (``zoom_region``); else, when its lines lie far apart, from the part around each line
+    (``line_regions``). None when no part is worth it; the reason when the parts hold no
+    writing."""
+    whole = zoom_region(ink, in_image_pixels(extent(lines_of_groups), ink.scale), ANALYSIS_SIDE)
+    regions = [whole] if whole is not None else line_regions(ink, lines_of_groups)
+    found: list[Found] = []
+    reason = None
+    for region in regions:
+        part = writing_to_read(region.of(gray))
+        if isinstance(part, str):
+            reason = reason or part
+        else:
+            found += [f.within(region) for f in part]
+    return found or reason
+
+
+def line_regions(ink: Ink, lines_of_groups: list[list[_Group]]) -> list[Box]:
+    """The part of a large image around each of its lines of writing (at analysis scale),
+    none reaching further than halfway to the next line — when at least one of them would
+    be shrunk less than the whole image was; else none."""
+    boxes = [in_image_pixels(extent([groups]), ink.scale) for groups in lines_of_groups]
+    if len(boxes) < 2:
+        return []
+    halfway = [(above.bottom + below.y) // 2 for above, below in pairwise(boxes)]
+    bounds = pairwise([0, *halfway, ink.shape[0]])
+    regions = [around(box, ink.shape, rows) for box, rows in zip(boxes, bounds, strict=True)]
+    return regions if any(closer(r, ink, ANALYSIS_SIDE) for r in regions) else []
 
 
 def extent(lines_of_groups: list[list[_Group]]) -> Box:
@@ -387,20 +435,21 @@ def writing_of(small: np.ndarray) -> tuple[np.ndarray, float]:
 def lines(writing: np.ndarray) -> list[tuple[int, int]]:
     """The lines of writing in a mask (H, W), top to bottom, as (top, bottom) rows: bands of
     rows holding ink, separated by rows holding none; a band much shorter than the tallest
-    joins its nearest neighbour."""
+    joins its nearest neighbour, when that is no further than the tallest band is tall."""
     inked = np.flatnonzero(writing.any(axis=1))
     breaks = np.flatnonzero(np.diff(inked) > 1)
     starts, ends = [0, *(breaks + 1)], [*breaks, len(inked) - 1]
     bands = [[int(inked[a]), int(inked[b]) + 1] for a, b in zip(starts, ends, strict=True)]
     while len(bands) > 1:
         tallest = max(b - t for t, b in bands)
+        gaps = [np.inf, *(below[0] - above[1] for above, below in pairwise(bands)), np.inf]
+        near = [min(gaps[k], gaps[k + 1]) <= tallest for k in range(len(bands))]
         short = [k for k, (t, b) in enumerate(bands) if b - t < LINE_HEIGHT_SHARE * tallest]
+        short = [k for k in short if near[k]]
         if not short:
             break
         k = short[0]
-        above = bands[k][0] - bands[k - 1][1] if k > 0 else np.inf
-        below = bands[k + 1][0] - bands[k][1] if k + 1 < len(bands) else np.inf
-        other = k - 1 if above <= below else k + 1
+        other = k - 1 if gaps[k] <= gaps[k + 1] else k + 1
         t, b = min(bands[k][0], bands[other][0]), max(bands[k][1], bands[other][1])
         bands[min(k, other)] = [t, b]
         del bands[max(k, other)]
