@@ -13,18 +13,15 @@ import cv2
 import numpy as np
 
 from digitnet.vision.components import Component, label
-from digitnet.vision.filters import grow
+from digitnet.vision.rules import crossing, ruled_rows, without_rules
 
 SPECK_FRACTION = 0.08  # components smaller than this share of the largest are specks ...
 SPECK_SIDE = 0.25  # ... unless this share of the tallest one's height long: a stroke, however
 # thin — a hair-line or faint digit beside a marker one has a tenth of its ink (development
 # pages: 957 -> 964 and 942 -> 954 of 1,000 read exactly; 0.2 and 0.3 the same, 0.15 and 0.4 less)
 LINE_SPAN = 0.85  # of the page's width (height): a row (column) inked this far is a ruling
-LINE_GAP = 2  # pixels: a ruling's gaps this short are bridged before it is measured
 LINE_THICKNESS = 0.03  # of the page's height (width): a ruling is thin, a digit's stroke
 # across a tight crop is not (USPS's 1s fill their 16x16 images, 2-3 px wide)
-CROSSING_SLANT = 2  # columns: a slanted stroke crosses a thin ruling this far from straight
-CROSSING_DEPTH = 2  # rows of writing above and below a ruling where a stroke crosses it
 EDGE_SPAN = 0.85  # of an edge's length: ink along this much of it is the paper's edge
 EDGE_DEPTH = 0.1  # of the page across: ... if it reaches no further in than this
 TEXTURE_PARTS = 50  # more pieces of ink than this, all tiny: a texture, not writing
@@ -37,6 +34,7 @@ SMUDGE_STROKE = 0.7  # of its longer side: a piece whose broadest stroke is this
 # alone, marker pens too: at most 0.56, 99.9 % under 0.55)
 
 LINES = "no digit: only the paper's lines (ruled, squared, a margin, a fold or an edge)"
+RULES = "no digit: only straight lines (a dash, a rule or a frame)"
 TEXTURE = "no digit: only specks or dots, no strokes"
 SMUDGE = "no digit: a smudge, no strokes"
 
@@ -45,12 +43,16 @@ def writing_parts(
     writing: np.ndarray, ink: np.ndarray, flat: bool
 ) -> tuple[np.ndarray, np.ndarray, list[Component]] | str:
     """The writing (H, W) bool without the paper's marks (none on ``flat`` paper, drawn on a
-    computer), its label image (H, W) int32 and its connected parts but the specks — or why
-    none of it is writing. ``ink`` (H, W): the ink strength the writing was thresholded from."""
+    computer) and the rules and frames drawn with it (``rules``), its label image (H, W) int32
+    and its connected parts but the specks — or why none of it is writing. ``ink`` (H, W):
+    the ink strength the writing was thresholded from."""
     if not flat:
         writing = without_paper_marks(writing)
     if not writing.any():
         return LINES
+    writing = without_rules(writing)
+    if not writing.any():
+        return RULES
     labels, found = label(writing)
     largest = max(c.area for c in found)
     tallest = max(c.bottom - c.top for c in found)
@@ -88,32 +90,6 @@ def without_paper_lines(writing: np.ndarray) -> np.ndarray:
     for left, right in down:
         lines[:, left:right] &= ~crossing(rest.T, left, right)[:, None]
     return writing & ~lines
-
-
-def ruled_rows(mask: np.ndarray, span: float, thickness: float) -> list[tuple[int, int]]:
-    """The bands of rows (top, bottom exclusive) of ``mask`` (H, W) each inked across at least
-    ``span`` of the width, at most ``thickness`` x H rows deep: rulings, not the thick bar of
-    a digit written across the page."""
-    H, _ = mask.shape
-    full = np.zeros(H + 2, dtype=bool)  # framed: bands start and end inside
-    bridged = grow(mask, LINE_GAP, axis=1)  # gaps of JPEG or noise bridged
-    full[1:-1] = bridged.mean(axis=1) >= span
-    edges = np.flatnonzero(full[1:] != full[:-1])
-    return [(int(top), int(bottom)) for top, bottom in zip(edges[0::2], edges[1::2], strict=True)
-            if bottom - top <= thickness * H]  # fmt: skip
-
-
-def crossing(rest: np.ndarray, top: int, bottom: int) -> np.ndarray:
-    """The columns (W,) where writing crosses the ruling in rows top..bottom: ink of ``rest``
-    (H, W; the writing without any ruling) just above and just below it, give or take
-    CROSSING_SLANT columns. There the ruling's pixels are the stroke's and stay (taken out,
-    they cut every digit on the line in two, each half read as a line of its own)."""
-    H, W = rest.shape
-    if top < CROSSING_DEPTH or bottom + CROSSING_DEPTH > H:
-        return np.zeros(W, dtype=bool)
-    above = rest[top - CROSSING_DEPTH : top].all(axis=0)  # a stroke, not a speck beside it
-    below = rest[bottom : bottom + CROSSING_DEPTH].all(axis=0)
-    return grow(above, CROSSING_SLANT) & grow(below, CROSSING_SLANT)
 
 
 def along_an_edge(c: Component, labels: np.ndarray) -> bool:

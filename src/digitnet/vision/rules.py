@@ -1,0 +1,171 @@
+"""Straight lines drawn with the writing, not part of any digit: a number underlined, the
+frame of a form's field, a dash or a signature line drawn alone.
+
+The paper's own lines, across most of the page, are taken out before (``paper``); these are
+as long as the writing they go with. Each piece of writing is looked at for thin bands of
+rows (columns) inked across RULE_SPAN of its width (height):
+- a band along the foot of a piece, or a piece that is a band alone, is a line drawn under
+  the writing when it is RULE_LENGTH (alone: ALONE_LENGTH) times as long as the writing
+  beside it is tall and the writing above it spreads over SPREAD of its length — a 2's base
+  is no longer than its digit is wide and has its writing to one side, a 7's bar is on top
+  (or, detached, has nothing above it);
+- a piece with bands along all four sides is a frame, however long, when it holds writing
+  or is wider than tall (a form's field; an empty square may be a 0);
+- when no piece is anything but such bands, they are all lines: a dash alone is no digit.
+Where a stroke crosses a line, the line's pixels are the stroke's and stay. A number struck
+through, and lines drawn by hand on a slant, are left as they are.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digitnet.vision.components import Component, label
+from digitnet.vision.filters import grow
+
+RULE_SPAN = 0.85  # of a piece's width (height): a band of rows (columns) inked this far across
+RULE_THICKNESS = 0.15  # of its length: a rule is thin (a dash 3 x 16 px is; a flat 0 is not)
+RULE_LENGTH = 1.5  # of the height of the writing beside it: a rule is longer
+ALONE_LENGTH = 1.0  # ... or, a line that is a piece of its own, this long
+SPREAD = 0.5  # of a rule's length: the writing above a rule spreads this far
+EDGE_SLACK = 0.15  # of a piece's height (width): a band this close to its edge runs along it
+RULE_MIN_SIDE = 6  # analysis pixels: pieces shorter both ways are specks, not looked at
+LINE_GAP = 2  # pixels: a line's gaps this short are bridged before it is measured
+CROSSING_SLANT = 2  # columns: a slanted stroke crosses a thin line this far from straight
+CROSSING_DEPTH = 2  # rows of writing above and below a line where a stroke crosses it
+
+
+def without_rules(writing: np.ndarray) -> np.ndarray:
+    """``writing`` (H, W) bool without the rules and frames drawn with it."""
+    labels, found = label(writing)
+    found = [c for c in found if max(c.bottom - c.top, c.right - c.left) >= RULE_MIN_SIDE]
+    rules = np.zeros_like(writing)
+    heights, lines = [], []  # the height of each piece's writing beside its bands
+    for c in found:
+        box = (slice(c.top, c.bottom), slice(c.left, c.right))
+        own = labels[box] == c.label
+        across, down = bands(own)
+        if framing(across, down, own.shape):  # a frame, if it holds writing or is wide
+            frame = rule_pixels(own, across) | rule_pixels(own.T, down).T
+            wide = own.shape[1] >= RULE_LENGTH * own.shape[0]  # a field, not a square 0
+            if wide or holds_writing(c, found) or tall(own & ~frame):
+                rules[box] |= frame
+                continue
+        rest = own.copy()
+        for top, bottom in across:
+            rest[top:bottom] = False
+        rows = np.flatnonzero(rest.any(axis=1))
+        if rows.size:
+            heights.append(rows[-1] + 1 - rows[0])
+            across = [band for band in across if last(band, own.shape[0])]
+        if across:  # a line alone, or under the rest of its piece (a 7's bar is on top)
+            lines.append((c, own, across, rows.size == 0))
+    beside = float(np.median(heights)) if heights else 0.0  # 0: nothing but lines
+    for c, own, across, alone in lines:
+        if c.right - c.left < (ALONE_LENGTH if alone else RULE_LENGTH) * beside:
+            continue
+        if beside:  # the writing above each band, a digit high, not its own ragged edge
+            above = [writing[max(0, c.top + 2 * top - bottom - round(beside)) :
+                             max(0, c.top + 2 * top - bottom), c.left : c.right]
+                     for top, bottom in across]  # fmt: skip
+            across = [band for band, ink in zip(across, above, strict=True) if spread(ink)]
+        rules[c.top : c.bottom, c.left : c.right] |= rule_pixels(own, across)
+    return writing & ~rules
+
+
+def bands(own: np.ndarray) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The thin bands of rows and of columns of a piece's mask (h, w) inked across RULE_SPAN
+    of it: (top, bottom) rows, (left, right) columns."""
+    h, w = own.shape
+    across = ruled_rows(own, RULE_SPAN, RULE_THICKNESS * w / h)
+    down = ruled_rows(own.T, RULE_SPAN, RULE_THICKNESS * h / w)
+    return across, down
+
+
+def framing(
+    across: list[tuple[int, int]], down: list[tuple[int, int]], shape: tuple[int, int]
+) -> bool:
+    """Whether bands of a piece (h, w) run along all four of its sides (``first``,
+    ``last``), with room between them (one thick stroke is one band, first and last)."""
+
+    def apart(bands: list[tuple[int, int]], length: int) -> bool:
+        firsts = [b for b in bands if first(b, length)]
+        lasts = [b for b in bands if last(b, length)]
+        return any(end < start for _, end in firsts for start, _ in lasts)
+
+    h, w = shape
+    return apart(across, h) and apart(down, w)
+
+
+def spread(above: np.ndarray) -> bool:
+    """Whether the writing ``above`` (h, w) a line, a digit's height of it, spreads over
+    SPREAD of the line's length: a number underlined, not a 2 with a long base nor a 7's
+    detached bar (the writing above them is to one side, or none)."""
+    columns = np.flatnonzero(above.any(axis=0))
+    return columns.size > 0 and columns[-1] + 1 - columns[0] >= SPREAD * above.shape[1]
+
+
+def tall(ink: np.ndarray) -> bool:
+    """Whether the ink (h, w) bool spans half its box's height or more: a digit written
+    touching its frame, not the frame's rounded corners."""
+    rows = np.flatnonzero(ink.any(axis=1))
+    return rows.size > 0 and rows[-1] + 1 - rows[0] >= 0.5 * ink.shape[0]
+
+
+def first(band: tuple[int, int], length: int) -> bool:
+    """Whether a band of rows is the first of a piece ``length`` rows long: no further from
+    its top than the band is thick, or EDGE_SLACK of the length (a pen's round end leaves the
+    outermost rows short; a stroke crossing a frame reaches beyond it)."""
+    start, end = band
+    return start <= max(end - start, EDGE_SLACK * length)
+
+
+def last(band: tuple[int, int], length: int) -> bool:
+    """Whether a band of rows is the last of a piece ``length`` rows long (``first``, from
+    its bottom)."""
+    start, end = band
+    return first((length - end, length - start), length)
+
+
+def holds_writing(frame: Component, found: list[Component]) -> bool:
+    """Whether another of the pieces ``found`` lies within ``frame``'s box."""
+    return any(c is not frame and c.top >= frame.top and c.bottom <= frame.bottom
+               and c.left >= frame.left and c.right <= frame.right for c in found)  # fmt: skip
+
+
+def rule_pixels(own: np.ndarray, across: list[tuple[int, int]]) -> np.ndarray:
+    """The pixels of a piece's mask (h, w) in its bands of rows ``across``, but where a stroke
+    of the rest of it crosses them (``crossing``)."""
+    rules = np.zeros_like(own)
+    for top, bottom in across:
+        rules[top:bottom] = own[top:bottom]
+    rest = own & ~rules
+    for top, bottom in across:
+        rules[top:bottom] &= ~crossing(rest, top, bottom)[None, :]
+    return rules
+
+
+def ruled_rows(mask: np.ndarray, span: float, thickness: float) -> list[tuple[int, int]]:
+    """The bands of rows (top, bottom exclusive) of ``mask`` (H, W) each inked across at least
+    ``span`` of the width, at most ``thickness`` x H rows deep: rulings, not the thick bar of
+    a digit written across the page."""
+    H, _ = mask.shape
+    full = np.zeros(H + 2, dtype=bool)  # framed: bands start and end inside
+    bridged = grow(mask, LINE_GAP, axis=1)  # gaps of JPEG or noise bridged
+    full[1:-1] = bridged.mean(axis=1) >= span
+    edges = np.flatnonzero(full[1:] != full[:-1])
+    return [(int(top), int(bottom)) for top, bottom in zip(edges[0::2], edges[1::2], strict=True)
+            if bottom - top <= thickness * H]  # fmt: skip
+
+
+def crossing(rest: np.ndarray, top: int, bottom: int) -> np.ndarray:
+    """The columns (W,) where writing crosses the ruling in rows top..bottom: ink of ``rest``
+    (H, W; the writing without any ruling) just above and just below it, give or take
+    CROSSING_SLANT columns. There the ruling's pixels are the stroke's and stay (taken out,
+    they cut every digit on the line in two, each half read as a line of its own)."""
+    H, W = rest.shape
+    if top < CROSSING_DEPTH or bottom + CROSSING_DEPTH > H:
+        return np.zeros(W, dtype=bool)
+    above = rest[top - CROSSING_DEPTH : top].all(axis=0)  # a stroke, not a speck beside it
+    below = rest[bottom : bottom + CROSSING_DEPTH].all(axis=0)
+    return grow(above, CROSSING_SLANT) & grow(below, CROSSING_SLANT)
