@@ -545,6 +545,16 @@ def test_a_digit_in_the_box_of_a_form_is_read(mnist):
     assert right == 20
 
 
+def test_no_digit_is_taken_for_lines_drawn_with_it(mnist):
+    """The 10,000 development digits (MNIST training 50,000-59,999) as 28 px images: each is
+    found. A 5 whose bar, middle and foot are three straight bands, its two strokes down
+    bridged by the gaps a ruling's breaks are bridged by, was taken for a frame (and 3 others
+    with gaps bridged over a tenth of a digit): a line's breaks are bridged in proportion."""
+    (x_train, _), _ = mnist
+    rejected = [i for i in range(50_000, 60_000) if prepare(255 - x_train[i]).image is None]
+    assert not rejected
+
+
 def test_a_faint_hair_line_digit_is_found_and_read(mnist):
     """Pencil at about a quarter of the paper's darkness, with a hair-line pen (the strokes
     eroded to a pixel or two at 40 px high), pencil grain, on shaded paper: its strongest ink

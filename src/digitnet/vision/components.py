@@ -7,7 +7,8 @@ labels and components on the writing of 40 written pages and on masks of noise, 
 with 17,543 components, where the labelling takes 1.7 ms and the whole of ``label`` 34 ms
 against 41 (most of it making a Python object of each component). ``scipy.ndimage.label``
 gives them too, but importing it costs every process 0.15-0.2 s (``digitnet predict`` of one
-image: 0.25 -> 0.40 s); OpenCV's import, 0.02 s.
+image: 0.25 -> 0.40 s); OpenCV's import, 0.02 s. ``digit_height`` is the height of the digits
+among pieces side by side, for ``segment`` and ``rules``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+DIGIT_SHARE = 0.6  # of the tallest piece's height in a line: a piece this tall may be a digit
+# (+-25 % in size: 0.75 / 1.25), a shorter one is a fragment — a 5's detached bar, a broken
+# faint stroke, a dash — and not measured for the line's digit height: three fragments beside
+# one digit made the line a fragment high, and the digit was cut into slivers. Development
+# pages, six sets of 1,000: 938, 943, 940, 932, 943, 936 -> 939, 945, 942, 931, 945, 936
+# (the median of all the pieces before; 0.5: 939, 944).
 
 
 @dataclass(frozen=True)
@@ -63,3 +71,10 @@ def holding(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
     kept[labels[strong]] = True
     kept[0] = False  # the background
     return kept[labels]
+
+
+def digit_height(heights: list[int]) -> float:
+    """The height of the digits among pieces of writing ``heights`` tall, side by side: the
+    median of those at least DIGIT_SHARE of the tallest — not of fragments and specks."""
+    tall = [h for h in heights if h >= DIGIT_SHARE * max(heights)]
+    return float(np.median(tall))

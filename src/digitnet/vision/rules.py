@@ -6,9 +6,10 @@ as long as the writing they go with. Each piece of writing is looked at for thin
 rows (columns) inked across RULE_SPAN of its width (height):
 - a band along the foot of a piece, or a piece that is a band alone, is a line drawn under
   the writing when it is RULE_LENGTH (alone: ALONE_LENGTH) times as long as the writing
-  beside it is tall and the writing above it spreads over SPREAD of its length — a 2's base
-  is no longer than its digit is wide and has its writing to one side, a 7's bar is on top
-  (or, detached, has nothing above it);
+  beside it is tall, no more than THIN of that thick, and the writing above it spreads over
+  SPREAD of its length — a 2's base is no longer than its digit is wide, or as thick as a
+  stroke of a flat 2, or has its writing to one side; a 7's bar is on top (or, detached, has
+  nothing above it);
 - a piece with bands along all four sides is a frame, however long, when it holds writing
   or is wider than tall (a form's field; an empty square may be a 0);
 - when no piece is anything but such bands, they are all lines: a dash alone is no digit.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitnet.vision.components import Component, label
+from digitnet.vision.components import Component, digit_height, label
 from digitnet.vision.filters import grow
 
 RULE_SPAN = 0.85  # of a piece's width (height): a band of rows (columns) inked this far across
@@ -28,9 +29,12 @@ RULE_THICKNESS = 0.15  # of its length: a rule is thin (a dash 3 x 16 px is; a f
 RULE_LENGTH = 1.5  # of the height of the writing beside it: a rule is longer
 ALONE_LENGTH = 1.0  # ... or, a line that is a piece of its own, this long
 SPREAD = 0.5  # of a rule's length: the writing above a rule spreads this far
+THIN = 0.25  # of the height of the writing beside it: a rule is no thicker (a flat 2's base
+# is half as thick as the rest of it is tall)
 EDGE_SLACK = 0.15  # of a piece's height (width): a band this close to its edge runs along it
 RULE_MIN_SIDE = 6  # analysis pixels: pieces shorter both ways are specks, not looked at
-LINE_GAP = 2  # pixels: a line's gaps this short are bridged before it is measured
+LINE_GAP = 2  # pixels: a ruling's gaps this short are bridged before it is measured
+RULE_GAP = 0.02  # of a piece's width (height): ... a line's (a digit's strokes are not lines)
 CROSSING_SLANT = 2  # columns: a slanted stroke crosses a thin line this far from straight
 CROSSING_DEPTH = 2  # rows of writing above and below a line where a stroke crosses it
 
@@ -60,15 +64,16 @@ def without_rules(writing: np.ndarray) -> np.ndarray:
             across = [band for band in across if last(band, own.shape[0])]
         if across:  # a line alone, or under the rest of its piece (a 7's bar is on top)
             lines.append((c, own, across, rows.size == 0))
-    beside = float(np.median(heights)) if heights else 0.0  # 0: nothing but lines
+    beside = digit_height(heights) if heights else 0.0  # 0: nothing but lines
     for c, own, across, alone in lines:
         if c.right - c.left < (ALONE_LENGTH if alone else RULE_LENGTH) * beside:
             continue
-        if beside:  # the writing above each band, a digit high, not its own ragged edge
+        if beside:  # thin beside the writing, which spreads above it (not its ragged edge)
             above = [writing[max(0, c.top + 2 * top - bottom - round(beside)) :
                              max(0, c.top + 2 * top - bottom), c.left : c.right]
                      for top, bottom in across]  # fmt: skip
-            across = [band for band, ink in zip(across, above, strict=True) if spread(ink)]
+            across = [(top, bottom) for (top, bottom), ink in zip(across, above, strict=True)
+                      if bottom - top <= THIN * beside and spread(ink)]  # fmt: skip
         rules[c.top : c.bottom, c.left : c.right] |= rule_pixels(own, across)
     return writing & ~rules
 
@@ -77,8 +82,8 @@ def bands(own: np.ndarray) -> tuple[list[tuple[int, int]], list[tuple[int, int]]
     """The thin bands of rows and of columns of a piece's mask (h, w) inked across RULE_SPAN
     of it: (top, bottom) rows, (left, right) columns."""
     h, w = own.shape
-    across = ruled_rows(own, RULE_SPAN, RULE_THICKNESS * w / h)
-    down = ruled_rows(own.T, RULE_SPAN, RULE_THICKNESS * h / w)
+    across = ruled_rows(own, RULE_SPAN, RULE_THICKNESS * w / h, round(RULE_GAP * w))
+    down = ruled_rows(own.T, RULE_SPAN, RULE_THICKNESS * h / w, round(RULE_GAP * h))
     return across, down
 
 
@@ -145,13 +150,16 @@ def rule_pixels(own: np.ndarray, across: list[tuple[int, int]]) -> np.ndarray:
     return rules
 
 
-def ruled_rows(mask: np.ndarray, span: float, thickness: float) -> list[tuple[int, int]]:
+def ruled_rows(
+    mask: np.ndarray, span: float, thickness: float, gap: int = LINE_GAP
+) -> list[tuple[int, int]]:
     """The bands of rows (top, bottom exclusive) of ``mask`` (H, W) each inked across at least
     ``span`` of the width, at most ``thickness`` x H rows deep: rulings, not the thick bar of
-    a digit written across the page."""
+    a digit written across the page. Gaps of ``gap`` pixels either side of a pixel of ink
+    are bridged (of JPEG or noise)."""
     H, _ = mask.shape
     full = np.zeros(H + 2, dtype=bool)  # framed: bands start and end inside
-    bridged = grow(mask, LINE_GAP, axis=1)  # gaps of JPEG or noise bridged
+    bridged = grow(mask, gap, axis=1)
     full[1:-1] = bridged.mean(axis=1) >= span
     edges = np.flatnonzero(full[1:] != full[:-1])
     return [(int(top), int(bottom)) for top, bottom in zip(edges[0::2], edges[1::2], strict=True)

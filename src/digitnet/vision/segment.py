@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from digitnet.vision.box import Box
-from digitnet.vision.components import holding
+from digitnet.vision.components import digit_height, holding
 from digitnet.vision.filters import grow, square_filter
 from digitnet.vision.lighting import Ink, ink_of
 from digitnet.vision.loading import load_gray
@@ -88,12 +88,6 @@ PAIR_WIDTH = 0.35  # of the line's digit height: a piece of connected writing th
 PAIR_SHAPE, PAIR_BOX = (28, 56), (20, 48)
 LINE_HEIGHT_SHARE = 0.45  # a band of writing shorter than this share of the tallest is a
 # piece of a neighbouring line (a 7's detached bar), not a line of its own
-DIGIT_SHARE = 0.6  # of the tallest piece's height in a line: a piece this tall may be a digit
-# (+-25 % in size: 0.75 / 1.25), a shorter one is a fragment — a 5's detached bar, a broken
-# faint stroke, a dash — and not measured for the line's digit height: three fragments beside
-# one digit made the line a fragment high, and the digit was cut into slivers. Development
-# pages, six sets of 1,000: 938, 943, 940, 932, 943, 936 -> 939, 945, 942, 931, 945, 936
-# (the median of all the pieces before; 0.5: 939, 944).
 SLICE_WIDTH = 0.25  # of the row's digit height: the narrowest slice a part is cut into
 FLAT = 0.4  # of the row's digit height: writing less tall is no digit alone — a dash, a dot,
 # a 5's detached bar — only a part of one (digits are within +-25 % of the row's height: 0.6)
@@ -155,7 +149,7 @@ def segment(source: Any) -> Segmented:
     lines_of_writing = [(part, groups) for part in found for groups in part.lines]
     for line, (part, groups) in enumerate(lines_of_writing):  # each line read on its own
         ink = part.ink
-        row_height = digit_height(groups)
+        row_height = line_height(groups)
         middle = float(np.median([(g.top + g.bottom) / 2 for g in groups]))
         row = (middle * ink.scale, row_height * ink.scale)
         units = sorted((s for g in groups for s in slices(g, row_height)), key=lambda u: u.left)
@@ -333,11 +327,10 @@ def digit_sized(
     return (large, threshold) if large else TOO_SMALL
 
 
-def digit_height(groups: list[_Group]) -> float:
-    """A line's digit height, at analysis scale: the median height of its pieces of writing
-    that are not fragments — at least DIGIT_SHARE of the tallest's height."""
-    heights = np.array([g.mask.shape[0] for g in groups])  # (pieces,)
-    return max(float(np.median(heights[heights >= DIGIT_SHARE * heights.max()])), 1.0)
+def line_height(groups: list[_Group]) -> float:
+    """A line's digit height, at analysis scale (``components.digit_height`` of its pieces
+    of writing)."""
+    return max(digit_height([g.mask.shape[0] for g in groups]), 1.0)
 
 
 def runs(units: list[_Group], row_height: float) -> list[tuple[int, int, _Group, bool]]:
