@@ -68,12 +68,9 @@ def without_rules(writing: np.ndarray) -> np.ndarray:
     for c, own, across, alone in lines:
         if c.right - c.left < (ALONE_LENGTH if alone else RULE_LENGTH) * beside:
             continue
-        if beside:  # thin beside the writing, which spreads above it (not its ragged edge)
-            above = [writing[max(0, c.top + 2 * top - bottom - round(beside)) :
-                             max(0, c.top + 2 * top - bottom), c.left : c.right]
-                     for top, bottom in across]  # fmt: skip
-            across = [(top, bottom) for (top, bottom), ink in zip(across, above, strict=True)
-                      if bottom - top <= THIN * beside and spread(ink)]  # fmt: skip
+        if beside:  # thin beside the writing, which spreads above it
+            across = [(top, bottom) for top, bottom in across if bottom - top <= THIN * beside
+                      and spread(above(writing, c, c.top + 2 * top - bottom, beside))]  # fmt: skip
         rules[c.top : c.bottom, c.left : c.right] |= rule_pixels(own, across)
     return writing & ~rules
 
@@ -100,6 +97,12 @@ def framing(
 
     h, w = shape
     return apart(across, h) and apart(down, w)
+
+
+def above(writing: np.ndarray, c: Component, row: int, height: float) -> np.ndarray:
+    """The writing (H, W) in ``c``'s columns, ``height`` rows up from ``row`` (a line's top
+    less its thickness, top - (bottom - top): its ragged edge is not writing above it)."""
+    return writing[max(0, row - round(height)) : max(0, row), c.left : c.right]
 
 
 def spread(above: np.ndarray) -> bool:
