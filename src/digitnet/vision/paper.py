@@ -50,10 +50,13 @@ def writing_parts(
         writing = without_paper_marks(writing)
     if not writing.any():
         return LINES
-    writing = without_rules(writing)
-    if not writing.any():
-        return RULES
     labels, found = label(writing)
+    lined = without_rules(writing, labels, found)
+    if lined is not writing:  # lines drawn with the writing taken out
+        if not lined.any():
+            return RULES
+        writing = lined
+        labels, found = label(writing)
     largest = max(c.area for c in found)
     tallest = max(c.bottom - c.top for c in found)
     kept = [c for c in found if c.area >= SPECK_FRACTION * largest

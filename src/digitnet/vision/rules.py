@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitnet.vision.components import Component, digit_height, label
+from digitnet.vision.components import Component, digit_height
 from digitnet.vision.filters import grow
 
 RULE_SPAN = 0.85  # of a piece's width (height): a band of rows (columns) inked this far across
@@ -39,9 +39,9 @@ CROSSING_SLANT = 2  # columns: a slanted stroke crosses a thin line this far fro
 CROSSING_DEPTH = 2  # rows of writing above and below a line where a stroke crosses it
 
 
-def without_rules(writing: np.ndarray) -> np.ndarray:
-    """``writing`` (H, W) bool without the rules and frames drawn with it."""
-    labels, found = label(writing)
+def without_rules(writing: np.ndarray, labels: np.ndarray, found: list[Component]) -> np.ndarray:
+    """``writing`` (H, W) bool without the rules and frames drawn with it — ``writing`` itself
+    when there are none. ``labels`` (H, W), ``found``: its pieces (``components.label``)."""
     found = [c for c in found if max(c.bottom - c.top, c.right - c.left) >= RULE_MIN_SIDE]
     rules = np.zeros_like(writing)
     heights, lines = [], []  # the height of each piece's writing beside its bands
@@ -72,7 +72,7 @@ def without_rules(writing: np.ndarray) -> np.ndarray:
             across = [(top, bottom) for top, bottom in across if bottom - top <= THIN * beside
                       and spread(above(writing, c, c.top + 2 * top - bottom, beside))]  # fmt: skip
         rules[c.top : c.bottom, c.left : c.right] |= rule_pixels(own, across)
-    return writing & ~rules
+    return writing & ~rules if rules.any() else writing
 
 
 def bands(own: np.ndarray) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
