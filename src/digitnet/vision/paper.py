@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from digitnet.vision.components import Component, label
-from digitnet.vision.rules import crossing, ruled_rows, without_rules
+from digitnet.vision.rules import line_pixels, ruled_rows, without_rules
 
 SPECK_FRACTION = 0.08  # components smaller than this share of the largest are specks ...
 SPECK_SIDE = 0.25  # ... unless this share of the tallest one's height long: a stroke, however
@@ -82,17 +82,7 @@ def without_paper_lines(writing: np.ndarray) -> np.ndarray:
     except where writing crosses them."""
     across = ruled_rows(writing, LINE_SPAN, LINE_THICKNESS)
     down = ruled_rows(writing.T, LINE_SPAN, LINE_THICKNESS)
-    lines = np.zeros_like(writing)
-    for top, bottom in across:
-        lines[top:bottom] = writing[top:bottom]
-    for left, right in down:
-        lines[:, left:right] = writing[:, left:right]
-    rest = writing & ~lines
-    for top, bottom in across:
-        lines[top:bottom] &= ~crossing(rest, top, bottom)[None, :]
-    for left, right in down:
-        lines[:, left:right] &= ~crossing(rest.T, left, right)[:, None]
-    return writing & ~lines
+    return writing & ~line_pixels(writing, across, down)
 
 
 def along_an_edge(c: Component, labels: np.ndarray) -> bool:

@@ -50,7 +50,7 @@ def without_rules(writing: np.ndarray, labels: np.ndarray, found: list[Component
         own = labels[box] == c.label
         across, down = bands(own)
         if framing(across, down, own.shape):  # a frame, if it holds writing or is wide
-            frame = rule_pixels(own, across) | rule_pixels(own.T, down).T
+            frame = line_pixels(own, across, down)
             wide = own.shape[1] >= RULE_LENGTH * own.shape[0]  # a field, not a square 0
             if wide or holds_writing(c, found) or tall(own & ~frame):
                 rules[box] |= frame
@@ -71,7 +71,7 @@ def without_rules(writing: np.ndarray, labels: np.ndarray, found: list[Component
         if beside:  # thin beside the writing, which spreads above it
             across = [(top, bottom) for top, bottom in across if bottom - top <= THIN * beside
                       and spread(above(writing, c, c.top + 2 * top - bottom, beside))]  # fmt: skip
-        rules[c.top : c.bottom, c.left : c.right] |= rule_pixels(own, across)
+        rules[c.top : c.bottom, c.left : c.right] |= line_pixels(own, across)
     return writing & ~rules if rules.any() else writing
 
 
@@ -141,16 +141,22 @@ def holds_writing(frame: Component, found: list[Component]) -> bool:
                and c.left >= frame.left and c.right <= frame.right for c in found)  # fmt: skip
 
 
-def rule_pixels(own: np.ndarray, across: list[tuple[int, int]]) -> np.ndarray:
-    """The pixels of a piece's mask (h, w) in its bands of rows ``across``, but where a stroke
-    of the rest of it crosses them (``crossing``)."""
-    rules = np.zeros_like(own)
+def line_pixels(
+    mask: np.ndarray, across: list[tuple[int, int]], down: list[tuple[int, int]] = ()
+) -> np.ndarray:
+    """The pixels of ``mask`` (H, W) bool in its bands of rows ``across`` and of columns
+    ``down``, but where a stroke of the rest of it crosses them (``crossing``)."""
+    lines = np.zeros_like(mask)
     for top, bottom in across:
-        rules[top:bottom] = own[top:bottom]
-    rest = own & ~rules
+        lines[top:bottom] = mask[top:bottom]
+    for left, right in down:
+        lines[:, left:right] = mask[:, left:right]
+    rest = mask & ~lines
     for top, bottom in across:
-        rules[top:bottom] &= ~crossing(rest, top, bottom)[None, :]
-    return rules
+        lines[top:bottom] &= ~crossing(rest, top, bottom)[None, :]
+    for left, right in down:
+        lines[:, left:right] &= ~crossing(rest.T, left, right)[:, None]
+    return lines
 
 
 def ruled_rows(

@@ -436,9 +436,11 @@ def lines(writing: np.ndarray) -> list[tuple[int, int]]:
     while len(bands) > 1:
         tallest = max(b - t for t, b in bands)
         gaps = [np.inf, *(below[0] - above[1] for above, below in pairwise(bands)), np.inf]
-        near = [min(gaps[k], gaps[k + 1]) <= tallest for k in range(len(bands))]
-        short = [k for k, (t, b) in enumerate(bands) if b - t < LINE_HEIGHT_SHARE * tallest]
-        short = [k for k in short if near[k]]
+        short = [
+            k
+            for k, (t, b) in enumerate(bands)  # and near a line: a part of it
+            if b - t < LINE_HEIGHT_SHARE * tallest and min(gaps[k : k + 2]) <= tallest
+        ]
         if not short:
             break
         k = short[0]
