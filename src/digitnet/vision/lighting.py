@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -56,6 +57,10 @@ class Ink:
         """Drawn on a computer: paper of exactly one value (``flat_paper``), no rulings."""
         return isinstance(self.level, float)
 
+    def around(self, box: Box) -> InkRegion:
+        """``region`` of ``box``, kept to cut the ink of boxes inside it from (``InkRegion``)."""
+        return InkRegion(box, self.region(box))
+
     def region(self, box: Box) -> np.ndarray:
         """Full-resolution ink in ``box``, (box.height, box.width)."""
         top, left, bottom, right = box.y, box.x, box.bottom, box.right
@@ -69,6 +74,18 @@ class Ink:
         size = (right - left, bottom - top)
         level = Image.fromarray(self.level, "F").resize(size, Image.BILINEAR, box=box)
         return np.clip(raw - np.asarray(level), 0, 1)
+
+
+class InkRegion(NamedTuple):
+    """An ``Ink``'s full-resolution ink over ``box``, made once (one resize of the lighting
+    map): the ink of any box inside it is a slice of ``values``, (box.height, box.width)."""
+
+    box: Box
+    values: np.ndarray
+
+    def region(self, box: Box) -> np.ndarray:
+        """Full-resolution ink in ``box`` (inside this one's): a view."""
+        return box.moved(-self.box.x, -self.box.y).of(self.values)
 
 
 def ink_of(gray: np.ndarray, analysis_side: int) -> Ink:

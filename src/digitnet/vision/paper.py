@@ -46,11 +46,12 @@ def writing_parts(
     computer) and the rules and frames drawn with it (``rules``), its label image (H, W) int32
     and its connected parts but the specks — or why none of it is writing. ``ink`` (H, W):
     the ink strength the writing was thresholded from."""
+    labelled = None
     if not flat:
-        writing = without_paper_marks(writing)
+        writing, labelled = without_paper_marks(writing)
     if not writing.any():
         return LINES
-    labels, found = label(writing)
+    labels, found = labelled or label(writing)
     lined = without_rules(writing, labels, found)
     if lined is not writing:  # lines drawn with the writing taken out
         if not lined.any():
@@ -64,15 +65,18 @@ def writing_parts(
     return not_writing(kept, ink, writing) or (writing, labels, kept)
 
 
-def without_paper_marks(writing: np.ndarray) -> np.ndarray:
-    """``writing`` (H, W) bool without the paper's lines and the bands along its edges."""
+def without_paper_marks(
+    writing: np.ndarray,
+) -> tuple[np.ndarray, tuple[np.ndarray, list[Component]] | None]:
+    """``writing`` (H, W) bool without the paper's lines and the bands along its edges; and
+    its ``label``-ing, when no band was taken out after it was labelled (else None)."""
     writing = without_paper_lines(writing)
     labels, found = label(writing)
-    for c in found:
-        if along_an_edge(c, labels):
-            box = labels[c.top : c.bottom, c.left : c.right]
-            writing[c.top : c.bottom, c.left : c.right] &= box != c.label
-    return writing
+    bands = [c for c in found if along_an_edge(c, labels)]
+    for c in bands:
+        box = labels[c.top : c.bottom, c.left : c.right]
+        writing[c.top : c.bottom, c.left : c.right] &= box != c.label
+    return writing, None if bands else (labels, found)
 
 
 def without_paper_lines(writing: np.ndarray) -> np.ndarray:

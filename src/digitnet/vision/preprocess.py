@@ -218,13 +218,13 @@ def mass_centred_position(digit: np.ndarray) -> tuple[int, int]:
     falls on pixel (14, 14), to the nearest pixel — where MNIST's digits have theirs (mean
     14.0 on both axes)."""
     h, w = digit.shape
-    mass = digit.sum()
-    rows, cols = np.indices(digit.shape)
-    com_r = (rows * digit).sum() / mass if mass else (h - 1) / 2
-    com_c = (cols * digit).sum() / mass if mass else (w - 1) / 2
-    top = int(np.clip(round(SIDE / 2 - com_r), 0, SIDE - h))
-    left = int(np.clip(round(SIDE / 2 - com_c), 0, SIDE - w))
-    return top, left
+    by_row, by_column = digit.sum(axis=1), digit.sum(axis=0)  # (h,), (w,)
+    mass = by_row.sum()
+    com_r = by_row @ np.arange(h) / mass if mass else (h - 1) / 2
+    com_c = by_column @ np.arange(w) / mass if mass else (w - 1) / 2
+    top = min(max(round(SIDE / 2 - com_r), 0), SIDE - h)
+    left = min(max(round(SIDE / 2 - com_c), 0), SIDE - w)
+    return int(top), int(left)
 
 
 def paste(digit: np.ndarray, position: tuple[int, int]) -> np.ndarray:
@@ -259,6 +259,12 @@ def normalize_digit(crop: np.ndarray, threshold: float) -> np.ndarray:
     return place_digit(crop, threshold)[0]
 
 
+def digit_picture(strokes: np.ndarray) -> np.ndarray:
+    """``strokes_of`` a digit (h, w) -> 28x28, as ``normalize_digit``."""
+    digit, _ = fitted(strokes, (BOX, BOX))
+    return paste(digit, mass_centred_position(digit))
+
+
 def place_digit(crop: np.ndarray, threshold: float) -> tuple[np.ndarray, Frame]:
     """``normalize_digit``, and where the 28x28 field lies on ``crop``: (x, y, width, height)
     in the crop's pixels — to draw what is computed on the 28x28 (an explanation) back onto
@@ -272,32 +278,47 @@ def place_digit(crop: np.ndarray, threshold: float) -> tuple[np.ndarray, Frame]:
 def scaled_strokes(
     crop: np.ndarray, threshold: float, fit: tuple[int, int]
 ) -> tuple[np.ndarray, tuple[int, int], tuple[float, float]]:
-    """The strokes of an ink crop (h, w) brought to 1 (the crop over the 90th percentile of
-    its writing, pixels above ``threshold``), cut to the visible ink and scaled, their shape
-    kept, to fit ``fit`` (height, width) pixels, peak 1. Returns the picture, where the visible
-    ink starts on the crop (row, column), and the scale along x and y."""
+    """``strokes_of`` the ink crop (h, w), ``fitted`` to ``fit`` (height, width) pixels:
+    the picture, where the visible ink starts on the crop (row, column), and the scale along
+    x and y."""
+    start, strokes = strokes_of(crop, threshold)
+    picture, scales = fitted(strokes, fit)
+    return picture, start, scales
+
+
+def strokes_of(crop: np.ndarray, threshold: float) -> tuple[tuple[int, int], np.ndarray]:
+    """The strokes of an ink crop (h, w) in [0, 1] brought to 1 (the crop over the 90th
+    percentile of its writing, pixels above ``threshold``) and cut to the visible ink, float32;
+    and where they start on the crop (row, column)."""
     writing = crop > threshold
     strong = percentile(crop[writing], 90) if writing.any() else 1.0
-    crop = np.clip(crop / max(strong, 1e-6), 0, 1).astype(np.float32)
-    start, crop = crop_to_ink(crop, VISIBLE_INK)
-    h, w = crop.shape
+    strokes = (crop / max(strong, 1e-6)).astype(np.float32, copy=False)
+    np.minimum(strokes, 1, out=strokes)  # ink is >= 0 already
+    return crop_to_ink(strokes, VISIBLE_INK)
+
+
+def fitted(strokes: np.ndarray, fit: tuple[int, int]) -> tuple[np.ndarray, tuple[float, float]]:
+    """``strokes`` (h, w) scaled, their shape kept, to fit ``fit`` (height, width) pixels, peak
+    1; and the scale along x and y."""
+    h, w = strokes.shape
     scale = min(fit[0] / h, fit[1] / w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     resample = Image.BOX if scale < 1 else Image.BILINEAR
-    picture = np.asarray(Image.fromarray(crop, "F").resize(size, resample), dtype=np.float32)
+    picture = np.asarray(Image.fromarray(strokes, "F").resize(size, resample), dtype=np.float32)
     peak = float(picture.max())
     if peak > 0:
-        picture = np.clip(picture / peak, 0, 1)
-    return picture, start, (size[0] / w, size[1] / h)
+        picture = np.minimum(picture / peak, 1)  # >= 0: a mean of ink
+    return picture, (size[0] / w, size[1] / h)
 
 
 def crop_to_ink(image: np.ndarray, level: float) -> tuple[tuple[int, int], np.ndarray]:
     """``image`` without the rows and columns at its edges that hold nothing above ``level``,
     and the (row, column) where the rest starts."""
-    rows = np.flatnonzero((image > level).any(axis=1))
-    cols = np.flatnonzero((image > level).any(axis=0))
+    visible = image > level
+    rows = np.flatnonzero(visible.any(axis=1))
     if rows.size == 0:
         return (0, 0), image
+    cols = np.flatnonzero(visible.any(axis=0))
     return (rows[0], cols[0]), image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 

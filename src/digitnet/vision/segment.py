@@ -32,7 +32,7 @@ from PIL import Image
 from digitnet.vision.box import Box
 from digitnet.vision.components import digit_height, holding
 from digitnet.vision.filters import grow, square_filter
-from digitnet.vision.lighting import Ink, ink_of
+from digitnet.vision.lighting import Ink, InkRegion, ink_of
 from digitnet.vision.loading import load_gray
 from digitnet.vision.paper import writing_parts
 from digitnet.vision.preprocess import (
@@ -42,11 +42,12 @@ from digitnet.vision.preprocess import (
     TOO_SMALL,
     around,
     closer,
+    digit_picture,
+    fitted,
     least_size,
-    normalize_digit,
     pixel_noise,
-    scaled_strokes,
     small_writing_signal,
+    strokes_of,
     writing_threshold,
     zoom_region,
 )
@@ -133,6 +134,10 @@ class _Group:
     def right(self) -> int:
         return self.left + self.mask.shape[1]
 
+    @property
+    def box(self) -> Box:
+        return Box(self.left, self.top, self.mask.shape[1], self.mask.shape[0])
+
 
 Segmented = tuple[int, list[Candidate], str | None]  # slices, candidates, no-ink reason
 
@@ -153,8 +158,9 @@ def segment(source: Any) -> Segmented:
         middle = float(np.median([(g.top + g.bottom) / 2 for g in groups]))
         row = (middle * ink.scale, row_height * ink.scale)
         units = sorted((s for g in groups for s in slices(g, row_height)), key=lambda u: u.left)
+        line_ink = ink.around(full_resolution(extent([groups]), ink))  # made once a line
         for first, last, joined, single in runs(units, row_height):
-            piece = cut_out(ink, joined, part.threshold, line, row, single)
+            piece = cut_out(ink, line_ink, joined, part.threshold, line, row, single)
             piece.context = context(units, first, last, joined, row_height)
             if part.placed != Placement():
                 piece = in_source_pixels(piece, part.placed)
@@ -362,7 +368,7 @@ def context(
     """``Piece.context`` of the run of ``units[first..last]`` (sorted by left edge)."""
 
     def gap(space: float) -> float:
-        return float(np.clip(space / row_height, -1.0, NO_NEIGHBOUR))
+        return min(max(space / row_height, -1.0), NO_NEIGHBOUR)
 
     def cut(a: _Group, b: _Group) -> float:
         return float(a.component >= 0 and a.component == b.component)
@@ -374,27 +380,40 @@ def context(
     return left, right, cut_left, cut_right
 
 
-def cut_out(
-    ink: Ink, g: _Group, threshold: float, line: int, row: tuple[float, float], single: bool = True
-) -> Piece:
-    """The piece of writing ``g`` (at analysis scale) cut out of the image at full
-    resolution — its own ink only: its mask brought to full resolution, one pixel wider —
-    and normalised to 28x28 like a single digit (unless it is a candidate pair only)."""
+def full_resolution(box: Box, ink: Ink) -> Box:
+    """A box at analysis scale, in the image's full-resolution pixels: every pixel any part
+    of it covers, within the image."""
     scale = ink.scale
-    top, left = int(g.top * scale), int(g.left * scale)
-    bottom = min(ink.shape[0], int(np.ceil(g.bottom * scale)))
-    right = min(ink.shape[1], int(np.ceil(g.right * scale)))
-    ys = ((np.arange(top, bottom) + 0.5) / scale).astype(int) - g.top  # analysis row of each
-    xs = ((np.arange(left, right) + 0.5) / scale).astype(int) - g.left
-    ys = np.clip(ys, 0, g.mask.shape[0] - 1)
-    xs = np.clip(xs, 0, g.mask.shape[1] - 1)
-    own = grow(g.mask, 1)[np.ix_(ys, xs)]  # (bottom - top, right - left) bool
-    box = Box.from_edges(top, left, bottom, right)
-    crop = ink.region(box) * own
-    image = normalize_digit(crop, threshold) if single else None
+    top, left = int(box.y * scale), int(box.x * scale)
+    bottom = min(ink.shape[0], math.ceil(box.bottom * scale))
+    right = min(ink.shape[1], math.ceil(box.right * scale))
+    return Box.from_edges(top, left, bottom, right)
+
+
+def cut_out(
+    ink: Ink,
+    line_ink: InkRegion,
+    g: _Group,
+    threshold: float,
+    line: int,
+    row: tuple[float, float],
+    single: bool = True,
+) -> Piece:
+    """The piece of writing ``g`` (at analysis scale) of ``ink`` cut out of ``line_ink``, the
+    full-resolution ink of its line — its own ink only: its mask brought to full resolution,
+    one pixel wider — and normalised to 28x28 like a single digit (unless it is a candidate
+    pair only)."""
+    scale, box = ink.scale, full_resolution(g.box, ink)
+    ys = ((np.arange(box.y, box.bottom) + 0.5) / scale).astype(int) - g.top  # analysis row
+    xs = ((np.arange(box.x, box.right) + 0.5) / scale).astype(int) - g.left  # and column
+    ys = np.minimum(np.maximum(ys, 0), g.mask.shape[0] - 1)
+    xs = np.minimum(np.maximum(xs, 0), g.mask.shape[1] - 1)
+    own = grow(g.mask, 1)[np.ix_(ys, xs)]  # (box.height, box.width) bool
+    _, strokes = strokes_of(line_ink.region(box) * own, threshold)  # its own ink only
+    image = digit_picture(strokes) if single else None
     pair = None
     if g.component >= 0 and g.mask.shape[1] >= PAIR_WIDTH * row[1] / scale:
-        pair = normalize_pair(crop, threshold)
+        pair = pair_picture(strokes)
     return Piece(image, box, line, row, own, pair)
 
 
@@ -402,7 +421,12 @@ def normalize_pair(crop: np.ndarray, threshold: float) -> np.ndarray:
     """An ink crop (h, w) that may hold two digits written touching -> (28, 56): strokes to 1,
     cropped to the visible ink, scaled to fit 20 x 48 pixels (its height to 20 unless it is
     very wide), centred."""
-    pair, _, _ = scaled_strokes(crop, threshold, PAIR_BOX)
+    return pair_picture(strokes_of(crop, threshold)[1])
+
+
+def pair_picture(strokes: np.ndarray) -> np.ndarray:
+    """``strokes_of`` a piece (h, w) -> (28, 56), as ``normalize_pair``."""
+    pair, _ = fitted(strokes, PAIR_BOX)
     out = np.zeros(PAIR_SHAPE, np.float32)
     h, w = pair.shape
     top, left = (PAIR_SHAPE[0] - h) // 2, (PAIR_SHAPE[1] - w) // 2
