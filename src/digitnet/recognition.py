@@ -130,6 +130,8 @@ def fit_calibration(model, x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[
 # checker's verdict became a mean over one-pixel moves (``checker.SHIFTS``), before -> after:
 # those 10,000 digits 4 -> 3 given the note, 400 pairs of them overlapping by two columns 304
 # -> 300; MNIST test 5 -> 4 and 282 -> 276; USPS 0 and Semeion 1 either way. Kept at 0.05.
+# Moved left and right only (session 23), side by side: development 3 and 300 -> 302, MNIST
+# test 5 and 276 -> 278, USPS 0 and Semeion 1 (16x16 images) either way.
 JOINED_ASPECT = 1.1
 JOINED_WHOLE = 0.05
 
