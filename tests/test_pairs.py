@@ -7,7 +7,8 @@ from PIL import Image
 
 from digitnet.pairs import NOT_A_PAIR, PairReader, bundled_pair_reader
 from digitnet.recognition import default_recognizer, read_segments
-from digitnet.vision.segment import PAIR_SHAPE, normalize_pair, segment
+from digitnet.vision.preprocess import strokes_of
+from digitnet.vision.segment import PAIR_SHAPE, pair_picture, segment
 
 
 class NoPairs(PairReader):
@@ -135,6 +136,11 @@ def test_pair_training_labels_agree_with_the_written_text(mnist):
             centres = [d.box[0] + d.box[2] / 2 for d in page.digits]
             assert sum(x <= middle <= x + width for middle in centres) >= 2
     assert pairs >= 10 and others >= pairs
+
+
+def normalize_pair(crop: np.ndarray, threshold: float) -> np.ndarray:
+    """A crop's pair picture, as ``segment.cut_out`` makes it."""
+    return pair_picture(strokes_of(crop, threshold)[1])
 
 
 def test_a_pair_is_scaled_to_fit_and_centred():

@@ -499,14 +499,14 @@ def test_the_piece_checker_tells_one_digit_from_two_and_from_half_a_digit(mnist)
     two digits side by side as one piece, a digit's left half — cut, as segmentation cuts it,
     from the rest of its digit, which is right beside it."""
     from digitnet.checker import bundled_checker
-    from digitnet.vision.preprocess import normalize_digit
+    from digitnet.vision.preprocess import place_digit
     from digitnet.vision.segment import NO_NEIGHBOUR, Piece
 
     (x_train, _), _ = mnist
 
     def piece(ink, context=(NO_NEIGHBOUR, NO_NEIGHBOUR, 0.0, 0.0)):  # digits 100 px high
         h, w = ink.shape
-        image = normalize_digit(ink.astype(np.float32) / 255, 0.1)
+        image, _ = place_digit(ink.astype(np.float32) / 255, 0.1)
         return Piece(image, (0, 0, round(100 * w / h), 100), 0, (50.0, 100.0), context=context)
 
     def cropped(x):

@@ -252,38 +252,23 @@ def deskew(image: np.ndarray) -> np.ndarray:
     return np.clip(bilinear(image[None], rows[None], sample_cols[None])[0], 0, 1)
 
 
-def normalize_digit(crop: np.ndarray, threshold: float) -> np.ndarray:
-    """An ink crop (h, w) around one digit -> 28x28: strokes to 1 with their soft edges kept
-    (MNIST's digits are anti-aliased), cropped to the visible ink, the longer side scaled to 20
-    pixels, centred by mass."""
-    return place_digit(crop, threshold)[0]
-
-
-def digit_picture(strokes: np.ndarray) -> np.ndarray:
-    """``strokes_of`` a digit (h, w) -> 28x28, as ``normalize_digit``."""
-    digit, _ = fitted(strokes, (BOX, BOX))
-    return paste(digit, mass_centred_position(digit))
-
-
 def place_digit(crop: np.ndarray, threshold: float) -> tuple[np.ndarray, Frame]:
-    """``normalize_digit``, and where the 28x28 field lies on ``crop``: (x, y, width, height)
-    in the crop's pixels — to draw what is computed on the 28x28 (an explanation) back onto
-    the image."""
-    digit, (y0, x0), (sx, sy) = scaled_strokes(crop, threshold, (BOX, BOX))
-    top, left = mass_centred_position(digit)  # sx, sy: 28x28 pixels per crop pixel
-    frame = (float(x0 - left / sx), float(y0 - top / sy), SIDE / sx, SIDE / sy)
-    return paste(digit, (top, left)), frame
+    """An ink crop (h, w) around one digit -> 28x28 (``strokes_of`` it, then
+    ``digit_picture``); and where the 28x28 field lies on ``crop``: (x, y, width, height) in
+    the crop's pixels — to draw what is computed on the 28x28 (an explanation) back onto the
+    image."""
+    (y0, x0), strokes = strokes_of(crop, threshold)
+    image, (x, y, width, height) = digit_picture(strokes)
+    return image, (float(x0 + x), float(y0 + y), width, height)
 
 
-def scaled_strokes(
-    crop: np.ndarray, threshold: float, fit: tuple[int, int]
-) -> tuple[np.ndarray, tuple[int, int], tuple[float, float]]:
-    """``strokes_of`` the ink crop (h, w), ``fitted`` to ``fit`` (height, width) pixels:
-    the picture, where the visible ink starts on the crop (row, column), and the scale along
-    x and y."""
-    start, strokes = strokes_of(crop, threshold)
-    picture, scales = fitted(strokes, fit)
-    return picture, start, scales
+def digit_picture(strokes: np.ndarray) -> tuple[np.ndarray, Frame]:
+    """A digit's strokes (h, w) (``strokes_of``) -> 28x28 as MNIST's: soft edges kept (MNIST's
+    digits are anti-aliased), the longer side scaled to 20 pixels, centred by mass; and where
+    the 28x28 field lies on the strokes, in their pixels."""
+    digit, (sx, sy) = fitted(strokes, (BOX, BOX))  # sx, sy: 28x28 pixels per strokes pixel
+    top, left = mass_centred_position(digit)
+    return paste(digit, (top, left)), (-left / sx, -top / sy, SIDE / sx, SIDE / sy)
 
 
 def strokes_of(crop: np.ndarray, threshold: float) -> tuple[tuple[int, int], np.ndarray]:

@@ -58,12 +58,12 @@ def without_rules(writing: np.ndarray, labels: np.ndarray, found: list[Component
         rest = own.copy()
         for top, bottom in across:
             rest[top:bottom] = False
-        rows = np.flatnonzero(rest.any(axis=1))
-        if rows.size:
-            heights.append(rows[-1] + 1 - rows[0])
+        height = reach(rest, axis=0)
+        if height:
+            heights.append(height)
             across = [band for band in across if last(band, own.shape[0])]
         if across:  # a line alone, or under the rest of its piece (a 7's bar is on top)
-            lines.append((c, own, across, rows.size == 0))
+            lines.append((c, own, across, height == 0))
     beside = digit_height(heights) if heights else 0.0  # 0: nothing but lines
     for c, own, across, alone in lines:
         if c.right - c.left < (ALONE_LENGTH if alone else RULE_LENGTH) * beside:
@@ -109,15 +109,20 @@ def spread(above: np.ndarray) -> bool:
     """Whether the writing ``above`` (h, w) a line, a digit's height of it, spreads over
     SPREAD of the line's length: a number underlined, not a 2 with a long base nor a 7's
     detached bar (the writing above them is to one side, or none)."""
-    columns = np.flatnonzero(above.any(axis=0))
-    return columns.size > 0 and columns[-1] + 1 - columns[0] >= SPREAD * above.shape[1]
+    return reach(above, axis=1) >= max(SPREAD * above.shape[1], 1)
 
 
 def tall(ink: np.ndarray) -> bool:
     """Whether the ink (h, w) bool spans half its box's height or more: a digit written
     touching its frame, not the frame's rounded corners."""
-    rows = np.flatnonzero(ink.any(axis=1))
-    return rows.size > 0 and rows[-1] + 1 - rows[0] >= 0.5 * ink.shape[0]
+    return reach(ink, axis=0) >= max(0.5 * ink.shape[0], 1)
+
+
+def reach(mask: np.ndarray, axis: int) -> int:
+    """How far the ink of ``mask`` (h, w) bool reaches down its rows (``axis`` 0) or across
+    its columns (1): from the first row (column) holding any to the last; 0 when none."""
+    held = np.flatnonzero(mask.any(axis=1 - axis))
+    return int(held[-1] + 1 - held[0]) if held.size else 0
 
 
 def first(band: tuple[int, int], length: int) -> bool:

@@ -410,22 +410,17 @@ def cut_out(
     xs = np.minimum(np.maximum(xs, 0), g.mask.shape[1] - 1)
     own = grow(g.mask, 1)[np.ix_(ys, xs)]  # (box.height, box.width) bool
     _, strokes = strokes_of(line_ink.region(box) * own, threshold)  # its own ink only
-    image = digit_picture(strokes) if single else None
+    image = digit_picture(strokes)[0] if single else None
     pair = None
     if g.component >= 0 and g.mask.shape[1] >= PAIR_WIDTH * row[1] / scale:
         pair = pair_picture(strokes)
     return Piece(image, box, line, row, own, pair)
 
 
-def normalize_pair(crop: np.ndarray, threshold: float) -> np.ndarray:
-    """An ink crop (h, w) that may hold two digits written touching -> (28, 56): strokes to 1,
-    cropped to the visible ink, scaled to fit 20 x 48 pixels (its height to 20 unless it is
-    very wide), centred."""
-    return pair_picture(strokes_of(crop, threshold)[1])
-
-
 def pair_picture(strokes: np.ndarray) -> np.ndarray:
-    """``strokes_of`` a piece (h, w) -> (28, 56), as ``normalize_pair``."""
+    """The strokes (h, w) of a piece that may hold two digits written touching (``strokes_of``)
+    -> (28, 56): scaled to fit 20 x 48 pixels (its height to 20 unless it is very wide),
+    centred."""
     pair, _ = fitted(strokes, PAIR_BOX)
     out = np.zeros(PAIR_SHAPE, np.float32)
     h, w = pair.shape
