@@ -35,10 +35,10 @@ from digitnet.blas import short_blas_spin
 short_blas_spin()  # as the digitnet command does, before NumPy loads OpenBLAS
 
 import argparse
+import functools
 import json
 import os
 import time
-from itertools import pairwise
 from pathlib import Path
 from typing import NamedTuple
 
@@ -140,48 +140,53 @@ SCORED_BELOW = "the right path scored below the reading chosen"
 
 
 def where_lost(lattice: Lattice | None, page: Page) -> str:
-    """Why a page whose digits are all read right alone is read wrong: the right path through
-    the lattice — each digit's candidate holding it alone (``pieces.whole_digit``: as the
-    reader's networks are trained), or a pair candidate holding it and its neighbour as the pair
-    reader learns pairs — is missing, holds a misread candidate, or scores below the path
-    chosen."""
+    """Why a page whose digits are all read right alone is read wrong. A right path through
+    the lattice takes, digit by digit, a candidate holding the digit alone (``pieces.
+    whole_digit``: as the reader's networks are trained) or a pair candidate holding it and its
+    next neighbour as the pair reader learns pairs, each candidate's slices after the last's.
+    No such path: no candidate; one whose candidates all read their digits right: it scored
+    below the path chosen; else the best-scored one's first misread candidate says whose."""
     if lattice is None:
         return NO_CANDIDATE
     digits, whole = len(page.digits), totals(page)
-    holds: dict[int, tuple[float, int]] = {}  # digit -> (share of it held, single candidate)
-    pairs: dict[int, int] = {}  # first digit of a clean pair -> pair candidate
+    labels = [w.label for w in page.digits]
+    holding: list[list[tuple[int, int]]] = [[] for _ in range(digits)]  # d -> (candidate, span)
     for i, c in enumerate(lattice.candidates):
         counts = owned(page.owner, c.piece, digits)
         if len(lattice.readings[i]) == 2:
             first = clean_pair(counts, whole, page)
             if first is not None:
-                pairs.setdefault(first, i)
-            continue
-        found = whole_digit(counts, whole)
-        if found and found[1] > holds.get(found[0], (0.0, 0))[0]:
-            holds[found[0]] = (found[1], i)
-    path, d = [], 0
-    while d < digits:
-        if d in holds:
-            path.append(holds[d][1])
-            d += 1
-        elif d in pairs:
-            path.append(pairs[d])
-            d += 2
-        else:
-            return NO_CANDIDATE
-    ordered = all(lattice.candidates[a].last < lattice.candidates[b].first
-                  for a, b in pairwise(path))  # fmt: skip
-    if not ordered:
+                holding[first].append((i, 2))
+        elif (found := whole_digit(counts, whole)) is not None:
+            holding[found[0]].append((i, 1))
+
+    def read(i: int) -> list[int]:
+        return [p.digit for p in lattice.readings[i]]
+
+    @functools.cache
+    def best_from(d: int, after: int, all_right: bool) -> tuple[float, tuple] | None:
+        """The best-scored path for digits d.. whose candidates start after slice ``after``
+        (read right, each of them, when ``all_right``): (score, ((candidate, its first
+        digit), ...)), or None."""
+        if d == digits:
+            return 0.0, ()
+        best = None
+        for i, span in holding[d]:
+            right = read(i) == labels[d : d + span]
+            if lattice.candidates[i].first <= after or (all_right and not right):
+                continue
+            rest = best_from(d + span, lattice.candidates[i].last, all_right)
+            if rest is not None and (best is None or lattice.scores[i] + rest[0] > best[0]):
+                best = lattice.scores[i] + rest[0], ((i, d), *rest[1])
+        return best
+
+    if best_from(0, -1, True) is not None:
+        return SCORED_BELOW
+    path = best_from(0, -1, False)
+    if path is None:
         return NO_CANDIDATE
-    labels = [w.label for w in page.digits]
-    at = 0
-    for i in path:
-        read = [p.digit for p in lattice.readings[i]]
-        if read != labels[at : at + len(read)]:
-            return PAIR_MISREAD if len(read) == 2 else DIGIT_MISREAD
-        at += len(read)
-    return SCORED_BELOW
+    misread = next(i for i, d in path[1] if read(i) != labels[d : d + len(read(i))])
+    return PAIR_MISREAD if len(read(misread)) == 2 else DIGIT_MISREAD
 
 
 def main() -> int:
