@@ -7,7 +7,8 @@ rows (columns) inked across RULE_SPAN of its width (height):
 - a band along the foot of a piece, or a piece that is a band alone, is a line drawn under
   the writing when it is RULE_LENGTH (alone: ALONE_LENGTH) times as long as the writing
   beside it is tall, no more than THIN of that thick, and the writing above it spreads over
-  SPREAD of its length — a 2's base is no longer than its digit is wide, or as thick as a
+  SPREAD of its length or lies within it, the line reaching PAST it both ways (a single
+  digit underlined) — a 2's base is no longer than its digit is wide, or as thick as a
   stroke of a flat 2, or has its writing to one side; a 7's bar is on top (or, detached, has
   nothing above it);
 - a piece with bands along all four sides is a frame, however long, when it holds writing
@@ -29,6 +30,8 @@ RULE_THICKNESS = 0.15  # of its length: a rule is thin (a dash 3 x 16 px is; a f
 RULE_LENGTH = 1.5  # of the height of the writing beside it: a rule is longer
 ALONE_LENGTH = 1.0  # ... or, a line that is a piece of its own, this long
 SPREAD = 0.5  # of a rule's length: the writing above a rule spreads this far
+PAST = 0.2  # of a rule's length: ... or the rule reaches this far past it on either side (a
+# single digit underlined: the line may be three times as long as the digit is wide)
 THIN = 0.25  # of the height of the writing beside it: a rule is no thicker (a flat 2's base
 # is half as thick as the rest of it is tall)
 EDGE_SLACK = 0.15  # of a piece's height (width): a band this close to its edge runs along it
@@ -68,9 +71,13 @@ def without_rules(writing: np.ndarray, labels: np.ndarray, found: list[Component
     for c, own, across, alone in lines:
         if c.right - c.left < (ALONE_LENGTH if alone else RULE_LENGTH) * beside:
             continue
-        if beside:  # thin beside the writing, which spreads above it
-            across = [(top, bottom) for top, bottom in across if bottom - top <= THIN * beside
-                      and spread(above(writing, c, c.top + 2 * top - bottom, beside))]  # fmt: skip
+        if beside:  # thin beside the writing, which lies above it
+            across = [
+                (top, bottom)
+                for top, bottom in across
+                if bottom - top <= THIN * beside
+                and underlines(above(writing, c, c.top + 2 * top - bottom, beside))
+            ]
         rules[c.top : c.bottom, c.left : c.right] |= line_pixels(own, across)
     return writing & ~rules if rules.any() else writing
 
@@ -105,11 +112,18 @@ def above(writing: np.ndarray, c: Component, row: int, height: float) -> np.ndar
     return writing[max(0, row - round(height)) : max(0, row), c.left : c.right]
 
 
-def spread(above: np.ndarray) -> bool:
-    """Whether the writing ``above`` (h, w) a line, a digit's height of it, spreads over
-    SPREAD of the line's length: a number underlined, not a 2 with a long base nor a 7's
-    detached bar (the writing above them is to one side, or none)."""
-    return reach(above, axis=1) >= max(SPREAD * above.shape[1], 1)
+def underlines(above: np.ndarray) -> bool:
+    """Whether a line has writing ``above`` it (h, w: a digit's height of it, in the line's
+    columns) as an underlined number does: spreading over SPREAD of the line's length, or
+    lying within it, the line reaching PAST it on both sides — not a 2 with a long base nor
+    a 7's detached bar (the writing above them is to one side, or none)."""
+    width = above.shape[1]
+    held = np.flatnonzero(above.any(axis=0))  # the columns holding writing
+    if not held.size:
+        return False
+    spreads = held[-1] + 1 - held[0] >= max(SPREAD * width, 1)
+    within = held[0] >= PAST * width and held[-1] + 1 <= (1 - PAST) * width
+    return spreads or within
 
 
 def tall(ink: np.ndarray) -> bool:
