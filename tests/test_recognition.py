@@ -343,6 +343,21 @@ def test_a_number_underlined_or_framed_is_read_as_written_without_the_lines(mnis
     assert right == dict.fromkeys(right, 12), right
 
 
+def underlined(digit: np.ndarray, length: float, below: int) -> np.ndarray:
+    """A digit (h, w) dark on white, on a page with a line ``length`` times as long as its ink
+    is tall, ``below`` // 2 px thick, ``below`` px under its ink and centred under it."""
+    ink = digit < 128
+    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    line = int(length * (rows[-1] - rows[0]))
+    page = np.full((digit.shape[0] + 3 * below, max(digit.shape[1], line) + 6 * below), 255,
+                   np.uint8)  # fmt: skip
+    left = (page.shape[1] - digit.shape[1]) // 2
+    page[: digit.shape[0], left : left + digit.shape[1]] = digit
+    middle, foot = left + (columns[0] + columns[-1]) // 2, rows[-1] + below
+    page[foot : foot + below // 2, middle - line // 2 : middle + line // 2] = 0
+    return page
+
+
 def test_a_single_digit_underlined_is_read_and_predicted_without_the_line(mnist):
     """Development digits underlined a few pixels below with a line 1.6 to 3 times as long as
     the digit is tall, centred under it: the writing above such a line spreads over less than
@@ -350,22 +365,11 @@ def test_a_single_digit_underlined_is_read_and_predicted_without_the_line(mnist)
     Before, the line was read as digits of its own or into the digit: 4 of the 20 read right,
     8 predicted right."""
     (x_train, y_train), _ = mnist
-    read, predicted = [], []
-    for k, i in enumerate(range(50_300, 50_320)):  # development digits: MNIST training
-        digit = written_close([x_train[i]], 0)  # (h, w) dark on white
-        ink = digit < 128
-        rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-        length = int((1.6 + 0.7 * (k % 3)) * (rows[-1] - rows[0]))
-        page = np.full((digit.shape[0] + 12, max(digit.shape[1], length) + 24), 255, np.uint8)
-        left = (page.shape[1] - digit.shape[1]) // 2
-        page[: digit.shape[0], left : left + digit.shape[1]] = digit
-        middle = left + (columns[0] + columns[-1]) // 2
-        page[rows[-1] + 4 : rows[-1] + 6, middle - length // 2 : middle + length // 2] = 0
-        read.append(read_number(page).text)
-        predicted.append(recognize(page).digit)
+    pages = [underlined(written_close([x_train[i]], 0), 1.6 + 0.7 * (k % 3), 4)
+             for k, i in enumerate(range(50_300, 50_320))]  # development digits  # fmt: skip
     truth = [int(d) for d in y_train[50_300:50_320]]
-    assert read == [str(d) for d in truth], read
-    assert predicted == truth, predicted
+    assert [read_number(page).text for page in pages] == [str(d) for d in truth]
+    assert [recognize(page).digit for page in pages] == truth
 
 
 def test_a_digit_underlined_as_short_as_it_is_wide_is_read_without_the_line(mnist):
@@ -374,23 +378,14 @@ def test_a_digit_underlined_as_short_as_it_is_wide_is_read_without_the_line(mnis
     underline too. Before (lines alone from one digit height), 14 of the 20 read right and 13
     predicted right."""
     (x_train, y_train), _ = mnist
-    read, predicted = [], []
+    pages = []
     for i in range(50_340, 50_360):  # development digits: MNIST training
-        digit = written_close([x_train[i]], 0)  # (h, w) dark on white
-        digit = np.asarray(Image.fromarray(digit).resize((digit.shape[1] * 4, digit.shape[0] * 4),
-                                                         Image.BILINEAR))  # fmt: skip
-        ink = digit < 128
-        rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-        length = int(0.8 * (rows[-1] - rows[0]))
-        page = np.full((digit.shape[0] + 48, digit.shape[1] + 96), 255, np.uint8)
-        page[: digit.shape[0], 48 : 48 + digit.shape[1]] = digit
-        middle = 48 + (columns[0] + columns[-1]) // 2
-        page[rows[-1] + 16 : rows[-1] + 24, middle - length // 2 : middle + length // 2] = 0
-        read.append(read_number(page).text)
-        predicted.append(recognize(page).digit)
+        digit = Image.fromarray(written_close([x_train[i]], 0))
+        digit = digit.resize((digit.width * 4, digit.height * 4), Image.BILINEAR)
+        pages.append(underlined(np.asarray(digit), 0.8, 16))
     truth = [int(d) for d in y_train[50_340:50_360]]
-    assert read == [str(d) for d in truth], read
-    assert predicted == truth, predicted
+    assert [read_number(page).text for page in pages] == [str(d) for d in truth]
+    assert [recognize(page).digit for page in pages] == truth
 
 
 def test_a_2_with_a_long_flat_base_is_not_taken_for_an_underlined_number(mnist):
