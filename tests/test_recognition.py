@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 from pictures import big_digit_on_a_line, cropped, on_grey_paper, written_close
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from digitnet.cli import main
 from digitnet.recognition import Recognizer, calibrate, fit_temperature, read_number, recognize
@@ -386,6 +386,28 @@ def test_a_digit_underlined_as_short_as_it_is_wide_is_read_without_the_line(mnis
     truth = [int(d) for d in y_train[50_340:50_360]]
     assert [read_number(page).text for page in pages] == [str(d) for d in truth]
     assert [recognize(page).digit for page in pages] == truth
+
+
+def test_a_number_underlined_by_hand_on_a_slant_is_read_without_the_line(mnist):
+    """Development numbers of one to four digits underlined by hand, the line 2 px wide, 6 px
+    under them and rising 2 to 10 degrees to the right: each read as written, a single digit
+    predicted too. Before, no band of rows held such a line: 20 of the 40 numbers read right
+    (2 of 10 at 2-3 degrees), 4 of the 10 single digits predicted right."""
+    (x_train, y_train), _ = mnist
+    read, predicted = [], []
+    for k, a in enumerate(range(50_500, 50_620, 3)):  # development digits: MNIST training
+        count = 1 + k % 4
+        number = written_close(list(x_train[a : a + count]), 6)
+        height, width = number.shape
+        rise = round(np.tan(np.radians(2 + k % 9)) * (width - 8))
+        page = Image.new("L", (width + 40, height + 40 + rise), 255)
+        page.paste(Image.fromarray(number), (20, 10))
+        foot = 10 + np.flatnonzero((number < 128).any(axis=1))[-1]
+        ImageDraw.Draw(page).line([(22, foot + 6 + rise), (16 + width, foot + 6)], fill=0, width=2)
+        read.append(read_number(page).text == "".join(str(d) for d in y_train[a : a + count]))
+        if count == 1:
+            predicted.append(recognize(page).digit == y_train[a])
+    assert sum(read) == 40 and sum(predicted) == 10, (sum(read), sum(predicted))
 
 
 def test_a_2_with_a_long_flat_base_is_not_taken_for_an_underlined_number(mnist):

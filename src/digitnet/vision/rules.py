@@ -14,8 +14,10 @@ rows (columns) inked across RULE_SPAN of its width (height):
 - a piece with bands along all four sides is a frame, however long, when it holds writing
   or is wider than tall (a form's field; an empty square may be a 0);
 - when no piece is anything but such bands, they are all lines: a dash alone is no digit.
-Where a stroke crosses a line, the line's pixels are the stroke's and stay. A number struck
-through, and lines drawn by hand on a slant, are left as they are.
+A line apart from the writing may be drawn by hand, on a slant of up to SLANT: one straight
+thin stroke (``drawn_across``) is a line alone, whatever its rows. Where a stroke crosses a
+line, the line's pixels are the stroke's and stay. A number struck through, and a slanted
+line touching the writing, are left as they are.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ THIN = 0.25  # of the height of the writing beside it: a rule is no thicker (a f
 EDGE_SLACK = 0.15  # of a piece's height (width): a band this close to its edge runs along it
 RULE_MIN_SIDE = 6  # analysis pixels: pieces shorter both ways are specks, not looked at
 LINE_GAP = 2  # pixels: a ruling's gaps this short are bridged before it is measured
+SLANT = 15  # degrees: a line drawn by hand under writing lies this close to the horizontal
 RULE_GAP = 0.02  # of a piece's width (height): ... a line's (a digit's strokes are not lines)
 CROSSING_SLANT = 2  # columns: a slanted stroke crosses a thin line this far from straight
 CROSSING_DEPTH = 2  # rows of writing above and below a line where a stroke crosses it
@@ -54,6 +57,9 @@ def without_rules(writing: np.ndarray, labels: np.ndarray, found: list[Component
     for c in found:
         box = (slice(c.top, c.bottom), slice(c.left, c.right))
         own = labels[box] == c.label
+        if (thickness := drawn_across(own)) is not None:  # a line alone, straight or slanted
+            lines.append((c, own, [(0, own.shape[0])], True, thickness))
+            continue
         across, down = bands(own)
         if framing(across, down, own.shape):  # a frame, if it holds writing or is wide
             frame = line_pixels(own, across, down)
@@ -69,16 +75,16 @@ def without_rules(writing: np.ndarray, labels: np.ndarray, found: list[Component
             heights.append(height)
             across = [band for band in across if last(band, own.shape[0])]
         if across:  # a line alone, or under the rest of its piece (a 7's bar is on top)
-            lines.append((c, own, across, height == 0))
+            lines.append((c, own, across, height == 0, None))
     beside = digit_height(heights) if heights else 0.0  # 0: nothing but lines
-    for c, own, across, alone in lines:
+    for c, own, across, alone, thickness in lines:
         if c.right - c.left < (ALONE_LENGTH if alone else RULE_LENGTH) * beside:
             continue
         if beside:  # thin beside the writing, which lies above it
             across = [
                 (top, bottom)
                 for top, bottom in across
-                if bottom - top <= THIN * beside
+                if (thickness or bottom - top) <= THIN * beside
                 and underlines(above(writing, c, c.top + 2 * top - bottom, beside))
             ]
         rules[c.top : c.bottom, c.left : c.right] |= line_pixels(own, across)
@@ -92,6 +98,22 @@ def bands(own: np.ndarray) -> tuple[list[tuple[int, int]], list[tuple[int, int]]
     across = ruled_rows(own, RULE_SPAN, RULE_THICKNESS * w / h, round(RULE_GAP * w))
     down = ruled_rows(own.T, RULE_SPAN, RULE_THICKNESS * h / w, round(RULE_GAP * h))
     return across, down
+
+
+def drawn_across(own: np.ndarray) -> float | None:
+    """The thickness of a piece (h, w) bool that is one straight stroke lying within SLANT of
+    the horizontal — a line drawn by hand, not with a ruler, so no band of rows holds it —
+    and no thicker than RULE_THICKNESS of its length; None when it is not one. Its length and
+    thickness are those of a uniform bar with the same spread of pixels along and across its
+    main axis (a bar t thick has a spread of t / sqrt(12) across)."""
+    ys, xs = np.nonzero(own)
+    if xs.size < RULE_MIN_SIDE:
+        return None
+    spread, axes = np.linalg.eigh(np.cov(np.stack([xs, ys]).astype(np.float64)))  # ascending
+    thickness, length = np.sqrt(12 * np.maximum(spread, 0))
+    if abs(axes[1, 1]) > np.sin(np.radians(SLANT)) or thickness > RULE_THICKNESS * length:
+        return None
+    return float(thickness)
 
 
 def framing(
