@@ -22,6 +22,8 @@ line touching the writing, are left as they are.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from digitnet.vision.components import Component, digit_height
@@ -105,15 +107,23 @@ def drawn_across(own: np.ndarray) -> float | None:
     the horizontal — a line drawn by hand, not with a ruler, so no band of rows holds it —
     and no thicker than RULE_THICKNESS of its length; None when it is not one. Its length and
     thickness are those of a uniform bar with the same spread of pixels along and across its
-    main axis (a bar t thick has a spread of t / sqrt(12) across)."""
+    main axis (a bar t thick has a variance of t^2 / 12 across): the eigenvalues of the 2x2
+    covariance of its pixels' columns and rows."""
+    h, w = own.shape
+    if h > w / 2:  # such a stroke is at most sin 15° + 0.15 of its length tall: under half
+        return None
     ys, xs = np.nonzero(own)
     if xs.size < RULE_MIN_SIDE:
         return None
-    spread, axes = np.linalg.eigh(np.cov(np.stack([xs, ys]).astype(np.float64)))  # ascending
-    thickness, length = np.sqrt(12 * np.maximum(spread, 0))
-    if abs(axes[1, 1]) > np.sin(np.radians(SLANT)) or thickness > RULE_THICKNESS * length:
+    x, y = xs - xs.mean(), ys - ys.mean()
+    cxx, cyy, cxy = x @ x / x.size, y @ y / y.size, x @ y / x.size
+    middle, half_gap = (cxx + cyy) / 2, math.hypot((cxx - cyy) / 2, cxy)  # eigenvalues: +-
+    length = math.sqrt(12 * (middle + half_gap))
+    thickness = math.sqrt(12 * max(middle - half_gap, 0.0))
+    slant = math.degrees(0.5 * math.atan2(2 * cxy, cxx - cyy))  # the main axis from horizontal
+    if abs(slant) > SLANT or thickness > RULE_THICKNESS * length:
         return None
-    return float(thickness)
+    return thickness
 
 
 def framing(
