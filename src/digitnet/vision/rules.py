@@ -36,6 +36,7 @@ ALONE_LENGTH = 0.6  # ... or, a line that is a piece of its own, this long: an a
 # as short as the digit is wide (1.0 left it in: 20 development digits 4x MNIST's size, read 14,
 # predicted 13; now 20 and 20). A 2's base drawn apart from it is read better without it too:
 # 60 development 2s with a base 0.8 heights long 3 px under them, read 31 -> 37, predicted 36 -> 56
+# (59 once a straight stroke alone was a line: drawn_across)
 SPREAD = 0.5  # of a rule's length: the writing above a rule spreads this far
 PAST = 0.2  # of a rule's length: ... or the rule reaches this far past it on either side (a
 # single digit underlined: the line may be three times as long as the digit is wide)
@@ -55,12 +56,13 @@ def without_rules(writing: np.ndarray, labels: np.ndarray, found: list[Component
     when there are none. ``labels`` (H, W), ``found``: its pieces (``components.label``)."""
     found = [c for c in found if max(c.bottom - c.top, c.right - c.left) >= RULE_MIN_SIDE]
     rules = np.zeros_like(writing)
-    heights, lines = [], []  # the height of each piece's writing beside its bands
+    heights = []  # the height of each piece's writing beside its bands
+    lines = []  # (piece, its mask, its bands (top, bottom, thickness), whether it is alone)
     for c in found:
         box = (slice(c.top, c.bottom), slice(c.left, c.right))
         own = labels[box] == c.label
         if (thickness := drawn_across(own)) is not None:  # a line alone, straight or slanted
-            lines.append((c, own, [(0, own.shape[0])], True, thickness))
+            lines.append((c, own, [(0, own.shape[0], thickness)], True))
             continue
         across, down = bands(own)
         if framing(across, down, own.shape):  # a frame, if it holds writing or is wide
@@ -77,18 +79,19 @@ def without_rules(writing: np.ndarray, labels: np.ndarray, found: list[Component
             heights.append(height)
             across = [band for band in across if last(band, own.shape[0])]
         if across:  # a line alone, or under the rest of its piece (a 7's bar is on top)
-            lines.append((c, own, across, height == 0, None))
+            lines.append((c, own, [(t, b, b - t) for t, b in across], height == 0))
     beside = digit_height(heights) if heights else 0.0  # 0: nothing but lines
-    for c, own, across, alone, thickness in lines:
+    for c, own, ruled, alone in lines:
         if c.right - c.left < (ALONE_LENGTH if alone else RULE_LENGTH) * beside:
             continue
         if beside:  # thin beside the writing, which lies above it
-            across = [
-                (top, bottom)
-                for top, bottom in across
-                if (thickness or bottom - top) <= THIN * beside
-                and underlines(above(writing, c, c.top + 2 * top - bottom, beside))
+            ruled = [
+                (top, bottom, thickness)
+                for top, bottom, thickness in ruled
+                if thickness <= THIN * beside
+                and underlines(above(writing, c, c.top + top - round(thickness), beside))
             ]
+        across = [(top, bottom) for top, bottom, _ in ruled]
         rules[c.top : c.bottom, c.left : c.right] |= line_pixels(own, across)
     return writing & ~rules if rules.any() else writing
 
@@ -112,9 +115,7 @@ def drawn_across(own: np.ndarray) -> float | None:
     h, w = own.shape
     if h > w / 2:  # such a stroke is at most sin 15° + 0.15 of its length tall: under half
         return None
-    ys, xs = np.nonzero(own)
-    if xs.size < RULE_MIN_SIDE:
-        return None
+    ys, xs = np.nonzero(own)  # a piece looked at spans RULE_MIN_SIDE pixels: that many at least
     x, y = xs - xs.mean(), ys - ys.mean()
     cxx, cyy, cxy = x @ x / x.size, y @ y / y.size, x @ y / x.size
     middle, half_gap = (cxx + cyy) / 2, math.hypot((cxx - cyy) / 2, cxy)  # eigenvalues: +-
@@ -143,7 +144,7 @@ def framing(
 
 def above(writing: np.ndarray, c: Component, row: int, height: float) -> np.ndarray:
     """The writing (H, W) in ``c``'s columns, ``height`` rows up from ``row`` (a line's top
-    less its thickness, top - (bottom - top): its ragged edge is not writing above it)."""
+    less its thickness: its ragged edge is not writing above it)."""
     return writing[max(0, row - round(height)) : max(0, row), c.left : c.right]
 
 
