@@ -7,11 +7,12 @@ right. A classic remedy reads such a piece whole, as one of the 100 pairs 00-99 
 writing that is wide enough to be two digits (``Piece.pair``, 28x56) as one of 101 classes:
 the pairs 00-99 and "not a pair of digits" (100) — a single digit, part of one, three digits.
 
-It is trained on the pieces that the reader's own segmentation cuts from lines of 2-5 digits
-written close together with MNIST *training* digits 0-49,999 (``data.writing``, gaps from an
-overlap of a third of a digit to 0.3 of its width), labelled by the page's record of whose
-writing each pixel is: a pair when at least PURE of its ink is two neighbouring digits' and it
-holds at least COMPLETE of each. The bundled weights were made by
+It is trained on the pieces that the reader's own segmentation cuts from lines of 2-3 digits
+(one to three lines a page) written close together with MNIST *training* digits 0-49,999
+(``data.writing``, gaps CLOSE: from an overlap of a third of a digit's width to touching),
+labelled by the page's record of whose writing each pixel is: a pair when at least PURE of its
+ink is two neighbouring digits' and it holds at least COMPLETE of each. The bundled weights were
+made by
 
     python -m digitnet.pairs --out src/digitnet/models/reading/pairs.npz
 """
