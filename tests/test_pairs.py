@@ -109,6 +109,26 @@ def test_single_digits_are_not_read_as_pairs(mnist):
     assert np.mean(bundled_pair_reader().read(pieces).argmax(axis=1) == NOT_A_PAIR) >= 0.95
 
 
+def test_a_single_digit_written_wide_is_read_as_one_digit(mnist):
+    """A digit written 1.75 times as wide as MNIST's is one piece wide enough to be two digits,
+    and each half of it can look like the digit itself (a wide 5 as 55, a 7 as 77): 100
+    development digits so written are read as themselves, hardly ever as two digits (a pair
+    reader that had seen few wide single digits: 87 right, 12 read as two)."""
+    (x_train, y_train), _ = mnist
+    recognizer = default_recognizer()
+    texts = [
+        read_segments(recognizer, segment(np.asarray(wide))).text
+        for wide in (
+            Image.fromarray(255 - d).resize((147, 84), Image.BILINEAR)
+            for d in x_train[50_800:50_900]
+        )
+    ]
+    assert (
+        sum(t == str(label) for t, label in zip(texts, y_train[50_800:50_900], strict=True)) >= 90
+    )
+    assert sum(len(t) == 2 for t in texts) <= 6
+
+
 def test_pair_training_labels_agree_with_the_written_text(mnist):
     """A piece labelled a pair while making the training data is two neighbouring digits of
     its page's number, and its box holds both digits' middles."""
