@@ -154,12 +154,11 @@ def underlines(above: np.ndarray) -> bool:
     lying within it, the line reaching PAST it on both sides — not a 2 with a long base nor
     a 7's detached bar (the writing above them is to one side, or none)."""
     width = above.shape[1]
-    held = np.flatnonzero(above.any(axis=0))  # the columns holding writing
-    if not held.size:
+    left, right = extent(above, axis=1)  # the columns holding writing
+    if left == right:
         return False
-    spreads = held[-1] + 1 - held[0] >= max(SPREAD * width, 1)
-    within = held[0] >= PAST * width and held[-1] + 1 <= (1 - PAST) * width
-    return spreads or within
+    within = left >= PAST * width and right <= (1 - PAST) * width
+    return right - left >= max(SPREAD * width, 1) or within
 
 
 def tall(ink: np.ndarray) -> bool:
@@ -168,11 +167,18 @@ def tall(ink: np.ndarray) -> bool:
     return reach(ink, axis=0) >= max(0.5 * ink.shape[0], 1)
 
 
+def extent(mask: np.ndarray, axis: int) -> tuple[int, int]:
+    """The first row (``axis`` 0) or column (1) of ``mask`` (h, w) bool holding any ink, and
+    one past the last; (0, 0) when none."""
+    held = np.flatnonzero(mask.any(axis=1 - axis))
+    return (int(held[0]), int(held[-1]) + 1) if held.size else (0, 0)
+
+
 def reach(mask: np.ndarray, axis: int) -> int:
     """How far the ink of ``mask`` (h, w) bool reaches down its rows (``axis`` 0) or across
     its columns (1): from the first row (column) holding any to the last; 0 when none."""
-    held = np.flatnonzero(mask.any(axis=1 - axis))
-    return int(held[-1] + 1 - held[0]) if held.size else 0
+    start, end = extent(mask, axis)
+    return end - start
 
 
 def first(band: tuple[int, int], length: int) -> bool:
