@@ -97,14 +97,19 @@ def test_a_pair_read_as_one_piece_gives_two_digits_with_their_boxes(crossing):
         assert 0 <= digit.confidence <= 1 and abs(sum(digit.probabilities) - 1) < 1e-4
 
 
+def written_wide(digit: np.ndarray, wider: float) -> np.ndarray:
+    """An MNIST digit (28, 28), ink bright, dark on white at three times its size and ``wider``
+    times as wide again: (84, 84 * wider) uint8."""
+    return np.asarray(Image.fromarray(255 - digit).resize((round(84 * wider), 84), Image.BILINEAR))
+
+
 def test_single_digits_are_not_read_as_pairs(mnist):
     """Wide single digits (a 0, a 2, a 7 written broad) are pieces of connected writing wide
     enough to be two digits; the pair reader must call them 'not a pair'."""
     (x_train, _), _ = mnist
     pieces = []
     for digit in x_train[50_700:50_800]:
-        big = np.asarray(Image.fromarray(255 - digit).resize((168, 84), Image.BILINEAR))
-        pieces += [c.piece for c in segment(big)[1] if c.piece.pair is not None]
+        pieces += [c.piece for c in segment(written_wide(digit, 2))[1] if c.piece.pair is not None]
     assert len(pieces) >= 50
     assert np.mean(bundled_pair_reader().read(pieces).argmax(axis=1) == NOT_A_PAIR) >= 0.95
 
@@ -117,11 +122,8 @@ def test_a_single_digit_written_wide_is_read_as_one_digit(mnist):
     (x_train, y_train), _ = mnist
     recognizer = default_recognizer()
     texts = [
-        read_segments(recognizer, segment(np.asarray(wide))).text
-        for wide in (
-            Image.fromarray(255 - d).resize((147, 84), Image.BILINEAR)
-            for d in x_train[50_800:50_900]
-        )
+        read_segments(recognizer, segment(written_wide(d, 1.75))).text
+        for d in x_train[50_800:50_900]
     ]
     assert (
         sum(t == str(label) for t, label in zip(texts, y_train[50_800:50_900], strict=True)) >= 90
