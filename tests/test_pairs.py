@@ -125,9 +125,8 @@ def test_a_single_digit_written_wide_is_read_as_one_digit(mnist):
         read_segments(recognizer, segment(written_wide(d, 1.75))).text
         for d in x_train[50_800:50_900]
     ]
-    assert (
-        sum(t == str(label) for t, label in zip(texts, y_train[50_800:50_900], strict=True)) >= 90
-    )
+    labels = y_train[50_800:50_900]
+    assert sum(t == str(label) for t, label in zip(texts, labels, strict=True)) >= 90
     assert sum(len(t) == 2 for t in texts) <= 6
 
 
