@@ -325,3 +325,69 @@ def test_a_wrong_cluster_address_is_one_line(folder, capsys):
     assert main(["predict", str(folder), "--dask", "nonsense"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a Dask scheduler's address" in err[0]
+
+
+@pytest.fixture
+def seven(tmp_path, mnist):
+    _, (x_test, _) = mnist
+    path = tmp_path / "seven.png"
+    path.write_bytes(png_bytes(255 - x_test[0]))
+    return path
+
+
+def resumed_with(out, image, capsys) -> tuple[int, str, str]:
+    from digitnet.cli import main
+
+    status = main(["predict", str(image), "--jobs", "1", "--model", "tutorial",
+                   "--resume", str(out)])  # fmt: skip
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        Path(__file__).parent.parent / "src/digitnet/models/tutorial.npz",  # a model file
+        b"my notes\nsecond line\n",
+        b"my notes, no newline at the end",
+        b"",  # replaced below by the answers of a run, one of its lines spoiled
+    ],
+    ids=["model file", "notes", "one line of notes", "a bad line in the middle"],
+)
+def test_resume_never_changes_a_file_that_is_not_this_command_s_answers(tmp_path, seven, capsys,
+                                                                        content):  # fmt: skip
+    """--resume truncated a file at its first line that was not JSON, silently: a model named
+    by mistake became 424 bytes of answers, notes were emptied, and one bad line in the
+    middle of an answers file lost every line after it."""
+    out = tmp_path / "out"
+    if isinstance(content, Path):
+        content = content.read_bytes()
+    if not content:
+        others = tmp_path / "others"
+        others.mkdir()
+        for name in "abc":
+            (others / f"{name}.png").write_bytes(seven.read_bytes())
+        assert resumed_with(out, others, capsys)[0] == 0
+        lines = out.read_bytes().splitlines(keepends=True)
+        content = b"".join([lines[0], b"garbage\n", *lines[1:]])
+    out.write_bytes(content)
+    status, printed, said = resumed_with(out, seven, capsys)
+    assert status == 1 and "seven" not in printed
+    assert said.count("\n") == 1 and "is not a file of digitnet's answers" in said
+    assert out.read_bytes() == content
+
+
+def test_resume_refuses_what_is_not_a_regular_file_at_once(tmp_path, seven, capsys):
+    """A link to /dev/zero grew to gigabytes; a FIFO hung; a 2 GB line took 2 GB."""
+    zero, fifo, long_line = tmp_path / "zero", tmp_path / "fifo", tmp_path / "long.jsonl"
+    zero.symlink_to("/dev/zero")
+    os.mkfifo(fifo)
+    with open(long_line, "wb") as file:  # sparse: 2 GB of NUL bytes, no newline
+        file.truncate(2 * 2**30)
+    for out, words in ((zero, "is a device"), (fifo, "is a named pipe"),
+                       (long_line, "line 1 is not a whole answer")):  # fmt: skip
+        started = time.monotonic()
+        status, printed, said = resumed_with(out, seven, capsys)
+        assert status == 1 and printed == "" and words in said, said
+        assert time.monotonic() - started < 5
+    assert long_line.stat().st_size == 2 * 2**30

@@ -455,14 +455,14 @@ def files_to_answer(args, task):
     """Every file named or found (as the work goes); with --resume, those its file already
     answers marked so — refused, before anything is printed or written, when they were
     answered by another command or model (``many.answered``)."""
-    from digitnet.many import OtherAnswers, answered, not_answered, walk
+    from digitnet.many import ResumeRefused, answered, not_answered, walk
 
     entries = walk(args.images)
     if not args.resume:
         return entries
     try:
         return not_answered(entries, answered(args.resume, task))
-    except OtherAnswers as err:
+    except ResumeRefused as err:
         raise CommandError(err) from None
 
 
@@ -472,13 +472,16 @@ def answer_files(args, task, entries, show: Callable[[dict], str], also=None) ->
     and given to ``also`` as it comes; with --resume, written to that JSON-lines file too,
     each line with its ``provenance`` (the command and the model). Exit status 1 if a file
     failed, 130 on Ctrl-C (what was answered is written)."""
-    from digitnet.many import answer, provenance
+    from digitnet.many import ResumeRefused, answer, open_answers, provenance
 
     failed = False
     with contextlib.ExitStack() as stack:
         log = None
         if args.resume:
-            log = stack.enter_context(open(args.resume, "a", buffering=1))  # line by line
+            try:
+                log = stack.enter_context(open_answers(args.resume))  # line by line
+            except ResumeRefused as err:
+                raise CommandError(err) from None
             stamp = provenance(task)
         try:
             for record in answer(entries, task, args.jobs, not args.unordered, args.dask):

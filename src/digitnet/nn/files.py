@@ -42,17 +42,32 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def open_regular(path: str | os.PathLike, flags: int = os.O_RDONLY, mode: int = 0o666) -> int:
+    """A descriptor of the regular file at ``path`` (symbolic links followed), opened with
+    ``flags``: FileRefused for anything else, FileNotFoundError or another OSError when it
+    cannot be opened. Never waits: a FIFO is refused, not opened for a writer to come."""
+    # O_NONBLOCK: opening a FIFO would otherwise wait for the other end.
+    flags |= getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags, mode)
+    try:
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):
+            reason = f"is {_kind(kind)}, not a file"
+            raise FileRefused(f"{path}: {reason}", reason)
+        if hasattr(os, "set_blocking"):  # a regular file never blocks; clear it for writes
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def read_regular(path: str | os.PathLike, max_bytes: int) -> bytes:
     """The bytes of the regular file at ``path`` (symbolic links followed), at most
     ``max_bytes`` of them: FileRefused for anything else, FileNotFoundError or another OSError
     when it cannot be opened."""
-    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    fd = open_regular(path)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            reason = f"is {_kind(mode)}, not a file"
-            raise FileRefused(f"{path}: {reason}", reason)
         chunks, size = [], 0
         while chunk := os.read(fd, CHUNK):
             size += len(chunk)
