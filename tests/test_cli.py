@@ -185,20 +185,56 @@ def test_python_dash_m_runs_the_cli():
         ("notes.txt/m.npz", "notes.txt is not a folder, so notes.txt/m.npz cannot be written"),
         ("/dev/null", "/dev/null is a device; name a file to write"),
         (".", ". is a folder; name a file to write"),
+        ("nowhere.npz", "nowhere.npz is a symbolic link to gone.npz, which does not exist;"
+         " name the file itself"),  # it was refused after the training: the model lost
+        ("link.npz", "link.npz is a symbolic link to notes.txt; name the file itself"),
     ],
-)
+)  # fmt: skip
 def test_train_checks_out_before_training_and_never_replaces_unasked(
     tmp_path, monkeypatch, capsys, target, message
 ):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.txt").write_text("precious")
-    force = ["--force"] if target == "/dev/null" else []  # not even when told to
+    (tmp_path / "nowhere.npz").symlink_to("gone.npz")
+    (tmp_path / "link.npz").symlink_to("notes.txt")
+    force = ["--force"] if target in ("/dev/null", "link.npz") else []  # not even when told to
     assert main(["train", "--epochs", "1", "--out", target, *force]) == 1
     captured = capsys.readouterr()
     assert captured.err == f"digitnet train: error: {message}\n"
     assert "Training" not in captured.out  # found out before, not after, the training
     assert (tmp_path / "notes.txt").read_text() == "precious"
     assert Path("/dev/null").is_char_device()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--out", ""],
+        ["calibrate", "tutorial", "--out", ""],
+        ["convert", "tutorial", ""],
+        ["export", "tutorial", ""],
+        ["report", "tutorial", "--out", ""],
+        ["predict", "x.png", "--csv", ""],
+        ["predict", "x.png", "--resume", ""],
+        ["serve", "--models-dir", ""],
+    ],
+)
+def test_an_empty_output_path_is_refused_not_taken_for_the_default(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "an empty path; name a file or folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["convert", "export", "calibrate"])
+def test_a_dangling_link_at_the_output_is_refused_before_the_work(tmp_path, capsys, command):
+    out = tmp_path / "out.npz"
+    out.symlink_to(tmp_path / "gone.npz")
+    argv = [command, "tutorial", *(["--out"] if command == "calibrate" else []), str(out)]
+    assert main([*argv, "--force"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "is a symbolic link to" in captured.err
+    assert out.is_symlink() and not (tmp_path / "gone.npz").exists()
 
 
 def test_train_force_replaces_a_file_and_makes_missing_folders(tmp_path, capsys):

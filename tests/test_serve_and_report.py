@@ -167,8 +167,24 @@ def test_report_writes_pictures_and_a_page_and_never_overwrites(tmp_path, capsys
     assert "93.16%" in page and "13,002 parameters" in page
     before = (out / "index.html").stat().st_mtime_ns
     assert main(["report", "tutorial", "--out", str(out)]) == 1
-    assert "not overwritten" in capsys.readouterr().err
+    assert "a report is there already (--force replaces it)" in capsys.readouterr().err
     assert (out / "index.html").stat().st_mtime_ns == before
+    assert main(["report", "tutorial", "--out", str(out), "--force"]) == 0
+    assert (out / "index.html").stat().st_mtime_ns != before
+
+
+def test_report_never_writes_through_a_link_planted_in_its_folder(tmp_path, capsys):
+    """A link in the report's folder made the report write a file outside it."""
+    out, outside = tmp_path / "report", tmp_path / "precious.txt"
+    out.mkdir()
+    outside.write_text("precious")
+    (out / "mistakes.png").symlink_to(outside)
+    (out / "index.html").symlink_to(tmp_path / "nothing-here.html")
+    for force in ([], ["--force"]):
+        assert main(["report", "tutorial", "--out", str(out), *force]) == 1
+        assert "is a symbolic link to" in capsys.readouterr().err
+    assert outside.read_text() == "precious" and not (tmp_path / "nothing-here.html").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "mistakes.png"]
 
 
 def children(pid: int) -> list[int]:

@@ -99,6 +99,13 @@ def momentum(text: str) -> float:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def path_text(text: str) -> str:
+    """A path to write: never empty (``--out ""`` silently meant the default)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path; name a file or folder")
+    return text
+
+
 def upload_megabytes(text: str) -> float:
     return _number(text, float, "a number", lambda v: 0 < v <= 50, "in (0, 50]")
 
@@ -155,7 +162,7 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
                         " (default: the cores this process may use, %(default)s here)")  # fmt: skip
     parser.add_argument("--unordered", action="store_true",
                         help="answers as they come, not in the files' order")  # fmt: skip
-    parser.add_argument("--resume", metavar="OUT.jsonl",
+    parser.add_argument("--resume", metavar="OUT.jsonl", type=path_text,
                         help="also write the answers to this JSON-lines file, as they come;"
                         " files it already answers are skipped (a run stopped halfway goes on"
                         " where it stopped)")  # fmt: skip
@@ -170,7 +177,7 @@ def add_writing_command(commands, name: str, handler, out: str, out_help: str, *
     parser = commands.add_parser(name, **text)
     parser.add_argument("model", metavar="MODEL", help="a model file (digitnet or Keras), or"
                         " a bundled model: cnn or tutorial")  # fmt: skip
-    parser.add_argument("out", metavar=out, help=out_help)
+    parser.add_argument("out", metavar=out, type=path_text, help=out_help)
     parser.add_argument("--force", action="store_true", help="replace an existing OUT file")
     parser.set_defaults(func=handler)
 
@@ -274,6 +281,7 @@ def add_train(commands) -> None:
     train.add_argument(
         "--out",
         metavar="PATH",
+        type=path_text,
         help=f"where to save the model (default: ./{DEFAULT_MODEL_NAME}.npz,"
         " or -2, -3, ... if that exists); checked before training starts",
     )
@@ -309,7 +317,7 @@ def cmd_train(args) -> int:
         command=args.command_line,
     )
     preset = config.validate()
-    out = Path(args.out) if args.out else unused_path(Path(f"{DEFAULT_MODEL_NAME}.npz"))
+    out = Path(args.out) if args.out is not None else unused_path(Path(f"{DEFAULT_MODEL_NAME}.npz"))
     writable(out, replace=args.force)  # now, not after minutes of training
     digits = f"the first {config.samples:,} digits of " if config.samples else ""
     if config.written:
@@ -392,7 +400,8 @@ def add_predict(commands) -> None:
     add_image_arguments(predict)
     predict.add_argument("--top", type=positive_int, metavar="K", default=0,
                          help="also show the K most probable digits")  # fmt: skip
-    predict.add_argument("--csv", metavar="OUT", help="also write a CSV file (never overwritten)")
+    predict.add_argument("--csv", metavar="OUT", type=path_text,
+                         help="also write a CSV file (never overwritten)")  # fmt: skip
     predict.set_defaults(func=cmd_predict)
 
 
@@ -533,7 +542,7 @@ def add_calibrate(commands) -> None:
     calibrate.add_argument("model", metavar="MODEL", help="a model file, or cnn or tutorial")
     calibrate.add_argument("--samples", type=positive_int, default=10000)
     calibrate.add_argument("--seed", type=int, default=0)
-    calibrate.add_argument("--out", metavar="PATH",
+    calibrate.add_argument("--out", metavar="PATH", type=path_text,
                            help="write here, not to MODEL (needed for bundled models)")  # fmt: skip
     calibrate.add_argument("--force", action="store_true", help="replace an existing --out file")
     add_data_option(calibrate)
@@ -677,7 +686,7 @@ def add_serve(commands) -> None:
                        f" {MAX_DEFAULT_WORKERS}: %(default)s here)")  # fmt: skip
     serve.add_argument("--max-upload-mb", type=upload_megabytes, default=10,
                        help="largest accepted upload in MB, at most 50 (default: 10)")  # fmt: skip
-    serve.add_argument("--models-dir", type=Path, metavar="DIR",
+    serve.add_argument("--models-dir", type=lambda text: Path(path_text(text)), metavar="DIR",
                        help="keep the models trained from the page here, and serve those already"
                        " here (default: kept until the server stops)")  # fmt: skip
     serve.add_argument("--max-trainings", type=positive_int, default=1, metavar="N",
@@ -740,8 +749,10 @@ def add_report(commands) -> None:
         help="the model page as PNG pictures and an HTML page (needs matplotlib)",
     )
     report.add_argument("model", metavar="MODEL", help="a model file, or cnn or tutorial")
-    report.add_argument("--out", metavar="DIR",
+    report.add_argument("--out", metavar="DIR", type=path_text,
                         help="where to write (default: ./digitnet-report-MODEL)")  # fmt: skip
+    report.add_argument("--force", action="store_true",
+                        help="replace the files of a report already in DIR")  # fmt: skip
     add_data_option(report)
     report.set_defaults(func=cmd_report)
 
@@ -752,7 +763,7 @@ def cmd_report(args) -> int:
 
     model = resolve_model(args.model)
     out = args.out or f"digitnet-report-{Path(args.model).stem}"
-    index = write_report(model, out, data=args.data)
+    index = write_report(model, out, data=args.data, replace=args.force)
     print(f"wrote {index} and its pictures")
     return 0
 

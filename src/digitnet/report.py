@@ -14,13 +14,16 @@ import numpy as np
 
 from digitnet import insight
 from digitnet.modelcard import Scorecard, describe, scorecard
+from digitnet.nn.files import FileRefused
 
 PICTURES = ("training_curves.png", "confusion_matrix.png", "first_layer.png", "mistakes.png")
 
 
-def write_report(model, out: str | Path, data: str | None = None) -> Path:
-    """Write ``out``/index.html and its pictures; ``out`` must not hold a report already (nothing
-    is overwritten). Returns the path of index.html."""
+def write_report(model, out: str | Path, data: str | None = None, replace: bool = False) -> Path:
+    """Write ``out``/index.html and its pictures. A report's file already in ``out`` is
+    replaced only with ``replace``, and only if it is a regular file: nothing is written
+    through a symbolic link, so nothing outside ``out`` is ever touched. Returns the path of
+    index.html."""
     try:
         import matplotlib
     except ImportError:
@@ -28,25 +31,38 @@ def write_report(model, out: str | Path, data: str | None = None) -> Path:
             'digitnet report draws with matplotlib: pip install "digitnet[report]"'
         ) from None
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from digitnet.nn.files import atomic_write, check_output_path
+
     out = Path(out)
-    for name in ("index.html", *PICTURES):
-        if (out / name).exists():
+    if out.exists() and not out.is_dir():
+        raise FileRefused(f"{out} is not a folder; name a folder for the report")
+    for name in ("index.html", *PICTURES):  # before the work, as every command checks
+        try:
+            check_output_path(out / name, replace=replace)
+        except FileExistsError:
             raise FileExistsError(
-                errno.EEXIST, "a report is there already (not overwritten)", str(out / name)
-            )
-    out.mkdir(parents=True, exist_ok=True)
+                errno.EEXIST, "a report is there already (--force replaces it)", str(out / name)
+            ) from None
     card = describe(model)
     results = scorecard(model, mistakes=40, data=data)
-    plot_training(card["history"], out / PICTURES[0])
-    plot_confusion(results, out / PICTURES[1])
-    plot_first_layer(insight.first_layer_weights(model), out / PICTURES[2])
-    plot_mistakes(results, out / PICTURES[3])
+    figures = (
+        plot_training(card["history"]),
+        plot_confusion(results),
+        plot_first_layer(insight.first_layer_weights(model)),
+        plot_mistakes(results),
+    )
+    for name, figure in zip(PICTURES, figures, strict=True):
+        atomic_write(out / name, lambda file, f=figure: f.savefig(file, dpi=110, format="png"),
+                     replace=replace)  # fmt: skip
+        plt.close(figure)
     index = out / "index.html"
-    index.write_text(page(card, results), encoding="utf-8")
+    atomic_write(index, lambda file: file.write(page(card, results).encode()), replace=replace)
     return index
 
 
-def plot_training(history: dict[str, list[float]], path: Path) -> None:
+def plot_training(history: dict[str, list[float]]):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -66,11 +82,10 @@ def plot_training(history: dict[str, list[float]], path: Path) -> None:
         else:
             axis.text(0.5, 0.5, "no history recorded", ha="center", transform=axis.transAxes)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def plot_confusion(results: Scorecard, path: Path) -> None:
+def plot_confusion(results: Scorecard):
     import matplotlib.pyplot as plt
 
     cm = results.confusion
@@ -88,11 +103,10 @@ def plot_confusion(results: Scorecard, path: Path) -> None:
     axis.set_title(f"accuracy {100 * results.accuracy:.2f}% (colour: mistakes)")
     fig.colorbar(image, ax=axis, shrink=0.8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def plot_first_layer(weights: np.ndarray, path: Path) -> None:
+def plot_first_layer(weights: np.ndarray):
     """(units, h, w) weights, each on its own symmetric blue-red scale."""
     import matplotlib.pyplot as plt
 
@@ -108,11 +122,10 @@ def plot_first_layer(weights: np.ndarray, path: Path) -> None:
             axis.set_title(str(k + 1), fontsize=7)
     fig.suptitle("first layer: blue excites, red inhibits")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def plot_mistakes(results: Scorecard, path: Path) -> None:
+def plot_mistakes(results: Scorecard):
     import matplotlib.pyplot as plt
 
     count = max(1, len(results.mistakes))
@@ -127,8 +140,7 @@ def plot_mistakes(results: Scorecard, path: Path) -> None:
             axis.set_title(f"{m.label}→{m.predicted} {100 * m.confidence:.0f}%", fontsize=8)
     fig.suptitle("most confident mistakes: true → predicted")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def page(card: dict, results: Scorecard) -> str:

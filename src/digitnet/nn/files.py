@@ -104,7 +104,8 @@ def read_file_as(path, max_bytes: int, error: type[Exception], what: str = "file
 
 def check_output_path(path: str | os.PathLike, replace: bool = False) -> Path:
     """``path`` if a new file can be written there: its folder is a folder (or can be made)
-    and writable, and nothing is there — or, with ``replace``, a regular file. Raises
+    and writable, and nothing is there — or, with ``replace``, a regular file (never a
+    symbolic link, dangling or not: the file written would not be the one named). Raises
     FileExistsError or FileRefused naming the path and what to do, or the OSError of a folder
     that cannot be written. For work that comes before the writing (training)."""
     path, folder = _target(path, replace)
@@ -119,7 +120,13 @@ def check_output_path(path: str | os.PathLike, replace: bool = False) -> Path:
 def _target(path: str | os.PathLike, replace: bool) -> tuple[Path, Path]:
     """``path``, checked as ``check_output_path`` says but for the folder's permissions, and
     the nearest folder of it that exists."""
+    if not str(path):
+        raise FileRefused("an empty path; name a file to write")
     path = Path(path)
+    if path.is_symlink():  # dangling or not: writing would go elsewhere than the name says
+        pointed = os.readlink(path)
+        where = f"to {pointed}, which does not exist" if not path.exists() else f"to {pointed}"
+        raise FileRefused(f"{path} is a symbolic link {where}; name the file itself")
     try:
         mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
