@@ -78,10 +78,10 @@ def format_metadata(model) -> str:
         lines.append(f"Converted from: {converted.get('file')} ({converted.get('format')})")
     if meta.get("command"):
         lines.append(f"{'Converted' if converted else 'Trained'} with: {meta['command']}")
-    if meta.get("test"):
-        lines.append(
-            f"Test accuracy: {meta['test']['accuracy']:.4f} (loss {meta['test']['loss']:.4f})"
-        )
+    test = meta.get("test") or {}
+    if test.get("accuracy") is not None:
+        loss = f" (loss {test['loss']:.4f})" if test.get("loss") is not None else ""
+        lines.append(f"Test accuracy: {test['accuracy']:.4f}{loss}")
     if meta.get("training_seconds") is not None:
         writing = meta.get("writing_seconds")
         lines.append(
@@ -95,7 +95,8 @@ def format_metadata(model) -> str:
         data = meta["data"]
         written = data.get("written_on_paper")
         also = f" (+ {written:,} of its training digits written on paper)" if written else ""
-        lines.append(f"Data: {data['source']}{also}, {data['checksum']}")
+        said = [data.get("source", "unrecorded data") + also, data.get("checksum")]
+        lines.append("Data: " + ", ".join(part for part in said if part))
     calibration = meta.get("calibration") or {}
     if calibration.get("temperature"):
         lines.append(

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from digitnet.checker import PieceChecker, bundled_checker
+from digitnet.nn.errors import NNError
+from digitnet.nn.io import TEMPERATURES
 from digitnet.pairs import NOT_A_PAIR, PairReader, bundled_pair_reader
 from digitnet.vision import ImageError, prepare
 from digitnet.vision.box import Box
@@ -149,13 +151,38 @@ def mark_joined(predictions: Sequence[Prediction], checker: PieceChecker | None 
             prediction.note = SEVERAL_DIGITS
 
 
+def check_digit_model(model) -> None:
+    """NNError unless ``model`` reads what people's images become — (28, 28) digits — into
+    probabilities of the ten digits: a model of inputs (784,) loaded, then failed every
+    request of a server; one of 1,000 classes answered "digit 221"; one ending in scores,
+    not a softmax, gave negative confidences."""
+    if not model.built:
+        model.build()
+    inputs, outputs = tuple(model.input_shape), tuple(model.output_shape)
+    if inputs != (28, 28) or outputs != (10,):
+        raise NNError(
+            f"{model.name} takes inputs of shape {inputs} and gives {outputs[-1]:,} outputs;"
+            " digitnet reads digits with models of 28x28 inputs and 10 outputs"
+        )
+    head = next((layer for layer in reversed(model.layers) if hasattr(layer, "activation")), None)
+    if head is None or head.activation.name != "softmax":
+        raise NNError(
+            f"{model.name} ends in scores, not probabilities: end it with a softmax"
+            ' (Dense(10, activation="softmax"), or Activation("softmax") after it)'
+        )
+
+
 class Recognizer:
     """A model plus its calibration, ready for people's images."""
 
     def __init__(self, model, temperature: float | None = None):
+        check_digit_model(model)
         self.model = model
         calibration = (model.metadata or {}).get("calibration") or {}
         self.temperature = float(temperature or calibration.get("temperature", 1.0))
+        low, high = TEMPERATURES
+        if not low <= self.temperature <= high:  # 1e-300 gave NaN confidences
+            raise NNError(f"a temperature must be in [{low}, {high}]; got {self.temperature!r}")
 
     def predict_inputs(self, inputs: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (N, 10) for prepared inputs (N, 28, 28)."""

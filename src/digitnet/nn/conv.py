@@ -119,6 +119,10 @@ class Conv2D(WeightedSum):
         self.built = True
         return self.output_shape
 
+    def working_values(self):
+        (Ho, Wo, F), (kh, kw), C = self.output_shape, self.kernel_size, self.input_shape[-1]
+        return Ho * Wo * (F + kh * kw * C)  # the output and its windows (im2col)
+
     def adopt(self, values, gradients):
         super().adopt(values, gradients)  # W then b: row-major, b is the last row of [W; b]
         self.kernel_and_bias = values.reshape(-1, self.filters)  # (K + 1, F)

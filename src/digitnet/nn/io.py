@@ -8,21 +8,23 @@ Layout of the archive (NumPy's zip of ``.npy`` arrays)::
     layers/<i>/<name>     float32: parameter <name> ("W", "b", "gamma", ...) of layer i
     state/<i>/<name>      float32: non-trainable array of layer i (BatchNorm's moving averages)
 
-Loading trusts nothing in the file. It reads at most MAX_FILE_BYTES of a regular file; checks
-every array's declared shape and type in its ``.npy`` header (float32 only: nothing is
-unpickled, no object or string arrays) before anything is inflated, within MAX_ARRAY_BYTES in
-all; checks the JSON's shape (nesting, types) before using it; refuses, before allocating it, an
-architecture that needs more values than the file holds; then rebuilds the model and checks that
-every parameter is present with the expected shape, finite, and that no unknown array is there.
+Loading trusts nothing in the file. It reads at most MAX_MODEL_BYTES of a regular file;
+sizes up the zip's directory before parsing it (``files.open_zip``); checks every array's
+declared shape and type in its ``.npy`` header (float32 weights, the description uint8:
+nothing is unpickled, no object or string arrays) before anything is inflated, all of them
+within one budget, MAX_MODEL_BYTES, the description within MAX_DESCRIPTION_BYTES; checks the
+JSON's shape (nesting, types, the metadata fields digitnet reads back) before using it;
+refuses, before allocating it, an architecture that needs more values than the file holds, or
+more working memory for one digit than MAX_SAMPLE_BYTES; then rebuilds the model and checks
+that every parameter is present with the expected shape, finite, and that no unknown array is
+there. Whatever the bytes, the outcome is a model or one ModelFileError.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +32,16 @@ import numpy as np
 
 from digitnet.nn.conv import Conv2D, MaxPool2D
 from digitnet.nn.errors import ModelFileError, NNError
-from digitnet.nn.files import atomic_write, read_file_as
+from digitnet.nn.files import ZipRefused, atomic_write, json_depth, open_zip, read_file_as
 from digitnet.nn.layers import Activation, Dense, Dropout, Flatten, Reshape
 from digitnet.nn.normalization import BatchNorm
 
 FORMAT_NAME = "digitnet-model"
 FORMAT_VERSION = 1
 META_KEY = "__digitnet__"
-MAX_FILE_BYTES = 256 * 2**20  # the bundled cnn takes 1.3 MB
-MAX_ARRAY_BYTES = 256 * 2**20  # all arrays once inflated: 67 million float32 values
+MAX_MODEL_BYTES = 128 * 2**20  # the file, and all it holds once inflated (the cnn: 1.3 MB)
+MAX_DESCRIPTION_BYTES = 2**20  # the JSON: architecture, history, metadata (the cnn's: 10 KB)
+MAX_SAMPLE_BYTES = 16 * 2**20  # working memory of one digit's pass (the cnn's: 0.5 MB)
 MAX_JSON_DEPTH = 32
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -107,8 +110,8 @@ def _json_default(value):
 
 
 def read_model_bytes(path: str | os.PathLike) -> bytes:
-    """A model file's bytes: a regular file of at most MAX_FILE_BYTES, or a ModelFileError."""
-    return read_file_as(path, MAX_FILE_BYTES, ModelFileError, "model file")
+    """A model file's bytes: a regular file of at most MAX_MODEL_BYTES, or a ModelFileError."""
+    return read_file_as(path, MAX_MODEL_BYTES, ModelFileError, "model file")
 
 
 def read_model_file(
@@ -122,9 +125,11 @@ def read_model_file(
         content = read_model_bytes(path)
     try:
         arrays = _read_arrays(content)
-    except ModelFileError as err:
+    except (ModelFileError, ZipRefused) as err:
         raise ModelFileError(f"{path}: {err}") from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError):
+    except Exception:  # zipfile and NumPy's .npy reader meet untrusted bytes here: besides
+        # BadZipFile and ValueError, a damaged file gave NotImplementedError (an unknown
+        # compression method), tokenize.TokenError and OverflowError
         raise ModelFileError(
             f"{path}: not a readable digitnet model file (truncated or corrupt?)"
         ) from None
@@ -152,33 +157,41 @@ NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
 
 def _read_arrays(content: bytes) -> dict[str, np.ndarray]:
     """The ``.npy`` arrays of an ``.npz`` archive's bytes. Each member's header is read first:
-    only uint8 (the description) and float32 arrays, whose declared size is the member's size,
-    within MAX_ARRAY_BYTES in all — a zip bomb or a header that lies is refused before
+    the description uint8, every other array float32, its declared size the member's size,
+    all of them within MAX_MODEL_BYTES — a zip bomb or a header that lies is refused before
     anything is inflated or allocated."""
     if not content.startswith(b"PK"):
         raise ModelFileError("not a digitnet model file (not an .npz archive)")
-    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+    with open_zip(content) as archive:
         members = archive.infolist()
         if f"{META_KEY}.npy" not in archive.namelist():
             raise ModelFileError(f"not a digitnet model file (no {META_KEY} record)")
         declared = sum(member.file_size for member in members)
-        if declared > MAX_ARRAY_BYTES:
+        if declared > MAX_MODEL_BYTES:
             raise ModelFileError(
                 f"refused: its arrays declare {declared / 2**20:,.0f} MB, more than the"
-                f" {MAX_ARRAY_BYTES // 2**20} MB a model file may hold"
+                f" {MAX_MODEL_BYTES // 2**20} MB a model file may hold"
             )
         arrays = {}
         for member in members:
             name = member.filename
             if not name.endswith(".npy"):
                 raise ModelFileError(f"not a digitnet model file (it holds {name!r})")
+            description = name == f"{META_KEY}.npy"
+            if description and member.file_size > MAX_DESCRIPTION_BYTES:
+                raise ModelFileError(
+                    f"refused: its description takes {member.file_size:,} bytes, more than the"
+                    f" {MAX_DESCRIPTION_BYTES:,} a model file's may"
+                )
             with archive.open(member) as file:
                 version = np.lib.format.read_magic(file)
                 if version not in NPY_HEADERS:
                     raise ModelFileError(f"{name}: unknown .npy format {version}")
                 shape, fortran, dtype = NPY_HEADERS[version](file)
-                if dtype not in (np.dtype(np.uint8), np.dtype("<f4")) or fortran:
-                    raise ModelFileError(f"{name} holds {dtype} values; weights are float32")
+                wanted = np.dtype(np.uint8) if description else np.dtype("<f4")
+                if dtype != wanted or fortran:
+                    what = "the description is" if description else "weights are"
+                    raise ModelFileError(f"{name} holds {dtype} values; {what} {wanted}")
                 size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
                 if size != member.file_size - file.tell():
                     raise ModelFileError(f"{name}: its header does not match its size")
@@ -189,7 +202,7 @@ def _read_arrays(content: bytes) -> dict[str, np.ndarray]:
 
 def _description_problem(description: dict[str, Any]) -> str | None:
     """What is wrong with the shape of a model file's JSON, or None."""
-    if _depth(description) > MAX_JSON_DEPTH:
+    if json_depth(description) > MAX_JSON_DEPTH:
         return f"nested more than {MAX_JSON_DEPTH} levels deep"
     arch = description.get("architecture")
     if not isinstance(arch, dict):
@@ -221,34 +234,51 @@ def _is_number(value: Any) -> bool:
     return type(value) in (int, float)
 
 
-METADATA_NUMBERS = {("test", "accuracy"), ("test", "loss"), ("training_seconds",),
-                    ("epochs_completed",), ("calibration", "temperature")}  # fmt: skip
+NUMBER = (int, float)
+# The metadata fields digitnet reads back, and their types when they are there; a record
+# (test, data, ...) must be a JSON object. A file may hold more; it is not read.
+METADATA_FIELDS = {
+    ("command",): str,
+    ("training_seconds",): NUMBER,
+    ("writing_seconds",): NUMBER,
+    ("epochs_completed",): int,
+    ("interrupted",): bool,
+    ("test", "accuracy"): NUMBER,
+    ("test", "loss"): NUMBER,
+    ("data", "source"): str,
+    ("data", "checksum"): str,
+    ("data", "written_on_paper"): int,
+    ("converted_from", "file"): str,
+    ("converted_from", "format"): str,
+    ("calibration", "temperature"): NUMBER,
+    ("calibration", "fitted_on"): str,
+}
+TEMPERATURES = (0.04, 25.0)  # what ``recognition.fit_temperature`` can find: e^-3 ... e^3
 
 
 def _metadata_problem(metadata: dict[str, Any]) -> str | None:
     """The metadata fields digitnet reads back must be what it wrote: numbers and records."""
-    for keys in METADATA_NUMBERS:
+    for keys, kind in METADATA_FIELDS.items():
         value: Any = metadata
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else value
-        if value is not None and not (_is_number(value) and np.isfinite(value)):
-            return f"metadata {'.'.join(keys)} is {value!r}, not a number"
+        for depth, key in enumerate(keys):
+            if value.get(key) is None:
+                break
+            value = value[key]
+            if depth < len(keys) - 1 and not isinstance(value, dict):
+                return f"metadata {key} is {value!r}, not a record"
+        else:
+            wrong = (type(value) is bool) != (kind is bool) or not isinstance(value, kind)
+            if wrong or (kind is NUMBER and not np.isfinite(value)):
+                name = "a number" if kind is NUMBER else f"of type {kind.__name__}"
+                return f"metadata {'.'.join(keys)} is {value!r}, not {name}"
     temperature = (metadata.get("calibration") or {}).get("temperature")
-    if temperature is not None and temperature <= 0:
-        return f"the calibration's temperature is {temperature!r}; it must be > 0"
+    low, high = TEMPERATURES
+    if temperature is not None and not low <= temperature <= high:
+        return (
+            f"the calibration's temperature is {temperature!r}; it must be in [{low}, {high}]"
+            " (digitnet calibrate fits one there)"
+        )
     return None
-
-
-def _depth(value: Any) -> int:
-    """How deeply lists and dicts nest in a JSON value (iteratively: no recursion limit)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (list, dict)):
-            deepest = max(deepest, depth)
-            children = value.values() if isinstance(value, dict) else value
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def _expected_arrays(model) -> dict[str, np.ndarray]:
@@ -291,7 +321,9 @@ def load_model(
     if content is None:
         content = read_model_bytes(filepath)
     if keras_format(content):
-        return load_keras(content, filepath, MAX_ARRAY_BYTES)
+        model = load_keras(content, filepath, MAX_MODEL_BYTES)
+        check_working_memory(model, filepath)
+        return model
     description, arrays = read_model_file(filepath, content)
     held = sum(a.size for key, a in arrays.items() if key.startswith(("layers/", "state/")))
     try:
@@ -303,6 +335,7 @@ def load_model(
         model.build(tuple(arch["input_shape"]), max_values=held + 2**20)
     except (KeyError, TypeError, ValueError, OverflowError, NNError) as err:
         raise ModelFileError(f"{filepath}: the architecture is invalid: {err}") from None
+    check_working_memory(model, filepath)
 
     expected = _expected_arrays(model)
     missing = sorted(set(expected) - set(arrays))
@@ -345,6 +378,18 @@ def load_model(
     model.metadata = description.get("metadata") or {}
     model.versions = description.get("versions") or {}
     return model
+
+
+def check_working_memory(model, filepath) -> None:
+    """ModelFileError for a model whose pass over one digit needs more than MAX_SAMPLE_BYTES
+    (its layers' outputs and a convolution's windows, from the architecture alone): a 6 KB
+    file of a Conv2D with 100,000 1x1 filters asked predict for 9.35 GiB."""
+    needed = model.sample_bytes
+    if needed > MAX_SAMPLE_BYTES:
+        raise ModelFileError(
+            f"{filepath}: one digit's pass through this model takes {needed / 2**20:,.0f} MB,"
+            f" more than the {MAX_SAMPLE_BYTES // 2**20} MB digitnet allows a model"
+        )
 
 
 def _layer_from_dict(table, spec):

@@ -16,6 +16,10 @@ one line naming it. Keras' kernels are laid out as digitnet's ((D, H) for Dense,
 for Conv2D, channels last), so the weights go over unchanged. digitnet's tools give a model
 (N, 28, 28) digits: a model whose input is (28, 28, 1) or (784,) gets a Reshape or Flatten in
 front, which changes no value.
+
+The HDF5 part is read in a child process (``isolation``): the HDF5 library crashed on a
+damaged file. All the weights read, an array counted each time a layer names it, stay within
+one budget (``max_bytes``), and the config within MAX_CONFIG_BYTES.
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ import numpy as np
 
 from digitnet.nn.conv import Conv2D, MaxPool2D
 from digitnet.nn.errors import ModelFileError, NNError
+from digitnet.nn.files import ZipRefused, json_depth, open_zip
+from digitnet.nn.isolation import isolated
 from digitnet.nn.layers import Activation, Dense, Dropout, Flatten, Layer, Reshape
 from digitnet.nn.normalization import BatchNorm
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-MAX_CONFIG_BYTES = 4 * 2**20
-MAX_WEIGHTS = 64 * 2**20  # values in one weight array
+MAX_CONFIG_BYTES = 2**20  # the Keras cnn's: 6 KB
+MAX_CONFIG_DEPTH = 32
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "linear")
 DIGIT_INPUTS = {(28, 28): None, (28, 28, 1): Reshape, (784,): Flatten}  # what goes in front
 
@@ -47,10 +53,10 @@ def keras_format(content: bytes) -> str | None:
         return ".h5"
     if content.startswith(b"PK"):
         try:
-            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            with open_zip(content) as archive:
                 if "config.json" in archive.namelist():
                     return ".keras"
-        except zipfile.BadZipFile:
+        except (zipfile.BadZipFile, ZipRefused):
             return None
     return None
 
@@ -59,17 +65,14 @@ def load_keras(content: bytes, path: str | Path, max_bytes: int):
     """The digitnet Sequential of a Keras model file's bytes (``keras_format`` says which);
     ModelFileError naming ``path`` and the problem otherwise. At most ``max_bytes`` of
     weights are read."""
-    h5py = _h5py()
+    _h5py()  # said here, in one line, before a child process is started for nothing
     kind = keras_format(content)
     try:
-        if kind == ".keras":
-            config, weights = _read_keras_zip(content, h5py, max_bytes)
-        else:
-            config, weights = _read_legacy_h5(content, h5py, max_bytes)
+        config, weights = isolated(read_keras, content, kind, max_bytes, what="its HDF5 part")
         model = _build(config, weights)
     except ModelFileError as err:
         raise ModelFileError(f"{path}: {err}") from None
-    except (OSError, KeyError, TypeError, ValueError, IndexError, zipfile.BadZipFile) as err:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
         raise ModelFileError(
             f"{path}: not a readable Keras {kind} model file ({type(err).__name__}: {err})"
         ) from None
@@ -90,17 +93,47 @@ def _h5py():
 # ----------------------------------------------------------------------------------- reading
 
 
-def _read_keras_zip(content: bytes, h5py, max_bytes: int):
+def read_keras(content: bytes, kind: str, max_bytes: int):
+    """(architecture config, {layer name: [arrays]}) of a Keras file's bytes — run in a child
+    process (``isolation``), which turns any other failure into a ModelFileError."""
+    budget = Budget(max_bytes)
+    read = _read_keras_zip if kind == ".keras" else _read_legacy_h5
+    try:
+        return read(content, budget)
+    except ModelFileError:
+        raise
+    except Exception as err:  # HDF5's errors on a damaged file come in every kind
+        raise ModelFileError(
+            f"not a readable Keras {kind} model file ({type(err).__name__}: {err})"
+        ) from None
+
+
+class Budget:
+    """The bytes of weights a file may still make us hold; ``take`` refuses past them."""
+
+    def __init__(self, left: int):
+        self.left = left
+
+    def take(self, size: int, what: str) -> None:
+        if size > self.left:
+            raise ModelFileError(f"{what} takes digitnet past the weights a model file may hold")
+        self.left -= size
+
+
+def _read_keras_zip(content: bytes, budget: Budget):
     """(architecture config, {layer name: [arrays]}) of a Keras 3 ``.keras`` file."""
-    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+    import h5py
+
+    with open_zip(content) as archive:
         config = _json(_member(archive, "config.json", MAX_CONFIG_BYTES))
-        weights_file = _member(archive, "model.weights.h5", max_bytes)
+        weights_file = _member(archive, "model.weights.h5", budget.left)
+    budget.take(len(weights_file), "model.weights.h5")
     weights: dict[str, list[np.ndarray]] = {}
     with h5py.File(io.BytesIO(weights_file), "r") as h5:
         stored = h5.get("layers", {})
         for name in stored:
             variables = stored[name].get("vars", {})
-            weights[name] = [_array(variables[k]) for k in sorted(variables, key=int)]
+            weights[name] = [_array(variables[k], budget) for k in sorted(variables, key=int)]
     return config, _by_config_name(config, weights)
 
 
@@ -115,7 +148,9 @@ def _by_config_name(config: dict, weights: dict[str, list[np.ndarray]]):
         key = _snake_case(spec["class_name"])
         count = seen.get(key, 0)
         seen[key] = count + 1
-        named[spec["config"]["name"]] = weights.get(key if count == 0 else f"{key}_{count}", [])
+        named[str(spec["config"].get("name"))] = weights.get(
+            key if count == 0 else f"{key}_{count}", []
+        )
     return named
 
 
@@ -124,18 +159,23 @@ def _snake_case(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _read_legacy_h5(content: bytes, h5py, max_bytes: int):
+def _read_legacy_h5(content: bytes, budget: Budget):
     """(architecture config, {layer name: [arrays]}) of a legacy Keras ``.h5`` file."""
+    import h5py
+
     weights: dict[str, list[np.ndarray]] = {}
     with h5py.File(io.BytesIO(content), "r") as h5:
         if "model_config" not in h5.attrs:
             raise ModelFileError("an HDF5 file without a model (model_config): weights only?")
-        config = _json(h5.attrs["model_config"])
+        text = h5.attrs["model_config"]
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ModelFileError(f"its model_config takes more than {MAX_CONFIG_BYTES:,} bytes")
+        config = _json(text)
         group = h5["model_weights"]
         for name in group:
             names = [n.decode() if isinstance(n, bytes) else str(n)
                      for n in group[name].attrs.get("weight_names", [])]  # fmt: skip
-            weights[name] = [_array(group[name][n]) for n in names]
+            weights[name] = [_array(group[name][n], budget) for n in names]
     return config, weights
 
 
@@ -150,17 +190,22 @@ def _member(archive: zipfile.ZipFile, name: str, max_bytes: int) -> bytes:
 
 
 def _json(text: Any) -> dict:
-    config = json.loads(text.decode() if isinstance(text, bytes) else str(text))
-    if not isinstance(config, dict):
-        raise ModelFileError("the model config is not a JSON object")
+    """A config's JSON object, nested at most MAX_CONFIG_DEPTH deep."""
+    try:
+        config = json.loads(text.decode() if isinstance(text, bytes) else str(text))
+    except RecursionError:
+        config = None
+    if not isinstance(config, dict) or json_depth(config) > MAX_CONFIG_DEPTH:
+        raise ModelFileError(
+            f"the model config is not a JSON object nested at most {MAX_CONFIG_DEPTH} deep"
+        )
     return config
 
 
-def _array(dataset) -> np.ndarray:
+def _array(dataset, budget: Budget) -> np.ndarray:
     if dataset.dtype.kind != "f":
         raise ModelFileError(f"weights of type {dataset.dtype} (floats expected)")
-    if dataset.size > MAX_WEIGHTS:  # a compressed dataset may claim any size
-        raise ModelFileError(f"a weight array of {dataset.size:,} values, more than allowed")
+    budget.take(dataset.size * 4, f"a weight array of {dataset.size:,} values")
     value = np.asarray(dataset[()], dtype=np.float32)
     if not np.isfinite(value).all():
         raise ModelFileError("weights contain NaN or infinite values")
@@ -171,6 +216,7 @@ def _array(dataset) -> np.ndarray:
 
 
 def _layer_specs(config: dict) -> list[dict]:
+    """The Sequential's layers, each a {class_name, config} record."""
     kind = config.get("class_name")
     if kind != "Sequential":
         raise ModelFileError(
@@ -180,6 +226,10 @@ def _layer_specs(config: dict) -> list[dict]:
     layers = inner.get("layers") if isinstance(inner, dict) else inner  # Keras 2.0: a list
     if not isinstance(layers, list) or not layers:
         raise ModelFileError("a Sequential model without layers")
+    for i, spec in enumerate(layers):
+        if not (isinstance(spec, dict) and isinstance(spec.get("class_name"), str)
+                and isinstance(spec.get("config", {}), dict)):  # fmt: skip
+            raise ModelFileError(f"layer {i} of the config is not a {{class_name, config}} record")
     return layers
 
 
@@ -208,7 +258,8 @@ def _build(config: dict, weights: dict[str, list[np.ndarray]]):
         layers.append(layer)
         name = str(layer_config.get("name"))
         loaded.append((layer, name, weights.get(name, []), layer_config))
-    name = str((config.get("config") or {}).get("name") or "keras")
+    inner = config.get("config")
+    name = str((inner.get("name") if isinstance(inner, dict) else None) or "keras")
     try:
         model = Sequential(layers, name=name)
         held = sum(a.size for arrays in weights.values() for a in arrays)

@@ -74,6 +74,11 @@ class Layer:
         anything is allocated (a model file's architecture is checked against it)."""
         return 0
 
+    def working_values(self) -> int:
+        """How many values one sample's inference pass through this layer holds (built): its
+        output, and in a convolution its windows. Sizes up a model's memory before it runs."""
+        return math.prod(self.output_shape)
+
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this layer (JSON-serialisable)."""
         return {"name": self.name}
@@ -231,6 +236,8 @@ class Reshape(Layer):
     def __init__(self, target_shape: Shape, input_shape: Shape | None = None, name=None):
         super().__init__(input_shape, name)
         self.target_shape = tuple(int(d) for d in target_shape)
+        if not self.target_shape or min(self.target_shape) < 1:  # -1 twice kept 784 values
+            raise NNError(f"Reshape target sizes must be 1 or more; got {list(target_shape)}")
 
     def build(self, input_shape, rng):
         if math.prod(input_shape) != math.prod(self.target_shape):

@@ -12,6 +12,7 @@ the same computation rewritten for speed by default. Training lives in ``trainer
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,6 +34,7 @@ from digitnet.nn.summary import layer_table, summary_text
 # grow with it: at 4,096 rows the cnn preset's third held 765 MB, and 10,000 MNIST digits took
 # 3.5 s with a 1.3 GB peak, against 2.8 s and 0.27 GB at 256 rows (its GEMMs still large).
 PREDICT_BATCH = 256
+PASS_BYTES = 256 * 2**20  # a forward pass of a model heavier than the cnn takes fewer rows
 
 
 class Sequential:
@@ -135,6 +137,13 @@ class Sequential:
 
     def count_params(self) -> int:
         return int(self.flat_params.size) if self.built else 0
+
+    @property
+    def sample_bytes(self) -> int:
+        """The working memory of one sample's inference pass (built): its input, every
+        layer's output and a convolution's windows — known from the architecture alone."""
+        values = math.prod(self.input_shape) + sum(layer.working_values() for layer in self.layers)
+        return values * self.dtype.itemsize
 
     def get_flat_weights(self) -> np.ndarray:
         """A copy of all parameters as one float32 vector (layer order, then key order)."""
@@ -271,8 +280,9 @@ class Sequential:
         return out
 
     def raw_outputs(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """The plan's last outputs (logits for a fused softmax head) in batches of rows."""
-        batch_size = batch_size or PREDICT_BATCH
+        """The plan's last outputs (logits for a fused softmax head) in batches of rows — at
+        most PASS_BYTES of working memory a pass (the cnn's 256 rows: 200 MB, ``sample_bytes``)."""
+        batch_size = min(batch_size or PREDICT_BATCH, max(1, PASS_BYTES // self.sample_bytes))
         plan = self.plan
         chunks = [plan.forward(X[i : i + batch_size], training=False)
                   for i in range(0, len(X), batch_size)]  # fmt: skip
