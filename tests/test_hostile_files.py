@@ -397,3 +397,27 @@ def test_a_soft_link_loop_in_an_h5_file_is_one_clear_error(tmp_path):
 
     with pytest.raises(ModelFileError, match=r"model\.h5: not a readable Keras \.h5"):
         load_model(legacy_h5(tmp_path, loop))
+
+
+def test_a_calibration_without_a_temperature_is_no_calibration(model_file):
+    """The fuzzer's find: {"calibration": {"temperature": null}} was a TypeError traceback."""
+    from digitnet.recognition import Recognizer
+
+    model = Sequential([Flatten(input_shape=(28, 28)), Dense(10, "softmax")])
+    model.build()
+    model.metadata = {"calibration": {"temperature": None}}
+    model.save(model_file)
+    assert Recognizer(load_model(model_file)).temperature == 1.0
+
+
+def test_a_model_whose_outputs_are_not_numbers_is_refused_by_the_tools(model_file):
+    """A batch-norm variance below 0 (a fuzzed file's) made every output NaN."""
+    from digitnet.nn import BatchNorm
+    from digitnet.recognition import Recognizer
+
+    model = Sequential([Flatten(input_shape=(28, 28)), BatchNorm(), Dense(10, "softmax")])
+    model.build()
+    model.layers[1].state["moving_variance"][...] = -5
+    model.save(model_file)
+    with pytest.raises(NNError, match="gives NaN or infinite outputs"):
+        Recognizer(load_model(model_file))

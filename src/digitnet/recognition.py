@@ -170,6 +170,10 @@ def check_digit_model(model) -> None:
             f"{model.name} ends in scores, not probabilities: end it with a softmax"
             ' (Dense(10, activation="softmax"), or Activation("softmax") after it)'
         )
+    blank_and_full = np.stack([np.zeros((28, 28), np.float32), np.ones((28, 28), np.float32)])
+    with np.errstate(all="ignore"):
+        if not np.isfinite(model.predict(blank_and_full, verbose=0)).all():
+            raise NNError(f"{model.name} gives NaN or infinite outputs: its weights are broken")
 
 
 class Recognizer:
@@ -179,7 +183,7 @@ class Recognizer:
         check_digit_model(model)
         self.model = model
         calibration = (model.metadata or {}).get("calibration") or {}
-        self.temperature = float(temperature or calibration.get("temperature", 1.0))
+        self.temperature = float(temperature or calibration.get("temperature") or 1.0)
         low, high = TEMPERATURES
         if not low <= self.temperature <= high:  # 1e-300 gave NaN confidences
             raise NNError(f"a temperature must be in [{low}, {high}]; got {self.temperature!r}")
