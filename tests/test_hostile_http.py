@@ -3,8 +3,10 @@ wrong — never a 500 — from the server itself and from its worker processes a
 images cost only their own answer on the command line."""
 
 import asyncio
+import contextlib
 import io
 import json
+import logging
 import socket
 import threading
 import time
@@ -19,7 +21,7 @@ from PIL import Image
 from digitnet.cli import main
 from digitnet.web.app import create_app
 from digitnet.web.catalog import load_catalog
-from digitnet.web.limits import RequestLimits
+from digitnet.web.limits import Hosts, RequestLimits
 from digitnet.web.protocol import GuardedHttp
 
 PNG = {"content-type": "image/png"}
@@ -75,17 +77,29 @@ def test_odd_images_get_a_4xx_on_both_endpoints(client, body, status, message):
     "body, message",
     [
         ('{"pixels": ' + "[" * 1000 + "]" * 1000 + "}", "not an array of numbers"),
-        ('{"pixels": ' + "[" * 100_000 + "]" * 100_000 + "}", "invalid JSON"),
+        ('{"pixels": ' + "[" * 30_000 + "]" * 30_000 + "}", "invalid JSON"),
         ('{"pixels": [[0.5, true]]}', "not an array of numbers"),
         ('{"pixels": ' + json.dumps([[0] * 28] * 27 + [[0] * 27]) + "}", "not an array"),
         ('{"pixels": [NaN]}', "invalid JSON"),
         ('{"pixels": ' + json.dumps([1e308] * 784) + "}", "values from 1e+308"),
     ],
-    ids=["nested-1000", "nested-100000", "bool", "ragged", "nan", "huge"],
+    ids=["nested-1000", "nested-30000", "bool", "ragged", "nan", "huge"],
 )
 def test_malformed_pixels_are_422(client, body, message):
     answer = client.post("/api/predict", content=body, headers={"content-type": "application/json"})
     assert answer.status_code == 422 and message in answer.json()["error"]
+
+
+def test_a_json_body_larger_than_28x28_pixels_need_is_413_declared_or_not(client):
+    """Four clients posting 9.6 MB {"pixels": ...} bodies cut the drawers' answers from 872
+    in 6 s to 49 in 8 s: the whole body was parsed on the event loop."""
+    big = b'{"pixels": [' + b"0.5, " * 20_000 + b"0.5]}"
+    json_type = {"content-type": "application/json"}
+    declared = client.post("/api/predict", content=big, headers=json_type)
+    assert declared.status_code == 413 and "larger than 64 KB" in declared.json()["error"]
+    chunked = client.post("/api/predict", content=iter([big[:50_000], big[50_000:]]),
+                          headers=json_type)  # fmt: skip
+    assert chunked.status_code == 413 and "larger than 64 KB" in chunked.json()["error"]
 
 
 def test_what_is_not_an_image_is_415_saying_what_to_send(client):
@@ -221,21 +235,32 @@ def test_an_odd_image_costs_only_its_own_answer_on_the_command_line(tmp_path, mn
 
 class QuickGuard(GuardedHttp):
     header_seconds = 0.5
-    max_connections = 3
+    max_connections = 8
+    client_share = 2  # 4 a client address
+
+
+def serve_in_thread(catalog, allowed_hosts=None):
+    """(server, (host, port)) of the app served by uvicorn with QuickGuard's limits, in a
+    thread; with ``allowed_hosts(port)``, it answers only to those names."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    hosts = allowed_hosts(port) if allowed_hosts else None
+    app = create_app(catalog, allowed_hosts=hosts)
+    config = uvicorn.Config(app, http=QuickGuard, port=0, log_level="info")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    return server, thread, listening.getsockname()
 
 
 @pytest.fixture(scope="module")
 def guarded(catalog):
     """(host, port) of the app served by uvicorn with QuickGuard's limits, in a thread."""
-    config = uvicorn.Config(create_app(catalog), http=QuickGuard, port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield listening.getsockname()
+    server, thread, address = serve_in_thread(catalog)
+    yield address
     server.should_exit = True
     thread.join(10)
 
@@ -276,18 +301,191 @@ def test_malformed_http_gets_json_400_and_leaves_the_log_alone(guarded, caplog):
     assert "Invalid HTTP request" not in caplog.text  # anyone could fill the log otherwise
 
 
+def connect(address, source: str = "127.0.0.1") -> socket.socket:
+    """A connection to ``address`` from ``source`` (any 127.x.y.z is this machine: another
+    client address for the server)."""
+    return socket.create_connection(address, source_address=(source, 0))
+
+
+def health(address, source: str = "127.0.0.1") -> int:
+    with connect(address, source) as connection:
+        connection.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return answer_of(connection)[0]
+
+
 def test_connections_beyond_the_cap_get_503_and_the_others_are_served(guarded):
-    held = [socket.create_connection(guarded) for _ in range(QuickGuard.max_connections)]
+    held = [connect(guarded, f"127.0.0.{2 + k // 4}") for k in range(QuickGuard.max_connections)]
     try:
-        with socket.create_connection(guarded) as extra:
+        with connect(guarded, "127.0.0.9") as extra:
             status, headers, body = answer_of(extra)
         assert status == 503 and headers["retry-after"] == "2"
-        assert "too many connections" in body["error"]
+        assert body["error"] == "too many connections; please try again"
     finally:
         for connection in held:
             connection.close()
     time.sleep(0.2)
-    with socket.create_connection(guarded) as connection:
-        connection.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert health(guarded) == 200
+
+
+def test_one_address_holds_at_most_its_share_of_the_connections(guarded):
+    """4,096 idle connections from one client made every other client's health a 503."""
+    share = QuickGuard.max_connections // QuickGuard.client_share
+    held = [connect(guarded, "127.0.0.2") for _ in range(share)]
+    try:
+        with connect(guarded, "127.0.0.2") as extra:
+            status, _, body = answer_of(extra)
+        assert status == 503 and "too many connections from your address" in body["error"]
+        assert health(guarded, "127.0.0.3") == 200  # another client is served meanwhile
+    finally:
+        for connection in held:
+            connection.close()
+
+
+@pytest.mark.parametrize(
+    "head, what",
+    [
+        (b"a: b\r\n" * 101, "101 fields"),
+        (b"x-big: " + b"y" * 20_000 + b"\r\n", "one field of 20 KB"),
+        (b"a: b\r\n" * 3_000_000, "18 MB of fields"),
+        (b"x-big: " + b"y" * 5_000_000, "a field of 5 MB, never ended"),
+    ],
+)
+def test_request_headers_beyond_100_fields_or_16_kb_are_431(guarded, head, what):
+    """50 MB of `a: b` lines in one request took the server from 98 MB to 1,176 MB (and got
+    a 200); four such connections reached 4.9 GB."""
+    with connect(guarded) as connection:
+        started = time.monotonic()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it stops reading
+            connection.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n")
         status, _, body = answer_of(connection)
-    assert status == 200 and body["status"] == "ok"
+    assert status == 431, what
+    assert body["error"] == "request headers larger than 16 KB or more than 100 fields"
+    assert time.monotonic() - started < 5
+
+
+def test_a_request_to_upgrade_to_websocket_is_plain_http_and_no_warning(guarded, caplog):
+    """Each such request logged two warnings: 250 of them, 6,200 lines."""
+    for _ in range(3):
+        with connect(guarded) as connection:
+            connection.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                               b"Upgrade: websocket\r\n\r\n")  # fmt: skip
+            connection.shutdown(socket.SHUT_WR)
+            assert answer_of(connection)[0] == 200
+    assert "upgrade" not in caplog.text.lower() and "websocket" not in caplog.text.lower()
+
+
+def test_a_client_that_goes_away_mid_body_is_one_line_in_the_log(guarded, caplog):
+    """It was logged with two whole tracebacks, ~116 lines."""
+    caplog.set_level(logging.INFO)
+    with connect(guarded) as connection:
+        connection.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Type: image/png\r\nContent-Length: 100000\r\n\r\n"
+                           + bytes(1000))  # fmt: skip
+        time.sleep(0.2)
+    time.sleep(0.5)
+    assert "Traceback" not in caplog.text
+    assert [r.getMessage() for r in caplog.records] == [
+        "127.0.0.1 went away before its request's body arrived"
+    ]
+
+
+def test_a_warning_repeated_is_logged_once_a_minute():
+    from digitnet.web.protocol import OncePerMinute
+
+    limiter = OncePerMinute()
+
+    def record():
+        return logging.LogRecord("x", logging.WARNING, "", 0, "a client did it", (), None)
+
+    assert [limiter.filter(record()) for _ in range(3)] == [True, False, False]
+    limiter.last["a client did it"] = (time.monotonic() - 61, 2)
+    later = record()
+    assert limiter.filter(later) and later.getMessage().endswith(
+        "(2 more like it in the last minute)"
+    )
+
+
+# ----------------------------------------------------------------------- Host and Origin
+
+
+@pytest.fixture(scope="module")
+def hosted(catalog):
+    """The app served in a thread answering to its port's IP addresses, localhost and
+    digits.example."""
+    server, thread, address = serve_in_thread(
+        catalog, lambda port: Hosts(port, ("digits.example",))
+    )
+    yield address
+    server.should_exit = True
+    thread.join(10)
+
+
+def post_with(address, host: str, *origins: str) -> tuple[int, dict]:
+    """A POST of a blank 28x28 to /api/predict, naming ``host`` and each of ``origins``."""
+    head = f"POST /api/predict HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
+    head += "Content-Type: application/json\r\n"
+    head += "".join(f"Origin: {origin}\r\n" for origin in origins)
+    body = json.dumps({"pixels": [0] * 784}).encode()
+    with connect(address) as connection:
+        connection.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        status, _, answer = answer_of(connection, 10)
+    return status, answer
+
+
+def test_a_host_the_server_does_not_answer_to_is_403(hosted):
+    """DNS rebinding: a page of attacker.example, its name pointed at 127.0.0.1, posted
+    /api/train with Host and Origin attacker.example, and got 202; it could read too."""
+    port = hosted[1]
+    status, answer = post_with(hosted, f"attacker.example:{port}",
+                               f"http://attacker.example:{port}")  # fmt: skip
+    assert status == 403 and "does not answer to the name 'attacker.example:" in answer["error"]
+    with connect(hosted) as connection:  # reading too: a rebound page must see nothing
+        connection.sendall(f"GET /api/models HTTP/1.1\r\nHost: attacker.example:{port}\r\n"
+                           "Connection: close\r\n\r\n".encode())  # fmt: skip
+        assert answer_of(connection)[0] == 403
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"digits.example:{port}",
+                 f"[::1]:{port}", f"192.168.1.20:{port}"):  # fmt: skip
+        assert post_with(hosted, host, f"http://{host}")[0] == 200, host
+    assert post_with(hosted, "127.0.0.1:1")[0] == 403  # another port
+
+
+@pytest.mark.parametrize(
+    "origins",
+    [
+        ["https://{host}"],  # another scheme
+        ["http://127.0.0.1:1"],  # another port
+        ["http://evil.example", "http://{host}"],  # two Origins: the last one won
+        ["null"],
+    ],
+)
+def test_an_origin_of_another_scheme_port_or_several_origins_are_403(hosted, origins):
+    host = f"127.0.0.1:{hosted[1]}"
+    status, answer = post_with(hosted, host, *(o.format(host=host) for o in origins))
+    assert status == 403 and answer["error"] == "cross-site requests are refused"
+
+
+def test_a_refused_upload_is_read_by_python_s_urllib():
+    """The "too many uploads" 503 reached urllib as a connection reset (28 of 40): the 413
+    read the body before answering, the 503 did not."""
+    import urllib.error
+    import urllib.request
+
+    limits = RequestLimits(echo_length, max_bytes=2**20, max_bytes_in_flight=1, body_seconds=5)
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(limits, http=QuickGuard, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    url = f"http://127.0.0.1:{listening.getsockname()[1]}/api/predict"
+    try:
+        for _ in range(10):
+            request = urllib.request.Request(url, data=bytes(900_000), headers=PNG)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 503
+            assert "too many uploads" in json.load(refused.value)["error"]
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -679,6 +679,10 @@ def add_serve(commands) -> None:
     serve.add_argument("--host", default="127.0.0.1",
                        help="where to listen (default: 127.0.0.1, this machine only)")  # fmt: skip
     serve.add_argument("--port", type=port_number, default=8000, help="default: 8000")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="a name the server answers to besides its IP addresses and"
+                       " localhost (a reverse proxy's, a machine's); repeat for several."
+                       " Requests naming any other Host get 403")  # fmt: skip
     serve.add_argument("--open", action="store_true", help="open the page in a browser")
     serve.add_argument("--workers", type=positive_int, default=default_workers(),
                        help="processes that work out the answers, taking requests from one queue;"
@@ -702,6 +706,7 @@ def cmd_serve(args) -> int:
 
     from digitnet.web.app import create_app
     from digitnet.web.catalog import load_catalog
+    from digitnet.web.limits import Hosts
     from digitnet.web.protocol import GuardedHttp, connection_cap
 
     catalog = load_catalog(args.model)  # here too, so a bad model fails before the server starts
@@ -716,7 +721,8 @@ def cmd_serve(args) -> int:
         args.models_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(catalog, max_upload_bytes=int(args.max_upload_mb * 2**20),
                      workers=args.workers, models_dir=args.models_dir,
-                     max_trainings=args.max_trainings)  # fmt: skip
+                     max_trainings=args.max_trainings,
+                     allowed_hosts=Hosts(args.port, tuple(args.allow_host)))  # fmt: skip
     config = uvicorn.Config(app, http=GuardedHttp, log_level="warning", access_log=False,
                             timeout_keep_alive=5, timeout_graceful_shutdown=5)  # fmt: skip
     uvicorn.Server(config).run(sockets=[listening])

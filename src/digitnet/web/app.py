@@ -50,7 +50,7 @@ from digitnet.vision.segment import segment
 from digitnet.web import schemas
 from digitnet.web.catalog import Catalog, ServedModel
 from digitnet.web.learning import RETRY_SECONDS, LineFull, Training, Trainings, TrainSettings
-from digitnet.web.limits import RETRY_AFTER_SECONDS, RequestLimits
+from digitnet.web.limits import RETRY_AFTER_SECONDS, Hosts, RequestLimits
 from digitnet.web.payloads import (
     model_details,
     model_summary,
@@ -76,12 +76,14 @@ def create_app(
     answer_seconds: float = JOB_SECONDS,
     models_dir: Path | None = None,
     max_trainings: int = 1,
+    allowed_hosts: Hosts | None = None,
 ) -> FastAPI:
     """The app serving ``catalog``'s models; with ``workers`` > 1, predictions and readings are
     worked out by that many worker processes, started with the app, each request given at most
     ``answer_seconds``. Trainings (``max_trainings`` at a time) write their models to
     ``models_dir``, whose trained models are served from the start; without it, to a folder
-    of the server's own, removed when it stops."""
+    of the server's own, removed when it stops. ``allowed_hosts``: the port and names the
+    server answers to (``limits.Hosts``); other Host headers get 403."""
     sources = [m.source for m in catalog.models.values() if not m.trained]
     pool = large_pool = None
     if workers > 1:
@@ -121,6 +123,7 @@ def create_app(
         max_bytes=max_upload_bytes,
         max_bytes_in_flight=max(4 * max_upload_bytes, 64 * 2**20),
         body_seconds=BODY_SECONDS,
+        allowed_hosts=allowed_hosts,
     )
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 

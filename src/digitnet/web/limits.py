@@ -1,27 +1,39 @@
 """Limits on what requests may cost the server, enforced while the bytes arrive, each answered
 with a JSON error before the body is read into memory:
 
-* 413: one request's body larger than ``max_bytes``, declared or not (what is left of it is read
-  and dropped for up to 2 s before the answer, so the client sees the answer, not a reset);
+* 413: one request's body larger than ``max_bytes`` — or, for JSON, MAX_JSON_BYTES (what
+  28x28 pixels need) — declared or not;
 * 503 (with Retry-After): the bodies of all requests in progress would pass
   ``max_bytes_in_flight``, so the number of uploads at once never decides the server's memory;
 * 408: a body that has not fully arrived ``body_seconds`` after its request began (a client
   that declares 1 MB and sends 10 bytes, or drips a byte a second, holds nothing for long);
-* 403: a POST (or DELETE: a training stopped) from a page of another site (its Origin is not
-  this server), so no web page a person visits can make their browser post to the digitnet on
-  their machine, nor start or stop trainings there.
+* 403: a request whose Host is not a name this server answers to (``allowed_hosts``: a web
+  page of another site, its name pointed at this machine by DNS rebinding, reads nothing
+  here), and a POST or DELETE from a page of another site (its Origin is not this server's
+  scheme, host and port; several Origins are refused), so no page a person visits can make
+  their browser post to the digitnet on their machine, nor start or stop trainings there.
+
+Every refusal of a request that sends a body reads and drops what is left of it first (for
+up to LINGER_SECONDS): a connection closed while the client is still sending is reset, and
+the reset can destroy the answer before the client reads it. A client that goes away in the
+middle of its body is one line in the log, not a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import logging
 import time
 
 import orjson
+from starlette.requests import ClientDisconnect
 
 CHANGING_METHODS = ("POST", "PUT", "PATCH", "DELETE")  # asked of the server's own pages only
 RETRY_AFTER_SECONDS = 2  # told to a client the server is too busy for right now
+MAX_JSON_BYTES = 64 * 2**10  # 784 numbers of 20 digits each, nested, with room to spare
+log = logging.getLogger("digitnet.web")
 
 
 class Refused(Exception):
@@ -30,23 +42,32 @@ class Refused(Exception):
 
 
 class RequestLimits:
-    """ASGI middleware enforcing the module's limits on every HTTP request."""
+    """ASGI middleware enforcing the module's limits on every HTTP request. ``allowed_hosts``:
+    the server's port and the names it answers to (``Hosts``); None checks only that an
+    Origin, when there is one, is the Host the request names."""
 
-    def __init__(self, app, max_bytes: int, max_bytes_in_flight: int, body_seconds: float):
+    def __init__(self, app, max_bytes: int, max_bytes_in_flight: int, body_seconds: float,
+                 allowed_hosts: Hosts | None = None):  # fmt: skip
         self.app, self.max_bytes = app, max_bytes
         self.max_bytes_in_flight, self.body_seconds = max_bytes_in_flight, body_seconds
+        self.hosts = allowed_hosts
         self.in_flight = 0  # body bytes held by the requests in progress
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers", []))
-        declared = headers.get(b"content-length", b"")
-        if scope["method"] in CHANGING_METHODS and not same_origin(headers):
-            return await refuse(send, 403, "cross-site requests are refused")
-        if declared.isdigit() and int(declared) > self.max_bytes:
+        try:
+            self._check_request(scope)
+        except Refused as refusal:
             await drain(receive)
-            return await refuse(send, 413, f"request body larger than {megabytes(self.max_bytes)}")
+            return await refuse(send, refusal.status, refusal.message)
+        headers = dict(scope.get("headers", []))
+        json = headers.get(b"content-type", b"").split(b";")[0].strip() == b"application/json"
+        largest = min(self.max_bytes, MAX_JSON_BYTES) if json else self.max_bytes
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > largest:
+            await drain(receive)
+            return await refuse(send, 413, f"request body larger than {size_of(largest)}")
         deadline = time.monotonic() + self.body_seconds
         held = 0
         arrived = started = False
@@ -64,8 +85,8 @@ class RequestLimits:
             arrived = not message.get("more_body", False)
             if message["type"] == "http.request":
                 size = len(message.get("body", b""))
-                if held + size > self.max_bytes:
-                    raise Refused(413, f"request body larger than {megabytes(self.max_bytes)}")
+                if held + size > largest:
+                    raise Refused(413, f"request body larger than {size_of(largest)}")
                 if self.in_flight + size > self.max_bytes_in_flight:
                     raise Refused(503, "too many uploads at once; please try again")
                 held += size
@@ -81,11 +102,82 @@ class RequestLimits:
             await self.app(scope, limited_receive, tracking_send)
         except Refused as refusal:
             if not started:
-                if refusal.status == 413:
+                if refusal.status != 408 and not arrived:  # a slow body is not waited for
                     await drain(receive)
                 await refuse(send, refusal.status, refusal.message)
+        except ClientDisconnect:
+            client = scope.get("client") or ("a client",)
+            log.info("%s went away before its request's body arrived", client[0])
         finally:
             self.in_flight -= held
+
+    def _check_request(self, scope) -> None:
+        """Refused(403) for a Host this server does not answer to, or a change asked by a
+        page of another site."""
+        host = origin = None
+        origins = 0
+        for name, value in scope.get("headers", []):
+            if name == b"host":
+                host = value
+            elif name == b"origin":
+                origin, origins = value, origins + 1
+        if self.hosts is not None and not self.hosts.allows(host or b""):
+            shown = (host or b"").decode("latin-1")[:100]
+            raise Refused(
+                403, f"this server does not answer to the name {shown!r} (serve --allow-host)"
+            )
+        if scope["method"] not in CHANGING_METHODS or origin is None:
+            return  # curl and scripts send no Origin; browsers send it on every POST
+        if origins > 1 or not same_origin(origin, host or b"", self.hosts):
+            raise Refused(403, "cross-site requests are refused")
+
+
+class Hosts:
+    """The names a server answers to: any IP address (a page cannot rebind one), localhost,
+    and those given (``serve --allow-host``) — on the port it serves."""
+
+    def __init__(self, port: int, names: tuple[str, ...] = ()):
+        self.port = port
+        self.names = {"localhost", *(name.lower().rstrip(".") for name in names)}
+
+    def allows(self, host: bytes) -> bool:
+        try:
+            name, port = split_host(host.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            return False
+        if port != self.port:
+            return False
+        if name.lower().rstrip(".") in self.names:
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
+
+
+def split_host(host: str) -> tuple[str, int]:
+    """("127.0.0.1", 8000) of "127.0.0.1:8000", ("::1", 80) of "[::1]"; ValueError else."""
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ("80" if not rest else "x")
+    else:
+        name, _, port = host.partition(":")
+        port = port or "80"
+    if not name or not port.isdigit():
+        raise ValueError(host)
+    return name, int(port)
+
+
+def same_origin(origin: bytes, host: bytes, hosts: Hosts | None) -> bool:
+    """Whether an Origin is this server's page: http, and the Host the request names (which
+    ``hosts``, when given, has allowed already)."""
+    scheme, separator, rest = origin.partition(b"://")
+    if not separator or scheme != b"http":
+        return False
+    if hosts is None:
+        return rest == host
+    return hosts.allows(rest) and rest.lower() == host.lower()
 
 
 LINGER_SECONDS, LINGER_BYTES = 2.0, 64 * 2**20
@@ -105,22 +197,12 @@ async def drain(receive) -> None:
                 return
 
 
-def same_origin(headers: dict[bytes, bytes]) -> bool:
-    """Whether a request came from this server's own page, or from no page at all (curl, a
-    script: they send no Origin). Browsers send Origin on every cross-site POST."""
-    origin = headers.get(b"origin")
-    if origin is None:
-        return True
-    host = headers.get(b"host", b"")
-    return origin.split(b"://", 1)[-1] == host
-
-
-def megabytes(size: int) -> str:
-    return f"{size / 2**20:g} MB"
+def size_of(size: int) -> str:
+    return f"{size / 2**20:g} MB" if size >= 2**19 else f"{size // 2**10} KB"
 
 
 async def refuse(send, status: int, message: str) -> None:
-    """A JSON error, and the connection closed (the rest of the body is not read)."""
+    """A JSON error, and the connection closed."""
     body = orjson.dumps({"error": message})
     headers = [
         (b"content-type", b"application/json"),
