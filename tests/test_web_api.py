@@ -28,7 +28,8 @@ def client(catalog):
 
 def test_health_and_models(client):
     assert client.get("/api/health").json() == {
-        "status": "ok", "version": "0.1.0", "models": ["cnn", "tutorial"], "workers": 1
+        "status": "ok", "version": "0.1.0", "models": ["cnn", "tutorial"], "workers": 1,
+        "pools": {},  # no worker processes: the server itself answers
     }  # fmt: skip
     models = client.get("/api/models").json()
     assert [(m["name"], m["kind"], m["default"]) for m in models] == [

@@ -4,6 +4,7 @@ images get the same 4xx, and a worker that dies costs its own request a 503, not
 import asyncio
 import os
 import signal
+from pathlib import Path
 
 import httpx2 as httpx  # the test extra's HTTP client, as Starlette's TestClient uses it
 import numpy as np
@@ -114,6 +115,15 @@ async def wait_for_workers(pool, count: int, seconds: float = 30) -> None:
         await asyncio.sleep(0.05)
 
 
+async def new_process(pool, before: set, seconds: float = 10):
+    """The first of ``pool``'s processes not in ``before`` (a replacement), once it starts."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not set(pool.processes) - before:
+        assert asyncio.get_running_loop().time() < deadline, "no replacement came"
+        await asyncio.sleep(0.01)
+    return (set(pool.processes) - before).pop()
+
+
 def kill(process) -> None:
     process.kill()
     process.join(5)
@@ -129,14 +139,11 @@ def test_a_replacement_killed_before_it_is_ready_is_replaced_too(catalog, mnist)
         async with app.router.lifespan_context(app):
             pool = app.state.pool
             for _ in range(2):  # twice in a row: fewer than the pool's limit of failed starts
-                first = pool.processes[0]
-                kill(first)
-                while first in pool.processes:
-                    await asyncio.sleep(0.01)
-                replacement = pool.processes[-1]  # replacements join at the end
+                before = set(pool.processes)
+                kill(pool.processes[0])
+                replacement = await new_process(pool, before)
                 assert pool.ready_workers < 2
                 kill(replacement)  # before it has loaded its models
-                await asyncio.sleep(0.2)
             await wait_for_workers(pool, 2)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -151,67 +158,104 @@ def test_a_replacement_killed_before_it_is_ready_is_replaced_too(catalog, mnist)
     assert answer.status_code == 200 and answer.json()["digit"] == y_test[5]
 
 
-def test_a_stuck_worker_costs_its_request_a_503_with_retry_after_and_is_replaced(catalog, mnist):
+def test_a_worker_stuck_on_a_request_costs_it_503_with_retry_after_and_is_replaced(catalog, mnist):
     _, (x_test, y_test) = mnist
-    app = create_app(catalog, workers=2, answer_seconds=1.0)
+    photo = photo_of(x_test[2], (6000, 5000))  # ~0.35 s of work for the large-image worker
+    app = create_app(catalog, max_upload_bytes=8 * 2**20, workers=2, answer_seconds=1.0)
 
     async def scenario():
         async with app.router.lifespan_context(app):
-            pool = app.state.pool
-            stuck = pool.processes
-            for process in stuck:
-                os.kill(process.pid, signal.SIGSTOP)  # alive, but never answers
+            pool = app.state.large_pool
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                body = digit_png(x_test[2])
 
                 def post():
-                    request = client.post("/api/predict", content=body, headers=PNG)
+                    request = client.post("/api/predict", content=photo, headers=PNG)
                     return asyncio.wait_for(request, 10)
 
-                late = await asyncio.gather(post(), post())  # one for each stuck worker
-                while set(stuck) & set(pool.processes):
-                    await asyncio.sleep(0.05)
-                await wait_for_workers(pool, 2)
+                late = asyncio.create_task(post())
+                while not any(worker.answer for worker in pool._workers):
+                    await asyncio.sleep(0.001)
+                (stuck,) = pool.processes
+                os.kill(stuck.pid, signal.SIGSTOP)  # alive, but it never answers
+                late = await late
+                await wait_for_workers(pool, 1)
                 after = await post()
-            for process in stuck:
-                process.join(5)
+            stuck.join(5)
             return stuck, late, after
 
     stuck, late, after = asyncio.run(scenario())
-    for answer in late:
-        assert answer.status_code == 503 and answer.headers["retry-after"].isdigit()
-        assert "no answer within 1 s" in answer.json()["error"]
+    assert late.status_code == 503 and late.headers["retry-after"].isdigit()
+    assert "no answer within 1 s" in late.json()["error"]
     assert after.status_code == 200 and after.json()["digit"] == y_test[2]
-    assert not any(p.is_alive() for p in stuck)  # the stuck workers were stopped
+    assert not stuck.is_alive()  # the stuck worker was stopped
 
 
-def test_workers_that_cannot_start_make_the_pool_answer_503_at_once(catalog, mnist):
-    from digitnet.web.pool import MAX_FAILED_STARTS
-
+def test_stopped_workers_are_not_counted_ready_and_are_replaced(catalog, mnist):
+    """A SIGSTOPped worker counted as ready: health said ok, and requests waited on it."""
+    _, (x_test, y_test) = mnist
     app = create_app(catalog, workers=2)
 
     async def scenario():
         async with app.router.lifespan_context(app):
             pool = app.state.pool
-            deaths = 0
-            while pool.processes:  # every worker, and each replacement before it is ready
-                for process in pool.processes:
-                    kill(process)
-                    deaths += 1
-                await asyncio.sleep(0.05)
+            stopped = pool.processes
+            for process in stopped:
+                os.kill(process.pid, signal.SIGSTOP)
+                while ") T " not in Path(f"/proc/{process.pid}/stat").read_text():
+                    await asyncio.sleep(0.001)  # the signal takes effect when it is scheduled
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
                 health = await client.get("/api/health")
                 answer = await asyncio.wait_for(
-                    client.post("/api/predict", content=digit_png(mnist[1][0][0]), headers=PNG), 5
+                    client.post("/api/predict", content=digit_png(x_test[2]), headers=PNG), 20
                 )
-            return deaths, health, answer
+            for process in stopped:
+                process.join(5)
+            return stopped, health, answer
 
-    deaths, health, answer = asyncio.run(scenario())
-    assert deaths >= 2 + MAX_FAILED_STARTS
+    stopped, health, answer = asyncio.run(scenario())
+    assert health.status_code == 503 and health.json()["pools"]["drawings"]["ready"] == 0
+    assert answer.status_code == 200 and answer.json()["digit"] == y_test[2]
+    assert not any(p.is_alive() for p in stopped)
+
+
+def test_workers_that_cannot_start_give_503_at_once_then_the_pool_comes_back(catalog, mnist):
+    """Workers killed five times in a row left the pool answering 503 for good, while health
+    said ok: replacements are now tried again after a back-off, never given up."""
+    from digitnet.web.pool import MAX_FAILED_STARTS
+
+    _, (x_test, y_test) = mnist
+    app = create_app(catalog, workers=2)
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            pool = app.state.pool
+            deaths, seen = 0, set()
+            while deaths < 2 + MAX_FAILED_STARTS:  # every worker, then each replacement
+                for process in set(pool.processes) - seen:  # before it is ready
+                    kill(process)
+                    seen.add(process)
+                    deaths += 1
+                await asyncio.sleep(0.01)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+                def post(seconds):
+                    body = digit_png(x_test[4])
+                    request = client.post("/api/predict", content=body, headers=PNG)
+                    return asyncio.wait_for(request, seconds)
+
+                health = await client.get("/api/health")
+                at_once = await post(1)
+                await wait_for_workers(pool, 2)  # it comes back by itself
+                again = await client.get("/api/health"), await post(10)
+            return health, at_once, again
+
+    health, at_once, (health_again, answer) = asyncio.run(scenario())
     assert health.status_code == 503 and health.json()["workers"] == 0
-    assert answer.status_code == 503 and "cannot start" in answer.json()["error"]
+    assert at_once.status_code == 503 and "cannot start" in at_once.json()["error"]
+    assert health_again.status_code == 200 and answer.json()["digit"] == y_test[4]
 
 
 def test_large_images_are_worked_on_at_lower_cpu_priority(pooled, in_process, mnist):

@@ -703,6 +703,7 @@ def cmd_serve(args) -> int:
     import webbrowser
 
     import uvicorn
+    from uvicorn._compat import asyncio_run
 
     from digitnet.web.app import create_app
     from digitnet.web.catalog import load_catalog
@@ -711,11 +712,6 @@ def cmd_serve(args) -> int:
 
     catalog = load_catalog(args.model)  # here too, so a bad model fails before the server starts
     listening = listen(args.host, args.port)  # before the URL is announced: it may be taken
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    url = f"http://{shown}:{args.port}/"
-    print(f"digitnet serve: {', '.join(catalog.models)} at {url} (Ctrl-C to stop)", flush=True)
-    if args.open:
-        threading.Timer(1.0, webbrowser.open, [url]).start()
     GuardedHttp.max_connections = connection_cap()
     if args.models_dir is not None:
         args.models_dir.mkdir(parents=True, exist_ok=True)
@@ -724,9 +720,31 @@ def cmd_serve(args) -> int:
                      max_trainings=args.max_trainings,
                      allowed_hosts=Hosts(args.port, tuple(args.allow_host)))  # fmt: skip
     config = uvicorn.Config(app, http=GuardedHttp, log_level="warning", access_log=False,
-                            timeout_keep_alive=5, timeout_graceful_shutdown=5)  # fmt: skip
-    uvicorn.Server(config).run(sockets=[listening])
+                            timeout_keep_alive=5,
+                            timeout_graceful_shutdown=GRACE_SECONDS)  # fmt: skip
+    server = uvicorn.Server(config)
+
+    async def serve() -> None:
+        try:
+            await app.state.start()  # the workers loaded: the server can answer
+        except RuntimeError as err:
+            raise CommandError(f"{err}; the server did not start") from None
+        listening.listen(config.backlog)  # connections wait here until the loop serves them
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        url = f"http://{shown}:{args.port}/"
+        print(f"digitnet serve: {', '.join(catalog.models)} at {url} (Ctrl-C to stop)",
+              flush=True)  # fmt: skip
+        if args.open:
+            threading.Timer(1.0, webbrowser.open, [url]).start()
+        await server.serve(sockets=[listening])
+
+    asyncio_run(serve(), loop_factory=config.get_loop_factory())
+    if not server.started:
+        raise CommandError("the server did not start (see the lines above)")
     return 0
+
+
+GRACE_SECONDS = 3  # requests in progress when the server is told to stop; then the workers' 2 s
 
 
 def listen(host: str, port: int):

@@ -59,7 +59,7 @@ from digitnet.web.payloads import (
     read_body,
     test_payload,
 )
-from digitnet.web.pool import JOB_SECONDS, WorkerPool, WorkersUnavailable
+from digitnet.web.pool import JOB_SECONDS, WorkerPool, WorkersUnavailable, close_pools
 from digitnet.zoo import model_path
 
 MAX_UPLOAD_BYTES = 10 * 2**20
@@ -98,15 +98,18 @@ def create_app(
     def pool_for(data: bytes | None) -> WorkerPool:
         return large_pool if data is not None and is_large(data) else pool
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def start() -> None:
+        """Start the worker processes (once) and wait until each has loaded its models."""
         if pool is not None:
             await asyncio.gather(pool.start(), large_pool.start())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await start()
         yield
         trainings.close()
         if pool is not None:
-            pool.close()
-            large_pool.close()
+            await close_pools([pool, large_pool])
         if scratch is not None:
             scratch.cleanup()
 
@@ -116,7 +119,7 @@ def create_app(
         description="Handwritten digits read by a neural network built from scratch in NumPy.",
         lifespan=lifespan,
     )
-    app.state.pool, app.state.large_pool = pool, large_pool
+    app.state.pool, app.state.large_pool, app.state.start = pool, large_pool, start
     app.state.trainings = trainings
     app.add_middleware(
         RequestLimits,
@@ -170,11 +173,17 @@ def create_app(
 
     @app.get("/api/health", response_model=schemas.Health)
     async def health():
-        """``workers``: the processes that can answer now; none is a 503."""
-        ready = 1 if pool is None else pool.ready_workers
-        status = "ok" if ready else "unavailable"
-        answer = {"status": status, "version": __version__, "models": list(catalog.models),
-                  "workers": ready}  # fmt: skip
+        """``workers``: the processes that can answer drawings now; ``pools``: each pool's
+        workers ready and in all. 503 while any pool has none ready."""
+        pools = {} if pool is None else {
+            "drawings": {"ready": pool.ready_workers, "size": pool.size},
+            "large images": {"ready": large_pool.ready_workers, "size": large_pool.size},
+        }  # fmt: skip
+        ready = all(p["ready"] for p in pools.values())
+        answer = {"status": "ok" if ready else "unavailable", "version": __version__,
+                  "models": list(catalog.models),
+                  "workers": pools["drawings"]["ready"] if pools else 1,
+                  "pools": pools}  # fmt: skip
         return JSONResponse(answer, 200 if ready else 503)
 
     @app.get("/api/models", response_model=list[schemas.ModelSummary])

@@ -7,18 +7,22 @@ a burst of drawings from a few pages spreads over every core. (Separate server p
 with its own event loop, keep the connections each one accepted: a burst on one queues behind
 its process while another sits idle.)
 
-The event loop itself dispatches: each worker has a pipe, the loop writes a job to an idle
-worker's pipe and is woken by the answer (``add_reader``), so no thread stands between a
-request and its worker. Each worker loads the models named at start-up once; a job carries only
-a model's name (and file, for a model trained since: loaded on its first job) and the image's
-bytes, and the answer comes back as the JSON body. Workers start
-from a clean interpreter (``spawn``), never forked from the running server with its threads.
+The event loop itself dispatches, and never waits on a worker: each worker has a socket pair;
+the loop writes a job to an idle worker's end as far as the socket takes it and the rest when
+it is writable again (``add_writer``), and reads answers as they arrive (``add_reader``), a
+message complete when all its bytes are in. (A blocking write to a worker that had stopped
+reading once held the whole server: health, every request, SIGTERM.) Each worker loads the
+models named at start-up once; a job carries only a model's name (and file, for a model
+trained since: loaded on its first job) and the image's bytes, and the answer comes back as
+the JSON body. Workers start from a clean interpreter (``spawn``), never forked from the
+running server with its threads.
 
 Nothing waits forever: a worker that dies is replaced and its request gets a 503; one that has
-not answered within ``job_seconds`` is killed and replaced, and its request gets a 503 too. A
-replacement that dies before it has loaded its models is tried again, up to
-MAX_FAILED_STARTS times in a row; after that the pool is broken and every request gets a 503 at
-once (``/api/health`` says so) instead of waiting for a worker that will never come.
+not answered within ``job_seconds``, or is found stopped (SIGSTOP), is killed and replaced, and
+its request gets a 503 too. Replacements that die before they have loaded their models are
+tried again after a back-off that doubles (BACKOFF_SECONDS up to MAX_BACKOFF_SECONDS), never
+given up; meanwhile, after MAX_FAILED_STARTS in a row with no worker ready, requests get a 503
+at once instead of waiting, and ``/api/health`` says 503 while any pool has no worker ready.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import pickle
 import signal
+import struct
 import time
 from collections import deque
 from multiprocessing.connection import Connection
@@ -41,8 +47,11 @@ from digitnet.web.payloads import predict_body, prepared_of, read_body
 
 JOB_SECONDS = 30.0  # the longest a request waits for its answer (a 40-MP photo takes ~1 s)
 ModelRef = tuple[str, str]  # a model's name and where it was loaded from (see Catalog.ensure)
-MAX_FAILED_STARTS = 3  # replacements that die before loading their models, in a row
+MAX_FAILED_STARTS = 3  # replacements in a row that died before loading: then 503 at once
+BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.5, 30.0  # before starting again after a failed start
 STOP_SECONDS = 2.0  # the workers' time to leave when the server stops; then they are killed
+MAX_ANSWER_BYTES = 64 * 2**20  # a worker saying more is broken (an answer takes ~100 KB)
+SIZE = struct.Struct("!i")  # multiprocessing.Connection's framing: the length, then a pickle
 
 
 class WorkersUnavailable(RuntimeError):
@@ -58,11 +67,12 @@ class WorkerTimedOut(WorkersUnavailable):
 
 
 class PoolBroken(WorkersUnavailable):
-    """Worker processes die before they can load their models: none will come."""
+    """Worker processes die before they can load their models: none is ready now."""
 
 
 class Worker:
-    """One worker process, its end of the pipe, and the request it is working on."""
+    """One worker process, this side of its socket pair (non-blocking), what is left to write
+    to it and what has come from it, and the request it is working on."""
 
     def __init__(self, specs: list[str], nice: int = 0):
         context = multiprocessing.get_context("spawn")
@@ -70,8 +80,43 @@ class Worker:
         self.process = context.Process(target=serve_jobs, args=(theirs, specs, nice), daemon=True)
         self.process.start()
         theirs.close()
+        self.fd = self.connection.fileno()
+        os.set_blocking(self.fd, False)
+        self.outbox = bytearray()  # a job's bytes the socket has not taken yet
+        self.inbox = bytearray()  # bytes of a message not complete yet
         self.ready = False  # its models are loaded
         self.answer: asyncio.Future | None = None  # of the request it is working on
+
+    def messages(self) -> list[Any]:
+        """The messages complete so far; EOFError once the worker's end is closed (it died),
+        OSError for an answer larger than MAX_ANSWER_BYTES."""
+        while True:
+            try:
+                chunk = os.read(self.fd, 1 << 20)
+            except BlockingIOError:
+                break
+            if not chunk:
+                raise EOFError
+            self.inbox += chunk
+        found = []
+        while len(self.inbox) >= SIZE.size:
+            (size,) = SIZE.unpack_from(self.inbox)
+            if not 0 <= size <= MAX_ANSWER_BYTES:
+                raise OSError(f"a worker's answer of {size:,} bytes")
+            if len(self.inbox) < SIZE.size + size:
+                break
+            found.append(pickle.loads(self.inbox[SIZE.size : SIZE.size + size]))
+            del self.inbox[: SIZE.size + size]
+        return found
+
+    def stopped(self) -> bool:
+        """Whether the process is alive but stopped (SIGSTOP, a debugger): it cannot answer."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat", "rb") as stat:
+                state = stat.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):  # gone, or no /proc (macOS): the job's limit still holds
+            return False
+        return state in (b"T", b"t")
 
 
 class WorkerPool:
@@ -86,10 +131,11 @@ class WorkerPool:
         self.nice = nice
         self._workers: list[Worker] = []
         self._idle: list[Worker] = []
-        self._queue: deque[tuple[tuple, asyncio.Future]] = deque()  # jobs no worker has taken
+        self._queue: deque[tuple[bytes, asyncio.Future]] = deque()  # jobs no worker has taken
         self._ready: asyncio.Future | None = None
         self._closing = False
-        self._failed_starts = 0  # replacements in a row that died before they were ready
+        self._failed_starts = 0  # workers in a row that died before they were ready
+        self._restarts: set[asyncio.TimerHandle] = set()  # replacements waiting out a back-off
 
     @property
     def processes(self) -> list[multiprocessing.Process]:
@@ -97,16 +143,18 @@ class WorkerPool:
 
     @property
     def ready_workers(self) -> int:
-        """How many workers have loaded their models and can answer now."""
-        return sum(worker.ready for worker in self._workers)
+        """How many workers have loaded their models and can answer now (not stopped)."""
+        return sum(worker.ready and not worker.stopped() for worker in self._workers)
 
     @property
     def broken(self) -> bool:
-        """No worker is left and no more are started."""
-        return self._failed_starts >= MAX_FAILED_STARTS and not self._workers
+        """Workers keep dying before they are ready and none is: requests get 503 at once."""
+        return self._failed_starts >= MAX_FAILED_STARTS and not self.ready_workers
 
     async def start(self) -> None:
-        """Start the workers (once) and wait until each has loaded its models."""
+        """Start the workers (once) and wait until each has loaded its models; one that dies
+        meanwhile is replaced. RuntimeError if MAX_FAILED_STARTS die in a row before any is
+        ready: the server does not start."""
         if self._ready is None:
             self._ready = asyncio.get_running_loop().create_future()
             for _ in range(self.size):
@@ -121,12 +169,22 @@ class WorkerPool:
     async def read(self, model: ModelRef, image: bytes) -> bytes:
         return await self._run((read_answer, model, image))
 
-    def close(self) -> None:
-        self._closing = True  # workers that stop from now on are not replaced
+    def begin_closing(self) -> None:
+        """Stop replacing workers, close every worker's socket (a worker that sees it close
+        exits) and kill those that are stopped: they could not."""
+        self._closing = True
+        for timer in self._restarts:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
         for worker in self._workers:
-            asyncio.get_running_loop().remove_reader(worker.connection.fileno())
-            worker.connection.close()  # the worker sees the pipe close and exits
-        deadline = time.monotonic() + STOP_SECONDS  # for all of them: one may be stuck
+            loop.remove_reader(worker.fd)
+            loop.remove_writer(worker.fd)
+            worker.connection.close()
+            if worker.stopped():
+                worker.process.kill()
+
+    def finish_closing(self, deadline: float) -> None:
+        """Wait for the workers until ``deadline`` (time.monotonic), then kill the rest."""
         for worker in self._workers:
             worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
         for worker in self._workers:
@@ -135,12 +193,16 @@ class WorkerPool:
                 worker.process.join(timeout=1)
         self._workers.clear()
 
+    def close(self) -> None:
+        self.begin_closing()
+        self.finish_closing(time.monotonic() + STOP_SECONDS)
+
     async def _run(self, job: tuple) -> Any:
         await self.start()
         if self.broken:
-            raise PoolBroken("the worker processes cannot start")
+            raise PoolBroken("the worker processes cannot start; they are being started again")
         answer = asyncio.get_running_loop().create_future()
-        self._queue.append((job, answer))
+        self._queue.append((pickle.dumps(job), answer))
         self._dispatch()
         try:
             return await asyncio.wait_for(answer, self.job_seconds)  # cancels it on time-out
@@ -157,62 +219,99 @@ class WorkerPool:
             if answer.cancelled():  # the client went away while it waited
                 continue
             worker = self._idle.pop()
-            try:
-                worker.connection.send(job)
-            except OSError:  # it died since it last answered: the job waits for another
+            if worker.stopped():  # it cannot answer: the job waits for another
                 self._queue.appendleft((job, answer))
-                self._replace(worker)
+                worker.process.kill()  # its socket closes: _answered replaces it
                 continue
             worker.answer = answer
+            worker.outbox += SIZE.pack(len(job)) + job
+            self._write(worker)
+
+    def _write(self, worker: Worker) -> None:
+        """Write what the worker's socket takes now; the rest when it is writable again."""
+        loop = asyncio.get_running_loop()
+        try:
+            written = os.write(worker.fd, worker.outbox)
+        except BlockingIOError:
+            written = 0
+        except OSError:  # it died since it last answered: its reader hears of it
+            worker.outbox.clear()
+            loop.remove_writer(worker.fd)
+            return
+        del worker.outbox[:written]
+        if worker.outbox:
+            loop.add_writer(worker.fd, self._write, worker)
+        else:
+            loop.remove_writer(worker.fd)
 
     def _add_worker(self) -> None:
+        now = asyncio.get_running_loop().time()
+        self._restarts = {timer for timer in self._restarts if timer.when() > now}
+        if self._closing:
+            return
         worker = Worker(self.specs, self.nice)
         self._workers.append(worker)
-        loop = asyncio.get_running_loop()
-        loop.add_reader(worker.connection.fileno(), self._answered, worker)
+        asyncio.get_running_loop().add_reader(worker.fd, self._answered, worker)
 
     def _answered(self, worker: Worker) -> None:
         """A worker wrote: that it is ready, or a job's outcome, or it died (the pipe closed)."""
         try:
-            ok, value = worker.connection.recv()
+            messages = worker.messages()
         except (EOFError, OSError):
             self._replace(worker)
             return
-        if not worker.ready:  # its first message: the models are loaded
-            worker.ready = True
-            self._failed_starts = 0
-            if all(w.ready for w in self._workers) and not self._ready.done():
-                self._ready.set_result(None)
-        else:
-            answer, worker.answer = worker.answer, None
-            if not answer.cancelled():
-                answer.set_result(value) if ok else answer.set_exception(value)
-        self._idle.append(worker)
-        self._dispatch()
+        for ok, value in messages:
+            if not worker.ready:  # its first message: the models are loaded
+                worker.ready = True
+                self._failed_starts = 0
+                if all(w.ready for w in self._workers) and not self._ready.done():
+                    self._ready.set_result(None)
+            else:
+                answer, worker.answer = worker.answer, None
+                if answer is not None and not answer.done():
+                    answer.set_result(value) if ok else answer.set_exception(value)
+            self._idle.append(worker)
+        if messages:
+            self._dispatch()
 
     def _replace(self, worker: Worker) -> None:
-        asyncio.get_running_loop().remove_reader(worker.connection.fileno())
+        """A worker died (or was killed): its request gets a 503, a replacement starts — at
+        once, or after a back-off when workers keep dying before they are ready."""
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(worker.fd)
+        loop.remove_writer(worker.fd)
         worker.connection.close()
         worker.process.join(timeout=1)
         self._workers.remove(worker)
         if worker in self._idle:
             self._idle.remove(worker)
-        if not self._ready.done():  # at start-up: the server does not start
-            self._ready.set_exception(RuntimeError("a worker process could not start"))
-            return
         if worker.answer is not None and not worker.answer.done():
             worker.answer.set_exception(WorkersLost("a worker process stopped during the request"))
         if not worker.ready:  # it died before it could load the models
             self._failed_starts += 1
         if self._closing:
             return
-        if self._failed_starts < MAX_FAILED_STARTS:
-            self._add_worker()
-        elif self.broken:  # the queue would wait for nobody
+        starting = not self._ready.done() and not any(w.ready for w in self._workers)
+        if starting and self._failed_starts >= MAX_FAILED_STARTS:  # the server does not start
+            self._ready.set_exception(RuntimeError("the worker processes cannot start"))
+            return
+        if self.broken:  # the queue would wait for nobody: 503 now, not in job_seconds
             while self._queue:
                 _, answer = self._queue.popleft()
                 if not answer.done():
                     answer.set_exception(PoolBroken("the worker processes cannot start"))
+        delay = 0.0
+        if self._failed_starts:
+            delay = min(MAX_BACKOFF_SECONDS, BACKOFF_SECONDS * 2 ** (self._failed_starts - 1))
+        self._restarts.add(loop.call_later(delay, self._add_worker))
+
+
+async def close_pools(pools: list[WorkerPool]) -> None:
+    """Close every pool within one STOP_SECONDS, however many workers are stuck."""
+    deadline = time.monotonic() + STOP_SECONDS
+    for pool in pools:
+        pool.begin_closing()
+    await asyncio.to_thread(lambda: [pool.finish_closing(deadline) for pool in pools])
 
 
 def serve_jobs(connection: Connection, specs: list[str], nice: int = 0) -> None:

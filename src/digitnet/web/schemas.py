@@ -157,11 +157,19 @@ class Scorecard(BaseModel):
     mistakes: list[Mistake]
 
 
+class PoolHealth(BaseModel):
+    ready: int = Field(description="worker processes that can answer now")
+    size: int = Field(description="worker processes the pool keeps")
+
+
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="ok, or unavailable (503) while a pool has no worker ready")
     version: str
     models: list[str]
-    workers: int  # processes working out predictions (1: the server itself)
+    workers: int = Field(description="processes answering drawings now (1: the server itself)")
+    pools: dict[str, PoolHealth] = Field(
+        description="with worker processes: each pool's (drawings, large images)"
+    )
 
 
 class TrainingStarted(BaseModel):
