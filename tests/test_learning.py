@@ -145,6 +145,7 @@ def test_the_waiting_line_stop_and_429(client, monkeypatch):
     # waited longer than ABANDON_SECONDS unwatched and were stopped (abandoning is the next
     # test's subject, not this one's).
     monkeypatch.setattr(learning, "ABANDON_SECONDS", 600.0)
+    monkeypatch.setattr(learning, "MAX_PER_CLIENT", 10)  # one client fills the line here
     running = start(client, LONG)
     waiting = [start(client, SMALL) for _ in range(learning.MAX_WAITING)]
     full = client.post("/api/train", json=SMALL)
@@ -192,13 +193,71 @@ def test_a_training_runs_at_low_priority_from_its_start(client):
     assert client.delete(f"/api/train/{training['id']}").status_code == 202
 
 
-def test_a_training_nobody_watches_is_stopped(client, monkeypatch):
+def test_a_training_nobody_watches_is_stopped_and_not_kept(client, monkeypatch, tmp_path):
+    """It was stopped, then saved and served: a visitor who left still filled the disk."""
     monkeypatch.setattr(learning, "ABANDON_SECONDS", 0.5)
     training = start(client, LONG)
     deadline = time.monotonic() + 60
-    while client.get(f"/api/train/{training['id']}").json()["state"] != "done":
+    while client.get(f"/api/train/{training['id']}").json()["state"] == "running":
         assert time.monotonic() < deadline
         time.sleep(0.2)
+    kind, data = events(client, training["id"])[-1]
+    assert (kind, data) == (
+        "error",
+        {"error": "stopped, and not kept: nobody watched it for 0.5 s"},
+    )
+    assert training["model"] not in [m["name"] for m in client.get("/api/models").json()]
+    assert not list(tmp_path.glob("trained-*"))
+
+
+def test_a_training_stops_at_the_time_limit_and_keeps_its_weights(client, monkeypatch):
+    """One visitor held the training slot for ~45 min with one open event stream."""
+    monkeypatch.setattr(learning, "MAX_TRAINING_SECONDS", 1.0)
+    training = start(client, LONG)
+    kind, data = events(client, training["id"])[-1]
+    assert kind == "done" and data["stopped"] is True
+    assert data["why_stopped"] == "it reached the 0.0166667-minute limit of a training"
+    assert data["model"] in [m["name"] for m in client.get("/api/models").json()]
+
+
+def test_one_client_has_at_most_two_trainings_at_once(client):
+    first, second = start(client, LONG), start(client, SMALL)
+    third = client.post("/api/train", json=SMALL)
+    assert third.status_code == 429 and "you have 2 trainings" in third.json()["error"]
+    assert client.delete(f"/api/train/{first['id']}").status_code == 202
+    assert events(client, first["id"])[-1][0] == "done"
+    assert start(client, SMALL)  # the first is done: one more may start
+    assert events(client, second["id"])[-1][0] == "done"
+
+
+def test_trained_models_are_kept_within_a_count_and_a_disk_budget(tmp_path, monkeypatch):
+    """60 s of posting big trainings wrote 38 files (170 MB a minute) and kept them all."""
+    from digitnet.web import catalog as catalogs
+
+    monkeypatch.setattr(catalogs, "MAX_TRAINED", 2)
+    with TestClient(create_app(load_catalog(["tutorial"]), models_dir=tmp_path)) as client:
+        names = [events(client, start(client, SMALL)["id"])[-1][1]["model"] for _ in range(3)]
+        served = [m["name"] for m in client.get("/api/models").json()]
+        assert served == ["tutorial", *names[1:]]
+        assert sorted(p.stem for p in tmp_path.glob("*.npz")) == names[1:]
+        size = (tmp_path / f"{names[-1]}.npz").stat().st_size
+        monkeypatch.setattr(learning, "MAX_KEPT_BYTES", size + 1)  # room for one
+        fourth = events(client, start(client, SMALL)["id"])[-1][1]["model"]
+        assert [p.stem for p in tmp_path.glob("*.npz")] == [fourth]
+        assert [m["name"] for m in client.get("/api/models").json()] == ["tutorial", fourth]
+
+
+def test_a_corrupt_model_in_the_models_folder_is_skipped_with_one_warning(tmp_path, caplog):
+    """One corrupt trained-N.npz stopped the next start."""
+    (tmp_path / "trained-1.npz").write_bytes(b"not a model")
+    with TestClient(create_app(load_catalog(["tutorial"]), models_dir=tmp_path)) as first:
+        done = events(first, start(first, SMALL)["id"])[-1][1]
+        names = [m["name"] for m in first.get("/api/models").json()]
+    assert names == ["tutorial", done["model"]] and done["model"] == "trained-2"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"a trained model skipped: {tmp_path / 'trained-1.npz'}: not a digitnet"
+                        " model file (not an .npz archive)"]  # fmt: skip
+    assert (tmp_path / "trained-1.npz").read_bytes() == b"not a model"  # skipped, not removed
 
 
 def test_models_kept_in_the_models_folder_are_served_again_after_a_restart(tmp_path):

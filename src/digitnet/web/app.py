@@ -44,6 +44,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from digitnet import __version__, insight
+from digitnet.nn.errors import NNError
 from digitnet.vision import ImageError, ImageTooLarge, NotAnImage, prepare
 from digitnet.vision.loading import image_pixels
 from digitnet.vision.segment import segment
@@ -91,9 +92,15 @@ def create_app(
         large_pool = WorkerPool(sources, 1, answer_seconds, nice=LARGE_IMAGE_NICE)
     scratch = None if models_dir is not None else tempfile.TemporaryDirectory(prefix="digitnet-")
     folder = Path(models_dir if models_dir is not None else scratch.name)
+    forgotten = []
     for path in sorted(folder.glob("trained-*.npz"), key=lambda p: p.stat().st_mtime):
-        catalog.add_trained(path.stem, path)
-    trainings = Trainings(folder, catalog.add_trained, max_trainings)
+        try:
+            forgotten += catalog.add_trained(path.stem, path)
+        except (NNError, OSError) as err:  # one bad file costs only itself
+            log.warning("a trained model skipped: %s", err)
+    trainings = Trainings(folder, catalog, max_trainings)
+    for name in trainings.keep_within_budget(forgotten):
+        log.warning("%s removed: the newest trained models are kept (see /api/models)", name)
 
     def pool_for(data: bytes | None) -> WorkerPool:
         return large_pool if data is not None and is_large(data) else pool
@@ -270,10 +277,13 @@ def create_app(
 
     @app.post("/api/train", status_code=202, response_model=schemas.TrainingStarted,
               responses=schemas.TRAINING_ERRORS)  # fmt: skip
-    async def start_training(settings: Annotated[TrainSettings | None, Body()] = None):
+    async def start_training(request: Request,
+                             settings: Annotated[TrainSettings | None, Body()] = None):  # fmt: skip
         """Train a multilayer perceptron on MNIST, in a process of the server's own: every
         setting is optional (the tutorial's recipe). At most one training runs at a time
-        (``serve --max-trainings``); a few more wait in line, beyond that 429. Follow it at
+        (``serve --max-trainings``); a few more wait in line, two a client at most, beyond
+        that 429. One that runs ten minutes is stopped and keeps its weights; one nobody
+        follows for 30 s is stopped and not kept. Follow it at
         ``events``; the finished model joins ``/api/models`` and the page's picker."""
         settings = settings or TrainSettings()
         try:
@@ -281,7 +291,7 @@ def create_app(
         except ValueError as err:
             raise HTTPException(422, str(err)) from None
         try:
-            training = trainings.submit(settings)
+            training = trainings.submit(settings, request.client.host if request.client else None)
         except LineFull as err:
             headers = {"Retry-After": str(RETRY_SECONDS)}
             raise HTTPException(429, f"{err}; try again later", headers) from None

@@ -74,15 +74,20 @@ class Catalog:
             raise KeyError(f"unknown model {name!r}; this server has: {known}")
         return served
 
-    def add_trained(self, name: str, path: Path) -> ServedModel:
+    def add_trained(self, name: str, path: Path) -> list[str]:
         """Serve the model file a training wrote (a path the server made, never a request's);
-        beyond MAX_TRAINED trained models, the oldest is forgotten (its file stays)."""
-        served = trained_model(name, path)
-        self.models[name] = served
+        beyond MAX_TRAINED trained models, the oldest are forgotten: their names."""
+        self.models[name] = trained_model(name, path)
         self.trained.append(name)
-        while len(self.trained) > MAX_TRAINED:
-            self.models.pop(self.trained.pop(0), None)
-        return served
+        forgotten = self.trained[: max(0, len(self.trained) - MAX_TRAINED)]
+        for old in forgotten:
+            self.forget(old)
+        return forgotten
+
+    def forget(self, name: str) -> None:
+        """Serve the trained model ``name`` no more."""
+        self.models.pop(name, None)
+        self.trained.remove(name)
 
     def ensure(self, name: str, source: str) -> ServedModel:
         """The model ``name``, loaded from ``source`` first if this catalogue has not got it

@@ -12,10 +12,13 @@ saved model or ``error`` with the reason. The server reads the pipe on its event
 Events) replays them to anyone who connects, then follows.
 
 Bounded everywhere: the settings' ranges (``TrainSettings``), a waiting line of MAX_WAITING
-(then 429), a training nobody watches for ABANDON_SECONDS is stopped, and at most
-KEPT_TRAININGS trainings' events are remembered. A stop (``DELETE``, the page's Stop button)
-ends the training after its current step; the model keeps the weights it reached and joins the
-catalogue like one that finished.
+and MAX_PER_CLIENT trainings queued or running for any one client address (then 429), a
+training nobody watches for ABANDON_SECONDS is stopped and its model not kept, one that runs
+for MAX_TRAINING_SECONDS is stopped as Stop does, at most KEPT_TRAININGS trainings' events are
+remembered, and the trained models kept — files and catalogue alike — are the newest
+``catalog.MAX_TRAINED`` within MAX_KEPT_BYTES (older ones are removed: download a model to
+keep it). A stop (``DELETE``, the page's Stop button) ends the training after its current
+step; the model keeps the weights it reached and joins the catalogue like one that finished.
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ from digitnet.nn.callbacks import Callback
 PROGRESS_STEPS = 100  # a progress event every this many steps (ten an epoch at least)
 PICTURED_NEURONS = 64  # at most this many first-layer neurons are drawn
 MAX_WAITING = 4  # trainings waiting for their turn; more: 429
-ABANDON_SECONDS = 30.0  # a training nobody has watched for this long is stopped
+ABANDON_SECONDS = 30.0  # a training nobody has watched for this long is stopped, not kept
+MAX_TRAINING_SECONDS = 600.0  # then it stops and keeps its weights (the tutorial's takes 5 s)
+MAX_PER_CLIENT = 2  # trainings queued or running for one client address
+MAX_KEPT_BYTES = 64 * 2**20  # the trained models' files, in all (the largest allowed: ~6 MB)
 KEPT_TRAININGS = 16  # finished trainings whose events are remembered
 KEEP_ALIVE_SECONDS = 15.0  # an SSE comment this often, so proxies keep the stream open
 TRAINING_NICE = 19  # the training process yields the CPU to the requests being answered
@@ -221,7 +227,11 @@ class Training:
     watchers: int = 0
     position: int = 0  # in the waiting line, from 1; 0: not waiting
     unwatched: asyncio.TimerHandle | None = None
+    time_limit: asyncio.TimerHandle | None = None
     stop_asked: bool = False
+    why_stopped: str | None = None  # the server stopped it: nobody watched, or time was up
+    abandoned: bool = False  # nobody watched it: its model is not kept
+    client: str | None = None  # the address that asked for it
 
     @property
     def finished(self) -> bool:
@@ -245,18 +255,24 @@ class Training:
 
 class Trainings:
     """The server's trainings: a line of waiting ones, at most ``running`` at a time; each
-    finished model goes to ``on_model(name, path)``. Models are written to ``folder``."""
+    finished model goes to ``catalog.add_trained(name, path)``. Models are written to
+    ``folder``, and the trained models the catalogue forgets are removed from it."""
 
-    def __init__(self, folder: Path, on_model, running: int = 1):
-        self.folder, self.on_model, self.running = folder, on_model, running
+    def __init__(self, folder: Path, catalog, running: int = 1):
+        self.folder, self.catalog, self.running = folder, catalog, running
         self.trainings: dict[str, Training] = {}
         self.waiting: deque[Training] = deque()
         self.numbers = itertools.count(next_number(folder))
 
-    def submit(self, settings: TrainSettings) -> Training:
+    def submit(self, settings: TrainSettings, client: str | None = None) -> Training:
         if len(self.waiting) >= MAX_WAITING:
             raise LineFull(f"{len(self.waiting)} trainings are waiting already")
-        training = Training(secrets.token_hex(8), settings, f"trained-{next(self.numbers)}")
+        mine = sum(t.client == client and not t.finished for t in self.trainings.values())
+        if client is not None and mine >= MAX_PER_CLIENT:
+            raise LineFull(f"you have {mine} trainings running or waiting already: stop one,"
+                           " or wait until it is done")  # fmt: skip
+        training = Training(secrets.token_hex(8), settings, f"trained-{next(self.numbers)}",
+                            client=client)  # fmt: skip
         self.trainings[training.id] = training
         self.waiting.append(training)
         self._forget_old()
@@ -265,15 +281,32 @@ class Trainings:
         self._tell_positions()
         return training
 
+    def keep_within_budget(self, forgotten: list[str]) -> list[str]:
+        """Remove the files of the trained models the catalogue has ``forgotten`` (it keeps
+        MAX_TRAINED), then the oldest trained models, from both, until those left take at
+        most MAX_KEPT_BYTES: the names removed. No other file is touched."""
+        removed = list(forgotten)
+        while len(self.catalog.trained) > 1 and self._kept_bytes() > MAX_KEPT_BYTES:
+            removed.append(self.catalog.trained[0])
+            self.catalog.forget(removed[-1])
+        for name in removed:
+            (self.folder / f"{name}.npz").unlink(missing_ok=True)
+        return removed
+
+    def _kept_bytes(self) -> int:
+        paths = (self.folder / f"{name}.npz" for name in self.catalog.trained)
+        return sum(path.stat().st_size for path in paths if path.exists())
+
     def get(self, training_id: str) -> Training:
         return self.trainings[training_id]
 
-    def stop(self, training: Training) -> None:
+    def stop(self, training: Training, why: str | None = None) -> None:
         """Stop after the current step (the model keeps its weights); a waiting one leaves
-        the line at once."""
+        the line at once. ``why``: the server's reason (then the page is told it)."""
         if training.finished:
             return
         training.stop_asked = True
+        training.why_stopped = training.why_stopped or why
         if training in self.waiting:
             self.waiting.remove(training)
             self._finish(training, "failed", "error", {"error": "stopped before it started"})
@@ -329,7 +362,12 @@ class Trainings:
             theirs.close()
             training.connection, training.state = ours, "running"
             training.add("started", {"model": training.name})
-            asyncio.get_running_loop().add_reader(ours.fileno(), self._received, training)
+            loop = asyncio.get_running_loop()
+            loop.add_reader(ours.fileno(), self._received, training)
+            training.time_limit = loop.call_later(
+                MAX_TRAINING_SECONDS, self.stop, training,
+                f"it reached the {MAX_TRAINING_SECONDS / 60:g}-minute limit of a training",
+            )  # fmt: skip
             busy += 1
 
     def _received(self, training: Training) -> None:
@@ -341,14 +379,23 @@ class Trainings:
             return
         if kind == "done":
             path = self.folder / f"{training.name}.npz"
+            if training.abandoned:  # nobody will look at it: not kept
+                path.unlink(missing_ok=True)
+                error = f"stopped, and not kept: {training.why_stopped}"
+                self._finish(training, "failed", "error", {"error": error})
+                return
             try:
-                self.on_model(training.name, path)
+                forgotten = self.catalog.add_trained(training.name, path)
             except Exception as err:
+                path.unlink(missing_ok=True)
                 reason = f"the trained model could not be loaded: {err}"
                 self._finish(training, "failed", "error", {"error": reason})
                 return
+            self.keep_within_budget(forgotten)
             data = {"model": training.name, "download": f"/api/models/{training.name}/file",
                     **data}  # fmt: skip
+            if training.why_stopped:
+                data["why_stopped"] = training.why_stopped
             self._finish(training, "done", kind, data)
         elif kind == "error":
             self._finish(training, "failed", kind, data)
@@ -364,8 +411,9 @@ class Trainings:
             # Its interpreter still has to exit, at low priority: waited for off the event
             # loop, whose every request it held up for 30-70 ms when joined here.
             loop.run_in_executor(None, reap, training.process)
-        if training.unwatched is not None:
-            training.unwatched.cancel()
+        for timer in (training.unwatched, training.time_limit):
+            if timer is not None:
+                timer.cancel()
         training.add(kind, data)
         self._start_next()
         self._tell_positions()
@@ -379,7 +427,11 @@ class Trainings:
     def _watch_for_abandon(self, training: Training) -> None:
         if training.watchers == 0 and not training.finished:
             loop = asyncio.get_running_loop()
-            training.unwatched = loop.call_later(ABANDON_SECONDS, self.stop, training)
+            training.unwatched = loop.call_later(ABANDON_SECONDS, self._abandon, training)
+
+    def _abandon(self, training: Training) -> None:
+        training.abandoned = True
+        self.stop(training, f"nobody watched it for {ABANDON_SECONDS:g} s")
 
     def _forget_old(self) -> None:
         finished = [t for t in self.trainings.values() if t.finished]

@@ -122,7 +122,8 @@ function paintWeights(weights) {
 }
 
 function finished(d) {
-  const stopped = d.stopped ? " (stopped early: it keeps the weights it had reached)" : "";
+  const why = d.why_stopped ? `: ${d.why_stopped}` : "";
+  const stopped = d.stopped ? ` (stopped early${why}; it keeps the weights it had reached)` : "";
   end(`Done in ${d.seconds.toFixed(1)} s${stopped}.`);
   document.getElementById("verdict-line").textContent =
     `${d.model}: ${(100 * d.test_accuracy).toFixed(2)}% of the 10,000 test digits right.`;
