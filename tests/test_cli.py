@@ -9,9 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digitnet.blas import available_cores
 from digitnet.cli import build_parser, main
 from digitnet.nn import load_model
 from digitnet.nn.fusion import Plan
+
+CORES = available_cores(at_most=1024)
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +99,9 @@ def test_summary(model_file, capsys):
             ["train", "--model", "resnet"],
             "unknown model preset 'resnet'; valid model presets: tutorial, mlp, cnn",
         ),
+        (["predict", "x.png", "--jobs", "10000"], f"--jobs: must be 1 to {4 * CORES} here"),
+        (["serve", "--workers", "10000"], f"--workers: must be 1 to {4 * CORES} here"),
+        (["serve", "--max-trainings", "50"], "--max-trainings: must be 1 to 4; got 50"),
     ],
 )
 def test_bad_arguments_get_one_line_and_exit_2(argv, message, capsys):

@@ -2,11 +2,13 @@
 core or a Dask cluster, the same answers in the same order, a bad file or a dead worker costing
 only its own answer, a stopped run resumed to the very output of an uninterrupted one."""
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -325,6 +327,61 @@ def test_a_wrong_cluster_address_is_one_line(folder, capsys):
     assert main(["predict", str(folder), "--dask", "nonsense"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a Dask scheduler's address" in err[0]
+
+
+@pytest.fixture
+def listener():
+    """A TCP port on 127.0.0.1 whose connections get ``say`` bytes, then silence."""
+    import socket
+
+    servers = []
+
+    def make(say: bytes) -> str:
+        server = socket.create_server(("127.0.0.1", 0))
+        servers.append(server)
+
+        def accept():
+            with contextlib.suppress(OSError):
+                while True:
+                    connection, _ = server.accept()
+                    servers.append(connection)
+                    connection.sendall(say)
+
+        threading.Thread(target=accept, daemon=True).start()
+        return f"tcp://127.0.0.1:{server.getsockname()[1]}"
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "say, words",
+    [
+        (b"", "nothing at tcp://127.0.0.1:"),  # hung digitnet for good
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n" * 10, "does not answer as a Dask scheduler"),
+    ],
+    ids=["silent", "not dask"],
+)  # the second was `Unable to allocate 3.07 EiB`
+def test_what_is_not_a_dask_scheduler_is_one_line_in_bounded_time(
+    folder, capsys, monkeypatch, listener, say, words
+):
+    from digitnet.cli import main
+
+    monkeypatch.setattr(many, "CONNECT_SECONDS", 1)
+    started = time.monotonic()
+    assert main(["predict", str(folder), "--dask", listener(say)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert words in line and time.monotonic() - started < 5
+
+
+def test_a_dask_address_of_an_unknown_transport_is_one_line(folder, capsys):
+    """ucx:// was a TypeError traceback."""
+    from digitnet.cli import main
+
+    assert main(["predict", str(folder), "--dask", "ucx://127.0.0.1:8786"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "does not answer as a Dask scheduler" in line
 
 
 @pytest.fixture

@@ -80,6 +80,20 @@ def test_predict_table_and_csv_never_overwritten(images, tmp_path, capsys):
     assert out.read_text().count("\n") == 2  # untouched
 
 
+@pytest.mark.parametrize("command", ["predict", "read"])
+def test_a_file_name_with_a_newline_keeps_its_answer_on_one_line(images, tmp_path, capsys,
+                                                                 command):  # fmt: skip
+    """A newline in a file name broke the table into two lines."""
+    odd = tmp_path / "two\nlines.png"
+    odd.write_bytes((images / "00-7.png").read_bytes())
+    assert main([command, "--model", "tutorial", "--jobs", "1", str(odd)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert next(line for line in lines if "lines.png" in line).startswith(
+        str(tmp_path / "two\\nlines.png")
+    )
+    assert len(lines) == (2 if command == "predict" else 1)  # (predict: its header)
+
+
 def test_predict_missing_path_is_reported_and_others_still_processed(images, capsys):
     code = main(
         ["predict", "--model", "tutorial", "--json", "/no/such.png", str(images / "01-2.png")]

@@ -81,6 +81,25 @@ def positive_int(text: str) -> int:
     return _number(text, int, "a whole number", lambda v: v >= 1, "at least 1")
 
 
+PROCESSES_PER_CORE = 4  # --jobs, --workers: more processes than cores only take memory
+MAX_TRAININGS = 4  # serve --max-trainings: each takes a core and up to ~1 GB
+
+
+def processes(text: str) -> int:
+    """A count of worker processes: 1 to PROCESSES_PER_CORE per core this process may use
+    (`predict --jobs 10000` started 46 processes and took 3.9 GB before it answered)."""
+    from digitnet.blas import available_cores  # no NumPy: the parser is built before it loads
+
+    most = PROCESSES_PER_CORE * available_cores(at_most=1024)
+    return _number(text, int, "a whole number", lambda v: 1 <= v <= most,
+                   f"1 to {most} here ({PROCESSES_PER_CORE} a core)")  # fmt: skip
+
+
+def trainings_at_once(text: str) -> int:
+    return _number(text, int, "a whole number", lambda v: 1 <= v <= MAX_TRAININGS,
+                   f"1 to {MAX_TRAININGS}")  # fmt: skip
+
+
 def non_negative_int(text: str) -> int:
     return _number(text, int, "a whole number", lambda v: v >= 0, "0 or more")
 
@@ -157,7 +176,7 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", metavar="IMAGE_OR_FOLDER", nargs="+")
     parser.add_argument("--model", help="a model file, or cnn (default) or tutorial")
     parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
-    parser.add_argument("--jobs", type=positive_int, default=default_jobs(), metavar="N",
+    parser.add_argument("--jobs", type=processes, default=default_jobs(), metavar="N",
                         help="processes working at once, each with the model loaded once"
                         " (default: the cores this process may use, %(default)s here)")  # fmt: skip
     parser.add_argument("--unordered", action="store_true",
@@ -423,8 +442,16 @@ def cmd_predict(args) -> int:
         return answer_files(args, task, entries, lambda r: format_prediction(r, args.top), table)
 
 
+def shown(name: str) -> str:
+    """A file name as one line of text: control characters (a newline in a name broke the
+    table) written as escapes, the rest as it is."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in name)
+
+
 def format_prediction(record: dict, top: int) -> str:
-    name = record["file"]
+    name = shown(record["file"])
     if "error" in record:
         return f"{name:<40} error: {record['error']}"
     if record["digit"] is None:
@@ -524,7 +551,7 @@ def cmd_read(args) -> int:
 
 def format_reading(record: dict) -> str:
     """A line of output for each line of writing: "FILE: 2021"."""
-    name = record["file"]
+    name = shown(record["file"])
     if "error" in record:
         return f"{name}: error: {record['error']}"
     lines = (record["text"] or f"({record.get('reason', 'no digits')})").split("\n")
@@ -684,7 +711,7 @@ def add_serve(commands) -> None:
                        " localhost (a reverse proxy's, a machine's); repeat for several."
                        " Requests naming any other Host get 403")  # fmt: skip
     serve.add_argument("--open", action="store_true", help="open the page in a browser")
-    serve.add_argument("--workers", type=positive_int, default=default_workers(),
+    serve.add_argument("--workers", type=processes, default=default_workers(),
                        help="processes that work out the answers, taking requests from one queue;"
                        " 1: the server itself (default: one per core, at most"
                        f" {MAX_DEFAULT_WORKERS}: %(default)s here)")  # fmt: skip
@@ -693,7 +720,7 @@ def add_serve(commands) -> None:
     serve.add_argument("--models-dir", type=lambda text: Path(path_text(text)), metavar="DIR",
                        help="keep the models trained from the page here, and serve those already"
                        " here (default: kept until the server stops)")  # fmt: skip
-    serve.add_argument("--max-trainings", type=positive_int, default=1, metavar="N",
+    serve.add_argument("--max-trainings", type=trainings_at_once, default=1, metavar="N",
                        help="trainings at once; a few more wait in line (default: 1)")  # fmt: skip
     serve.set_defaults(func=cmd_serve)
 

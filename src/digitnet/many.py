@@ -398,21 +398,51 @@ def _answer_on_cluster(pending: Iterator[list[Entry]], task: Task, address: str,
         raise ImportError(
             "--dask needs the distributed package: pip install 'digitnet[dask]'"
         ) from None
-    try:
-        client = Client(address, timeout=CONNECT_SECONDS)
-    except (OSError, TimeoutError) as err:  # a wrong address, or no scheduler there
-        raise ConnectionError(
-            f"no Dask scheduler answers at {address} ({err}); start one with `dask scheduler`"
-        ) from None
-    except ValueError as err:
-        raise ConnectionError(
-            f"{address!r} is not a Dask scheduler's address ({err}); e.g. tcp://host:8786"
-        ) from None
+    client = connect_to_scheduler(Client, address)
     with client:
         shipped = client.scatter(task, broadcast=True)  # the model, once to every worker
         workers = len(client.scheduler_info()["workers"]) or 1
         cluster = Cluster(client, shipped)
         yield from _windowed(cluster, pending, workers * WINDOW, ordered)
+
+
+def connect_to_scheduler(Client, address: str):
+    """A ``distributed.Client`` of the scheduler at ``address``, or one ConnectionError that
+    says why not, within CONNECT_SECONDS whatever answers there: Client's
+    own timeout covered the connection, not the handshake after it (a listener that never
+    spoke hung digitnet for good), a server that is not Dask's made it allocate 3.07 EiB, and
+    an address it cannot use (ucx://) was a TypeError traceback."""
+    outcome: list = []
+
+    def connect() -> None:
+        try:
+            outcome.append(Client(address, timeout=CONNECT_SECONDS))
+        except BaseException as err:  # said in the caller's thread, as one line
+            outcome.append(err)
+
+    thread = threading.Thread(target=connect, daemon=True, name="dask-connect")
+    thread.start()
+    thread.join(CONNECT_SECONDS)
+    if not outcome:
+        raise ConnectionError(
+            f"nothing at {address} answered as a Dask scheduler within {CONNECT_SECONDS} s;"
+            " start one with `dask scheduler`"
+        )
+    found = outcome[0]
+    if isinstance(found, (OSError, TimeoutError)):  # a wrong address, or no scheduler there
+        raise ConnectionError(
+            f"no Dask scheduler answers at {address} ({found}); start one with `dask scheduler`"
+        )
+    if isinstance(found, ValueError):
+        raise ConnectionError(
+            f"{address!r} is not a Dask scheduler's address ({found}); e.g. tcp://host:8786"
+        )
+    if isinstance(found, BaseException):  # MemoryError, TypeError...: not Dask talking
+        raise ConnectionError(
+            f"{address} does not answer as a Dask scheduler ({type(found).__name__}); give"
+            " the address `dask scheduler` prints, e.g. tcp://host:8786"
+        )
+    return found
 
 
 class Cluster:
