@@ -60,7 +60,7 @@ class ImageTooLarge(ImageError):
 def open_image(source: Any) -> Image.Image:
     """A decoded, EXIF-oriented PIL image from a path, bytes, file object or PIL image."""
     if isinstance(source, Image.Image):
-        return ImageOps.exif_transpose(source)
+        return ImageOps.exif_transpose(source)  # a copy: the caller's image stays as it is
     name = None  # the file's, when the image is one
     if isinstance(source, (str, os.PathLike)):
         name = str(source)
@@ -101,7 +101,8 @@ def open_image(source: Any) -> Image.Image:
         ) from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"corrupt or truncated image ({err})", name) from None
-    return ImageOps.exif_transpose(image)
+    ImageOps.exif_transpose(image, in_place=True)  # a copy would double a 40 MP photo's memory
+    return image
 
 
 DEFLATE_MAX_RATIO = 1032  # zlib's best: 1,032 bytes out for each byte in
@@ -150,35 +151,79 @@ def to_gray(image: Image.Image, release: bool = False) -> np.ndarray:
         raise ImageError(f"cannot read {image.mode} images ({err})") from None
 
 
+BLOCK_ROWS = 256  # rows converted at a time: a block's copies stay small whatever the image
+
+
 def _luminance(image: Image.Image, release: bool) -> np.ndarray:
+    """The grayscale in [0, 1] as float32, made block by block: whatever the image's depth or
+    mode, its memory is the decoded image and one float32 (H, W), never a float64 or RGBA
+    copy of the whole (a 40-megapixel 16-bit PNG took 1.1 GB, an RGBA one 530 MB)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-        return np.clip(values / top, 0, 1).astype(np.float32)
+        low, high = image.getextrema()
+        top = 65535.0 if image.mode.startswith("I;16") or high > 255 else 255.0
+        return _by_blocks(image, release, lambda block: np.clip(block / top, 0, 1))
     if image.mode == "F":
-        values = np.asarray(image, dtype=np.float32)
-        if not np.isfinite(values).all():
+        low, high = image.getextrema()
+        if not (np.isfinite(low) and np.isfinite(high)):
             raise ImageError("the image's values include NaN or infinity")
-        return np.clip(values / max(float(values.max()), 1e-12), 0, 1)
+        peak = max(float(high), 1e-12)
+        return _by_blocks(image, release, lambda block: np.clip(block / peak, 0, 1))
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     if not has_alpha:
-        gray = image.convert("L")
-        if release:
-            image.close()
-        values = np.asarray(gray, dtype=np.float32)
-        values /= 255  # in place: a 40-megapixel photo's float copy is 160 MB
-        return values
-    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
-    gray = np.asarray(rgba.convert("L"), dtype=np.float32) / 255
-    channel = rgba.getchannel("A")
+        return _by_blocks(_as(image, "L", release), True, lambda block: block / 255)
+    with_alpha = image if image.mode in ("RGBA", "LA") else _as(image, "LA", release)
+    channel = with_alpha.getchannel("A")
+    gray = _as(with_alpha, "L", release or with_alpha is not image)
     lowest, highest = channel.getextrema()
     if lowest > OPAQUE or highest <= OPAQUE:  # all opaque (a canvas) or all transparent
-        return gray
-    opaque = np.asarray(channel) > OPAQUE
-    alpha = np.asarray(channel, dtype=np.float32) / 255
-    strokes_are_light = gray[opaque].mean() > 0.5
-    background = 0.0 if strokes_are_light else 1.0
-    return gray * alpha + background * (1 - alpha)
+        return _by_blocks(gray, True, lambda block: block / 255)
+    background = 0.0 if _mean_where_opaque(gray, channel) > 0.5 else 1.0  # opposite the ink
+    alpha = iter(_blocks(channel))
+
+    def composite(block: np.ndarray) -> np.ndarray:
+        a = next(alpha) / 255  # (rows, W)
+        return block / 255 * a + background * (1 - a)
+
+    return _by_blocks(gray, True, composite)
+
+
+def _as(image: Image.Image, mode: str, release: bool) -> Image.Image:
+    """``image`` in ``mode``; with ``release``, the original closed as soon as it is not
+    needed (a photo's colours are freed before the float copy is made)."""
+    converted = image if image.mode == mode else image.convert(mode)
+    if release and converted is not image:
+        image.close()
+    return converted
+
+
+def _blocks(image: Image.Image):
+    """The image's rows as float32 arrays, BLOCK_ROWS at a time."""
+    width, height = image.size
+    for top in range(0, height, BLOCK_ROWS):
+        box = (0, top, width, min(height, top + BLOCK_ROWS))
+        yield np.asarray(image.crop(box), dtype=np.float32)
+
+
+def _by_blocks(image: Image.Image, release: bool, convert) -> np.ndarray:
+    """float32 (H, W) of ``convert(block)`` for each block of rows; ``image`` closed after
+    with ``release``."""
+    width, height = image.size
+    out = np.empty((height, width), np.float32)
+    for top, block in zip(range(0, height, BLOCK_ROWS), _blocks(image), strict=True):
+        out[top : top + len(block)] = convert(block)
+    if release:
+        image.close()
+    return out
+
+
+def _mean_where_opaque(gray: Image.Image, alpha: Image.Image) -> float:
+    """The mean grayscale (0-255) of the opaque pixels."""
+    total = count = 0.0
+    for g, a in zip(_blocks(gray), _blocks(alpha), strict=True):
+        opaque = a > OPAQUE
+        total += float(g[opaque].sum())
+        count += int(opaque.sum())
+    return total / max(count, 1)
 
 
 def load_gray(source: Any) -> np.ndarray:
