@@ -444,9 +444,9 @@ def test_a_host_the_server_does_not_answer_to_is_403(hosted):
                            "Connection: close\r\n\r\n".encode())  # fmt: skip
         assert answer_of(connection)[0] == 403
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"digits.example:{port}",
-                 f"[::1]:{port}", f"192.168.1.20:{port}"):  # fmt: skip
+                 f"[::1]:{port}", f"192.168.1.20:{port}", "digits.example"):  # fmt: skip
         assert post_with(hosted, host, f"http://{host}")[0] == 200, host
-    assert post_with(hosted, "127.0.0.1:1")[0] == 403  # another port
+    assert post_with(hosted, "127.0.0.1:1")[0] == 403  # another port (a proxy may name none)
 
 
 @pytest.mark.parametrize(

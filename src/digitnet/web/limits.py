@@ -134,7 +134,8 @@ class RequestLimits:
 
 class Hosts:
     """The names a server answers to: any IP address (a page cannot rebind one), localhost,
-    and those given (``serve --allow-host``) — on the port it serves."""
+    and those given (``serve --allow-host``) — on the port it serves, when a port is named
+    (a reverse proxy may name none)."""
 
     def __init__(self, port: int, names: tuple[str, ...] = ()):
         self.port = port
@@ -145,7 +146,7 @@ class Hosts:
             name, port = split_host(host.decode("ascii"))
         except (UnicodeDecodeError, ValueError):
             return False
-        if port != self.port:
+        if port is not None and port != self.port:
             return False
         if name.lower().rstrip(".") in self.names:
             return True
@@ -156,17 +157,17 @@ class Hosts:
         return True
 
 
-def split_host(host: str) -> tuple[str, int]:
-    """("127.0.0.1", 8000) of "127.0.0.1:8000", ("::1", 80) of "[::1]"; ValueError else."""
+def split_host(host: str) -> tuple[str, int | None]:
+    """("127.0.0.1", 8000) of "127.0.0.1:8000", ("::1", None) of "[::1]"; ValueError for
+    what is not a host."""
     if host.startswith("["):
         name, _, rest = host[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ("80" if not rest else "x")
+        separator, port = rest[:1], rest[1:]
     else:
-        name, _, port = host.partition(":")
-        port = port or "80"
-    if not name or not port.isdigit():
+        name, separator, port = host.partition(":")
+    if not name or separator not in ("", ":") or (separator and not port.isdigit()):
         raise ValueError(host)
-    return name, int(port)
+    return name, int(port) if separator else None
 
 
 def same_origin(origin: bytes, host: bytes, hosts: Hosts | None) -> bool:
