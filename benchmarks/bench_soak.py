@@ -11,14 +11,19 @@ bounded loads against it from this process, then stops it.
    deep, pixels of the wrong shape, a post from another site, a body over the limit (declared,
    and chunked without a length), an unknown model, pixels to /api/read, malformed HTTP, a
    body shorter than its Content-Length, a connection that never sends a byte, headers sent a
-   byte every half second, a 39-megapixel PNG — and every 10 s a worker process is killed.
+   byte every half second, a 39-megapixel PNG; and the second hardening pass's: 101 header
+   fields, 8 MB of header lines, 9.6 MB of JSON pixels, a Host the server does not answer to
+   (DNS rebinding), an https or a doubled Origin, a WebSocket upgrade, a client that leaves
+   halfway through its body — and every 10 s a worker process is killed, every 15 s one is
+   stopped (SIGSTOP) and never continued.
    Passes when every answer is the one documented for its request (good ones 200, bad ones
    their 4xx; 503 only where a worker died or was too slow), nothing waits past the server's
    own limits, and the server's and workers' memory ends where it settled.
 2. Drawers under siege (--siege-seconds, default 30): 2,000 connections held idle or sending
-   headers a byte at a time (each reopened when the server closes it), one client looping on
-   39-megapixel images, and 16 people drawing on the page: their latency median / p99
-   (target: p99 <= 100 ms).
+   headers a byte at a time (each reopened when the server closes it), from eight other
+   client addresses (127.0.0.2-9: one address may hold a quarter of the connections), one
+   client looping on 39-megapixel images, and 16 people drawing on the page: their latency
+   median / p99 (target: p99 <= 100 ms).
 
     python benchmarks/bench_soak.py [--clients 64] [--seconds 60] [--siege-seconds 30]
 """
@@ -53,14 +58,16 @@ from digitnet.data import load_mnist
 
 HANG_SECONDS = 45  # longer than any of the server's limits (the body's: 30 s)
 KILL_EVERY = 10.0  # seconds between worker kills in the mix
+STOP_EVERY = 15.0  # seconds between workers stopped (SIGSTOP) in the mix
+HOLDERS = [f"127.0.0.{k}" for k in range(2, 10)]  # the siege's held connections come from here
 
 
 # ----------------------------------------------------------------------------- the requests
 
 
 def http(method: str, path: str, body: bytes = b"", content_type: str = "image/png",
-         extra: str = "", length: int | None = None) -> bytes:  # fmt: skip
-    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+         extra: str = "", length: int | None = None, host: str = "127.0.0.1") -> bytes:  # fmt: skip
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
     if body or length is not None:
         length = len(body) if length is None else length
         head += f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n"
@@ -128,7 +135,7 @@ def catalogue(x_test: np.ndarray) -> tuple[dict, dict]:
             post("/api/predict", form, f"multipart/form-data; boundary={boundary}"),
             ok,
         ),
-        "health": (http("GET", "/api/health"), {200}),
+        "health": (http("GET", "/api/health"), ok),  # 503 while a pool has no worker ready
     }
     nan_tiff = encoded(Image.fromarray(np.full((40, 40), np.nan, np.float32), "F"), "TIFF")
     lab_tiff = encoded(Image.new("LAB", (40, 40), (50, 0, 0)), "TIFF")
@@ -142,6 +149,12 @@ def catalogue(x_test: np.ndarray) -> tuple[dict, dict]:
         + b"0\r\n\r\n"
     )
     evil = "Origin: https://evil.example\r\n"
+    https_origin = "Origin: https://127.0.0.1\r\n"  # this server, but another scheme
+    two_origins = "Origin: http://evil.example\r\nOrigin: http://127.0.0.1\r\n"
+    upgrade = "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+    fields = "".join(f"x-{k}: {k}\r\n" for k in range(101))
+    lines = "a: b\r\n" * (8 * 2**20 // 6)
+    big_json = b'{"pixels": [' + b"0.123456, " * (960 * 1024) + b"0]}"
     bad = {
         "not an image": (post("/api/predict", b"hello world"), {415}),
         "truncated png": (post("/api/predict", drawing[:300]), {400}),
@@ -160,6 +173,13 @@ def catalogue(x_test: np.ndarray) -> tuple[dict, dict]:
         "pixels to /api/read": (post("/api/read", pixels, JSON), {415}),
         "malformed http": (b"BREW /pot HTCPCP/1.0 \x00\x01\r\n\r\n", {400}),
         "39-megapixel png": (post("/api/predict", big_page(x_test[0])), ok),
+        "101 header fields": (http("GET", "/api/health", extra=fields), {431}),
+        "8 MB of header lines": (http("GET", "/api/health", extra=lines), {431}),
+        "9.6 MB of json pixels": (post("/api/predict", big_json, JSON), {413}),
+        "host of another name": (http("GET", "/api/models", host="attacker.example"), {403}),
+        "an https origin": (post("/api/predict", drawing, extra=https_origin), {403}),
+        "two origins": (post("/api/predict", drawing, extra=two_origins), {403}),
+        "websocket upgrade": (http("GET", "/api/health", extra=upgrade), ok),  # as health
     }  # fmt: skip
     return good, bad
 
@@ -196,10 +216,21 @@ async def short_body(port: int) -> int:
     return await ask(port, http("POST", "/api/predict", b"x" * 10, length=1000))
 
 
-async def idle(port: int, drip: float | None = None, stop_at: float = float("inf")) -> int:
-    """A connection that sends nothing (or its headers a byte every ``drip`` s): the status the
-    server closes it with (408), or 0 if it closed without one or ``stop_at`` came first."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def leave_mid_body(port: int) -> int:
+    """Content-Length 1,000, ten bytes sent, then the connection closed: no answer (0)."""
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(http("POST", "/api/predict", b"x" * 10, length=1000))
+    await writer.drain()
+    writer.close()
+    return 0
+
+
+async def idle(port: int, drip: float | None = None, stop_at: float = float("inf"),
+               source: str = "127.0.0.1") -> int:  # fmt: skip
+    """A connection from ``source`` that sends nothing (or its headers a byte every ``drip``
+    s): the status the server closes it with (408), or 0 if it closed without one or
+    ``stop_at`` came first."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
 
     async def dribble():
         with contextlib.suppress(ConnectionError):
@@ -269,14 +300,17 @@ async def watch_memory(server_pid: int, stop_at: float, samples: list) -> None:
         await asyncio.sleep(1.0)
 
 
-async def kill_workers(server_pid: int, stop_at: float, killed: list) -> None:
-    rng = random.Random(0)
-    while time.perf_counter() + KILL_EVERY < stop_at:
-        await asyncio.sleep(KILL_EVERY)
+async def kill_workers(server_pid: int, stop_at: float, killed: list, every: float = KILL_EVERY,
+                       how: int = signal.SIGKILL) -> None:  # fmt: skip
+    """Every ``every`` s, send a worker chosen at random ``how`` (SIGKILL; SIGSTOP: a worker
+    frozen for good, which the server must find out and replace)."""
+    rng = random.Random(how)
+    while time.perf_counter() + every < stop_at:
+        await asyncio.sleep(every)
         workers = processes(server_pid)[1:]
         if workers:
             victim = rng.choice(workers)
-            os.kill(victim, signal.SIGKILL)
+            os.kill(victim, how)
             killed.append(victim)
 
 
@@ -304,17 +338,20 @@ async def mix(port: int, server_pid: int, clients: int, seconds: float, good: di
                 await timed(results, "idle connection", {408}, idle(port))
             elif kind < 0.15:
                 await timed(results, "headers a byte every 0.5 s", {408, 0}, idle(port, drip=0.5))
+            elif kind < 0.18:
+                await timed(results, "a client leaving mid-body", {0}, leave_mid_body(port))
             else:
                 name = rng.choice(bad_names)
                 await timed(results, name, bad[name][1], ask(port, bad[name][0]))
             await asyncio.sleep(rng.uniform(0.0, 0.3))
 
-    memory, killed = [], []
+    memory, killed, stopped = [], [], []
     attackers = max(1, clients * 3 // 8)
     tasks = [person() for _ in range(clients - attackers)] + [attacker() for _ in range(attackers)]
-    tasks += [watch_memory(server_pid, stop_at, memory), kill_workers(server_pid, stop_at, killed)]
+    tasks += [watch_memory(server_pid, stop_at, memory), kill_workers(server_pid, stop_at, killed),
+              kill_workers(server_pid, stop_at, stopped, STOP_EVERY, signal.SIGSTOP)]  # fmt: skip
     await asyncio.gather(*tasks)
-    return results, memory, killed
+    return results, memory, killed, stopped
 
 
 async def siege(port: int, seconds: float, held: int, drawing: bytes, big: bytes):
@@ -326,7 +363,8 @@ async def siege(port: int, seconds: float, held: int, drawing: bytes, big: bytes
         await asyncio.sleep(n * seconds / held / 4)  # opened over the first quarter
         while time.perf_counter() < stop_at:
             try:
-                status = await idle(port, drip=1.0 if n % 4 == 0 else None, stop_at=stop_at)
+                status = await idle(port, drip=1.0 if n % 4 == 0 else None, stop_at=stop_at,
+                                    source=HOLDERS[n % len(HOLDERS)])  # fmt: skip
             except OSError:
                 status = "refused"
                 await asyncio.sleep(0.5)
@@ -366,12 +404,13 @@ def main() -> int:
     try:
         if args.seconds:
             print(f"digitnet serve with {workers} workers; the mix: {args.clients} clients,"
-                  f" {args.seconds:g} s, a worker killed every {KILL_EVERY:g} s")  # fmt: skip
+                  f" {args.seconds:g} s, a worker killed every {KILL_EVERY:g} s, one stopped"
+                  f" every {STOP_EVERY:g} s")  # fmt: skip
             before = cpu_times()
-            results, memory, killed = asyncio.run(
+            results, memory, killed, stopped = asyncio.run(
                 mix(port, server.pid, args.clients, args.seconds, good, bad)
             )
-            failed |= report_mix(results, memory, killed, stolen(before, cpu_times()))
+            failed |= report_mix(results, memory, killed, stopped, stolen(before, cpu_times()))
             time.sleep(2)  # the last replacement loads its models
         print(f"\nDrawers under siege: {args.held} idle or slow connections, one client looping"
               f" on 39-MP images, 16 people drawing; {args.siege_seconds:g} s")  # fmt: skip
@@ -402,7 +441,8 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def report_mix(results: dict, memory: list, killed: list, steal: float | None) -> bool:
+def report_mix(results: dict, memory: list, killed: list, stopped: list,
+               steal: float | None) -> bool:  # fmt: skip
     total = sum(len(v) for v in results.values())
     wrong = {name: Counter(s for s, right, _ in v if not right) for name, v in results.items()}
     wrong = {name: counts for name, counts in wrong.items() if counts}
@@ -411,7 +451,7 @@ def report_mix(results: dict, memory: list, killed: list, steal: float | None) -
         n for c in wrong.values() for s, n in c.items() if isinstance(s, int) and s >= 500
     )
     print(row("requests answered / kinds", f"{total} / {len(results)}"))
-    print(row("workers killed", str(len(killed))))
+    print(row("workers killed / stopped for good", f"{len(killed)} / {len(stopped)}"))
     for name in sorted(results):
         statuses = Counter(s for s, _, _ in results[name])
         slowest = max(t for _, _, t in results[name])

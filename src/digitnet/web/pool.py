@@ -19,7 +19,8 @@ running server with its threads.
 
 Nothing waits forever: a worker that dies is replaced and its request gets a 503; one that has
 not answered within ``job_seconds``, or is found stopped (SIGSTOP), is killed and replaced, and
-its request gets a 503 too. Replacements that die before they have loaded their models are
+its request gets a 503 too; an idle worker found stopped is replaced within WATCH_SECONDS.
+Replacements that die before they have loaded their models are
 tried again after a back-off that doubles (BACKOFF_SECONDS up to MAX_BACKOFF_SECONDS), never
 given up; meanwhile, after MAX_FAILED_STARTS in a row with no worker ready, requests get a 503
 at once instead of waiting, and ``/api/health`` says 503 while any pool has no worker ready.
@@ -50,6 +51,7 @@ ModelRef = tuple[str, str]  # a model's name and where it was loaded from (see C
 MAX_FAILED_STARTS = 3  # replacements in a row that died before loading: then 503 at once
 BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.5, 30.0  # before starting again after a failed start
 STOP_SECONDS = 2.0  # the workers' time to leave when the server stops; then they are killed
+WATCH_SECONDS = 1.0  # how often the pool looks for stopped workers (an idle one gets no job)
 MAX_ANSWER_BYTES = 64 * 2**20  # a worker saying more is broken (an answer takes ~100 KB)
 SIZE = struct.Struct("!i")  # multiprocessing.Connection's framing: the length, then a pickle
 
@@ -136,6 +138,7 @@ class WorkerPool:
         self._closing = False
         self._failed_starts = 0  # workers in a row that died before they were ready
         self._restarts: set[asyncio.TimerHandle] = set()  # replacements waiting out a back-off
+        self._watcher: asyncio.TimerHandle | None = None
 
     @property
     def processes(self) -> list[multiprocessing.Process]:
@@ -159,6 +162,7 @@ class WorkerPool:
             self._ready = asyncio.get_running_loop().create_future()
             for _ in range(self.size):
                 self._add_worker()
+            self._watch()
         await asyncio.shield(self._ready)
 
     async def predict(
@@ -169,12 +173,23 @@ class WorkerPool:
     async def read(self, model: ModelRef, image: bytes) -> bytes:
         return await self._run((read_answer, model, image))
 
+    def _watch(self) -> None:
+        """Kill the workers found stopped (SIGSTOP): they are replaced. An idle one would
+        otherwise wait for a job to be found out, and health would say 503 meanwhile."""
+        if self._closing:
+            return
+        for worker in self._workers:
+            if worker.stopped():
+                worker.process.kill()  # its socket closes: _answered replaces it
+        self._watcher = asyncio.get_running_loop().call_later(WATCH_SECONDS, self._watch)
+
     def begin_closing(self) -> None:
         """Stop replacing workers, close every worker's socket (a worker that sees it close
         exits) and kill those that are stopped: they could not."""
         self._closing = True
-        for timer in self._restarts:
-            timer.cancel()
+        for timer in [*self._restarts, self._watcher]:
+            if timer is not None:
+                timer.cancel()
         loop = asyncio.get_running_loop()
         for worker in self._workers:
             loop.remove_reader(worker.fd)

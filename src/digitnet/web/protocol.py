@@ -41,6 +41,7 @@ MAX_HEADER_FIELDS = 100
 MAX_HEADER_BYTES = 16 * 2**10  # the request line and every header (a browser's: ~1 KB)
 MAX_CONNECTIONS = 4096
 CLIENT_SHARE = 4  # one address may hold at most 1 / CLIENT_SHARE of the connections
+LINGER_SECONDS, LINGER_BYTES = 2.0, 64 * 2**20  # reading what follows a refused request
 SPARE_FILES = 64  # descriptors kept for the models, pipes to workers and logs
 
 
@@ -107,6 +108,7 @@ class GuardedHttp(HttpToolsProtocol):
     _head_too_large = False
     _in_head = True  # the next bytes are a request's line and headers
     _head_bytes = _head_fields = _head_fed = 0
+    _lingering: int | None = None  # bytes dropped since the answer, when closing
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -136,12 +138,17 @@ class GuardedHttp(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:  # answered and closing: what comes is dropped
+            self._lingering += len(data)
+            if self._lingering > LINGER_BYTES:
+                self.transport.close()
+            return
         if self._in_head:
             self._head_fed += len(data)
         super().data_received(data)
         # A header still being received is held whole by the parser: bounded here too.
         too_long = self._in_head and self._head_fed > 2 * MAX_HEADER_BYTES
-        if too_long and not self.transport.is_closing():
+        if too_long and not self._done():
             self._refuse_head()
 
     def on_message_begin(self) -> None:
@@ -175,13 +182,13 @@ class GuardedHttp(HttpToolsProtocol):
 
     def _refuse_head(self) -> None:
         self.send_error(431, f"request headers larger than {MAX_HEADER_BYTES // 1024} KB or"
-                        f" more than {MAX_HEADER_FIELDS} fields")  # fmt: skip
+                        f" more than {MAX_HEADER_FIELDS} fields", linger=True)  # fmt: skip
 
     def send_400_response(self, msg: str) -> None:
         if self._head_too_large:
             self._refuse_head()
         else:
-            self.send_error(400, "malformed HTTP request")
+            self.send_error(400, "malformed HTTP request", linger=True)
 
     def _unsupported_upgrade_warning(self) -> None:
         """No WebSocket here: the request is answered as plain HTTP, without two warnings."""
@@ -195,13 +202,21 @@ class GuardedHttp(HttpToolsProtocol):
             self._header_timer.cancel()
             self._header_timer = None
 
+    def _done(self) -> bool:
+        """Whether the connection has had its last answer (closed, or closing)."""
+        return self.transport.is_closing() or self._lingering is not None
+
     def _headers_late(self) -> None:
         self._header_timer = None
-        if not self.transport.is_closing():
+        if not self._done():
             self.send_error(408, f"no request headers within {self.header_seconds:g} s")
 
-    def send_error(self, status: int, message: str) -> None:
-        """A JSON error written straight to the connection, which is then closed."""
+    def send_error(self, status: int, message: str, linger: bool = False) -> None:
+        """A JSON error written straight to the connection, which is then closed — with
+        ``linger``, only after what the client is still sending has been read and dropped
+        (LINGER_SECONDS, LINGER_BYTES at most): a connection closed with unread bytes is
+        reset, and the reset can destroy the answer before the client reads it (8 MB of
+        header lines got a reset, not their 431, one time in three)."""
         body = orjson.dumps({"error": message})
         head = [
             STATUS_LINE[status],
@@ -212,4 +227,9 @@ class GuardedHttp(HttpToolsProtocol):
         if status == 503:
             head.append(b"retry-after: %d\r\n" % RETRY_AFTER_SECONDS)
         self.transport.write(b"".join([*head, b"\r\n", body]))
-        self.transport.close()
+        if not linger or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()  # the answer is complete: the client sees its end
+        self._lingering = 0
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
