@@ -1,8 +1,8 @@
 """Benchmark: twenty 39-megapixel scans uploaded at once to a fresh `digitnet serve`: the peak
-and final resident memory of each of its processes (the hardening issue's report: 10.4 GB at
-the peak and 3.7 GB kept, with one worker).
+and final resident memory of each of its processes (the first hardening issue's report: 10.4
+GB at the peak and 3.7 GB kept, with one worker; the second's, with 16-bit PNGs: 1,167 MB).
 
-    python benchmarks/bench_burst.py [--workers 1] [--uploads 20]
+    python benchmarks/bench_burst.py [--workers 1] [--uploads 20] [--kind gray|16-bit|...]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import time
 
-from bench_soak import ask, big_page, http, processes, status_mb
+from bench_soak import PAGE_KINDS, ask, big_page, http, processes, status_mb
 from bench_web import free_port, start_server
 from common import row
 
@@ -26,9 +26,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, help="default: digitnet serve's (one per core)")
     parser.add_argument("--uploads", type=int, default=20)
+    parser.add_argument("--kind", choices=PAGE_KINDS, default="gray", help="of the scans")
     args = parser.parse_args()
     _, (x_test, _) = load_mnist()
-    request = http("POST", "/api/predict", big_page(x_test[0]))
+    request = http("POST", "/api/predict", big_page(x_test[0], args.kind))
     port = free_port()
     server, workers = start_server(port, args.workers)
     try:
@@ -43,7 +44,7 @@ def main() -> int:
         time.sleep(1)
         names = ["server"] + [f"worker {i + 1}" for i in range(len(pids) - 1)]
         answers = sorted(set(statuses))
-        print(f"{args.uploads} uploads of a 39-MP PNG at once to digitnet serve"
+        print(f"{args.uploads} uploads of a 39-MP {args.kind} scan at once to digitnet serve"
               f" ({workers} worker(s)): answers {answers}, {seconds:.1f} s")  # fmt: skip
         for name, pid in zip(names, pids, strict=True):
             peak, now = status_mb(pid, "VmHWM"), status_mb(pid)

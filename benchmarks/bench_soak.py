@@ -108,11 +108,23 @@ def png_claiming(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))  # fmt: skip
 
 
-def big_page(digit: np.ndarray) -> bytes:
-    """A 39-megapixel scan (7200x5400 PNG) of one digit on white paper."""
+PAGE_KINDS = ("gray", "16-bit", "rgba", "int32 tiff")
+
+
+def big_page(digit: np.ndarray, kind: str = "gray") -> bytes:
+    """A 39-megapixel scan (7200x5400) of one digit on white paper: an 8-bit gray PNG, or
+    (``kind``) a 16-bit or an RGBA PNG, or a TIFF of 32-bit integers."""
     page = np.full((5400, 7200), 235, np.uint8)
     ink = np.asarray(Image.fromarray(255 - digit).resize((1000, 1000), Image.BILINEAR))
     page[2000:3000, 3000:4000] = np.minimum(page[2000:3000, 3000:4000], ink)
+    if kind == "16-bit":
+        return png(Image.fromarray(page.astype(np.uint16) * 257))
+    if kind == "rgba":
+        return png(Image.fromarray(np.dstack([page] * 3 + [np.full_like(page, 255)])))
+    if kind == "int32 tiff":
+        out = io.BytesIO()
+        Image.fromarray(page.astype(np.int32) * 257).save(out, "TIFF", compression="tiff_deflate")
+        return out.getvalue()
     return png(Image.fromarray(page))
 
 

@@ -44,6 +44,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from digitnet import __version__, insight
+from digitnet.memory import give_back_freed_memory
 from digitnet.nn.errors import NNError
 from digitnet.vision import ImageError, ImageTooLarge, NotAnImage, prepare
 from digitnet.vision.loading import image_pixels
@@ -385,7 +386,14 @@ async def _image_work(data: bytes, work):
     more than it saves. The network always runs on the loop."""
     if not is_large(data):
         return work(data)
-    return await asyncio.get_running_loop().run_in_executor(_background(), work, data)
+    return await asyncio.get_running_loop().run_in_executor(_background(), _large, work, data)
+
+
+def _large(work, data: bytes):
+    try:
+        return work(data)
+    finally:
+        give_back_freed_memory()
 
 
 @functools.cache
