@@ -396,6 +396,24 @@ async def siege(port: int, seconds: float, held: int, drawing: bytes, big: bytes
     return np.array(latencies) * 1000, errors, big_latencies, closes
 
 
+def ready(port: int, seconds: float = 30) -> None:
+    """Wait until /api/health says every worker of every pool is ready, then 2 s more."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5) as answer:
+                pools = json.load(answer)["pools"].values()
+                if all(pool["ready"] == pool["size"] for pool in pools):
+                    break
+        except (OSError, urllib.error.HTTPError):
+            pass
+        time.sleep(0.2)
+    time.sleep(2)
+
+
 # ----------------------------------------------------------------------------------- report
 
 
@@ -423,7 +441,7 @@ def main() -> int:
                 mix(port, server.pid, args.clients, args.seconds, good, bad)
             )
             failed |= report_mix(results, memory, killed, stopped, stolen(before, cpu_times()))
-            time.sleep(2)  # the last replacement loads its models
+            ready(port)  # the last replacements have loaded their models
         print(f"\nDrawers under siege: {args.held} idle or slow connections, one client looping"
               f" on 39-MP images, 16 people drawing; {args.siege_seconds:g} s")  # fmt: skip
         before = cpu_times()
