@@ -158,62 +158,43 @@ def test_a_replacement_killed_before_it_is_ready_is_replaced_too(catalog, mnist)
     assert answer.status_code == 200 and answer.json()["digit"] == y_test[5]
 
 
-def test_a_worker_past_the_time_limit_costs_its_request_a_503_and_is_replaced(catalog, mnist):
+@pytest.mark.parametrize(
+    "stuck, message",
+    [
+        ("past the time limit", "no answer within 0.1 s"),
+        ("stopped", "a worker process stopped during the request"),  # found within a second
+    ],
+)
+def test_a_worker_stuck_on_a_request_costs_it_a_503_and_is_replaced(catalog, mnist, stuck,
+                                                                    message):  # fmt: skip
     _, (x_test, y_test) = mnist
     photo = photo_of(x_test[2], (6000, 5000))  # ~0.35 s of work for the large-image worker
-    app = create_app(catalog, max_upload_bytes=8 * 2**20, workers=2, answer_seconds=0.1)
+    seconds = 0.1 if stuck == "past the time limit" else 30.0
+    app = create_app(catalog, max_upload_bytes=8 * 2**20, workers=2, answer_seconds=seconds)
 
     async def scenario():
         async with app.router.lifespan_context(app):
             pool = app.state.large_pool
-            (slow,) = pool.processes
+            (worker,) = pool.processes
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                late = await client.post("/api/predict", content=photo, headers=PNG)
+                late = asyncio.create_task(client.post("/api/predict", content=photo, headers=PNG))
+                if stuck == "stopped":
+                    while not any(w.answer for w in pool._workers):  # it has taken the job
+                        await asyncio.sleep(0.001)
+                    os.kill(worker.pid, signal.SIGSTOP)  # alive, but it never answers
+                late = await asyncio.wait_for(late, 10)
                 await wait_for_workers(pool, 1)
                 after = await client.post("/api/predict", content=digit_png(x_test[2]),
                                           headers=PNG)  # fmt: skip
-            slow.join(5)
-            return slow, late, after
+            worker.join(5)
+            return worker, late, after
 
-    slow, late, after = asyncio.run(scenario())
+    worker, late, after = asyncio.run(scenario())
     assert late.status_code == 503 and late.headers["retry-after"].isdigit()
-    assert "no answer within 0.1 s" in late.json()["error"]
+    assert message in late.json()["error"]
     assert after.status_code == 200 and after.json()["digit"] == y_test[2]
-    assert not slow.is_alive()  # the worker was stopped, and replaced
-
-
-def test_a_worker_stopped_during_a_request_costs_it_a_503_and_is_replaced(catalog, mnist):
-    _, (x_test, y_test) = mnist
-    photo = photo_of(x_test[2], (6000, 5000))  # ~0.35 s of work for the large-image worker
-    app = create_app(catalog, max_upload_bytes=8 * 2**20, workers=2)
-
-    async def scenario():
-        async with app.router.lifespan_context(app):
-            pool = app.state.large_pool
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-
-                def post():
-                    request = client.post("/api/predict", content=photo, headers=PNG)
-                    return asyncio.wait_for(request, 10)
-
-                late = asyncio.create_task(post())
-                while not any(worker.answer for worker in pool._workers):
-                    await asyncio.sleep(0.001)
-                (stuck,) = pool.processes
-                os.kill(stuck.pid, signal.SIGSTOP)  # alive, but it never answers
-                late = await late  # within the pool's watch, not the 30 s limit
-                await wait_for_workers(pool, 1)
-                after = await post()
-            stuck.join(5)
-            return stuck, late, after
-
-    stuck, late, after = asyncio.run(scenario())
-    assert late.status_code == 503 and late.headers["retry-after"].isdigit()
-    assert "a worker process stopped during the request" in late.json()["error"]
-    assert after.status_code == 200 and after.json()["digit"] == y_test[2]
-    assert not stuck.is_alive()  # the stuck worker was stopped
+    assert not worker.is_alive()  # it was killed, and replaced
 
 
 def test_stopped_workers_are_not_counted_ready_and_are_replaced(catalog, mnist):
