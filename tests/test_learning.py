@@ -216,7 +216,7 @@ def test_a_training_stops_at_the_time_limit_and_keeps_its_weights(client, monkey
     training = start(client, LONG)
     kind, data = events(client, training["id"])[-1]
     assert kind == "done" and data["stopped"] is True
-    assert data["why_stopped"] == "it reached the 0.0166667-minute limit of a training"
+    assert data["why_stopped"] == "it reached the 1-second limit of a training"
     assert data["model"] in [m["name"] for m in client.get("/api/models").json()]
 
 

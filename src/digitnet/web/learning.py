@@ -366,7 +366,7 @@ class Trainings:
             loop.add_reader(ours.fileno(), self._received, training)
             training.time_limit = loop.call_later(
                 MAX_TRAINING_SECONDS, self.stop, training,
-                f"it reached the {MAX_TRAINING_SECONDS / 60:g}-minute limit of a training",
+                f"it reached the {duration(MAX_TRAINING_SECONDS)} limit of a training",
             )  # fmt: skip
             busy += 1
 
@@ -437,6 +437,13 @@ class Trainings:
         finished = [t for t in self.trainings.values() if t.finished]
         for training in finished[: max(0, len(finished) - KEPT_TRAININGS)]:
             del self.trainings[training.id]
+
+
+def duration(seconds: float) -> str:
+    """ "10-minute", "4-second": a limit as people say it."""
+    if seconds >= 60:
+        return f"{seconds / 60:g}-minute"
+    return f"{seconds:g}-second"
 
 
 def reap(process) -> None:
