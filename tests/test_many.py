@@ -138,11 +138,13 @@ def test_a_worker_that_dies_costs_no_answer(folder):
 HALF_WRITTEN = """
 import os, signal, struct, sys
 from digitnet import many
+from digitnet.many.window import windowed
+from digitnet.many.workers import Workers
 
 if __name__ == "__main__":
     task, files = many.Task.of("predict"), many.chunks(many.walk([sys.argv[1]]))
-    with many.Workers(task, 2) as workers:
-        for n, record in enumerate(many._windowed(workers, files, 8, ordered=True)):
+    with Workers(task, 2) as workers:
+        for n, record in enumerate(windowed(workers, files, 8, ordered=True)):
             print(record["file"], record.get("digit"), flush=True)
             if n == 40:  # a worker dies half-way through writing an answer:
                 results = workers.pool._result_queue._writer  # the pipe holds half a message
@@ -260,7 +262,7 @@ def test_resume_refuses_a_file_answered_by_another_command_or_model(tmp_path, mn
 STOPPED_POOL = """
 import multiprocessing, sys
 from concurrent.futures import ProcessPoolExecutor
-from digitnet.many import stop_now
+from digitnet.parallel import stop_now
 
 def result(_):
     return bytes(200_000)  # more than a pipe holds: a worker is killed half-way through it
@@ -367,8 +369,9 @@ def test_what_is_not_a_dask_scheduler_is_one_line_in_bounded_time(
     folder, capsys, monkeypatch, listener, say, words
 ):
     from digitnet.cli import main
+    from digitnet.many import cluster
 
-    monkeypatch.setattr(many, "CONNECT_SECONDS", 1)
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1)
     started = time.monotonic()
     assert main(["predict", str(folder), "--dask", listener(say)]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()

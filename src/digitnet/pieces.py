@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from digitnet.many import in_processes
+from digitnet.parallel import in_processes
 from digitnet.vision.segment import Candidate, Piece
 
 TRAINING_DIGITS = 50_000  # MNIST training digits written on the pages (50,000+: development)

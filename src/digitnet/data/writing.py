@@ -208,7 +208,7 @@ def written_alone(images: np.ndarray, seed: int, workers: int | None = None) -> 
     MNIST form. Chunk i of WRITTEN_CHUNK digits is written with seed (seed, i), in ``workers``
     processes (default: the cores available): the same digits for any number of workers."""
     from digitnet.blas import available_cores
-    from digitnet.many import in_processes
+    from digitnet.parallel import in_processes
 
     starts = range(0, len(images), WRITTEN_CHUNK)
     jobs = [(images[a : a + WRITTEN_CHUNK], (seed, i)) for i, a in enumerate(starts)]
