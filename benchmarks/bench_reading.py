@@ -2,7 +2,7 @@
 
 Each page is written from real digits of one source — MNIST test, USPS or Semeion for the
 evaluation, MNIST *training* digits 50,000-59,999 for development (choose settings there, never
-on the others) — by ``digitnet.data.writing``: 1-8 digits a number, many 1s and 7s, each digit
+on the others) — by ``digitnet.writing``: 1-8 digits a number, many 1s and 7s, each digit
 with its own darkness (down to 15 % contrast), pen (hair-line to marker), size and baseline,
 gaps from overlapping to twice a digit's width, heights 20-200 px, paper tone, shading, pencil
 grain and JPEG, some pages with two or three lines.
@@ -48,7 +48,7 @@ from PIL import Image
 from realworld import DEFAULT_ROOT
 
 from digitnet.data import load_mnist, read_labelled_folder
-from digitnet.data.writing import Digits, Page, cropped, write_page
+from digitnet.writing import Digits, Page, cropped, write_page
 from digitnet.pairs import clean_pair
 from digitnet.pieces import owned, totals, whole_digit
 from digitnet.recognition import Lattice, Recognizer
@@ -65,7 +65,7 @@ def folder_source(name: str, root: Path) -> Digits:
 # ------------------------------------------------------------------------------- reading
 
 
-# "an overlap of a third of a digit" (data.writing.GAPS), taken of the narrower of two neighbours:
+# "an overlap of a third of a digit" (writing.GAPS), taken of the narrower of two neighbours:
 # pages where no digit reaches further into its neighbour are counted apart too (Page.overlap)
 OVERLAP_SHARE = 1 / 3
 

@@ -37,7 +37,7 @@ from PIL import Image, ImageFilter
 from realworld import DEFAULT_ROOT
 
 from digitnet.data import load_mnist, read_labelled_folder, to_float
-from digitnet.data.writing import Digits, on_paper, write_digit, write_line
+from digitnet.writing import Digits, on_paper, write_digit, write_line
 from digitnet.memory import reuse_freed_memory
 from digitnet.recognition import Recognizer, read_with
 from digitnet.vision import prepare

@@ -163,7 +163,7 @@ def test_written_pages_say_where_each_digit_is(mnist):
 
     from PIL import Image
 
-    from digitnet.data.writing import Digits, pen, write_page
+    from digitnet.writing import Digits, pen, write_page
 
     (x_train, y_train), _ = mnist
     source = Digits.from_mnist("train", x_train[:200], y_train[:200])
@@ -191,7 +191,7 @@ def test_a_pages_overlap_is_the_deepest_reach_of_a_digit_into_its_neighbour(mnis
     """``Page.overlap``: the columns two neighbours in a line share, over the narrower one's
     width — 1.0 for a narrow digit inside a wide one's columns, nothing across lines — and
     pages written with gaps that keep digits apart never overlap."""
-    from digitnet.data.writing import Digits, Page, WrittenDigit, write_page
+    from digitnet.writing import Digits, Page, WrittenDigit, write_page
     from digitnet.vision.box import Box
 
     def page(*digits: tuple[int, int, int]) -> Page:  # (left, width, line) each
@@ -216,7 +216,7 @@ def test_digits_written_on_paper_for_training(mnist, monkeypatch):
     """``written_alone``: MNIST training digits written on paper as a page's digits are and
     read back through the image pipeline — new pictures of the same digits (the bundled model
     reads them), the same for any number of worker processes, another set for another seed."""
-    import digitnet.data.writing as writing
+    import digitnet.writing as writing
     from digitnet.zoo import bundled_model
 
     (x_train, y_train), _ = mnist

@@ -133,7 +133,7 @@ def test_a_single_digit_written_wide_is_read_as_one_digit(mnist):
 def test_pair_training_labels_agree_with_the_written_text(mnist):
     """A piece labelled a pair while making the training data is two neighbouring digits of
     its page's number, and its box holds both digits' middles."""
-    from digitnet.data.writing import Digits, write_page
+    from digitnet.writing import Digits, write_page
     from digitnet.pairs import CLOSE, pair_class
     from digitnet.pieces import owned, totals
 

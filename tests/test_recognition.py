@@ -667,7 +667,7 @@ def test_a_piece_is_one_whole_digit_when_pure_and_complete(mnist):
     """The checker's training label (``pieces.whole_digit``): at least PURE of the piece's ink
     one digit's and at least COMPLETE of that digit. On written pages, where every digit is
     cut into slices and the slices joined again, both kinds are plenty."""
-    from digitnet.data.writing import Digits, write_page
+    from digitnet.writing import Digits, write_page
     from digitnet.pieces import owned, totals, whole_digit
 
     assert whole_digit(np.array([90, 10]), np.array([100, 50])) == (0, 0.9)

@@ -563,7 +563,7 @@ def test_a_faint_hair_line_digit_is_found_and_read(mnist):
     bound."""
     from PIL import ImageFilter
 
-    from digitnet.data.writing import cropped, on_paper, write_line
+    from digitnet.writing import cropped, on_paper, write_line
     from digitnet.recognition import recognize
 
     (x_train, y_train), _ = mnist

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from digitnet.vision.resample import bilinear
+
 
 @dataclass(frozen=True)
 class Augment:
@@ -111,19 +113,3 @@ def smooth_noise(shape, sigma: float, rng: np.random.Generator) -> np.ndarray:
         padded = np.pad(field, pad)
         field = sliding_window_view(padded, len(kernel), axis=axis) @ kernel
     return field / (np.abs(field).mean(axis=(1, 2), keepdims=True) + 1e-12)
-
-
-def bilinear(images: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Sample images (N, H, W) at fractional (rows, cols) (N, H', W'), zero outside."""
-    N, H, W = images.shape
-    flat = np.pad(images, ((0, 0), (1, 1), (1, 1))).ravel()  # a zero frame: outside reads 0
-    rows = np.clip(rows, -1, H) + 1  # in the framed image, [0, H + 1]
-    cols = np.clip(cols, -1, W) + 1
-    r0 = np.minimum(np.floor(rows), H).astype(np.intp)  # the 2x2 neighbourhood stays inside
-    c0 = np.minimum(np.floor(cols), W).astype(np.intp)
-    fr, fc = (rows - r0).astype(np.float32), (cols - c0).astype(np.float32)
-    stride = W + 2
-    top_left = (np.arange(N)[:, None, None] * (H + 2) + r0) * stride + c0  # (N, H', W')
-    top = flat[top_left] * (1 - fc) + flat[top_left + 1] * fc
-    bottom = flat[top_left + stride] * (1 - fc) + flat[top_left + stride + 1] * fc
-    return top * (1 - fr) + bottom * fr

@@ -16,7 +16,7 @@ pages to 0.937; convolutions instead of a multilayer perceptron (held-out pieces
 a 6-digit number.
 
 It is trained on pieces cut, by the reader's own segmentation, from pages of numbers written
-with MNIST *training* digits 0-49,999 (``data.writing``), where the page says whose writing
+with MNIST *training* digits 0-49,999 (``writing``), where the page says whose writing
 every pixel is: a piece is one whole digit when at least PURE of its ink is one digit's and it
 holds at least COMPLETE of that digit. The bundled weights were made by
 
@@ -184,7 +184,7 @@ def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) ->
     _, accuracy = model.evaluate(x[cut:], y[cut:], verbose=0)
     model.metadata.update({
         "trained_on": f"pieces of {data.pages} pages written with MNIST "
-                      f"training digits 0-{TRAINING_DIGITS - 1} (digitnet.data.writing)",
+                      f"training digits 0-{TRAINING_DIGITS - 1} (digitnet.writing)",
         "pieces": len(y),
         "whole_share": float(y.mean()),
         "held_out_accuracy": float(accuracy),

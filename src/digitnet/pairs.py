@@ -9,7 +9,7 @@ the pairs 00-99 and "not a pair of digits" (100) — a single digit, part of one
 
 It is trained on the pieces that the reader's own segmentation cuts from lines of 2-3 digits
 (one to three lines a page) written close together with MNIST *training* digits 0-49,999
-(``data.writing``, gaps CLOSE: from an overlap of a third of a digit's width to touching),
+(``writing``, gaps CLOSE: from an overlap of a third of a digit's width to touching),
 labelled by the page's record of whose writing each pixel is: a pair when at least PURE of its
 ink is two neighbouring digits' and it holds at least COMPLETE of each. The bundled weights were
 made by

@@ -1,6 +1,6 @@
 """Training data for the reader's own networks, the piece checker (``digitnet.checker``) and the
 pair reader (``digitnet.pairs``): the pieces that the reader's segmentation cuts from pages
-written with MNIST *training* digits 0-49,999 (``data.writing``; 50,000-59,999 are kept for
+written with MNIST *training* digits 0-49,999 (``writing``; 50,000-59,999 are kept for
 development), each labelled by the page's record of whose writing every pixel is.
 
 Pages are written in chunks, each with a seed of its own, by worker processes: the data are
@@ -29,9 +29,9 @@ Labelled = tuple[np.ndarray, np.ndarray]  # inputs (n, ...) and labels (n,)
 
 
 def training_digits():
-    """MNIST training digits 0-49,999 as ``data.writing.Digits``."""
+    """MNIST training digits 0-49,999 as ``writing.Digits``."""
     from digitnet.data import load_mnist
-    from digitnet.data.writing import Digits
+    from digitnet.writing import Digits
 
     (x_train, y_train), _ = load_mnist()
     return Digits.from_mnist("MNIST training", x_train[:TRAINING_DIGITS],
@@ -65,8 +65,8 @@ def cut_pages(
 ) -> Iterator[tuple[Any, list[Candidate], np.ndarray]]:
     """Each of ``pages`` pages written with the training digits (``writing``: options of
     ``write_page``), the candidates ``segment`` cuts from it, and ``totals(page)``."""
-    from digitnet.data.writing import write_page
     from digitnet.vision.segment import segment
+    from digitnet.writing import write_page
 
     source = training_digits()
     rng = np.random.default_rng(seed)

@@ -19,10 +19,10 @@ import numpy as np
 
 from digitnet.data import fingerprint, load_mnist, to_float
 from digitnet.data.mnist import describe_source
-from digitnet.data.writing import written_alone
 from digitnet.modelcard import record_scorecard
 from digitnet.nn import SGD, Adam, NNError, Optimizer, Sequential, get_activation, get_loss
 from digitnet.nn.callbacks import Callback
+from digitnet.writing import written_alone
 from digitnet.zoo import Preset, get_preset
 
 

@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from digitnet.augment import bilinear
 from digitnet.vision.box import Box
 from digitnet.vision.lighting import Ink, ink_of, noise_level, percentile, sample, shrink_factor
 from digitnet.vision.loading import load_gray
 from digitnet.vision.paper import writing_parts
+from digitnet.vision.resample import bilinear
 
 SIDE, BOX = 28, 20  # MNIST: a 20x20 digit centred by mass in a 28x28 field
 ANALYSIS_SIDE = 256  # ink is found on a copy no larger than this

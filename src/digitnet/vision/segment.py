@@ -27,7 +27,6 @@ from itertools import pairwise
 from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image
 
 from digitnet.vision.box import Box
 from digitnet.vision.components import digit_height, holding
@@ -51,6 +50,7 @@ from digitnet.vision.preprocess import (
     writing_threshold,
     zoom_region,
 )
+from digitnet.vision.resample import enlarged
 
 ANALYSIS_SIDE = 640  # a row of up to ~10 digits keeps ~60 px per digit
 SMALL_SIDE = 480  # an image with writing and smaller than this is read from a copy enlarged
@@ -270,13 +270,6 @@ def extent(lines_of_groups: list[list[_Group]]) -> Box:
 def in_image_pixels(box: Box, scale: float) -> Box:
     """A box at analysis scale, in the pixels of the image ``scale`` times larger."""
     return Box(*(round(v * scale) for v in box))
-
-
-def enlarged(gray: np.ndarray, factor: int) -> np.ndarray:
-    """``gray`` (H, W) enlarged ``factor`` times, bilinear: (factor H, factor W)."""
-    H, W = gray.shape
-    image = Image.fromarray(gray.astype(np.float32), "F")
-    return np.asarray(image.resize((W * factor, H * factor), Image.BILINEAR))
 
 
 def in_source_pixels(piece: Piece, placed: Placement) -> Piece:
