@@ -48,11 +48,12 @@ from PIL import Image
 from realworld import DEFAULT_ROOT
 
 from digitnet.data import load_mnist, read_labelled_folder
-from digitnet.writing import Digits, Page, cropped, write_page
-from digitnet.pairs import clean_pair
-from digitnet.pieces import owned, totals, whole_digit
-from digitnet.recognition import Lattice, Recognizer
+from digitnet.reading.lattice import Lattice
+from digitnet.reading.recognizer import Recognizer
+from digitnet.reading.training.pairs import clean_pair
+from digitnet.reading.training.pieces import owned, totals, whole_digit
 from digitnet.vision.segment import segment
+from digitnet.writing import Digits, Page, cropped, write_page
 from digitnet.zoo import resolve_model
 
 

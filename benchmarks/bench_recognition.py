@@ -37,10 +37,11 @@ from PIL import Image, ImageFilter
 from realworld import DEFAULT_ROOT
 
 from digitnet.data import load_mnist, read_labelled_folder, to_float
-from digitnet.writing import Digits, on_paper, write_digit, write_line
 from digitnet.memory import reuse_freed_memory
-from digitnet.recognition import Recognizer, read_with
+from digitnet.reading.lattice import read_with
+from digitnet.reading.recognizer import Recognizer
 from digitnet.vision import prepare
+from digitnet.writing import Digits, on_paper, write_digit, write_line
 from digitnet.zoo import resolve_model
 
 

@@ -101,7 +101,7 @@ def try_model(content: bytes, name: str) -> str:
     one ModelFileError (or NNError) line ("absorbed" when the HDF5 reader's own process
     crashed or ran out of time). Anything else (another exception) is raised."""
     from digitnet.nn import NNError, load_model
-    from digitnet.recognition import Recognizer
+    from digitnet.reading.recognizer import Recognizer
 
     try:
         recognizer = Recognizer(load_model(name, content=content))

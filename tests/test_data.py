@@ -191,8 +191,8 @@ def test_a_pages_overlap_is_the_deepest_reach_of_a_digit_into_its_neighbour(mnis
     """``Page.overlap``: the columns two neighbours in a line share, over the narrower one's
     width — 1.0 for a narrow digit inside a wide one's columns, nothing across lines — and
     pages written with gaps that keep digits apart never overlap."""
-    from digitnet.writing import Digits, Page, WrittenDigit, write_page
     from digitnet.vision.box import Box
+    from digitnet.writing import Digits, Page, WrittenDigit, write_page
 
     def page(*digits: tuple[int, int, int]) -> Page:  # (left, width, line) each
         written = [WrittenDigit(7, Box(x, 0, w, 30), line) for x, w, line in digits]

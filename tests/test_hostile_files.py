@@ -401,7 +401,7 @@ def test_a_soft_link_loop_in_an_h5_file_is_one_clear_error(tmp_path):
 
 def test_a_calibration_without_a_temperature_is_no_calibration(model_file):
     """The fuzzer's find: {"calibration": {"temperature": null}} was a TypeError traceback."""
-    from digitnet.recognition import Recognizer
+    from digitnet.reading.recognizer import Recognizer
 
     model = Sequential([Flatten(input_shape=(28, 28)), Dense(10, "softmax")])
     model.build()
@@ -413,7 +413,7 @@ def test_a_calibration_without_a_temperature_is_no_calibration(model_file):
 def test_a_model_whose_outputs_are_not_numbers_is_refused_by_the_tools(model_file):
     """A batch-norm variance below 0 (a fuzzed file's) made every output NaN."""
     from digitnet.nn import BatchNorm
-    from digitnet.recognition import Recognizer
+    from digitnet.reading.recognizer import Recognizer
 
     model = Sequential([Flatten(input_shape=(28, 28)), BatchNorm(), Dense(10, "softmax")])
     model.build()

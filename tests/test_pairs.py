@@ -5,10 +5,12 @@ import pytest
 from pictures import written_close
 from PIL import Image
 
-from digitnet.pairs import NOT_A_PAIR, PairReader, bundled_pair_reader
-from digitnet.recognition import default_recognizer, read_segments
+from digitnet.reading.lattice import read_segments
+from digitnet.reading.pairs import NOT_A_PAIR, PairReader, bundled_pair_reader
+from digitnet.reading.recognizer import default_recognizer
+from digitnet.vision.pieces import PAIR_SHAPE, pair_picture
 from digitnet.vision.preprocess import strokes_of
-from digitnet.vision.segment import PAIR_SHAPE, pair_picture, segment
+from digitnet.vision.segment import segment
 
 
 class NoPairs(PairReader):
@@ -133,9 +135,9 @@ def test_a_single_digit_written_wide_is_read_as_one_digit(mnist):
 def test_pair_training_labels_agree_with_the_written_text(mnist):
     """A piece labelled a pair while making the training data is two neighbouring digits of
     its page's number, and its box holds both digits' middles."""
+    from digitnet.reading.training.pairs import CLOSE, pair_class
+    from digitnet.reading.training.pieces import owned, totals
     from digitnet.writing import Digits, write_page
-    from digitnet.pairs import CLOSE, pair_class
-    from digitnet.pieces import owned, totals
 
     (x_train, y_train), _ = mnist
     source = Digits.from_mnist("training", x_train[:2000], y_train[:2000])
@@ -182,8 +184,8 @@ def test_a_pair_is_scaled_to_fit_and_centred():
 
 
 def test_the_training_pieces_are_the_same_whatever_the_number_of_workers():
-    from digitnet.pairs import labelled_pairs
-    from digitnet.pieces import write
+    from digitnet.reading.training.pairs import labelled_pairs
+    from digitnet.reading.training.pieces import write
 
     one, two = (write(labelled_pairs, 6, 2, seed=1, workers=n) for n in (1, 2))
     assert one.pages == 6 and one.held_out == two.held_out < len(one.y)

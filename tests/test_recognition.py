@@ -9,7 +9,9 @@ from pictures import big_digit_on_a_line, cropped, on_grey_paper, written_close
 from PIL import Image, ImageDraw
 
 from digitnet.cli import main
-from digitnet.recognition import Recognizer, calibrate, fit_temperature, read_number, recognize
+from digitnet.reading.calibration import calibrate, fit_temperature
+from digitnet.reading.lattice import read_number
+from digitnet.reading.recognizer import Recognizer, recognize
 from digitnet.vision.segment import segment
 from digitnet.zoo import bundled_model
 
@@ -564,7 +566,8 @@ def test_two_ones_written_touching_are_read_as_two(mnist):
 def test_reading_leaves_out_slices_that_are_not_writing():
     """The best path may leave a slice out (a speck, a stray stroke) when reading it as a
     digit, alone or joined to its neighbour, scores worse than calling it not writing."""
-    from digitnet.vision.segment import Candidate, choose_reading
+    from digitnet.reading.lattice import choose_reading
+    from digitnet.vision.pieces import Candidate
 
     pieces = [None] * 4
     candidates = [Candidate(0, 0, pieces[0]), Candidate(1, 1, pieces[1]),
@@ -579,9 +582,9 @@ def test_the_piece_checker_tells_one_digit_from_two_and_from_half_a_digit(mnist)
     """The checker's judgement on pieces made by hand from development digits: a digit whole,
     two digits side by side as one piece, a digit's left half — cut, as segmentation cuts it,
     from the rest of its digit, which is right beside it."""
-    from digitnet.checker import bundled_checker
+    from digitnet.reading.checker import bundled_checker
+    from digitnet.vision.pieces import NO_NEIGHBOUR, Piece
     from digitnet.vision.preprocess import place_digit
-    from digitnet.vision.segment import NO_NEIGHBOUR, Piece
 
     (x_train, _), _ = mnist
 
@@ -632,7 +635,7 @@ def test_predict_says_when_an_image_holds_digits_written_touching(mnist):
     """Two development digits overlapping by 2 columns are one piece of writing: the columns
     rule saw one column and gave the note to 3 of 40 such pairs; the piece checker, asked
     about writing wider than 1.1 heights, now gives it to most — and not to single digits."""
-    from digitnet.recognition import default_recognizer
+    from digitnet.reading.recognizer import default_recognizer
 
     (x_train, _), _ = mnist
     pairs = []
@@ -653,7 +656,7 @@ def test_the_checker_judges_a_piece_moved_a_pixel_each_way_its_place_kept(rng):
     """The piece checker averages its verdict over the picture moved one pixel each way
     (SHIFTS): ``shifted`` moves the 28x28 picture, paper coming in at the edge, and leaves the
     rows under it (the piece's place in its line) as they are."""
-    from digitnet.checker import shifted
+    from digitnet.reading.checker import shifted
 
     x = rng.random((3, 30, 28)).astype(np.float32)
     down_left = shifted(x, 1, -1)
@@ -667,8 +670,8 @@ def test_a_piece_is_one_whole_digit_when_pure_and_complete(mnist):
     """The checker's training label (``pieces.whole_digit``): at least PURE of the piece's ink
     one digit's and at least COMPLETE of that digit. On written pages, where every digit is
     cut into slices and the slices joined again, both kinds are plenty."""
+    from digitnet.reading.training.pieces import owned, totals, whole_digit
     from digitnet.writing import Digits, write_page
-    from digitnet.pieces import owned, totals, whole_digit
 
     assert whole_digit(np.array([90, 10]), np.array([100, 50])) == (0, 0.9)
     assert whole_digit(np.array([80, 20]), np.array([100, 50])) is None  # 80 % pure

@@ -264,7 +264,7 @@ def test_pages_without_writing_have_no_digit_and_no_number(rng):
     0.6 of its box, under SMUDGE_FILL: now its broadest stroke counts too), an empty field
     of a form as a digit (and "1227"), a dash or a signature line as a digit (and a row of
     1s or of a hundred 0s)."""
-    from digitnet.recognition import read_number
+    from digitnet.reading.lattice import read_number
 
     answered = []
     for name, page in pages_without_writing(rng):
@@ -422,7 +422,7 @@ def test_a_faint_digit_on_a_small_shaded_page_is_found_and_read(mnist, rng):
     from neighbouring pixels' differences) — and then the shading was ink as strong as the
     pencil's, the crop took in the darker paper beside the digit and 13 of 20 were misread;
     the plane fitted to the page's border takes the shading away (20 of 20)."""
-    from digitnet.recognition import recognize
+    from digitnet.reading.recognizer import recognize
 
     (x_train, y_train), _ = mnist
     found = right = 0
@@ -462,7 +462,7 @@ def test_a_drawn_digit_gets_one_verdict_whatever_the_pen_page_place_and_contrast
     broad faint stroke at the page's edge bent the paper's fitted surface up to its level."""
     from itertools import product
 
-    from digitnet.recognition import recognize
+    from digitnet.reading.recognizer import recognize
 
     verdicts = {}
     for page, share in [(28, 0.7), (100, 0.7), (500, 0.25), (500, 0.7), (4000, 0.25)]:
@@ -486,7 +486,7 @@ def test_a_small_digit_on_a_large_page_is_found_where_it_is_and_read(mnist, rng)
     stand out; the part of the page around the writing is now analysed on its own."""
     from itertools import product
 
-    from digitnet.recognition import recognize
+    from digitnet.reading.recognizer import recognize
 
     (x_train, _), _ = mnist
     for side, height, where in product((1600, 4000), (28, 50), (0.0, 0.5, 1.0)):
@@ -514,7 +514,7 @@ def test_a_digit_written_on_ruled_and_squared_paper_is_read(mnist, rng):
     """The paper's lines are taken out, the digit's strokes where they cross a line too,
     and the digit is still read: development digits at 180 px on lined and squared pages
     only a little larger (the digit's own rows must not be taken for rulings)."""
-    from digitnet.recognition import recognize
+    from digitnet.reading.recognizer import recognize
 
     (x_train, y_train), _ = mnist
     rows, cols = np.mgrid[:220, :260]
@@ -532,7 +532,7 @@ def test_a_digit_in_the_box_of_a_form_is_read(mnist):
     """A development digit written in a form's box (a frame 15 px around the ink): the frame
     is no part of the digit, which is read as it is without it. Before, the frame was the
     digit's outline: 7 of 20 read right."""
-    from digitnet.recognition import recognize
+    from digitnet.reading.recognizer import recognize
 
     (x_train, y_train), _ = mnist
     right = 0
@@ -563,8 +563,8 @@ def test_a_faint_hair_line_digit_is_found_and_read(mnist):
     bound."""
     from PIL import ImageFilter
 
+    from digitnet.reading.recognizer import recognize
     from digitnet.writing import cropped, on_paper, write_line
-    from digitnet.recognition import recognize
 
     (x_train, y_train), _ = mnist
     rng = np.random.default_rng(5)

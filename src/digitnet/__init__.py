@@ -12,9 +12,9 @@ _LAZY = {
     "save_model": "digitnet.nn.io",
     "Sequential": "digitnet.nn.model",
     "load_mnist": "digitnet.data",
-    "recognize": "digitnet.recognition",
-    "read_number": "digitnet.recognition",
-    "Prediction": "digitnet.recognition",
+    "recognize": "digitnet.reading",
+    "read_number": "digitnet.reading",
+    "Prediction": "digitnet.reading",
     "recognize_many": "digitnet.many",
 }
 

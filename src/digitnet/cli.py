@@ -580,7 +580,7 @@ def cmd_calibrate(args) -> int:
     from digitnet.data import load_mnist, to_float
     from digitnet.modelcard import record_scorecard
     from digitnet.nn.io import save_model
-    from digitnet.recognition import fit_calibration
+    from digitnet.reading.calibration import fit_calibration
     from digitnet.zoo import names_bundled_model, resolve_model
 
     if names_bundled_model(args.model) and not args.out:

@@ -34,7 +34,7 @@ def evaluate_files(model, paths, labels) -> dict[str, Any]:
     """Accuracy on image files through the image pipeline, as ``digitnet predict`` sees them
     (``Recognizer.recognize_many``); an image rejected as "no digit" counts as wrong, an
     unreadable one raises its ImageError."""
-    from digitnet.recognition import Recognizer
+    from digitnet.reading.recognizer import Recognizer
     from digitnet.vision import ImageError
 
     results = Recognizer(model).recognize_many(paths)

@@ -12,7 +12,7 @@ import numpy as np
 from digitnet import insight
 from digitnet.data import fingerprint, load_mnist, to_float
 from digitnet.nn.metrics import confusion_matrix
-from digitnet.recognition import Recognizer
+from digitnet.reading.recognizer import Recognizer
 
 
 def describe(model) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def recognizer_for(task: Task):
     """The task's model, loaded once per process."""
     if task.digest not in _loaded:
         from digitnet.nn import load_model
-        from digitnet.recognition import Recognizer
+        from digitnet.reading.recognizer import Recognizer
 
         _loaded[task.digest] = Recognizer(load_model(task.model_name, content=task.model))
     return _loaded[task.digest]
@@ -60,7 +60,7 @@ def recognizer_for(task: Task):
 def answer_chunk(task: Task, chunk: Sequence[Entry]) -> list[dict]:
     """Each file's answer: ``{"file": name, ...}`` with the prediction or the reading, or
     with ``error``. Runs wherever the work is done."""
-    from digitnet.recognition import read_with
+    from digitnet.reading.lattice import read_with
     from digitnet.vision import ImageError
 
     recognizer = recognizer_for(task)

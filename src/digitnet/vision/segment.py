@@ -22,7 +22,7 @@ pixels high where they are cut.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any, NamedTuple
 
@@ -34,6 +34,13 @@ from digitnet.vision.filters import grow, square_filter
 from digitnet.vision.lighting import Ink, InkRegion, ink_of
 from digitnet.vision.loading import load_gray
 from digitnet.vision.paper import writing_parts
+from digitnet.vision.pieces import (
+    NO_NEIGHBOUR,
+    Candidate,
+    Piece,
+    Segmented,
+    pair_picture,
+)
 from digitnet.vision.preprocess import (
     MIN_DIGIT_SIZE,
     NO_INK,
@@ -42,7 +49,6 @@ from digitnet.vision.preprocess import (
     around,
     closer,
     digit_picture,
-    fitted,
     least_size,
     pixel_noise,
     small_writing_signal,
@@ -80,43 +86,16 @@ FLOOR_CONTRAST = 0.08  # and this far, at least, from the paper
 # them, six sets of 1,000: 934, 941, 937, 930, 941, 930 read exactly -> 938, 943, 940, 932,
 # 943, 936 (0.03 and 0.055 read as 0.04 on the first two sets).
 FOLLOW_CONTRAST = 0.04
-NO_NEIGHBOUR = 2.0  # line heights: a gap this wide or wider is the same as no neighbour
 PAIR_WIDTH = 0.35  # of the line's digit height: a piece of connected writing this wide may be
 # two digits written touching, and is read as a pair too — two 1s written touching are 0.3-0.5
 # wide, too narrow to slice (2 x SLICE_WIDTH): at 0.5 they were dropped as not one digit ("5113"
 # read "53"). Development pages, a cnn that never saw them: 0.5 -> 0.35 read 8 pages more of
 # 6,000 (five of them such 1s), and lost none of 2,000 looked at; 0.25 read the same.
-PAIR_SHAPE, PAIR_BOX = (28, 56), (20, 48)
 LINE_HEIGHT_SHARE = 0.45  # a band of writing shorter than this share of the tallest is a
 # piece of a neighbouring line (a 7's detached bar), not a line of its own
 SLICE_WIDTH = 0.25  # of the row's digit height: the narrowest slice a part is cut into
 FLAT = 0.4  # of the row's digit height: writing less tall is no digit alone — a dash, a dot,
 # a 5's detached bar — only a part of one (digits are within +-25 % of the row's height: 0.6)
-
-
-@dataclass
-class Piece:
-    image: np.ndarray | None  # (28, 28) float32, ink bright; None for a candidate pair only
-    box: Box  # where it is in the source image
-    line: int = 0  # which line of writing, from the top
-    row: tuple[float, float] = (0.0, 0.0)  # its line's middle (y) and digit height, in pixels
-    mask: np.ndarray | None = field(default=None, repr=False)  # (height, width) bool: its ink
-    pair: np.ndarray | None = field(default=None, repr=False)  # (28, 56): as two digits touching
-    # its neighbours in the line: the gaps to the writing left and right of it (in line heights,
-    # negative when they overlap, NO_NEIGHBOUR when there is none) and whether its left and
-    # right edges are cuts through one piece of connected writing (1.0) or not (0.0)
-    context: tuple[float, float, float, float] = (NO_NEIGHBOUR, NO_NEIGHBOUR, 0.0, 0.0)
-
-
-@dataclass
-class Candidate:
-    """One way to read the slices ``first``..``last`` (inclusive, left to right, numbered
-    across the lines): as one digit, whose ink is ``piece``."""
-
-    first: int
-    last: int
-    piece: Piece
-    single: bool = True  # False: too wide for one digit, a candidate pair only
 
 
 @dataclass
@@ -137,9 +116,6 @@ class _Group:
     @property
     def box(self) -> Box:
         return Box(self.left, self.top, self.mask.shape[1], self.mask.shape[0])
-
-
-Segmented = tuple[int, list[Candidate], str | None]  # slices, candidates, no-ink reason
 
 
 def segment(source: Any) -> Segmented:
@@ -410,18 +386,6 @@ def cut_out(
     return Piece(image, box, line, row, own, pair)
 
 
-def pair_picture(strokes: np.ndarray) -> np.ndarray:
-    """The strokes (h, w) of a piece that may hold two digits written touching (``strokes_of``)
-    -> (28, 56): scaled to fit 20 x 48 pixels (its height to 20 unless it is very wide),
-    centred."""
-    pair, _ = fitted(strokes, PAIR_BOX)
-    out = np.zeros(PAIR_SHAPE, np.float32)
-    h, w = pair.shape
-    top, left = (PAIR_SHAPE[0] - h) // 2, (PAIR_SHAPE[1] - w) // 2
-    out[top : top + h, left : left + w] = pair
-    return out
-
-
 def writing_of(small: np.ndarray) -> tuple[np.ndarray, float]:
     """Which pixels of the ink ``small`` (h, w) are writing, (h, w) bool, and the faintest
     ink that starts a stroke: READING_SHARE of the strongest ink near the pixel, so a dark
@@ -461,34 +425,6 @@ def lines(writing: np.ndarray) -> list[tuple[int, int]]:
         bands[min(k, other)] = [t, b]
         del bands[max(k, other)]
     return [(t, b) for t, b in bands]
-
-
-def choose_reading(
-    parts: int, candidates: list[Candidate], scores: list[float], skips: list[float]
-) -> list[int]:
-    """The candidates (indices) that, with slices left out as not writing, cover slices
-    0..parts-1 in order with the highest total score: the candidates' ``scores`` plus
-    ``skips[k]`` for each slice k left out. Dynamic programming over the slices."""
-    best = [0.0] + [-np.inf] * parts  # best[k]: the best score covering slices 0..k-1
-    back: list[int | None] = [None] * (parts + 1)  # the candidate ending there, None: a skip
-    by_end: list[list[int]] = [[] for _ in range(parts)]
-    for index, c in enumerate(candidates):
-        by_end[c.last].append(index)
-    for k in range(parts):  # fill best[k + 1]
-        best[k + 1], back[k + 1] = best[k] + skips[k], None
-        for index in by_end[k]:
-            score = best[candidates[index].first] + scores[index]
-            if score > best[k + 1]:
-                best[k + 1], back[k + 1] = score, index
-    chosen, k = [], parts
-    while k > 0:
-        index = back[k]
-        if index is None:
-            k -= 1
-        else:
-            chosen.append(index)
-            k = candidates[index].first
-    return chosen[::-1]
 
 
 def _union(a: _Group, b: _Group) -> _Group:

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from digitnet import insight
-from digitnet.checker import bundled_checker
 from digitnet.modelcard import Scorecard, scorecard
 from digitnet.nn import load_model
 from digitnet.nn.errors import NNError
-from digitnet.pairs import bundled_pair_reader
-from digitnet.recognition import Recognizer
+from digitnet.reading.checker import bundled_checker
+from digitnet.reading.pairs import bundled_pair_reader
+from digitnet.reading.recognizer import Recognizer
 from digitnet.zoo import BEST, names_bundled_model, resolve_model
 
 DEFAULT_MODELS = (BEST, "tutorial")  # the best bundled model first: the default

@@ -13,10 +13,11 @@ import orjson
 
 from digitnet import insight
 from digitnet.modelcard import describe
-from digitnet.recognition import Prediction, Reading, read_segments
+from digitnet.reading.lattice import Reading, read_segments
+from digitnet.reading.recognizer import Prediction
 from digitnet.vision import Prepared, prepare
+from digitnet.vision.pieces import Segmented
 from digitnet.vision.preprocess import prepared_input
-from digitnet.vision.segment import Segmented
 from digitnet.web.catalog import ServedModel
 from digitnet.web.pictures import diverging, gray, png_data_url, sheet
 

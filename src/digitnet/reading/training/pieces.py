@@ -1,6 +1,6 @@
-"""Training data for the reader's own networks, the piece checker (``digitnet.checker``) and the
-pair reader (``digitnet.pairs``): the pieces that the reader's segmentation cuts from pages
-written with MNIST *training* digits 0-49,999 (``writing``; 50,000-59,999 are kept for
+"""Training data for the reader's own networks, the piece checker (``reading.checker``) and
+the pair reader (``reading.pairs``): the pieces that the reader's segmentation cuts from pages
+written with MNIST *training* digits 0-49,999 (``digitnet.writing``; 50,000-59,999 are kept for
 development), each labelled by the page's record of whose writing every pixel is.
 
 Pages are written in chunks, each with a seed of its own, by worker processes: the data are
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from digitnet.parallel import in_processes
-from digitnet.vision.segment import Candidate, Piece
+from digitnet.vision.pieces import Candidate, Piece
 
 TRAINING_DIGITS = 50_000  # MNIST training digits written on the pages (50,000+: development)
 PURE = 0.85  # of a whole digit's ink, at least this share is its own

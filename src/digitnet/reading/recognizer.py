@@ -2,29 +2,26 @@
 
 ``recognize(image)`` runs one image through ``digitnet.vision.prepare`` and the model;
 ``Recognizer.recognize_many`` does a whole batch with one forward pass. Confidence is the
-model's probability for the digit after temperature scaling (Guo et al., 2017): when the model
-file records a fitted temperature T, probabilities are softmax(log p / T), which keeps the ranking
-and makes "0.9" mean "right about 9 times in 10" on the digits T was fitted on.
+model's probability for the digit after temperature scaling (``calibration``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
-from digitnet.checker import PieceChecker, bundled_checker
 from digitnet.nn.errors import NNError
 from digitnet.nn.io import TEMPERATURES
-from digitnet.pairs import NOT_A_PAIR, PairReader, bundled_pair_reader
+from digitnet.reading.calibration import calibrate
+from digitnet.reading.checker import PieceChecker, bundled_checker
 from digitnet.vision import ImageError, prepare
 from digitnet.vision.box import Box
+from digitnet.vision.pieces import Piece
 from digitnet.vision.preprocess import SEVERAL_DIGITS
-from digitnet.vision.segment import Candidate, Piece, Segmented, choose_reading, segment
+from digitnet.zoo import bundled_model
 
 
 @dataclass
@@ -57,72 +54,6 @@ class Prediction:
         if self.note:
             out["note"] = self.note
         return out
-
-
-def calibrate(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(log p / T) row-wise for probabilities (N, C); T = 1 changes nothing."""
-    if temperature == 1:
-        return probabilities
-    logits = np.log(np.clip(probabilities, 1e-12, 1)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    scaled = np.exp(logits)
-    return scaled / scaled.sum(axis=1, keepdims=True)
-
-
-def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """The T > 0 minimising the negative log-likelihood of ``labels`` under
-    calibrate(probabilities, T), by golden-section search over log T in [-3, 3]."""
-    rows = np.arange(len(labels))
-
-    def nll(log_t: float) -> float:
-        p = calibrate(probabilities.astype(np.float64), math.exp(log_t))
-        return float(-np.mean(np.log(np.clip(p[rows, labels], 1e-300, 1))))
-
-    low, high = -3.0, 3.0
-    ratio = (math.sqrt(5) - 1) / 2
-    for _ in range(60):
-        a, b = high - ratio * (high - low), low + ratio * (high - low)
-        if nll(a) < nll(b):
-            high = b
-        else:
-            low = a
-    return math.exp((low + high) / 2)
-
-
-CALIBRATION_AUGMENT = dict(max_shift=2.5, max_rotation=15.0, min_scale=0.8, max_scale=1.15,
-                           elastic_alpha=1.5, elastic_sigma=3.0)  # fmt: skip
-
-
-def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15):
-    """How far confidence is from accuracy, averaged over confidence bins (weighted by count)."""
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
-    edges = np.linspace(0, 1, bins + 1)
-    error = 0.0
-    for low, high in pairwise(edges):
-        inside = (confidence > low) & (confidence <= high)
-        if inside.any():
-            error += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
-    return float(error)
-
-
-def fit_calibration(model, x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    """Fit the temperature on digits x (N, 28, 28) float in [0, 1], distorted by strong random
-    shifts, rotations, scaling and elastic warps — a stand-in for people's handwriting, which
-    is where confidence matters. Returns the record ``Recognizer`` reads from model metadata."""
-    from digitnet.augment import Augment
-
-    distorted = Augment(**CALIBRATION_AUGMENT)(x, np.random.default_rng(seed))
-    probabilities = model.predict(distorted, verbose=0)
-    T = fit_temperature(probabilities, y)
-    return {
-        "temperature": T,
-        "fitted_on": f"{len(x)} MNIST training digits, randomly distorted",
-        "distortions": CALIBRATION_AUGMENT,
-        "seed": seed,
-        "ece_before": expected_calibration_error(probabilities, y),
-        "ece_after": expected_calibration_error(calibrate(probabilities, T), y),
-    }
 
 
 # A touching pair is one piece of writing, so ``prepare`` cannot see two columns in it. It is
@@ -270,8 +201,6 @@ _default: Recognizer | None = None
 def default_recognizer() -> Recognizer:
     global _default
     if _default is None:
-        from digitnet.zoo import bundled_model
-
         _default = Recognizer(bundled_model())
     return _default
 
@@ -281,143 +210,3 @@ def recognize(image: Any, model=None) -> Prediction:
     unless ``model`` is given."""
     recognizer = default_recognizer() if model is None else Recognizer(model)
     return recognizer.recognize(image)
-
-
-@dataclass
-class Reading:
-    """A written number: its ``text`` (lines of writing joined by "\\n") and each digit's
-    Prediction (with its box and line)."""
-
-    text: str
-    digits: list[Prediction]
-    reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "text": self.text,
-            "digits": [
-                {"digit": d.digit, "confidence": d.confidence, "box": list(d.box), "line": d.line}
-                for d in self.digits
-            ],
-        }
-        if self.reason:
-            out["reason"] = self.reason
-        return out
-
-
-# How a reading is scored: each digit adds log p(digit) + CHECKER_WEIGHT * log p(whole) +
-# DIGIT_BONUS (p(whole): the piece checker's belief that the piece is one whole digit); a
-# piece read as two digits written touching adds log p(pair) + PAIR_BONUS (p(pair): the
-# pair reader's); each slice left out as not writing adds SKIP + CHECKER_WEIGHT *
-# log (1 - p(whole)) of the slice alone. Chosen on pages written with MNIST training digits
-# 50,000-59,999 (development), never on the benchmark's evaluation digits. A pair earned two
-# digits' bonus until the checker became convolutional; since, one piece's bonus reads more
-# pages right (two sets of 1,000: 0.941 -> 0.945, 0.944 -> 0.946; a grid over all four
-# constants found nothing better beyond noise).
-CHECKER_WEIGHT = 0.5
-DIGIT_BONUS = 0.5
-PAIR_BONUS = 0.5
-SKIP = -2.0
-NOTHING_WRITTEN = "no digit: nothing digit-shaped"
-
-
-def read_with(recognizer: Recognizer, image: Any, checker: PieceChecker | None = None) -> Reading:
-    """Read a number: cut it into candidate pieces (``segment``), then ``read_segments``."""
-    return read_segments(recognizer, segment(image), checker)
-
-
-def read_segments(
-    recognizer: Recognizer,
-    segmented: Segmented,
-    checker: PieceChecker | None = None,
-    pair_reader: PairReader | None = None,
-) -> Reading:
-    """Read a number already cut into candidate pieces: the ``Lattice`` of its readings, and
-    the best path through it."""
-    lattice = Lattice.of(recognizer, segmented, checker, pair_reader)
-    if lattice is None:  # no writing, or none that may be a digit alone
-        return Reading("", [], segmented[2] or NOTHING_WRITTEN)
-    return lattice.reading()
-
-
-@dataclass
-class Lattice:
-    """Every way to read a number cut into ``parts`` slices: each candidate — the single
-    digits, then the pairs — with its score and the digits it reads as (one, or two for a
-    pair), and the score of leaving each slice out as not writing (see CHECKER_WEIGHT)."""
-
-    parts: int
-    candidates: list[Candidate]
-    scores: list[float]
-    readings: list[list[Prediction]]
-    skips: list[float]
-
-    @classmethod
-    def of(
-        cls,
-        recognizer: Recognizer,
-        segmented: Segmented,
-        checker: PieceChecker | None = None,
-        pair_reader: PairReader | None = None,
-    ) -> Lattice | None:
-        """Every single-digit candidate recognised and checked, one forward pass each, and the
-        pieces that may be two digits written touching read as pairs too; None when nothing
-        was cut."""
-        parts, everything, _ = segmented
-        singles = [c for c in everything if c.single]  # read as one digit each
-        if not singles:
-            return None
-        pieces = [c.piece for c in singles]
-        predictions = [Prediction(None, input=p.image, box=p.box, line=p.line) for p in pieces]
-        inputs = np.stack([p.image for p in pieces])  # (n, 28, 28)
-        recognizer.decide(predictions, recognizer.model.predict(inputs, verbose=0))
-        whole = np.clip((checker or bundled_checker()).whole(pieces), 1e-6, 1 - 1e-6)  # (n,)
-        scores = [math.log(max(d.confidence, 1e-12)) + CHECKER_WEIGHT * math.log(w) + DIGIT_BONUS
-                  for d, w in zip(predictions, whole, strict=True)]  # fmt: skip
-        readings = [[d] for d in predictions]
-        skips = [SKIP] * parts
-        for c, w in zip(singles, whole, strict=True):
-            if c.first == c.last:
-                skips[c.first] = SKIP + CHECKER_WEIGHT * math.log(1 - w)
-        pairs = [c for c in everything if c.piece.pair is not None]
-        read = (pair_reader or bundled_pair_reader()).read([c.piece for c in pairs])  # (m, 101)
-        for c, p in zip(pairs, read, strict=True):  # each a second reading of its candidate
-            readings.append(pair_predictions(c.piece, p))
-            scores.append(math.log(max(float(p[:NOT_A_PAIR].max()), 1e-12)) + PAIR_BONUS)
-        return cls(parts, singles + pairs, scores, readings, skips)
-
-    def best(self) -> list[int]:
-        """The candidates (indices) of the best path: see ``choose_reading``."""
-        return choose_reading(self.parts, self.candidates, self.scores, self.skips)
-
-    def reading(self) -> Reading:
-        """The number the best path reads: its digits, a line break between lines."""
-        digits = [d for i in self.best() for d in self.readings[i]]
-        if not digits:
-            return Reading("", [], NOTHING_WRITTEN)
-        breaks = ["\n" if d.line != before.line else ""
-                  for before, d in zip(digits[:1] + digits[:-1], digits, strict=True)]  # fmt: skip
-        text = "".join(b + str(d.digit) for b, d in zip(breaks, digits, strict=True))
-        return Reading(text, digits)
-
-
-def pair_predictions(piece: Piece, p: np.ndarray) -> list[Prediction]:
-    """The two digits of a piece read as the pair ``p`` (101,): each digit's probabilities are
-    the pair probabilities summed over the other digit; the box is split at the column of
-    least ink in the middle half of the piece."""
-    pairs = p[:NOT_A_PAIR].reshape(10, 10)  # (first digit, second digit)
-    pairs = pairs / max(float(pairs.sum()), 1e-12)
-    first, second = np.unravel_index(int(pairs.argmax()), pairs.shape)
-    x, y, width, height = piece.box
-    ink = piece.mask.sum(axis=0)  # (width,): a pair is always a piece cut by segment
-    split = width // 4 + int(np.argmin(ink[width // 4 : width - width // 4])) if width > 3 else 1
-    halves = ((first, pairs.sum(axis=1), Box(x, y, split, height)),
-              (second, pairs.sum(axis=0), Box(x + split, y, width - split, height)))  # fmt: skip
-    return [Prediction(int(d), float(m[d]), [float(v) for v in m], box=box, line=piece.line)
-            for d, m, box in halves]  # fmt: skip
-
-
-def read_number(image: Any, model=None) -> Reading:
-    """The number written in ``image``: its digits left to right, each with a box."""
-    recognizer = default_recognizer() if model is None else Recognizer(model)
-    return read_with(recognizer, image)

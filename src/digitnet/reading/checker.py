@@ -20,47 +20,24 @@ with MNIST *training* digits 0-49,999 (``writing``), where the page says whose w
 every pixel is: a piece is one whole digit when at least PURE of its ink is one digit's and it
 holds at least COMPLETE of that digit. The bundled weights were made by
 
-    python -m digitnet.checker --out src/digitnet/models/reading/checker.npz
+    python -m digitnet.reading.training.checker --out src/digitnet/models/reading/checker.npz
 """
 
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from digitnet.nn import (
-    Adam,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    MaxPool2D,
-    Reshape,
-    Sequential,
-    load_model,
-)
-from digitnet.nn.schedules import CosineDecay
-from digitnet.pieces import (
-    TRAINING_DIGITS,
-    Labelled,
-    command,
-    cut_pages,
-    owned,
-    whole_digit,
-    write,
-)
-from digitnet.vision.segment import Piece
+from digitnet.nn import Sequential, load_model
+from digitnet.vision.pieces import Piece
 
-BUNDLED = Path(__file__).with_name("models") / "reading" / "checker.npz"
+BUNDLED = Path(__file__).parents[1] / "models" / "reading" / "checker.npz"
 GEOMETRY = 7  # width, height and middle's offset, over the line's digit height; context
 SHAPE = (30, 28)  # the 28x28 image, then two rows that carry the GEOMETRY numbers
 SPAN = 7  # columns each number fills: four numbers a row
-PAGES_PER_CHUNK = 250  # pages are written in chunks, each with its own seed: any worker count
-BATCH = 128
 # A thin faint 1 was judged whole or not depending on where, to a pixel, its picture fell
 # (0.0 to 0.99 over the nine one-pixel moves of one piece). The verdict is the mean over the
 # picture where it is and moved one pixel left and right. Development pages, a cnn that never
@@ -127,79 +104,3 @@ def shifted(x: np.ndarray, rows: int, columns: int) -> np.ndarray:
 def bundled_checker() -> PieceChecker:
     """The bundled one, loaded once."""
     return PieceChecker(load_model(BUNDLED))
-
-
-# ------------------------------------------------------------------------------- training
-
-
-def labelled_pieces(pages: int, seed: int) -> Labelled:
-    """Features (n, 30, 28) and labels (n,) (1: one whole digit) of every piece that
-    ``segment`` cuts from ``pages`` pages written with MNIST training digits."""
-    inputs, labels = [], []
-    for page, candidates, total in cut_pages(pages, seed):
-        pieces = [c.piece for c in candidates if c.single]
-        if not pieces:
-            continue
-        for p in pieces:
-            counts = owned(page.owner, p, len(page.digits))
-            labels.append(int(whole_digit(counts, total) is not None))
-        inputs.append(features(pieces))
-    return np.concatenate(inputs), np.array(labels, np.int64)
-
-
-def build(seed: int) -> Sequential:
-    """(N, 30, 28) -> conv 32 -> pool -> conv 64 -> pool -> dense 128 -> 2 (not whole, whole).
-
-    Each conv is 3x3 'valid' + ReLU. Spatial sizes 30x28 -> 28x26 -> 14x13 -> 12x11 -> 6x5;
-    the dense layer sees 6 * 5 * 64 = 1,920 features. About 265,000 parameters."""
-    return Sequential(
-        [
-            Reshape((*SHAPE, 1), input_shape=SHAPE),
-            Conv2D(32, 3, activation="relu", kernel_initializer="he_uniform"),
-            MaxPool2D(2),
-            Conv2D(64, 3, activation="relu", kernel_initializer="he_uniform"),
-            MaxPool2D(2),
-            Flatten(),
-            Dense(128, activation="relu", kernel_initializer="he_uniform"),
-            Dropout(0.3),
-            Dense(2, activation="softmax"),
-        ],
-        seed=seed,
-        name="piece-checker-conv-32-64-128-2",
-    )
-
-
-def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) -> Sequential:
-    """A checker trained on the pieces of ``pages`` written pages (see the module's notes);
-    a tenth of them held out to report accuracy."""
-    start = time.perf_counter()
-    data = write(labelled_pieces, pages, PAGES_PER_CHUNK, seed, workers)
-    x, y, cut = data.x, data.y, data.held_out
-    model = build(seed)
-    steps = epochs * -(-cut // BATCH)
-    model.compile(optimizer=Adam(CosineDecay(1e-3, steps)), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])  # fmt: skip
-    model.fit(x[:cut], y[:cut], epochs=epochs, batch_size=BATCH, verbose=2 if verbose else 0,
-              validation_data=(x[cut:], y[cut:]))  # fmt: skip
-    _, accuracy = model.evaluate(x[cut:], y[cut:], verbose=0)
-    model.metadata.update({
-        "trained_on": f"pieces of {data.pages} pages written with MNIST "
-                      f"training digits 0-{TRAINING_DIGITS - 1} (digitnet.writing)",
-        "pieces": len(y),
-        "whole_share": float(y.mean()),
-        "held_out_accuracy": float(accuracy),
-        "seconds": {"writing_pages": data.seconds, "total": time.perf_counter() - start},
-    })  # fmt: skip
-    return model
-
-
-def report(meta: dict) -> str:
-    return f"held-out accuracy {meta['held_out_accuracy']:.4f}"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return command(argv, "piece checker", train, pages=24000, epochs=8, report=report)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
