@@ -45,14 +45,21 @@ class Prediction:
         return [{"digit": int(d), "probability": self.probabilities[d]} for d in order]
 
     def to_dict(self, top: int = 0) -> dict[str, Any]:
-        if self.digit is None:
-            return {"digit": None, "reason": self.reason}
-        out = {"digit": self.digit, "confidence": self.confidence,
-               "probabilities": self.probabilities}  # fmt: skip
+        """This verdict as every interface gives it — ``predict --json``, ``--resume`` files,
+        ``recognize_many``, ``/api/predict``: the digit with its confidence and probabilities
+        (or null and the reason), the note, the writing's box and the 28x28 field's frame on
+        the image; with ``top``, the ``top`` most probable digits too."""
+        out = {
+            "digit": self.digit,
+            "confidence": self.confidence,
+            "probabilities": self.probabilities,
+            "reason": self.reason,
+            "note": self.note,
+            "box": None if self.box is None else list(self.box),
+            "frame": None if self.frame is None else [round(v, 2) for v in self.frame],
+        }
         if top:
             out["top"] = self.top(top)
-        if self.note:
-            out["note"] = self.note
         return out
 
 

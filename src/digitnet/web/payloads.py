@@ -66,14 +66,8 @@ def examine(served: ServedModel, prepared: Prepared) -> dict[str, Any]:
         served.recognizer.judge([prediction], seen.probabilities[None])
     return {
         "model": served.name,
-        "digit": prediction.digit,
-        "confidence": prediction.confidence,
-        "probabilities": prediction.probabilities,
-        "reason": prediction.reason,
-        "note": prediction.note,
+        **prediction.to_dict(),
         "input": None if prediction.input is None else rounded(prediction.input),
-        "box": None if prediction.box is None else list(prediction.box),
-        "frame": None if prediction.frame is None else [round(v, 2) for v in prediction.frame],
         "layers": [] if seen is None else [stage_payload(a) for a in seen.activity],
         "explanation": None if seen is None else rounded(seen.explanation),
     }
