@@ -375,6 +375,25 @@ def test_a_request_to_upgrade_to_websocket_is_plain_http_and_no_warning(guarded,
     assert "upgrade" not in caplog.text.lower() and "websocket" not in caplog.text.lower()
 
 
+def test_a_client_that_half_closes_after_its_request_gets_its_answer(guarded):
+    """asyncio closed the connection on the client's end of writing (``nc -N``), and the
+    answer was lost whenever the route awaited anything (the page, a prediction)."""
+    pixels = json.dumps({"pixels": [0] * 784}).encode()
+    requests = [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"GET /api/models HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(pixels), pixels)]  # fmt: skip
+    for request in requests:
+        with connect(guarded) as connection:
+            connection.sendall(request)
+            connection.shutdown(socket.SHUT_WR)
+            connection.settimeout(5)
+            data = b""
+            while chunk := connection.recv(65536):
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 200 OK"), request[:30]
+
+
 def test_a_client_that_goes_away_mid_body_is_one_line_in_the_log(guarded, caplog):
     """It was logged with two whole tracebacks, ~116 lines."""
     caplog.set_level(logging.INFO)

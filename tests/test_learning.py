@@ -168,7 +168,7 @@ def test_the_waiting_line_stop_and_429(client, monkeypatch):
 
 def test_a_training_whose_process_dies_ends_with_an_error_and_the_line_moves_on(client):
     dying, after = start(client, LONG), start(client, SMALL)
-    process = client.app.state.trainings.get(dying["id"]).process
+    process = client.app.state.server.trainings.get(dying["id"]).process
     deadline = time.monotonic() + 30
     while client.get(f"/api/train/{dying['id']}").json()["state"] != "running":
         assert time.monotonic() < deadline
@@ -187,7 +187,7 @@ def test_a_training_runs_at_low_priority_from_its_start(client):
     import os
 
     training = start(client, LONG)
-    process = client.app.state.trainings.get(training["id"]).process
+    process = client.app.state.server.trainings.get(training["id"]).process
     assert process is not None and process.is_alive()
     assert os.getpriority(os.PRIO_PROCESS, process.pid) == learning.TRAINING_NICE
     assert client.delete(f"/api/train/{training['id']}").status_code == 202

@@ -66,8 +66,17 @@ def test_predict_json_lines_for_a_folder(images, capsys):
     blank = by_name["blank.png"]
     assert blank["digit"] is None and blank["reason"].startswith("no ink")
     assert blank["confidence"] is None and blank["probabilities"] is None
-    assert set(blank) == {"file", "digit", "confidence", "probabilities", "reason", "note",
-                          "box", "frame", "top"}  # as /api/predict names them (and --top's)
+    assert set(blank) == {
+        "file",
+        "digit",
+        "confidence",
+        "probabilities",
+        "reason",
+        "note",
+        "box",
+        "frame",
+        "top",
+    }  # as /api/predict names them (and --top's)
     assert "not an image file" in by_name["notes.png"]["error"]
     assert "corrupt or truncated" in by_name["cut.png"]["error"]
 

@@ -44,7 +44,7 @@ def test_momentum_is_checked_in_one_place_and_every_front_end_says_so(capsys):
     from digitnet.cli import main
     from digitnet.nn import SGD, NNError
     from digitnet.training import TrainConfig
-    from digitnet.web.learning import TrainSettings
+    from digitnet.web.training_process import TrainSettings
 
     said = re.escape("momentum must be in [0, 1); got 1.5")
     for check in (lambda: SGD(momentum=1.5), lambda: TrainConfig(momentum=1.5).validate(),

@@ -241,7 +241,7 @@ def test_feature_maps_tile_row_by_row_with_black_gaps():
 
 
 def test_large_images_take_the_thread_path_with_the_same_answers(catalog, mnist, monkeypatch):
-    from digitnet.web import app as web_app
+    from digitnet.web.routes import answers as web_app
 
     _, (x_test, y_test) = mnist
     photo, number = photo_of(x_test[0]), number_png([x_test[i] for i in (3, 2, 1)])

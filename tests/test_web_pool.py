@@ -91,14 +91,14 @@ def test_a_worker_that_dies_fails_its_request_with_503_and_is_replaced(catalog, 
                     client.post("/api/predict", content=photo, headers=PNG)
                 )
                 await asyncio.sleep(0.15)  # the photo takes its worker ~0.35 s
-                killed = app.state.pool.processes + app.state.large_pool.processes
+                killed = app.state.server.pool.processes + app.state.server.large_pool.processes
                 for worker in killed:
                     worker.kill()
                 for worker in killed:  # both gone before the next request (else it may reach
                     worker.join(5)  # the second one in its last moments: a 503 of its own)
                 lost = await asyncio.wait_for(request, 20)  # not forever if the death is missed
                 after = await client.post("/api/predict", content=drawing, headers=PNG)
-                return killed, lost, after, app.state.pool.processes
+                return killed, lost, after, app.state.server.pool.processes
 
     killed, lost, after, replacements = asyncio.run(scenario())
     assert len(killed) == 3 and not any(p.is_alive() for p in killed)
@@ -137,7 +137,7 @@ def test_a_replacement_killed_before_it_is_ready_is_replaced_too(catalog, mnist)
 
     async def scenario():
         async with app.router.lifespan_context(app):
-            pool = app.state.pool
+            pool = app.state.server.pool
             for _ in range(2):  # twice in a row: fewer than the pool's limit of failed starts
                 before = set(pool.processes)
                 kill(pool.processes[0])
@@ -174,7 +174,7 @@ def test_a_worker_stuck_on_a_request_costs_it_a_503_and_is_replaced(catalog, mni
 
     async def scenario():
         async with app.router.lifespan_context(app):
-            pool = app.state.large_pool
+            pool = app.state.server.large_pool
             (worker,) = pool.processes
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -204,7 +204,7 @@ def test_stopped_workers_are_not_counted_ready_and_are_replaced(catalog, mnist):
 
     async def scenario():
         async with app.router.lifespan_context(app):
-            pool = app.state.pool
+            pool = app.state.server.pool
             stopped = pool.processes
             for process in stopped:
                 os.kill(process.pid, signal.SIGSTOP)
@@ -236,7 +236,7 @@ def test_workers_that_cannot_start_give_503_at_once_then_the_pool_comes_back(cat
 
     async def scenario():
         async with app.router.lifespan_context(app):
-            pool = app.state.pool
+            pool = app.state.server.pool
             deaths, seen = 0, set()
             while deaths < 2 + MAX_FAILED_STARTS:  # every worker, then each replacement
                 for process in set(pool.processes) - seen:  # before it is ready
@@ -269,7 +269,8 @@ def test_large_images_are_worked_on_at_lower_cpu_priority(pooled, in_process, mn
     worker of their own (in the server alone: a thread of its own) that yields the CPU."""
     import threading
 
-    from digitnet.web.app import LARGE_IMAGE_NICE, _background
+    from digitnet.web.routes.answers import _background
+    from digitnet.web.server import LARGE_IMAGE_NICE
 
     _, (x_test, y_test) = mnist
     photo = photo_of(x_test[6], (4000, 3000))
@@ -277,9 +278,9 @@ def test_large_images_are_worked_on_at_lower_cpu_priority(pooled, in_process, mn
     assert answer.status_code == 200 and answer.json()["digit"] == y_test[6]
     base = os.getpriority(os.PRIO_PROCESS, 0)
     app = pooled.app
-    (large,) = app.state.large_pool.processes
+    (large,) = app.state.server.large_pool.processes
     assert os.getpriority(os.PRIO_PROCESS, large.pid) == base + LARGE_IMAGE_NICE
-    for worker in app.state.pool.processes:
+    for worker in app.state.server.pool.processes:
         assert os.getpriority(os.PRIO_PROCESS, worker.pid) == base
     thread_nice = (
         _background()

@@ -79,7 +79,7 @@ def cmd_serve(args) -> int:
 
     async def serve() -> None:
         try:
-            await app.state.start()  # the workers loaded: the server can answer
+            await app.state.server.start()  # the workers loaded: the server can answer
         except RuntimeError as err:
             raise CommandError(f"{err}; the server did not start") from None
         listening.listen(config.backlog)  # connections wait here until the loop serves them

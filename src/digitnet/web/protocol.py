@@ -137,6 +137,17 @@ class GuardedHttp(HttpToolsProtocol):
             self._address = None
         super().connection_lost(exc)
 
+    def eof_received(self) -> bool | None:
+        """A client that half-closes its connection once its whole request is sent (``nc -N``,
+        a socket shut down for writing) still gets the answer: the connection stays open for
+        it, then closes. (asyncio closed it at once, and the answer was lost whenever the
+        request awaited anything.) One that closes before its body is complete has gone."""
+        cycle = getattr(self, "cycle", None)
+        if cycle is not None and not cycle.response_complete and not cycle.more_body:
+            cycle.keep_alive = False
+            return True
+        return None
+
     def data_received(self, data: bytes) -> None:
         if self._lingering is not None:  # answered and closing: what comes is dropped
             self._lingering += len(data)
