@@ -10,6 +10,8 @@ from digitnet.data import fingerprint, load_mnist, to_float
 from digitnet.data.mnist import describe_source
 from digitnet.nn.losses import SparseCategoricalCrossentropy
 from digitnet.nn.metrics import confusion_matrix, per_class_scores
+from digitnet.reading.recognizer import Recognizer
+from digitnet.vision import ImageError
 
 
 def evaluate_model(model, data: str | None = None) -> dict[str, Any]:
@@ -34,9 +36,6 @@ def evaluate_files(model, paths, labels) -> dict[str, Any]:
     """Accuracy on image files through the image pipeline, as ``digitnet predict`` sees them
     (``Recognizer.recognize_many``); an image rejected as "no digit" counts as wrong, an
     unreadable one raises its ImageError."""
-    from digitnet.reading.recognizer import Recognizer
-    from digitnet.vision import ImageError
-
     results = Recognizer(model).recognize_many(paths)
     for result in results:
         if isinstance(result, ImageError):

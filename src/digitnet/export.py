@@ -28,6 +28,7 @@ import numpy as np
 from digitnet.nn import Sequential
 from digitnet.nn.conv import Conv2D, MaxPool2D
 from digitnet.nn.errors import NNError
+from digitnet.nn.files import atomic_write
 from digitnet.nn.layers import Activation, Dense, Dropout, Flatten, Reshape
 from digitnet.nn.normalization import BatchNorm
 
@@ -148,7 +149,5 @@ def _add_activation(graph: _Graph, name: str) -> None:
 def export_onnx(model: Sequential, path: str | os.PathLike, replace: bool = False) -> None:
     """Write the model as ONNX to ``path``, atomically; an existing file is replaced only with
     ``replace``."""
-    from digitnet.nn.files import atomic_write
-
     data = to_onnx(model).SerializeToString()
     atomic_write(path, lambda file: file.write(data), replace=replace)

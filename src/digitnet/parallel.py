@@ -11,6 +11,7 @@ stops the pool so on Ctrl-C or a failure.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 STOP_SECONDS = 5  # a terminated worker has this long to end before it is killed
@@ -20,8 +21,6 @@ def in_processes(function: Callable[[Any], Any], jobs: Sequence[Any], workers: i
     """``function(job)`` for each job (a module-level function: it runs in ``workers`` worker
     processes), the results in the jobs' order. Ctrl-C or a failure stops the workers at once
     (``stop_now``), not after every job sent out."""
-    from concurrent.futures import ProcessPoolExecutor  # a heavy import, for those who need it
-
     pool = ProcessPoolExecutor(max(1, min(workers, len(jobs))))
     try:
         results = list(pool.map(function, jobs))

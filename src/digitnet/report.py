@@ -14,7 +14,7 @@ import numpy as np
 
 from digitnet import insight
 from digitnet.modelcard import Scorecard, describe, scorecard
-from digitnet.nn.files import FileRefused
+from digitnet.nn.files import FileRefused, atomic_write, check_output_path
 
 PICTURES = ("training_curves.png", "confusion_matrix.png", "first_layer.png", "mistakes.png")
 
@@ -32,8 +32,6 @@ def write_report(model, out: str | Path, data: str | None = None, replace: bool 
         ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from digitnet.nn.files import atomic_write, check_output_path
 
     out = Path(out)
     if out.exists() and not out.is_dir():

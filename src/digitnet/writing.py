@@ -23,6 +23,9 @@ from itertools import pairwise
 import numpy as np
 from PIL import Image, ImageFilter
 
+from digitnet.blas import available_cores
+from digitnet.parallel import in_processes
+from digitnet.vision import prepare
 from digitnet.vision.box import Box
 
 ONES_AND_SEVENS = 1 / 3  # share of the digits drawn from the 1s and 7s
@@ -207,9 +210,6 @@ def written_alone(images: np.ndarray, seed: int, workers: int | None = None) -> 
     page, (N, 28, 28) float32 in [0, 1]. A digit the pipeline finds no writing in keeps its
     MNIST form. Chunk i of WRITTEN_CHUNK digits is written with seed (seed, i), in ``workers``
     processes (default: the cores available): the same digits for any number of workers."""
-    from digitnet.blas import available_cores
-    from digitnet.parallel import in_processes
-
     starts = range(0, len(images), WRITTEN_CHUNK)
     jobs = [(images[a : a + WRITTEN_CHUNK], (seed, i)) for i, a in enumerate(starts)]
     if not jobs:
@@ -218,7 +218,6 @@ def written_alone(images: np.ndarray, seed: int, workers: int | None = None) -> 
 
 
 def _written_chunk(job: tuple[np.ndarray, tuple[int, int]]) -> np.ndarray:
-    from digitnet.vision import prepare
 
     images, seed = job
     rng = np.random.default_rng(seed)

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from itertools import chain, islice
 from pathlib import Path
 
+from digitnet.many.cluster import answer_on_cluster
 from digitnet.many.resume import (
     OtherAnswers,
     ResumeRefused,
@@ -32,6 +33,7 @@ from digitnet.many.resume import (
 )
 from digitnet.many.task import CHUNK, KINDS, Entry, Task, answer_chunk
 from digitnet.many.window import WINDOW, windowed
+from digitnet.many.workers import Workers
 
 SMALL_RUN = 8  # chunks: fewer are answered in this process (a worker takes ~1 s to start)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
@@ -97,8 +99,6 @@ def answer(
     cluster whose scheduler is at ``dask`` ("tcp://host:8786")."""
     pending = chunks(entries)
     if dask:
-        from digitnet.many.cluster import answer_on_cluster  # distributed: an optional package
-
         yield from answer_on_cluster(filter(left_to_answer, pending), task, dask, ordered)
         return
     first = list(islice(pending, SMALL_RUN))  # counted with the chunks a resumed run answered:
@@ -108,7 +108,6 @@ def answer(
         for chunk in left:
             yield from answer_chunk(task, chunk)
         return
-    from digitnet.many.workers import Workers  # processes: only for a run that needs them
 
     with Workers(task, jobs) as workers:
         yield from windowed(workers, left, jobs * WINDOW, ordered)

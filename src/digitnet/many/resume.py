@@ -3,10 +3,12 @@ where it stopped — and never a change to a file that is not this command's ans
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator
 
 from digitnet.many.task import ANSWERED, Entry, Task
+from digitnet.nn.files import FileRefused, open_regular
 
 
 class ResumeRefused(Exception):
@@ -37,8 +39,6 @@ def answered(path: str | os.PathLike, task: Task | None = None) -> set[str]:
     made: a last line cut short by a crash (no newline yet, an answer's beginning) is removed,
     so what is appended follows whole lines. Only a regular file is read (a FIFO or a device
     is refused, never waited on)."""
-    from digitnet.nn.files import FileRefused, open_regular
-
     try:
         fd = open_regular(path)
     except FileNotFoundError:
@@ -70,8 +70,6 @@ def answered(path: str | os.PathLike, task: Task | None = None) -> set[str]:
 
 def _record(line: bytes) -> dict | None:
     """The answer record a line of an answers file holds, or None."""
-    import json
-
     if not line.startswith(RECORD_START):
         return None
     try:
@@ -106,8 +104,6 @@ def _not_answers(path, line: int | None, problem: str) -> ResumeRefused:
 
 def open_answers(path: str | os.PathLike):
     """The --resume file, opened to append lines (created if missing): a regular file only."""
-    from digitnet.nn.files import FileRefused, open_regular
-
     try:
         fd = open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     except FileRefused as err:

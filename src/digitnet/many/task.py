@@ -8,6 +8,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from digitnet.nn import load_model
+from digitnet.nn.io import read_model_bytes
+from digitnet.reading.lattice import read_with
+from digitnet.reading.recognizer import Recognizer
+from digitnet.vision import ImageError
+from digitnet.zoo import BEST, model_path
+
 CHUNK = 32  # files per task: one forward pass for a predict chunk
 WORKER_DIED = "a worker process died reading it"
 ANSWERED = "answered already"  # an entry of a resumed run: its answer is in the output
@@ -33,9 +40,6 @@ class Task:
         bundled model's name, or a model file (digitnet or Keras). The model is read as any
         model file is, and loaded here once: a file that is no model is one ModelFileError
         before any image is answered (in workers it failed each one's start, file by file)."""
-        from digitnet.nn.io import read_model_bytes
-        from digitnet.zoo import BEST, model_path
-
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
         content = read_model_bytes(model_path(model or BEST))
@@ -50,9 +54,6 @@ _loaded: dict[str, Any] = {}  # a worker's recognisers, by model digest
 def recognizer_for(task: Task):
     """The task's model, loaded once per process."""
     if task.digest not in _loaded:
-        from digitnet.nn import load_model
-        from digitnet.reading.recognizer import Recognizer
-
         _loaded[task.digest] = Recognizer(load_model(task.model_name, content=task.model))
     return _loaded[task.digest]
 
@@ -60,9 +61,6 @@ def recognizer_for(task: Task):
 def answer_chunk(task: Task, chunk: Sequence[Entry]) -> list[dict]:
     """Each file's answer: ``{"file": name, ...}`` with the prediction or the reading, or
     with ``error``. Runs wherever the work is done."""
-    from digitnet.reading.lattice import read_with
-    from digitnet.vision import ImageError
-
     recognizer = recognizer_for(task)
     readable = [(row, name) for row, (name, problem) in enumerate(chunk) if problem is None]
     names = [name for _, name in readable]
@@ -70,7 +68,7 @@ def answer_chunk(task: Task, chunk: Sequence[Entry]) -> list[dict]:
         places = [row for row, _ in readable]
         results = iter(recognizer.recognize_many(names, batch=CHUNK, rows=places))
     else:
-        results = iter(_read_each(recognizer, names, read_with, ImageError))
+        results = iter(_read_each(recognizer, names))
     records = []
     for name, problem in chunk:
         if problem == ANSWERED:
@@ -85,7 +83,7 @@ def answer_chunk(task: Task, chunk: Sequence[Entry]) -> list[dict]:
     return records
 
 
-def _read_each(recognizer, names, read_with, ImageError) -> Iterator[Any]:
+def _read_each(recognizer, names) -> Iterator[Any]:
     for name in names:
         try:
             yield read_with(recognizer, name)

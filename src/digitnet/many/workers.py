@@ -3,12 +3,16 @@ loaded once; a process that dies is replaced and its chunk answered again, file 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import threading
 import time
 from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
+from digitnet.blas import THREAD_VARIABLES
 from digitnet.many.task import ANSWERED, WORKER_DIED, Entry, Task, answer_chunk, recognizer_for
 from digitnet.many.window import next_out
 from digitnet.parallel import stop_now
@@ -23,7 +27,6 @@ class Workers:
     that dies is replaced; its chunk is answered again, file by file."""
 
     def __init__(self, task: Task, jobs: int):
-        from digitnet.blas import THREAD_VARIABLES
 
         self.task, self.jobs = task, jobs
         # One BLAS thread each: the processes share the cores out already, and threads of
@@ -34,8 +37,6 @@ class Workers:
         self.pool = self._start()
 
     def _start(self):
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("spawn")  # never a fork of a threaded process
         return ProcessPoolExecutor(self.jobs, context, initializer=_start_worker,
@@ -46,8 +47,6 @@ class Workers:
 
     def collect(self, out: deque, ordered: bool) -> list[dict]:
         """The answers of one chunk out: the oldest, or (not ``ordered``) the first done."""
-        from concurrent.futures.process import BrokenProcessPool
-
         future, chunk = next_out(out, ordered, self._first_done)
         try:
             return self._result(future)
@@ -65,8 +64,6 @@ class Workers:
         (``stop_now``) and its futures fail with BrokenProcessPool — a worker killed while it
         wrote a result leaves the pool's thread waiting for the rest of that result, no
         longer watching the workers."""
-        from concurrent.futures import FIRST_COMPLETED, wait
-
         dead_since = None
         while True:
             done, not_done = wait(futures, POLL_SECONDS, FIRST_COMPLETED)
@@ -93,8 +90,6 @@ class Workers:
     def _alone(self, chunk: list[Entry], k: int) -> list[dict]:
         """File k of a chunk whose worker died, answered on its own — in its row of the
         chunk, the others marked ANSWERED (its answer to the last bit, see ``not_answered``)."""
-        from concurrent.futures.process import BrokenProcessPool
-
         name, problem = chunk[k]
         if problem == ANSWERED:
             return []

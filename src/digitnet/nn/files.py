@@ -12,9 +12,12 @@ gave, never a temporary file; the callers turn the first into their own kind of 
 
 from __future__ import annotations
 
+import io
 import os
 import stat
+import struct
 import tempfile
+import zipfile
 from pathlib import Path
 
 CHUNK = 1 << 20
@@ -201,10 +204,6 @@ def open_zip(content: bytes, max_entries: int = MAX_ZIP_ENTRIES):
     and a comment of up to 64 KB) says how many members there are: more than
     ``max_entries``, or a ZIP64 archive (only needed past 65,535 members or 4 GB), is a
     ZipRefused without parsing anything more."""
-    import io
-    import struct
-    import zipfile
-
     tail = content[-(22 + 65535) :]
     at = tail.rfind(EOCD)
     if at < 0 or len(tail) - at < 22:

@@ -1,4 +1,5 @@
-"""Model files: one self-describing ``.npz`` archive, written atomically, read without pickle.
+"""Model files: one self-describing ``.npz`` archive, written atomically (``saving``), read
+without pickle (here).
 
 Layout of the archive (NumPy's zip of ``.npy`` arrays)::
 
@@ -24,89 +25,36 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from digitnet.nn.callbacks import History
 from digitnet.nn.conv import Conv2D, MaxPool2D
 from digitnet.nn.errors import ModelFileError, NNError
-from digitnet.nn.files import ZipRefused, atomic_write, json_depth, open_zip, read_file_as
+from digitnet.nn.files import ZipRefused, json_depth, open_zip, read_file_as
+from digitnet.nn.keras_args import refuse_unsupported
+from digitnet.nn.keras_files import keras_format, load_keras
 from digitnet.nn.layers import Activation, Dense, Dropout, Flatten, Reshape
+from digitnet.nn.losses import get_loss
+from digitnet.nn.model import Sequential
 from digitnet.nn.normalization import BatchNorm
+from digitnet.nn.optimizers import get_optimizer
+from digitnet.nn.saving import (  # noqa: F401 (the format's names, where the format is written down)
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    KERAS_SUFFIXES,
+    META_KEY,
+    check_model_name,
+    expected_arrays,
+    save_model,
+)
 
-FORMAT_NAME = "digitnet-model"
-FORMAT_VERSION = 1
-META_KEY = "__digitnet__"
 MAX_MODEL_BYTES = 128 * 2**20  # the file, and all it holds once inflated (the cnn: 1.3 MB)
 MAX_DESCRIPTION_BYTES = 2**20  # the JSON: architecture, history, metadata (the cnn's: 10 KB)
 MAX_SAMPLE_BYTES = 16 * 2**20  # working memory of one digit's pass (the cnn's: 0.5 MB)
 MAX_JSON_DEPTH = 32
-KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-
-
-def _versions() -> dict[str, str]:
-    from digitnet import __version__
-
-    return {"digitnet": __version__, "numpy": np.__version__, "python": platform.python_version()}
-
-
-def model_to_dict(model) -> dict[str, Any]:
-    """The JSON description of a built model: everything but the weights."""
-    description = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "architecture": {
-            "class": "Sequential",
-            "name": model.name,
-            "input_shape": list(model.input_shape),
-            "layers": [
-                {"class": type(layer).__name__, "config": layer.get_config()}
-                for layer in model.layers
-            ],
-        },
-        "compile": None,
-        "history": model.history.to_dict() if model.history is not None else None,
-        "metadata": model.metadata,
-        "versions": _versions(),
-    }
-    if model.compiled:
-        description["compile"] = {
-            "optimizer": model.optimizer.get_config(),
-            "loss": model.loss.get_config(),
-            "metrics": model.metrics,
-        }
-    return description
-
-
-def check_model_name(path: str | os.PathLike) -> None:
-    """NNError for a name that promises a Keras file: a Keras user would load it in Keras."""
-    if Path(path).suffix.lower() in KERAS_SUFFIXES:
-        raise NNError(
-            f"{path}: digitnet writes its own model format, not Keras' — name it"
-            f" {Path(path).with_suffix('.npz').name} (Keras files are read, not written)"
-        )
-
-
-def save_model(model, path: str | os.PathLike, overwrite: bool = True) -> None:
-    """Write ``model`` (built) to ``path`` as described in this module's docstring. An existing
-    regular file there is replaced only with ``overwrite`` (Keras' default); anything else (a
-    folder, a device) never is."""
-    if not model.built:
-        raise NNError("cannot save a model that has not been built (fit it or call build())")
-    check_model_name(path)
-    meta = json.dumps(model_to_dict(model), allow_nan=False, default=_json_default)
-    arrays = {META_KEY: np.frombuffer(meta.encode("utf-8"), dtype=np.uint8)}
-    for key, value in _expected_arrays(model).items():
-        arrays[key] = value
-    atomic_write(path, lambda file: np.savez(file, **arrays), replace=overwrite)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} in a model file")
 
 
 def read_model_bytes(path: str | os.PathLike) -> bytes:
@@ -281,15 +229,6 @@ def _metadata_problem(metadata: dict[str, Any]) -> str | None:
     return None
 
 
-def _expected_arrays(model) -> dict[str, np.ndarray]:
-    """Every array a model file of ``model`` holds, by key, as views of the live arrays."""
-    arrays = {}
-    for i, layer in enumerate(model.layers):
-        arrays.update({f"layers/{i}/{key}": value for key, value in layer.params.items()})
-        arrays.update({f"state/{i}/{key}": value for key, value in layer.state.items()})
-    return arrays
-
-
 LAYERS = {
     cls.__name__: cls
     for cls in (Dense, Activation, Flatten, Reshape, Dropout, Conv2D, MaxPool2D, BatchNorm)
@@ -312,11 +251,6 @@ def load_model(
     holds only digitnet's own layers, losses and optimisers). ``content``: the file's bytes,
     already read (a model sent to another process or machine); ``filepath`` then only names it
     in messages."""
-    from digitnet.nn.callbacks import History
-    from digitnet.nn.keras_args import refuse_unsupported
-    from digitnet.nn.keras_files import keras_format, load_keras
-    from digitnet.nn.model import Sequential
-
     refuse_unsupported("load_model", custom_objects=custom_objects)
     if content is None:
         content = read_model_bytes(filepath)
@@ -337,7 +271,7 @@ def load_model(
         raise ModelFileError(f"{filepath}: the architecture is invalid: {err}") from None
     check_working_memory(model, filepath)
 
-    expected = _expected_arrays(model)
+    expected = expected_arrays(model)
     missing = sorted(set(expected) - set(arrays))
     unknown = sorted(set(arrays) - set(expected))
     if missing or unknown:
@@ -358,9 +292,6 @@ def load_model(
 
     compiled = description.get("compile")
     if compiled and compile:
-        from digitnet.nn.losses import get_loss
-        from digitnet.nn.optimizers import get_optimizer
-
         try:
             opt = dict(compiled["optimizer"])
             loss = dict(compiled["loss"])

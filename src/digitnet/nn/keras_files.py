@@ -38,6 +38,7 @@ from digitnet.nn.errors import ModelFileError, NNError
 from digitnet.nn.files import ZipRefused, json_depth, open_zip
 from digitnet.nn.isolation import isolated
 from digitnet.nn.layers import Activation, Dense, Dropout, Flatten, Layer, Reshape
+from digitnet.nn.model import Sequential
 from digitnet.nn.normalization import BatchNorm
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -234,7 +235,6 @@ def _layer_specs(config: dict) -> list[dict]:
 
 
 def _build(config: dict, weights: dict[str, list[np.ndarray]]):
-    from digitnet.nn.model import Sequential
 
     specs = _layer_specs(config)
     input_shape = _input_shape(config, specs)

@@ -28,6 +28,7 @@ from digitnet.nn.keras_args import refuse_unsupported, verbosity
 from digitnet.nn.layers import Layer, Shape
 from digitnet.nn.losses import Loss, get_loss
 from digitnet.nn.optimizers import Optimizer, get_optimizer
+from digitnet.nn.saving import save_model
 from digitnet.nn.summary import layer_table, summary_text
 
 # Rows per forward pass in predict/evaluate (and fit's validation). A convolution's windows
@@ -427,7 +428,5 @@ class Sequential:
         """Write the model to one self-describing file (see ``digitnet.nn.io``), atomically. As
         in Keras, an existing file is replaced unless ``overwrite=False``; only a regular file
         ever is."""
-        from digitnet.nn.io import save_model
-
         refuse_unsupported("save", zipped=zipped)
         save_model(self, filepath, overwrite=overwrite)

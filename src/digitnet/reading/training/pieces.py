@@ -18,8 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from digitnet.data import load_mnist
 from digitnet.parallel import in_processes
 from digitnet.vision.pieces import Candidate, Piece
+from digitnet.vision.segment import segment
+from digitnet.writing import Digits, write_page
 
 TRAINING_DIGITS = 50_000  # MNIST training digits written on the pages (50,000+: development)
 PURE = 0.85  # of a whole digit's ink, at least this share is its own
@@ -30,9 +33,6 @@ Labelled = tuple[np.ndarray, np.ndarray]  # inputs (n, ...) and labels (n,)
 
 def training_digits():
     """MNIST training digits 0-49,999 as ``writing.Digits``."""
-    from digitnet.data import load_mnist
-    from digitnet.writing import Digits
-
     (x_train, y_train), _ = load_mnist()
     return Digits.from_mnist("MNIST training", x_train[:TRAINING_DIGITS],
                              y_train[:TRAINING_DIGITS])  # fmt: skip
@@ -65,9 +65,6 @@ def cut_pages(
 ) -> Iterator[tuple[Any, list[Candidate], np.ndarray]]:
     """Each of ``pages`` pages written with the training digits (``writing``: options of
     ``write_page``), the candidates ``segment`` cuts from it, and ``totals(page)``."""
-    from digitnet.vision.segment import segment
-    from digitnet.writing import write_page
-
     source = training_digits()
     rng = np.random.default_rng(seed)
     for _ in range(pages):
