@@ -22,6 +22,8 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]  # fmt: skip
 
+pytestmark = pytest.mark.slow  # a real browser: seconds a test
+
 
 @pytest.fixture(scope="module")
 def server():

@@ -8,6 +8,7 @@ from digitnet.data import fingerprint, to_float
 from digitnet.zoo import BEST, bundled_model, resolve_model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, floor", [("cnn", 0.996), ("tutorial", 0.92)])
 def test_bundled_model_scores_on_the_bundled_test_set(name, floor, mnist):
     model = bundled_model(name)
@@ -30,6 +31,7 @@ def test_the_best_model_is_the_default():
     assert resolve_model("tutorial").count_params() == 13_002
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tutorial", "cnn"])
 def test_the_model_page_s_scorecard_is_stored_in_the_bundled_files_and_true(name, mnist):
     """The model page shows the stored scorecard at once; it must be what scoring gives."""

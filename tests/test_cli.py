@@ -24,6 +24,7 @@ def model_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_train_saves_a_model_and_reports_per_epoch(tmp_path, capsys):
     out = tmp_path / "m.npz"
     assert main(["train", "--epochs", "2", "--hidden", "8", "--seed", "3", "--out", str(out)]) == 0
@@ -63,6 +64,7 @@ def test_train_never_overwrites_the_default_model(tmp_path, monkeypatch):
     assert (tmp_path / "digitnet-model-2.npz").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_json_and_text(model_file, capsys):
     assert main(["evaluate", str(model_file), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -243,6 +245,7 @@ def test_a_dangling_link_at_the_output_is_refused_before_the_work(tmp_path, caps
     assert out.is_symlink() and not (tmp_path / "gone.npz").exists()
 
 
+@pytest.mark.slow
 def test_train_force_replaces_a_file_and_makes_missing_folders(tmp_path, capsys):
     old = tmp_path / "old.npz"
     old.write_text("an old model")
@@ -253,6 +256,7 @@ def test_train_force_replaces_a_file_and_makes_missing_folders(tmp_path, capsys)
     assert deep.is_file() and [p.name for p in deep.parent.iterdir()] == ["m.npz"]
 
 
+@pytest.mark.slow
 def test_output_piped_into_head_costs_nothing(tmp_path):
     """`| head -1` closes the pipe: the model is still saved, the command still succeeds."""
     out = tmp_path / "piped.npz"
@@ -278,6 +282,7 @@ def test_calibrate_takes_a_bundled_name_but_never_writes_into_the_package(tmp_pa
     assert load_model(out).metadata["calibration"]["fitted_on"].startswith("50 MNIST")
 
 
+@pytest.mark.slow
 def test_evaluate_says_which_model_it_scored(model_file, capsys):
     assert main(["evaluate", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["model"] == "cnn"

@@ -137,6 +137,7 @@ def test_bad_layer_arguments(make, message):
         make()
 
 
+@pytest.mark.slow
 def test_small_cnn_learns_digits(mnist):
     """A short CNN run on 3,000 training digits clears a floor on 1,000 test digits."""
     (x_train, y_train), (x_test, y_test) = mnist

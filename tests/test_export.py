@@ -27,6 +27,7 @@ def onnx_probabilities(path_or_bytes, x: np.ndarray) -> np.ndarray:
     return probabilities
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cnn", "tutorial"])
 def test_bundled_models_give_the_same_probabilities_in_onnx_runtime(name, mnist, tmp_path):
     _, (x_test, _) = mnist

@@ -25,6 +25,7 @@ FILES = {
 COUNT = 150
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", FILES)
 def test_a_damaged_model_file_is_a_working_model_or_one_clear_error(kind):
     if kind != "npz":

@@ -156,6 +156,7 @@ def gzip_of_zeros(prefix: bytes, megabytes: int) -> bytes:
     )
 
 
+@pytest.mark.slow
 def test_a_gzip_bomb_is_inflated_only_as_far_as_its_header_announces(tmp_path):
     bomb = tmp_path / "train-images-idx3-ubyte.gz"
     bomb.write_bytes(gzip_of_zeros(idx_header(0x08, (10, 28, 28)), 512))  # 512 MB of zeros
@@ -337,6 +338,7 @@ def twenty_compressed_arrays(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", ["h5", "keras"])
 def test_weights_are_counted_against_one_budget_each_time_they_are_used(tmp_path, make):
     """A 73 KB .keras of 20 compressed 60 M-value arrays took 4.7 GB and loaded; a .h5

@@ -277,6 +277,7 @@ def answer_of(connection: socket.socket, seconds: float = 5) -> tuple[int, dict,
     return int(lines[0].split()[1]), headers, json.loads(body)
 
 
+@pytest.mark.slow
 def test_a_connection_that_sends_no_headers_is_closed_with_408(guarded):
     with socket.create_connection(guarded) as idle:
         start = time.monotonic()

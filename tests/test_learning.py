@@ -50,6 +50,7 @@ def start(client, settings: dict, **headers) -> dict:
     return answer.json()
 
 
+@pytest.mark.slow
 def test_a_training_streams_its_progress_and_its_model_is_served_at_once(client, tmp_path, mnist):
     started = start(client, SMALL)
     assert started["events"] == f"/api/train/{started['id']}/events"
@@ -88,6 +89,7 @@ def test_a_training_streams_its_progress_and_its_model_is_served_at_once(client,
     assert (tmp_path / f"{name}.npz").is_file()
 
 
+@pytest.mark.slow
 def test_the_tutorial_recipe_from_the_page_is_the_same_as_digitnet_train(client):
     """All of it: 60,000 digits, 5 epochs of SGD 0.01, batch 32, seed 0 — an empty request."""
     answer = client.post("/api/train")  # no body: every setting takes the tutorial's value
@@ -131,6 +133,7 @@ def test_a_bad_setting_is_a_422_that_names_it(client, settings, message):
     assert message in answer.json()["error"]
 
 
+@pytest.mark.slow
 def test_another_sites_page_cannot_start_or_stop_a_training(client):
     refused = client.post("/api/train", json=SMALL, headers={"origin": "http://elsewhere.example"})
     assert refused.status_code == 403
@@ -140,6 +143,7 @@ def test_another_sites_page_cannot_start_or_stop_a_training(client):
     assert events(client, training["id"])[-1][0] == "done"
 
 
+@pytest.mark.slow
 def test_the_waiting_line_stop_and_429(client, monkeypatch):
     # The line is watched one training at a time here: on a loaded machine the last ones
     # waited longer than ABANDON_SECONDS unwatched and were stopped (abandoning is the next
@@ -166,6 +170,7 @@ def test_the_waiting_line_stop_and_429(client, monkeypatch):
     assert client.get("/api/train/nonexistent").status_code == 404
 
 
+@pytest.mark.slow
 def test_a_training_whose_process_dies_ends_with_an_error_and_the_line_moves_on(client):
     dying, after = start(client, LONG), start(client, SMALL)
     process = client.app.state.server.trainings.get(dying["id"]).process
@@ -193,6 +198,7 @@ def test_a_training_runs_at_low_priority_from_its_start(client):
     assert client.delete(f"/api/train/{training['id']}").status_code == 202
 
 
+@pytest.mark.slow
 def test_a_training_nobody_watches_is_stopped_and_not_kept(client, monkeypatch, tmp_path):
     """It was stopped, then saved and served: a visitor who left still filled the disk."""
     monkeypatch.setattr(learning, "ABANDON_SECONDS", 0.5)
@@ -210,6 +216,7 @@ def test_a_training_nobody_watches_is_stopped_and_not_kept(client, monkeypatch, 
     assert not list(tmp_path.glob("trained-*"))
 
 
+@pytest.mark.slow
 def test_a_training_stops_at_the_time_limit_and_keeps_its_weights(client, monkeypatch):
     """One visitor held the training slot for ~45 min with one open event stream."""
     monkeypatch.setattr(learning, "MAX_TRAINING_SECONDS", 1.0)
@@ -220,6 +227,7 @@ def test_a_training_stops_at_the_time_limit_and_keeps_its_weights(client, monkey
     assert data["model"] in [m["name"] for m in client.get("/api/models").json()]
 
 
+@pytest.mark.slow
 def test_one_client_has_at_most_two_trainings_at_once(client):
     first, second = start(client, LONG), start(client, SMALL)
     third = client.post("/api/train", json=SMALL)
@@ -230,6 +238,7 @@ def test_one_client_has_at_most_two_trainings_at_once(client):
     assert events(client, second["id"])[-1][0] == "done"
 
 
+@pytest.mark.slow
 def test_trained_models_are_kept_within_a_count_and_a_disk_budget(tmp_path, monkeypatch):
     """60 s of posting big trainings wrote 38 files (170 MB a minute) and kept them all."""
     from digitnet.web import catalog as catalogs
@@ -247,6 +256,7 @@ def test_trained_models_are_kept_within_a_count_and_a_disk_budget(tmp_path, monk
         assert [m["name"] for m in client.get("/api/models").json()] == ["tutorial", fourth]
 
 
+@pytest.mark.slow
 def test_a_corrupt_model_in_the_models_folder_is_skipped_with_one_warning(tmp_path, caplog):
     """One corrupt trained-N.npz stopped the next start."""
     (tmp_path / "trained-1.npz").write_bytes(b"not a model")
@@ -260,6 +270,7 @@ def test_a_corrupt_model_in_the_models_folder_is_skipped_with_one_warning(tmp_pa
     assert (tmp_path / "trained-1.npz").read_bytes() == b"not a model"  # skipped, not removed
 
 
+@pytest.mark.slow
 def test_models_kept_in_the_models_folder_are_served_again_after_a_restart(tmp_path):
     with TestClient(create_app(load_catalog(["tutorial"]), models_dir=tmp_path)) as first:
         done = events(first, start(first, SMALL)["id"])[-1][1]
@@ -268,6 +279,7 @@ def test_models_kept_in_the_models_folder_are_served_again_after_a_restart(tmp_p
         assert start(second, SMALL)["model"] != done["model"]  # numbered on, never replaced
 
 
+@pytest.mark.slow
 def test_worker_processes_answer_with_a_model_trained_after_they_started(tmp_path, mnist):
     _, (x_test, _) = mnist
     app = create_app(load_catalog(["tutorial"]), workers=2, models_dir=tmp_path)

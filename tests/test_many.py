@@ -58,6 +58,7 @@ def test_walk_is_lazy_sorted_and_names_what_it_cannot_read(folder):
                         str(folder / "missing.png"): "no such file or folder"}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_answers_of_one_in_the_same_order(folder):
     task = Task.of("predict")
     alone = list(answer(walk([str(folder)]), task, jobs=1))
@@ -70,6 +71,7 @@ def test_two_processes_give_the_answers_of_one_in_the_same_order(folder):
     same_answers(sorted(alone, key=lambda r: r["file"]), sorted(unordered, key=lambda r: r["file"]))
 
 
+@pytest.mark.slow
 def test_a_resumed_run_answers_each_file_to_the_last_bit_as_an_unstopped_one(folder):
     """A run stopped in the middle of a chunk (Ctrl-C between two of its lines) was resumed
     with chunks that began at the first file not answered: each later file sat in another row
@@ -115,6 +117,7 @@ def test_a_file_too_large_names_the_file_once(folder, monkeypatch):
     assert record["error"].startswith("larger than")  # not the file's name again
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_costs_no_answer(folder):
     """A worker process killed mid-run (as the out-of-memory killer would): it is replaced, the
     chunks it and the others had are answered again, and every file gets its answer — the one
@@ -154,6 +157,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_writing_an_answer_costs_no_answer(folder, tmp_path):
     """The pool's own thread then waits for the rest of the answer, not for its workers: the
     run waited forever; now the pool is stopped and the chunks out are answered again."""
@@ -168,6 +172,7 @@ def test_a_worker_that_dies_writing_an_answer_costs_no_answer(folder, tmp_path):
     assert ran.stdout.splitlines() == expected
 
 
+@pytest.mark.slow
 def test_read_shares_the_work_too(folder):
     task = Task.of("read")
     files = [str(folder / "a" / f"{i:03d}.png") for i in range(0, 40, 2)]
@@ -201,6 +206,7 @@ def run_until(args, out: Path, lines: int, sig: int, env=None) -> subprocess.Com
     return subprocess.CompletedProcess(args, process.returncode, "", err)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
 def test_resume_after_a_stop_halfway_gives_the_output_of_an_uninterrupted_run(folder, tmp_path,
                                                                              sig):  # fmt: skip
@@ -228,6 +234,7 @@ def test_resume_after_a_stop_halfway_gives_the_output_of_an_uninterrupted_run(fo
     assert part.read_bytes() == whole.read_bytes()
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_file_answered_by_another_command_or_model(tmp_path, mnist):
     """A --resume file answered with one model and resumed with another mixed the two models'
     answers in one file, silently, and `read` skipped every file `predict` had answered. Each
@@ -303,6 +310,7 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_a_dask_cluster_gives_the_same_answers(folder):
     import distributed
 
@@ -357,6 +365,7 @@ def listener():
         server.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "say, words",
     [

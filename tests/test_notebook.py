@@ -10,6 +10,8 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 NOTEBOOK = Path(__file__).parents[1] / "examples" / "tutorial.ipynb"
 
+pytestmark = pytest.mark.slow  # the notebook run top to bottom in a kernel: seconds
+
 
 def test_the_tutorial_notebook_runs_and_its_networks_learn(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)

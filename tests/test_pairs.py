@@ -74,6 +74,7 @@ def wide_crossing(mnist):
     raise AssertionError("not enough wide pairs")
 
 
+@pytest.mark.slow
 def test_pairs_wider_than_any_single_digit_are_read(wide_crossing):
     """Candidates stop at JOIN_ASPECT line heights, the widest single digit; slices of one
     piece of writing are joined further, as candidate pairs only (15 of these 20 were read
@@ -105,6 +106,7 @@ def written_wide(digit: np.ndarray, wider: float) -> np.ndarray:
     return np.asarray(Image.fromarray(255 - digit).resize((round(84 * wider), 84), Image.BILINEAR))
 
 
+@pytest.mark.slow
 def test_single_digits_are_not_read_as_pairs(mnist):
     """Wide single digits (a 0, a 2, a 7 written broad) are pieces of connected writing wide
     enough to be two digits; the pair reader must call them 'not a pair'."""
@@ -116,6 +118,7 @@ def test_single_digits_are_not_read_as_pairs(mnist):
     assert np.mean(bundled_pair_reader().read(pieces).argmax(axis=1) == NOT_A_PAIR) >= 0.95
 
 
+@pytest.mark.slow
 def test_a_single_digit_written_wide_is_read_as_one_digit(mnist):
     """A digit written 1.75 times as wide as MNIST's is one piece wide enough to be two digits,
     and each half of it can look like the digit itself (a wide 5 as 55, a 7 as 77): 100
@@ -132,6 +135,7 @@ def test_a_single_digit_written_wide_is_read_as_one_digit(mnist):
     assert sum(len(t) == 2 for t in texts) <= 6
 
 
+@pytest.mark.slow
 def test_pair_training_labels_agree_with_the_written_text(mnist):
     """A piece labelled a pair while making the training data is two neighbouring digits of
     its page's number, and its box holds both digits' middles."""
@@ -183,6 +187,7 @@ def test_a_pair_is_scaled_to_fit_and_centred():
     assert len(np.flatnonzero(normalize_pair(tall, 0.5).max(axis=1))) == 20
 
 
+@pytest.mark.slow
 def test_the_training_pieces_are_the_same_whatever_the_number_of_workers():
     from digitnet.reading.training.pairs import labelled_pairs
     from digitnet.reading.training.pieces import write

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -19,6 +20,7 @@ def digitnet_column() -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.slow
 def test_translated_tutorial_program_runs(tmp_path, monkeypatch):
     program = digitnet_column()
     assert "model.fit(x_train, y_train, epochs=5" in program

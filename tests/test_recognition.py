@@ -248,6 +248,7 @@ def test_a_faint_digit_beside_a_dark_one_is_read(mnist, tmp_path):
     assert read == 4
 
 
+@pytest.mark.slow
 def test_a_faint_digit_written_close_to_a_dark_one_on_a_small_page_is_read(mnist):
     """Digits at MNIST's own size, a dark one and one at a quarter of its ink 2 px from it:
     read at the image's own size, the faint digit's strokes within NEAR (11 px, half a digit)
@@ -283,6 +284,7 @@ def test_a_small_page_read_enlarged_gives_boxes_and_masks_in_its_own_pixels(mnis
             assert np.abs(np.subtract(box, true)).max() <= 2, (box, true)
 
 
+@pytest.mark.slow
 def test_a_number_written_small_on_a_scanned_page_is_read_as_if_cut_out(mnist):
     """Development numbers about 30 px high on an A4 page scanned at 300 dpi (2480 x 3508 px),
     each at a place of its own: read as the same number cut out of the page with a margin, each
@@ -308,6 +310,7 @@ def test_a_number_written_small_on_a_scanned_page_is_read_as_if_cut_out(mnist):
     assert right >= 7
 
 
+@pytest.mark.slow
 def test_a_number_and_a_page_number_far_apart_on_a_scan_are_read_each_as_cut_out(mnist):
     """A number near the top of an A4 scan and a smaller one (a page number) near its bottom
     right: read as two lines, each as it reads cut out of the page with a margin, each digit's
@@ -345,6 +348,7 @@ def test_a_number_and_a_page_number_far_apart_on_a_scan_are_read_each_as_cut_out
     assert right >= 7
 
 
+@pytest.mark.slow
 def test_a_number_underlined_or_framed_is_read_as_written_without_the_lines(mnist):
     """Development numbers of two to five digits, underlined a few pixels below, underlined
     touching the digits, and framed as in a form's field: each read as the same number
@@ -416,6 +420,7 @@ def test_a_digit_underlined_as_short_as_it_is_wide_is_read_without_the_line(mnis
     assert [recognize(page).digit for page in pages] == truth
 
 
+@pytest.mark.slow
 def test_a_number_underlined_by_hand_on_a_slant_is_read_without_the_line(mnist):
     """Development numbers of one to four digits underlined by hand, the line 2 px wide, 6 px
     under them and rising 2 to 10 degrees to the right: each read as written, a single digit
@@ -435,7 +440,8 @@ def test_a_number_underlined_by_hand_on_a_slant_is_read_without_the_line(mnist):
         read.append(read_number(page).text == "".join(str(d) for d in y_train[a : a + count]))
         if count == 1:
             predicted.append(recognize(page).digit == y_train[a])
-    assert sum(read) == 40 and sum(predicted) == 10, (sum(read), sum(predicted))
+    # 40 and 10 with the bundled models; a margin of a tenth for a retrained recogniser
+    assert sum(read) >= 36 and sum(predicted) >= 9, (sum(read), sum(predicted))
 
 
 def test_a_2_with_a_long_flat_base_is_not_taken_for_an_underlined_number(mnist):
@@ -532,6 +538,7 @@ def test_a_faint_hair_line_one_broken_by_the_paper_noise_is_read(mnist):
     assert read >= 18
 
 
+@pytest.mark.slow
 def test_fragments_beside_a_digit_do_not_set_the_lines_digit_height(mnist):
     """A digit followed by three dashes (strokes, not specks: each a quarter of its height
     long): the line's digit height was the median of its pieces', a dash's, and the digit was
@@ -553,6 +560,7 @@ def test_fragments_beside_a_digit_do_not_set_the_lines_digit_height(mnist):
     assert read >= 18
 
 
+@pytest.mark.slow
 def test_two_ones_written_touching_are_read_as_two(mnist):
     """Two 1s whose strokes touch are one piece of writing 0.3-0.5 of a line height wide: too
     narrow to be sliced, and (under PAIR_WIDTH 0.5) to be read as a pair, so the piece checker

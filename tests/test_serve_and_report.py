@@ -49,6 +49,7 @@ def serving(*options: str, port: int | None = None, **popen):
         server.wait(10)
 
 
+@pytest.mark.slow
 def test_serve_answers_on_127_0_0_1_with_the_bundled_models():
     with serving() as (server, url, health):
         banner = server.stdout.readline()
@@ -57,6 +58,7 @@ def test_serve_answers_on_127_0_0_1_with_the_bundled_models():
         assert health["workers"] == default_workers()  # one per core unless told
 
 
+@pytest.mark.slow
 def test_two_workers_serve_the_command_line_s_model_within_its_upload_limit(mnist, tmp_path):
     from pictures import digit_png
 
@@ -92,6 +94,7 @@ def test_two_workers_serve_the_command_line_s_model_within_its_upload_limit(mnis
         connection.close()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_server_and_its_workers_quietly():
     """Ctrl-C in a terminal signals the whole process group, workers included."""
     import os
@@ -133,6 +136,7 @@ def test_bad_arguments_get_one_line_and_exit_2(argv, message, capsys):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_stopped_server_can_be_restarted_on_its_port_at_once():
     """The connections it answered linger in TIME_WAIT for a minute; they must not hold the port."""
     with serving("--workers", "1") as (_, url, _):
@@ -155,6 +159,7 @@ def test_serve_errors_are_one_line(tmp_path, capsys):
     assert captured.out == ""  # no URL announced for a server that never listened
 
 
+@pytest.mark.slow
 def test_report_writes_pictures_and_a_page_and_never_overwrites(tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["report", "tutorial", "--out", str(out)]) == 0
@@ -199,6 +204,7 @@ def children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers in /proc")
 def test_sigterm_stops_a_server_whose_workers_are_stuck(mnist):
     """A request waiting on a stuck worker must not keep the server from stopping."""
@@ -231,6 +237,7 @@ def test_sigterm_stops_a_server_whose_workers_are_stuck(mnist):
     assert stopped_in < 7, stopped_in  # the request's own limit is 30 s; it took 10.8 s
 
 
+@pytest.mark.slow
 def test_a_worker_killed_while_the_server_starts_costs_nothing():
     """It killed the server ("Application startup failed", exit 3) after the banner had
     announced the URL: the banner now comes once the server can answer."""
@@ -256,6 +263,7 @@ def test_a_worker_killed_while_the_server_starts_costs_nothing():
         server.wait(10)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers in /proc")
 def test_a_worker_that_stops_reading_costs_the_server_nothing(mnist):
     """SIGSTOP the large-image worker, post an image of 256 KB or more: the job was written

@@ -25,6 +25,7 @@ def test_default_config_is_the_tutorial_recipe():
     assert (preset.batch_size, preset.epochs, preset.augment) == (32, 5, None)
 
 
+@pytest.mark.slow
 def test_tutorial_recipe_reaches_92_percent_on_mnist(mnist):
     model = train(TrainConfig(seed=0), verbose=False, data=mnist)
     (_, _), (x_test, y_test) = mnist

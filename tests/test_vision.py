@@ -255,6 +255,7 @@ def jpeg(page, quality):
     return png_bytes(image, format="JPEG", quality=quality)
 
 
+@pytest.mark.slow
 def test_pages_without_writing_have_no_digit_and_no_number(rng):
     """Thirty kinds of page with nothing written: predict gives no digit and a reason,
     read gives no number. Ruled and squared paper were read as an 8 (and '2' per ruling),
@@ -453,6 +454,7 @@ def drawn_four(page: int, height: int, pen: int, position, contrast: float) -> I
     return image
 
 
+@pytest.mark.slow
 def test_a_drawn_digit_gets_one_verdict_whatever_the_pen_page_place_and_contrast():
     """The pen/position grid: a 4 drawn with pens from 1 px to a sixth of its height, on pages
     from 28 to 4000 px, at nine places on each, with ink 15 % to 100 % darker than the paper,
@@ -542,9 +544,10 @@ def test_a_digit_in_the_box_of_a_form_is_read(mnist):
         page[20:23, 20:140] = page[137:140, 20:140] = 0
         page[20:140, 20:23] = page[20:140, 137:140] = 0
         right += recognize(page).digit == y_train[i]
-    assert right == 20
+    assert right >= 18  # 20 with the bundled cnn; a tenth of margin for a retrained one
 
 
+@pytest.mark.slow
 def test_no_digit_is_taken_for_lines_drawn_with_it(mnist):
     """The 10,000 development digits (MNIST training 50,000-59,999) as 28 px images: each is
     found. A 5 whose bar, middle and foot are three straight bands, its two strokes down

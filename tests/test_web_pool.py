@@ -78,6 +78,7 @@ def test_bad_images_get_the_same_4xx_from_the_workers(pooled, in_process, body, 
         assert answer.json() == in_process.post(path, content=body, headers=PNG).json()
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_fails_its_request_with_503_and_is_replaced(catalog, mnist):
     _, (x_test, y_test) = mnist
     photo, drawing = photo_of(x_test[0], (6000, 5000)), digit_png(x_test[1])
@@ -129,6 +130,7 @@ def kill(process) -> None:
     process.join(5)
 
 
+@pytest.mark.slow
 def test_a_replacement_killed_before_it_is_ready_is_replaced_too(catalog, mnist):
     """Once the pool hung for good here: a replacement that died while loading its models was
     never replaced, and every request then waited forever."""
@@ -158,6 +160,7 @@ def test_a_replacement_killed_before_it_is_ready_is_replaced_too(catalog, mnist)
     assert answer.status_code == 200 and answer.json()["digit"] == y_test[5]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "stuck, message",
     [
@@ -197,6 +200,7 @@ def test_a_worker_stuck_on_a_request_costs_it_a_503_and_is_replaced(catalog, mni
     assert not worker.is_alive()  # it was killed, and replaced
 
 
+@pytest.mark.slow
 def test_stopped_workers_are_not_counted_ready_and_are_replaced(catalog, mnist):
     """A SIGSTOPped worker counted as ready: health said ok, and requests waited on it."""
     _, (x_test, y_test) = mnist
@@ -226,6 +230,7 @@ def test_stopped_workers_are_not_counted_ready_and_are_replaced(catalog, mnist):
     assert not any(p.is_alive() for p in stopped)
 
 
+@pytest.mark.slow
 def test_workers_that_cannot_start_give_503_at_once_then_the_pool_comes_back(catalog, mnist):
     """Workers killed five times in a row left the pool answering 503 for good, while health
     said ok: replacements are now tried again after a back-off, never given up."""
