@@ -46,10 +46,8 @@ class Reading:
 # piece read as two digits written touching adds log p(pair) + PAIR_BONUS (p(pair): the
 # pair reader's); each slice left out as not writing adds SKIP + CHECKER_WEIGHT *
 # log (1 - p(whole)) of the slice alone. Chosen on pages written with MNIST training digits
-# 50,000-59,999 (development), never on the benchmark's evaluation digits. A pair earned two
-# digits' bonus until the checker became convolutional; since, one piece's bonus reads more
-# pages right (two sets of 1,000: 0.941 -> 0.945, 0.944 -> 0.946; a grid over all four
-# constants found nothing better beyond noise).
+# 50,000-59,999 (development), never on the benchmark's evaluation digits: a grid over the four
+# constants finds nothing better beyond noise (docs/history.md has what else was tried).
 CHECKER_WEIGHT = 0.5
 DIGIT_BONUS = 0.5
 PAIR_BONUS = 0.5

@@ -65,13 +65,9 @@ class Prediction:
 
 # A touching pair is one piece of writing, so ``prepare`` cannot see two columns in it. It is
 # several digits when it is wider than JOINED_ASPECT times its height and the piece checker
-# finds it not one whole digit (p < JOINED_WHOLE). Chosen on MNIST training digits 50k-60k:
-# 7 of 10,000 single digits flagged, 4 in 5 touching pairs of them. Counted again when the
-# checker's verdict became a mean over one-pixel moves (``checker.SHIFTS``), before -> after:
-# those 10,000 digits 4 -> 3 given the note, 400 pairs of them overlapping by two columns 304
-# -> 300; MNIST test 5 -> 4 and 282 -> 276; USPS 0 and Semeion 1 either way. Kept at 0.05.
-# Moved left and right only (session 23), side by side: development 3 and 300 -> 302, MNIST
-# test 5 and 276 -> 278, USPS 0 and Semeion 1 (16x16 images) either way.
+# finds it not one whole digit (p < JOINED_WHOLE). Chosen on MNIST training digits 50k-60k;
+# today the note goes to 302 of 400 pairs of them overlapping by two columns and 3 of 10,000
+# single digits (MNIST test: 278 of 400 pairs, 5 of 10,000; USPS 0, Semeion 1).
 JOINED_ASPECT = 1.1
 JOINED_WHOLE = 0.05
 

@@ -21,9 +21,7 @@ import numpy as np
 DIGIT_SHARE = 0.6  # of the tallest piece's height in a line: a piece this tall may be a digit
 # (+-25 % in size: 0.75 / 1.25), a shorter one is a fragment — a 5's detached bar, a broken
 # faint stroke, a dash — and not measured for the line's digit height: three fragments beside
-# one digit made the line a fragment high, and the digit was cut into slivers. Development
-# pages, six sets of 1,000: 938, 943, 940, 932, 943, 936 -> 939, 945, 942, 931, 945, 936
-# (the median of all the pieces before; 0.5: 939, 944).
+# one digit made the line a fragment high, and the digit was cut into slivers.
 
 
 @dataclass(frozen=True)

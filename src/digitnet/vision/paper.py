@@ -17,8 +17,8 @@ from digitnet.vision.rules import line_pixels, ruled_rows, without_rules
 
 SPECK_FRACTION = 0.08  # components smaller than this share of the largest are specks ...
 SPECK_SIDE = 0.25  # ... unless this share of the tallest one's height long: a stroke, however
-# thin — a hair-line or faint digit beside a marker one has a tenth of its ink (development
-# pages: 957 -> 964 and 942 -> 954 of 1,000 read exactly; 0.2 and 0.3 the same, 0.15 and 0.4 less)
+# thin — a hair-line or faint digit beside a marker one has a tenth of its ink (0.2-0.3 read
+# the same development pages; 0.15 and 0.4 fewer)
 LINE_SPAN = 0.85  # of the page's width (height): a row (column) inked this far is a ruling
 LINE_THICKNESS = 0.03  # of the page's height (width): a ruling is thin, a digit's stroke
 # across a tight crop is not (USPS's 1s fill their 16x16 images, 2-3 px wide)

@@ -33,10 +33,8 @@ RULE_SPAN = 0.85  # of a piece's width (height): a band of rows (columns) inked 
 RULE_THICKNESS = 0.15  # of its length: a rule is thin (a dash 3 x 16 px is; a flat 0 is not)
 RULE_LENGTH = 1.5  # of the height of the writing beside it: a rule is longer
 ALONE_LENGTH = 0.6  # ... or, a line that is a piece of its own, this long: an answer underlined
-# as short as the digit is wide (1.0 left it in: 20 development digits 4x MNIST's size, read 14,
-# predicted 13; now 20 and 20). A 2's base drawn apart from it is read better without it too:
-# 60 development 2s with a base 0.8 heights long 3 px under them, read 31 -> 37, predicted 36 -> 56
-# (59 once a straight stroke alone was a line: drawn_across)
+# as short as the digit is wide is one (20 of 20 development digits so underlined read right),
+# and a 2's base drawn apart from it is read better without it (59 of 60 such 2s predicted)
 SPREAD = 0.5  # of a rule's length: the writing above a rule spreads this far
 PAST = 0.2  # of a rule's length: ... or the rule reaches this far past it on either side (a
 # single digit underlined: the line may be three times as long as the digit is wide)

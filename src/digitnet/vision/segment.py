@@ -1,22 +1,15 @@
 """A written number -> candidate pieces, each normalised to 28x28 like a single digit.
 
-The ink (as ``preprocess`` finds it) is split into lines (bands of rows) and, in each line,
-into connected components. Digits written touching or overlapping are one component, so each
-component is cut further, at the columns where its ink is thinnest (``slices``): more cuts
+The ink (as ``preprocess`` finds it) is split into lines and, in each line, into connected
+components, each cut further at the columns where its ink is thinnest (``slices``): more cuts
 than digits, on purpose — a cut is cheap to undo, a missing cut impossible to add later. The
-candidates are runs of neighbouring slices (and components: the two strokes of a "5", a
-broken stroke), up to a digit's width; ``choose_reading`` keeps the sequence of candidates
-that covers every slice with the best total score, a slice left out as "not writing" being
-allowed too (heuristic over-segmentation and best path: LeCun, Bottou, Bengio and Haffner,
-1998). Digits whose strokes cross have no thin place to cut: a candidate that is one piece of
-connected writing, wide enough to be two digits, also carries a 28x56 picture of itself
-(``Piece.pair``) for the pair reader (``digitnet.pairs``). Components stacked over each
-other were merged and short fragments joined to their neighbour before, by rules; the piece
-checker judges them as well, with fewer rules (development pages: exact 0.843 either way).
-A number written small on a large page is read from the part of the page around it
-(``preprocess.zoom_region``), lines far apart each from the part around it (``line_regions``),
-a small image from a copy enlarged (SMALL_SIDE): either way the line's digits are tens of
-pixels high where they are cut.
+candidates are runs of neighbouring slices up to a digit's width; the reader keeps the sequence
+of them that reads best (``reading.lattice``: over-segmentation and best path, LeCun, Bottou,
+Bengio and Haffner, 1998). A candidate that is one piece of connected writing wide enough to be
+two digits also carries a 28x56 picture of itself (``Piece.pair``) for the pair reader. A
+number written small on a large page is read from the part of the page around it, lines far
+apart each from the part around it (``line_regions``), a small image from a copy enlarged
+(SMALL_SIDE): either way the line's digits are tens of pixels high where they are cut.
 """
 
 from __future__ import annotations
@@ -60,37 +53,26 @@ from digitnet.vision.resample import enlarged
 
 ANALYSIS_SIDE = 640  # a row of up to ~10 digits keeps ~60 px per digit
 SMALL_SIDE = 480  # an image with writing and smaller than this is read from a copy enlarged
-# by a whole factor to at least this size: at its own, NEAR (11 px) is half a 20 px digit and a
-# slice 5 px. The pieces are cut from the copy too (cut from the original pixels: 867 and 874
-# of 1,000; cut from the copy, their pictures made again from the original pixels: no better).
-# Whether there is writing at all is decided at the image's own size: 40 px of speckle
-# enlarged twelve times are blobs, read as strings of 1s. Development pages, a cnn that never
-# saw them, six sets of 1,000: 939, 945, 942, 931, 945, 936 read exactly -> 942, 949, 945,
-# 939, 945, 945 (320: 940, 946 on the first two; 640: 941, 943).
+# by a whole factor to at least this size (at its own, NEAR is half a 20 px digit, a slice
+# 5 px), and its pieces cut from the copy; whether there is writing at all is decided at the
+# image's own size (40 px of speckle enlarged twelve times are blobs, read as strings of 1s).
 MAX_JOINED = 4  # a digit made of at most this many slices or side-by-side strokes
 JOIN_GAP = 0.3  # of the row's digit height: parts closer than this may be one digit
 JOIN_ASPECT = 1.6  # of the row's digit height: no single digit is wider (sizes vary +-25 %)
 PAIR_ASPECT = 2.4  # nor two digits written touching, as one piece of connected writing
 # The digits of a number are written with different pressure: a faint pencil 3 beside a
-# marker 8 was lost under any threshold set for the whole page (22 % of the strongest ink, the
-# best of 35/30/25/22/20 %). Each pixel is compared with the strongest ink NEAR it instead.
-# Chosen on pages written with MNIST training digits 50,000-59,999: exact 0.78 (22 % of the
-# page's strongest) -> 0.83 (30 % of the strongest within 11 px).
+# marker 8 is lost under any threshold set for the whole page, so each pixel is compared with
+# the strongest ink NEAR it.
 READING_SHARE = 0.3  # of the strongest ink within NEAR x NEAR analysis pixels
 NEAR = 11
 FLOOR_NOISE = 5.0  # writing stands this many deviations of the paper's noise above it
 FLOOR_CONTRAST = 0.08  # and this far, at least, from the paper
-# ... where it starts; from there a stroke is followed down to FOLLOW_CONTRAST. A hair-line
-# pen's faint stroke hovers about FLOOR_CONTRAST, and the pixels of it above were left as
-# thirty specks, each dropped (a 1 of "1371" lost). Development pages, a cnn that never saw
-# them, six sets of 1,000: 934, 941, 937, 930, 941, 930 read exactly -> 938, 943, 940, 932,
-# 943, 936 (0.03 and 0.055 read as 0.04 on the first two sets).
+# ... where it starts; from there a stroke is followed down to FOLLOW_CONTRAST: a hair-line
+# pen's faint stroke hovers about FLOOR_CONTRAST, and would be left as specks, each dropped.
 FOLLOW_CONTRAST = 0.04
 PAIR_WIDTH = 0.35  # of the line's digit height: a piece of connected writing this wide may be
 # two digits written touching, and is read as a pair too — two 1s written touching are 0.3-0.5
-# wide, too narrow to slice (2 x SLICE_WIDTH): at 0.5 they were dropped as not one digit ("5113"
-# read "53"). Development pages, a cnn that never saw them: 0.5 -> 0.35 read 8 pages more of
-# 6,000 (five of them such 1s), and lost none of 2,000 looked at; 0.25 read the same.
+# wide, too narrow to slice (2 x SLICE_WIDTH)
 LINE_HEIGHT_SHARE = 0.45  # a band of writing shorter than this share of the tallest is a
 # piece of a neighbouring line (a 7's detached bar), not a line of its own
 SLICE_WIDTH = 0.25  # of the row's digit height: the narrowest slice a part is cut into
