@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from digitnet.nn import Adam, Conv2D, Dense, Dropout, Flatten, MaxPool2D, Reshape, Sequential
-from digitnet.nn.schedules import CosineDecay
+from digitnet.nn import Sequential
 from digitnet.reading.checker import SHAPE, features
+from digitnet.reading.training.networks import fit_held_out, small_cnn
 from digitnet.reading.training.pieces import (
     TRAINING_DIGITS,
     Labelled,
@@ -27,7 +27,6 @@ from digitnet.reading.training.pieces import (
 )
 
 PAGES_PER_CHUNK = 250  # pages are written in chunks, each with its own seed: any worker count
-BATCH = 128
 
 
 def labelled_pieces(pages: int, seed: int) -> Labelled:
@@ -47,24 +46,9 @@ def labelled_pieces(pages: int, seed: int) -> Labelled:
 
 def build(seed: int) -> Sequential:
     """(N, 30, 28) -> conv 32 -> pool -> conv 64 -> pool -> dense 128 -> 2 (not whole, whole).
-
-    Each conv is 3x3 'valid' + ReLU. Spatial sizes 30x28 -> 28x26 -> 14x13 -> 12x11 -> 6x5;
-    the dense layer sees 6 * 5 * 64 = 1,920 features. About 265,000 parameters."""
-    return Sequential(
-        [
-            Reshape((*SHAPE, 1), input_shape=SHAPE),
-            Conv2D(32, 3, activation="relu", kernel_initializer="he_uniform"),
-            MaxPool2D(2),
-            Conv2D(64, 3, activation="relu", kernel_initializer="he_uniform"),
-            MaxPool2D(2),
-            Flatten(),
-            Dense(128, activation="relu", kernel_initializer="he_uniform"),
-            Dropout(0.3),
-            Dense(2, activation="softmax"),
-        ],
-        seed=seed,
-        name="piece-checker-conv-32-64-128-2",
-    )
+    Spatial sizes 30x28 -> 28x26 -> 14x13 -> 12x11 -> 6x5; the dense layer sees 6 * 5 * 64 =
+    1,920 features. About 265,000 parameters."""
+    return small_cnn(SHAPE, (32, 64), 2, 2, "piece-checker-conv-32-64-128-2", seed)
 
 
 def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) -> Sequential:
@@ -72,20 +56,14 @@ def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) ->
     a tenth of them held out to report accuracy."""
     start = time.perf_counter()
     data = write(labelled_pieces, pages, PAGES_PER_CHUNK, seed, workers)
-    x, y, cut = data.x, data.y, data.held_out
     model = build(seed)
-    steps = epochs * -(-cut // BATCH)
-    model.compile(optimizer=Adam(CosineDecay(1e-3, steps)), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])  # fmt: skip
-    model.fit(x[:cut], y[:cut], epochs=epochs, batch_size=BATCH, verbose=2 if verbose else 0,
-              validation_data=(x[cut:], y[cut:]))  # fmt: skip
-    _, accuracy = model.evaluate(x[cut:], y[cut:], verbose=0)
+    accuracy = fit_held_out(model, data, epochs, verbose)
     model.metadata.update({
         "trained_on": f"pieces of {data.pages} pages written with MNIST "
                       f"training digits 0-{TRAINING_DIGITS - 1} (digitnet.writing)",
-        "pieces": len(y),
-        "whole_share": float(y.mean()),
-        "held_out_accuracy": float(accuracy),
+        "pieces": len(data.y),
+        "whole_share": float(data.y.mean()),
+        "held_out_accuracy": accuracy,
         "seconds": {"writing_pages": data.seconds, "total": time.perf_counter() - start},
     })  # fmt: skip
     return model

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from digitnet.nn import Adam, Conv2D, Dense, Dropout, Flatten, MaxPool2D, Reshape, Sequential
-from digitnet.nn.schedules import CosineDecay
+from digitnet.nn import Sequential
 from digitnet.reading.pairs import NOT_A_PAIR
+from digitnet.reading.training.networks import fit_held_out, small_cnn
 from digitnet.reading.training.pieces import (
     COMPLETE,
     PURE,
@@ -29,7 +29,6 @@ from digitnet.vision.pieces import PAIR_SHAPE
 
 CLOSE = (-0.33, 0.0)  # the training lines' gaps, of a digit's width
 PAGES_PER_CHUNK = 500
-BATCH = 128
 
 
 def labelled_pairs(pages: int, seed: int) -> Labelled:
@@ -72,25 +71,10 @@ def pair_class(counts: np.ndarray, totals: np.ndarray, page) -> int:
 
 def build(seed: int) -> Sequential:
     """(N, 28, 56) -> conv 32 -> pool -> conv 64 -> pool -> conv 64 -> dense 128 -> 101.
-
-    Each conv is 3x3 'valid' + ReLU. Spatial sizes 28x56 -> 26x54 -> 13x27 -> 11x25 -> 5x12
-    -> 3x10; the dense layer sees 3 * 10 * 64 = 1,920 features. About 314,000 parameters."""
-    return Sequential(
-        [
-            Reshape((*PAIR_SHAPE, 1), input_shape=PAIR_SHAPE),
-            Conv2D(32, 3, activation="relu", kernel_initializer="he_uniform"),
-            MaxPool2D(2),
-            Conv2D(64, 3, activation="relu", kernel_initializer="he_uniform"),
-            MaxPool2D(2),
-            Conv2D(64, 3, activation="relu", kernel_initializer="he_uniform"),
-            Flatten(),
-            Dense(128, activation="relu", kernel_initializer="he_uniform"),
-            Dropout(0.3),
-            Dense(NOT_A_PAIR + 1, activation="softmax"),
-        ],
-        seed=seed,
-        name="pair-reader-32-64-64-128-101",
-    )
+    Spatial sizes 28x56 -> 26x54 -> 13x27 -> 11x25 -> 5x12 -> 3x10; the dense layer sees
+    3 * 10 * 64 = 1,920 features. About 314,000 parameters."""
+    return small_cnn(PAIR_SHAPE, (32, 64, 64), 2, NOT_A_PAIR + 1, "pair-reader-32-64-64-128-101",
+                     seed)  # fmt: skip
 
 
 def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) -> Sequential:
@@ -102,12 +86,7 @@ def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) ->
     if verbose:
         print(f"{len(y)} pieces ({np.mean(y < NOT_A_PAIR):.2f} pairs) in {data.seconds:.0f} s")
     model = build(seed)
-    steps = epochs * -(-cut // BATCH)
-    model.compile(optimizer=Adam(CosineDecay(1e-3, steps)), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])  # fmt: skip
-    model.fit(x[:cut], y[:cut], epochs=epochs, batch_size=BATCH, verbose=bool(verbose),
-              validation_data=(x[cut:], y[cut:]))  # fmt: skip
-    _, accuracy = model.evaluate(x[cut:], y[cut:], verbose=0)
+    accuracy = fit_held_out(model, data, epochs, verbose)
     pairs = y[cut:] < NOT_A_PAIR
     predicted = model.predict(x[cut:][pairs], verbose=0).argmax(axis=1)
     model.metadata.update({
@@ -115,7 +94,7 @@ def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) ->
                       f"MNIST training digits 0-{TRAINING_DIGITS - 1}",
         "pieces": len(y),
         "pair_share": float(np.mean(y < NOT_A_PAIR)),
-        "held_out_accuracy": float(accuracy),
+        "held_out_accuracy": accuracy,
         "held_out_pairs_read_right": float(np.mean(predicted == y[cut:][pairs])),
         "seconds": {"writing_pages": data.seconds, "total": time.perf_counter() - start},
     })  # fmt: skip
