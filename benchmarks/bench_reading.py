@@ -197,6 +197,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=os.environ.get("DIGITNET_REALWORLD", DEFAULT_ROOT))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", metavar="WORD", help="the sources whose name holds WORD")
     parser.add_argument("--why", action="store_true",
                         help="where pages read wrong but right one by one are lost")  # fmt: skip
     args = parser.parse_args()
@@ -208,6 +209,8 @@ def main() -> int:
     ]
     sources += [folder_source(name, Path(args.root)) for name in ("usps", "semeion")
                 if (Path(args.root) / name).is_dir()]  # fmt: skip
+    if args.only:
+        sources = [s for s in sources if args.only.lower() in s.name.lower()]
     print(f"{args.numbers} written numbers per source, model {recognizer.model.name or 'cnn'}")
     results = []
     for n, source in enumerate(sources):

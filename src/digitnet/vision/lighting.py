@@ -22,6 +22,7 @@ from PIL import Image
 
 from digitnet.vision.box import Box
 from digitnet.vision.filters import square_filter
+from digitnet.vision.pattern import pattern_level
 
 FLAT_PAPER_FRACTION = 0.5  # of the pixels, at least, for paper of exactly one value
 LIGHTING_MIN_SIDE = 128  # smaller images get the border's plane, larger a lighting map
@@ -47,6 +48,7 @@ class Ink:
     small: np.ndarray
     scale: float
     level: np.ndarray | float  # the paper's level: a lighting map (see ``background``) or one
+    pattern: float = 0.0  # ink up to this is a printed background, left out (``pattern``)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -67,13 +69,13 @@ class Ink:
         part = self.gray[top:bottom, left:right]
         raw = 1 - part if self.light_paper else part
         if isinstance(self.level, float):
-            return np.clip(raw - self.level, 0, 1)
+            return without_pattern(np.clip(raw - self.level, 0, 1), self.pattern)
         H, W = self.shape
         h, w = self.level.shape
         box = (left * w / W, top * h / H, right * w / W, bottom * h / H)  # in map pixels
         size = (right - left, bottom - top)
         level = Image.fromarray(self.level, "F").resize(size, Image.BILINEAR, box=box)
-        return np.clip(raw - np.asarray(level), 0, 1)
+        return without_pattern(np.clip(raw - np.asarray(level), 0, 1), self.pattern)
 
 
 class InkRegion(NamedTuple):
@@ -102,8 +104,19 @@ def ink_of(gray: np.ndarray, analysis_side: int) -> Ink:
         level = background(raw)  # at BACKGROUND_SIDE
         h, w = raw.shape
         at_small = np.asarray(Image.fromarray(level, "F").resize((w, h), Image.BILINEAR))
-        return Ink(gray, light, np.clip(raw - at_small, 0, 1), scale, level)
-    return Ink(gray, light, np.clip(raw - level, 0, 1), scale, level)
+        ink = np.clip(raw - at_small, 0, 1)
+        pattern = pattern_level(ink)
+        return Ink(gray, light, without_pattern(ink, pattern), scale, level, pattern)
+    ink = np.clip(raw - level, 0, 1)
+    pattern = 0.0 if paper is not None else pattern_level(ink)  # a drawing: none
+    return Ink(gray, light, without_pattern(ink, pattern), scale, level, pattern)
+
+
+def without_pattern(ink: np.ndarray, pattern: float) -> np.ndarray:
+    """``ink`` with what a printed background reaches (up to ``pattern``) set to paper."""
+    if pattern:
+        ink[ink <= pattern] = 0
+    return ink
 
 
 def paper_is_light(gray: np.ndarray) -> bool:
