@@ -27,7 +27,6 @@ def security_pattern(width: int, height: int, rng: np.random.Generator) -> np.nd
 def cheque_amount(digits: list[np.ndarray], background: np.ndarray) -> np.ndarray:
     """MNIST digits (28, 28) uint8 written side by side, 36 px high, over ``background`` ink:
     a small scan like a cheque's amount box, dark on light (H, W) uint8."""
-    h, w = background.shape
     ink = background.copy()
     x = 10
     for digit in digits:
