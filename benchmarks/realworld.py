@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from digitnet.data import read_labelled_folder
+from digitnet.data import DataError, read_labelled_folder
 from digitnet.evaluation import evaluate_files
 from digitnet.zoo import resolve_model
 
@@ -35,7 +35,15 @@ def main() -> int:
     print(f"model: {model.name}; images: {'64x64' if args.large else 'native 16x16'}")
     for name in ("usps", "semeion"):
         images = "images_large" if args.large else "images"
-        paths, labels = read_labelled_folder(Path(args.root) / name, images)
+        folder = Path(args.root) / name
+        if not (folder / "labels.csv").is_file():
+            print(f"  {name:8s} skipped: no {folder / 'labels.csv'} (--root names the sets)")
+            continue
+        try:
+            paths, labels = read_labelled_folder(folder, images)
+        except DataError as error:
+            print(f"  {name:8s} skipped: {error}")
+            continue
         start = time.perf_counter()
         result = evaluate_files(model, paths, labels)
         print(
