@@ -29,7 +29,7 @@ def test_train_saves_a_model_and_reports_per_epoch(tmp_path, capsys):
     out = tmp_path / "m.npz"
     assert main(["train", "--epochs", "2", "--hidden", "8", "--seed", "3", "--out", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("Training tutorial (the tutorial's 784-16-16-10 network")
+    assert lines[0].startswith("Training tutorial changed (784-8-10 relu: SGD lr 0.01)")
     assert lines[0].endswith("on bundled MNIST: 2 epochs, batch size 32, seed 3")
     epochs = [line for line in lines if line.startswith("Epoch ")]
     assert len(epochs) == 2
@@ -43,6 +43,33 @@ def test_train_saves_a_model_and_reports_per_epoch(tmp_path, capsys):
     assert model.metadata["config"]["seed"] == 3 and model.count_params() == 784 * 8 + 8 + 90
     card = model.metadata["scorecard"]  # the model page shows it without scoring anew
     assert card["accuracy"] == model.metadata["test"]["accuracy"] and card["samples"] == 10000
+
+
+@pytest.mark.parametrize(
+    "settings, said",
+    [
+        ({}, "tutorial (the tutorial's 784-16-16-10 network: SGD lr 0.01, batch 32)"),
+        (
+            {"hidden": (64, 32), "activation": "sigmoid", "optimizer": "adam"},
+            "tutorial changed (784-64-32-10 sigmoid: Adam lr 0.001)",
+        ),
+        (
+            {"lr": 0.1, "momentum": 0.9},
+            "tutorial changed (784-16-16-10 relu: SGD lr 0.1 momentum 0.9)",
+        ),
+        (
+            {"model": "mlp", "loss": "mse"},
+            "mlp changed (784-512-256-10 relu: Adam with cosine decay, mse loss)",
+        ),
+    ],
+)
+def test_train_says_what_it_trains_not_only_the_preset(settings, said):
+    """train's first line names the network and optimiser trained: "--hidden 64,32 --activation
+    sigmoid --optimizer adam" said "Training tutorial (... 784-16-16-10 ... SGD lr 0.01 ...)"."""
+    from digitnet.training import TrainConfig
+
+    config = TrainConfig(**settings)
+    assert config.describe(config.validate()) == said
 
 
 def test_train_on_the_first_digits_only(tmp_path, capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import platform
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -65,6 +66,31 @@ class TrainConfig:
                 raise NNError(f"{name.replace('_', ' ')} must be at least 1; got {value}")
         self.check_written(self.samples)
         return preset
+
+    def describe(self, preset: Preset) -> str:
+        """What is trained, in words: the preset's own description, unless a setting changes
+        the network or its optimiser — then the network and the optimiser as changed."""
+        name = self.optimizer or ("sgd" if self.momentum or self.nesterov else None)
+        changed = (self.hidden, self.activation, name, self.lr) != (None,) * 4
+        if not changed and self.loss == TrainConfig.loss:
+            return f"{preset.name} ({preset.description})"
+        network = build_model(self).name.removeprefix("mlp-")
+        if preset.mlp:
+            network += f" {self.activation or 'relu'}"
+        if name == "sgd":
+            momentum = f" momentum {self.momentum:g}" if self.momentum else ""
+            nesterov = " Nesterov" if self.nesterov else ""
+            optimizer = f"SGD lr {self.lr or 0.01:g}{momentum}{nesterov}"
+        elif name == "adam":
+            optimizer = f"Adam lr {self.lr or 0.001:g}"
+        else:  # the preset's recipe: "SGD lr 0.01, batch 32" less its batch, at this lr
+            optimizer = re.sub(r", batch \d+$", "", preset.description.split(": ", 1)[-1])
+            if self.lr and "lr " in optimizer:
+                optimizer = re.sub(r"lr [0-9.e-]+", f"lr {self.lr:g}", optimizer)
+            elif self.lr:
+                optimizer += f", lr {self.lr:g}"
+        loss = f", {self.loss} loss" if self.loss != TrainConfig.loss else ""
+        return f"{preset.name} changed ({network}: {optimizer}{loss})"
 
     def check_written(self, digits: int | None) -> None:
         """``written`` is 0 to ``digits``, the number of training digits (None: not known yet,

@@ -148,7 +148,7 @@ def cmd_train(args) -> int:
     if config.written:
         digits = f"{config.written:,} digits written on paper and {digits}"
     print(
-        f"Training {preset.name} ({preset.description}) on {digits}{describe_source(config.data)}:"
+        f"Training {config.describe(preset)} on {digits}{describe_source(config.data)}:"
         f" {plural(config.epochs or preset.epochs, 'epoch')}, batch size"
         f" {config.batch_size or preset.batch_size}, seed {config.seed}",
         flush=True,
