@@ -1,11 +1,12 @@
 """People's digits through the CLI and the API: predict and read on files made here, blank
 pages, calibration, and one clear message per bad file."""
 
+import csv
 import json
 
 import numpy as np
 import pytest
-from pictures import big_digit_on_a_line, cropped, on_grey_paper, written_close
+from pictures import big_digit_on_a_line, cropped, number_png, on_grey_paper, written_close
 from PIL import Image, ImageDraw
 
 from digitnet.cli import main
@@ -81,17 +82,24 @@ def test_predict_json_lines_for_a_folder(images, capsys):
     assert "corrupt or truncated" in by_name["cut.png"]["error"]
 
 
-def test_predict_table_and_csv_never_overwritten(images, tmp_path, capsys):
-    out = tmp_path / "digits.csv"
-    assert (
-        main(["predict", "--model", "tutorial", "--csv", str(out), str(images / "00-7.png")]) == 0
-    )
+def test_predict_table_and_csv_replaced_only_with_force(images, tmp_path, capsys, mnist):
+    """The CSV holds what the table says, the several-digits note too (it was dropped); an
+    existing CSV is refused before any work, and replaced with --force (there was no way)."""
+    out, number = tmp_path / "digits.csv", tmp_path / "number.png"
+    number.write_bytes(number_png([mnist[1][0][i] for i in (5, 6)]))
+    seven = str(images / "00-7.png")
+    assert main(["predict", "--model", "tutorial", "--csv", str(out), seven, str(number)]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["file", "digit", "confidence"] and " 7 " in table[1]
-    assert out.read_text().splitlines()[1].startswith(f"{images / '00-7.png'},7,")
-    assert main(["predict", "--model", "tutorial", "--csv", str(out), str(images)]) == 1
-    assert "never overwrites" in capsys.readouterr().err
-    assert out.read_text().count("\n") == 2  # untouched
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert [r["file"] for r in rows] == [seven, str(number)] and rows[0]["digit"] == "7"
+    assert rows[0]["note"] == "" and rows[1]["note"].startswith("several digits")
+    assert main(["predict", "--model", "tutorial", "--csv", str(out), seven]) == 1
+    refused = capsys.readouterr().err
+    assert "exists" in refused and "(--force)" in refused
+    assert len(out.read_text().splitlines()) == 3  # untouched
+    assert main(["predict", "--model", "tutorial", "--csv", str(out), "--force", seven]) == 0
+    assert len(out.read_text().splitlines()) == 2  # replaced
 
 
 @pytest.mark.parametrize("command", ["predict", "read"])

@@ -17,6 +17,7 @@ from digitnet.cli.base import (
     command,
     path_text,
     positive_int,
+    writable,
 )
 
 
@@ -32,15 +33,15 @@ def add_predict(commands) -> None:
     predict.add_argument("--top", type=positive_int, metavar="K", default=0,
                          help="also show the K most probable digits")  # fmt: skip
     predict.add_argument("--csv", metavar="OUT", type=path_text,
-                         help="also write a CSV file (never overwritten)")  # fmt: skip
+                         help="also write a CSV file (a row an image, its note too)")  # fmt: skip
+    predict.add_argument("--force", action="store_true",
+                         help="replace an existing --csv file")  # fmt: skip
     predict.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(args) -> int:
-    if args.csv and Path(args.csv).exists():
-        raise FileExistsError(
-            f"{args.csv} exists; digitnet never overwrites a CSV (choose another)"
-        )
+    if args.csv:
+        writable(Path(args.csv), replace=args.force, model_file=False)  # before any work
     task = task_of(args, "predict")  # the model first: nothing printed or written if it fails
     entries = files_to_answer(args, task)  # and the --resume file
     if not args.json:
@@ -48,7 +49,8 @@ def cmd_predict(args) -> int:
     with contextlib.ExitStack() as stack:
         table = None
         if args.csv:
-            table = csv_table(stack.enter_context(open(args.csv, "x", newline="")))
+            mode = "w" if args.force else "x"
+            table = csv_table(stack.enter_context(open(args.csv, mode, newline="")))
         if args.json:
             return answer_files(args, task, entries, json.dumps, table)
         return answer_files(args, task, entries, lambda r: format_prediction(r, args.top), table)
@@ -81,12 +83,13 @@ def csv_table(file) -> Callable[[dict], None]:
     import csv
 
     writer = csv.writer(file)
-    writer.writerow(["file", "digit", "confidence", "reason", "error"])
+    writer.writerow(["file", "digit", "confidence", "reason", "note", "error"])
 
     def write(r: dict) -> None:
         writer.writerow([r["file"], "" if r.get("digit") is None else r["digit"],
                          "" if r.get("confidence") is None else f"{r['confidence']:.6f}",
-                         r.get("reason") or "", r.get("error") or ""])  # fmt: skip
+                         r.get("reason") or "", r.get("note") or "",
+                         r.get("error") or ""])  # fmt: skip
 
     return write
 
