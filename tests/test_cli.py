@@ -147,6 +147,8 @@ def test_errors_from_the_library_are_one_line(tmp_path, model_file, capsys):
     cases = [
         (["evaluate", str(truncated)], "truncated or corrupt"),
         (["summary", str(tmp_path / "none.npz")], "no such model file"),
+        (["evaluate", "cnnn"], "cnnn: no such model file, nor a bundled model (cnn, tutorial)"),
+        (["predict", "--model", "tutorail", "x.png"], "nor a bundled model (cnn, tutorial)"),
         (["train", "--data", str(tmp_path / "nowhere")], "no such file or folder"),
         (["train", "--model", "cnn", "--hidden", "8"], "apply to MLP presets, not 'cnn'"),
     ]

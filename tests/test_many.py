@@ -460,3 +460,15 @@ def test_resume_refuses_what_is_not_a_regular_file_at_once(tmp_path, seven, caps
         assert status == 1 and printed == "" and words in said, said
         assert time.monotonic() - started < 5
     assert long_line.stat().st_size == 2 * 2**30
+
+
+def test_resume_with_every_file_answered_says_there_is_nothing_to_do(tmp_path, seven, capsys):
+    """A run resumed when its file answers every file printed the table's head and stopped,
+    without a word."""
+    out = tmp_path / "answers.jsonl"
+    assert resumed_with(out, seven, capsys)[0] == 0
+    answered = out.read_bytes()
+    status, printed, said = resumed_with(out, seven, capsys)
+    assert status == 0 and "seven" not in printed
+    assert said == f"nothing to do: {out} answers every file already\n"
+    assert out.read_bytes() == answered

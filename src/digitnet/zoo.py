@@ -136,9 +136,13 @@ def get_preset(name: str) -> Preset:
 def bundled_path(name: str = BEST) -> Path:
     path = BUNDLED_DIR / f"{name}.npz"
     if not path.is_file():
-        available = ", ".join(sorted(p.stem for p in BUNDLED_DIR.glob("*.npz"))) or "none"
-        raise NNError(f"no bundled model {name!r}; bundled models: {available}")
+        raise NNError(f"no bundled model {name!r}; bundled models: {bundled_names()}")
     return path
+
+
+def bundled_names() -> str:
+    """The bundled models' names, "cnn, tutorial", for a message."""
+    return ", ".join(sorted(p.stem for p in BUNDLED_DIR.glob("*.npz"))) or "none"
 
 
 def bundled_model(name: str = BEST) -> Sequential:
@@ -154,7 +158,11 @@ def names_bundled_model(spec: str) -> bool:
 
 def model_path(spec: str) -> Path:
     """The file of a model named on a command line (see ``resolve_model``)."""
-    return bundled_path(spec) if names_bundled_model(spec) else Path(spec)
+    if names_bundled_model(spec):
+        return bundled_path(spec)
+    if not Path(spec).exists() and not Path(spec).is_symlink():  # a name mistyped, most likely
+        raise NNError(f"{spec}: no such model file, nor a bundled model ({bundled_names()})")
+    return Path(spec)
 
 
 def resolve_model(spec: str | None) -> Sequential:
@@ -164,4 +172,4 @@ def resolve_model(spec: str | None) -> Sequential:
         return bundled_model(BEST)
     if names_bundled_model(spec):
         return bundled_model(spec)
-    return load_model(spec)
+    return load_model(model_path(spec))

@@ -125,7 +125,7 @@ def answer_files(args, task, entries, show: Callable[[dict], str], also=None) ->
     failed, 130 on Ctrl-C (what was answered is written)."""
     from digitnet.many import ResumeRefused, answer, open_answers, provenance
 
-    failed = False
+    failed, answers = False, 0
     with contextlib.ExitStack() as stack:
         log = None
         if args.resume:
@@ -137,6 +137,7 @@ def answer_files(args, task, entries, show: Callable[[dict], str], also=None) ->
         try:
             for record in answer(entries, task, args.jobs, not args.unordered, args.dask):
                 failed |= "error" in record
+                answers += 1
                 print(show(record), flush=log is not None)
                 if also:
                     also(record)
@@ -145,6 +146,8 @@ def answer_files(args, task, entries, show: Callable[[dict], str], also=None) ->
         except KeyboardInterrupt:
             print("interrupted (Ctrl-C): the answers so far are written", file=sys.stderr)
             return EXIT_INTERRUPTED
+    if args.resume and not answers:
+        print(f"nothing to do: {args.resume} answers every file already", file=sys.stderr)
     return EXIT_ERROR if failed else 0
 
 
