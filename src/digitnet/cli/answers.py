@@ -121,7 +121,8 @@ def answer_files(args, task, entries, show: Callable[[dict], str], also=None) ->
     """predict's and read's common part: the ``entries`` (``files_to_answer``) answered for
     ``task`` on --jobs processes or --dask; each answer printed (``show``, one or more lines)
     and given to ``also`` as it comes; with --resume, written to that JSON-lines file too,
-    each line with its ``provenance`` (the command and the model). Exit status 1 if a file
+    each line with its ``provenance`` (the command and the model). When the answers are only
+    printed and their reader goes (``| head -1``), the run ends there. Exit status 1 if a file
     failed, 130 on Ctrl-C (what was answered is written)."""
     from digitnet.many import ResumeRefused, answer, open_answers, provenance
 
@@ -134,11 +135,14 @@ def answer_files(args, task, entries, show: Callable[[dict], str], also=None) ->
             except ResumeRefused as err:
                 raise CommandError(err) from None
             stamp = provenance(task)
+        only_printed = log is None and also is None  # the output is the only product
         try:
             for record in answer(entries, task, args.jobs, not args.unordered, args.dask):
                 failed |= "error" in record
                 answers += 1
-                print(show(record), flush=log is not None)
+                print(show(record), flush=log is not None or only_printed)
+                if only_printed and getattr(sys.stdout, "gone", False):
+                    break  # its reader has gone (`| head -1`): nobody is left to answer
                 if also:
                     also(record)
                 if log:
