@@ -25,7 +25,7 @@ def test_the_tutorial_notebook_runs_and_its_networks_learn(tmp_path):
     assert by_hand == by_layer  # the neuron computed by hand is the layer's
     accuracies = re.search(r"tutorial network ([\d.]+); CNN after .* digits ([\d.]+)", printed)
     tutorial, cnn = accuracies.groups()
-    assert float(tutorial) > 0.9 and float(cnn) > 0.85
+    assert float(tutorial) > 0.9 and float(cnn) > float(tutorial)  # the point the text makes
     images = sum("image/png" in output.get("data", {}) for cell in notebook.cells
                  if cell.cell_type == "code" for output in cell.outputs)  # fmt: skip
     assert images == 5
