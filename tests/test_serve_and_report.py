@@ -307,3 +307,28 @@ def test_the_listening_socket_lets_asyncio_turn_nagle_off():
 
     with listen("127.0.0.1", 0) as listening:
         assert listening.proto == socket.IPPROTO_TCP
+
+
+def test_report_pictures_read_well_for_one_epoch_and_dark_cells():
+    """A 1-epoch model's curves had epoch ticks 0.945-1.050; the confusion matrix's black
+    numbers sat on its darkest cells, its colour bar counted in fractions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from digitnet.modelcard import Scorecard
+    from digitnet.report import plot_confusion, plot_training
+
+    curves = plot_training({"loss": [0.5], "val_loss": [0.4], "accuracy": [0.9]})
+    for axis in curves.axes:
+        ticks = [t for t in axis.get_xticks() if axis.get_xlim()[0] <= t <= axis.get_xlim()[1]]
+        assert ticks == [1.0]
+    confusion = np.diag(np.full(10, 900))
+    confusion[3, 5], confusion[4, 9], confusion[7, 2] = 7, 2, 1
+    card = Scorecard(0.99, 9010, confusion, [], np.zeros((0, 28, 28), np.uint8))
+    figure = plot_confusion(card)
+    matrix, bar = figure.axes
+    colour = {text.get_text(): text.get_color() for text in matrix.texts}
+    assert colour["7"] == "white" and colour["2"] == colour["1"] == "black"
+    assert all(float(t).is_integer() for t in bar.get_yticks())

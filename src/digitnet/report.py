@@ -73,7 +73,9 @@ def plot_training(history: dict[str, list[float]]):
                 axis.plot(epochs, values, style, marker="o", ms=3,
                           label=("validation " if prefix else "training ") + key)  # fmt: skip
         axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole epochs
+        if axis.lines:  # one epoch too: a lone point's margins are 5 %
+            axis.set_xlim(0.5, len(axis.lines[0].get_xdata()) + 0.5)
         axis.set_title(key)
         if axis.lines:
             axis.legend()
@@ -85,21 +87,23 @@ def plot_training(history: dict[str, list[float]]):
 
 def plot_confusion(results: Scorecard):
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     cm = results.confusion
     off_diagonal = cm - np.diag(np.diag(cm))
     fig, axis = plt.subplots(figsize=(6, 5.4))
     image = axis.imshow(off_diagonal, cmap="Reds")
+    dark = max(1, off_diagonal.max()) / 2  # past half the scale a cell is dark: white numbers
     for r in range(cm.shape[0]):
         for c in range(cm.shape[1]):
-            axis.text(c, r, str(cm[r, c]), ha="center", va="center", fontsize=8,
-                      color="green" if r == c else "black")  # fmt: skip
+            colour = "green" if r == c else "white" if off_diagonal[r, c] > dark else "black"
+            axis.text(c, r, str(cm[r, c]), ha="center", va="center", fontsize=8, color=colour)
     axis.set_xticks(range(cm.shape[1]))
     axis.set_yticks(range(cm.shape[0]))
     axis.set_xlabel("predicted digit")
     axis.set_ylabel("true digit")
     axis.set_title(f"accuracy {100 * results.accuracy:.2f}% (colour: mistakes)")
-    fig.colorbar(image, ax=axis, shrink=0.8)
+    fig.colorbar(image, ax=axis, shrink=0.8, ticks=MaxNLocator(integer=True))  # counts
     fig.tight_layout()
     return fig
 
