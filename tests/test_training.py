@@ -77,3 +77,26 @@ def test_training_on_digits_written_on_paper_too(mnist, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--written", "-1"])
     assert "argument --written: must be 0 or more; got -1" in capsys.readouterr().err
+
+
+def test_after_the_last_epoch_the_test_set_is_not_run_again_for_the_same_figures(
+    mnist, monkeypatch, capsys
+):
+    """After the last step the test set went through the network three times (the last
+    validation, evaluate, the scorecard) with nothing said: the last validation is the test
+    figure when every epoch ran to its end, and the scorecard's pass is announced."""
+    from digitnet.nn import Sequential
+
+    passes = []
+    evaluate = Sequential.evaluate
+    monkeypatch.setattr(
+        Sequential, "evaluate", lambda *a, **k: passes.append(1) or evaluate(*a, **k)
+    )
+    model = train(TrainConfig(epochs=1, samples=2000), data=mnist)
+    assert passes == []
+    test, logs = model.metadata["test"], model.history.history
+    assert (test["loss"], test["accuracy"]) == (logs["val_loss"][-1], logs["val_accuracy"][-1])
+    x_test, y_test = mnist[1]
+    again = evaluate(model, to_float(x_test), y_test, verbose=0)
+    assert (test["loss"], test["accuracy"]) == pytest.approx(again)
+    assert "Scoring the 10,000 test digits for the model page..." in capsys.readouterr().out

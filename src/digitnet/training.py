@@ -166,7 +166,7 @@ def train(
         augment=augment,
     )
     seconds = time.perf_counter() - start
-    test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
+    test_loss, test_accuracy = test_figures(model, history, epochs, x_test, y_test)
     settings = {**asdict(config), "epochs": epochs, "batch_size": batch_size}
     settings["augment"] = augment.to_dict() if augment else None
     model.metadata = {
@@ -189,8 +189,19 @@ def train(
     }
     if config.written:
         model.metadata["writing_seconds"] = writing_seconds  # before the training
+    if verbose:
+        print(f"Scoring the {len(y_test):,} test digits for the model page...", flush=True)
     record_scorecard(model, x_test_digits, y_test)  # for the model page, at once
     return model
+
+
+def test_figures(model, history, epochs: int, x_test, y_test) -> tuple[float, float]:
+    """The test loss and accuracy of the trained ``model``: its last epoch's validation, when
+    training ran every epoch to its end (the same pass over the same weights), else a pass."""
+    logs = history.history
+    if not history.interrupted and len(history.epoch) == epochs and "val_loss" in logs:
+        return logs["val_loss"][-1], logs["val_accuracy"][-1]
+    return model.evaluate(x_test, y_test, verbose=0)
 
 
 def written_digits(x_train, config: TrainConfig, verbose: bool) -> tuple[np.ndarray | None, float]:
