@@ -100,9 +100,9 @@ def strongest(ink: np.ndarray, count: int) -> float:
     than 0.3 % of the image: a clear drawing called blank."""
     flat = ink.ravel()
     count = min(count, flat.size)
-    top = flat[flat > percentile(ink, 99)]  # holds the answer when it holds count values:
-    if top.size < count:  # partitioning 1 % of the pixels, not all (1.3 ms on a canvas)
-        top = flat
+    top = flat[flat >= percentile(ink, 99)]  # holds the answer when it holds count values:
+    if top.size < count:  # partitioning 1 % of the pixels, not all (1.3 ms on a canvas) —
+        top = flat  # at least 1 %: a drawing's strokes are all at one level, none above it
     return float(np.partition(top, top.size - count)[top.size - count])
 
 
