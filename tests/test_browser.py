@@ -178,9 +178,15 @@ def test_uploading_a_photo_and_reading_a_number(page, mnist, tmp_path):
     assert shows_no_digit(page)  # not the digit uploaded before
     # one digit's input and explanation give way to a word on where the digits are shown
     assert page.locator("#sees-hint").is_visible() and not page.locator("#seen").is_visible()
+    # and the page's words are a number's: nothing there says "draw a digit" or does nothing
+    assert page.locator("#drawing h2").inner_text() == "Write a number"
+    assert page.locator("#show-why").is_disabled()
+    assert "one digit" in page.locator("#work-hint").inner_text()
     page.check("input[name=mode][value=digit]")
     verdict(page)
     assert page.locator("#seen").is_visible() and not page.locator("#sees-hint").is_visible()
+    assert page.locator("#drawing h2").inner_text() == "Draw a digit"
+    assert page.locator("#show-why").is_enabled()
 
 
 def test_a_page_with_nothing_written_reads_nothing_and_says_why_once(page, tmp_path):

@@ -242,6 +242,9 @@ function toBoard([x, y, w, h]) {
 
 function showReading(answer) {
   document.getElementById("reading-text").textContent = answer.text || "nothing";  // the reason is beside the dash
+  const written = document.getElementById("reading-written");
+  written.hidden = !answer.written || answer.written === answer.text;  // marks or spaces kept
+  document.getElementById("reading-as-written").textContent = answer.written || "";
   showVerdict(answer.text ? answer.text : null, null, answer.reason || "no digits found");
   const verdict = document.getElementById("verdict");
   const count = answer.digits.length;
@@ -257,6 +260,14 @@ function showReading(answer) {
     ctx.strokeRect(x, y, w, h);
     ctx.fillText(String(d.digit), x + 2, Math.max(y - 6, 24));
   }
+  for (const m of answer.marks || []) {  // a separator, a dash, a sign: not a digit
+    const [x, y, w, h] = toBoard(m.box);
+    ctx.strokeStyle = ctx.fillStyle = "#9333ea";
+    ctx.setLineDash([4, 3]);
+    ctx.strokeRect(x, y, w, h);
+    ctx.setLineDash([]);
+    ctx.fillText(m.mark, x + 2, Math.max(y - 6, 24));
+  }
 }
 
 // ------------------------------------------------------------------------ the network at work
@@ -265,7 +276,9 @@ async function showNetwork(answer) {
   const network = document.getElementById("network");
   const hint = document.getElementById("work-hint");
   if (answer.digit === null) {
-    hint.textContent = "Draw a digit to see each layer respond.";
+    hint.textContent = mode() === "number"
+      ? "Each layer works on one digit: choose “one digit” above to watch them respond."
+      : "Draw a digit to see each layer respond.";
     return network.replaceChildren();
   }
   const info = details[answer.model] ||= await api(`/api/models/${encodeURIComponent(answer.model)}`);
@@ -498,11 +511,30 @@ function drawStage(stage) {
 
 // ---------------------------------------------------------------------------------- start
 
+// The page's words follow the mode: a number is written, a digit drawn; the layers and "show
+// why" belong to one digit.
+function applyMode() {
+  const number = mode() === "number";
+  document.querySelector("#drawing h2").textContent = number ? "Write a number" : "Draw a digit";
+  const why = document.getElementById("show-why");
+  why.disabled = number;
+  why.parentElement.title = number ? "one digit only: choose “one digit” above" : "";
+  if (!last) {
+    document.getElementById("work-hint").textContent = number
+      ? "Each layer works on one digit: choose “one digit” above to watch them respond."
+      : "Draw a digit to see each layer respond.";
+  }
+}
+
 picker.addEventListener("change", ask);
-document.querySelectorAll("input[name=mode]").forEach((r) => r.addEventListener("change", ask));
+document.querySelectorAll("input[name=mode]").forEach((r) => r.addEventListener("change", () => {
+  applyMode();
+  ask();
+}));
 document.getElementById("show-why").addEventListener("change", () => last && show());
 
 clearBoard();
+applyMode();
 fillModelPicker(picker).then(() => {
   document.body.dataset.ready = "true";
 }).catch((error) => { statusLine.textContent = `Error: ${error.message}`; });
