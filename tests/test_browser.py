@@ -157,6 +157,17 @@ def test_the_chosen_model_stays_chosen_across_pages_and_reloads(page, server):
     assert page.locator("#model").input_value() == "tutorial"
 
 
+@pytest.mark.parametrize("path", ["/", "/model"])
+def test_a_link_to_a_model_not_served_says_so(page, server, path):
+    """/?model=nosuch and /model?model=nosuch showed cnn without a word."""
+    page.goto(server + path + "?model=nosuch")
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    notice = page.locator("#model-notice")
+    assert notice.inner_text() == "no model named “nosuch” here: showing cnn"
+    page.select_option("#model", "tutorial")
+    assert notice.count() == 0  # a model chosen: nothing left to say
+
+
 def test_uploading_a_photo_and_reading_a_number(page, mnist, tmp_path):
     _, (x_test, y_test) = mnist
     photo = tmp_path / "digit.png"

@@ -84,8 +84,16 @@ async function fillModelPicker(select) {
     option.selected = wanted ? m.name === wanted : m.default;
     return option;
   }));
+  const named = new URLSearchParams(location.search).get("model");
+  if (named && !wanted) {  // a link to a model this server does not serve: say so, not silently
+    select.after(element("span", { class: "notice", id: "model-notice", role: "status" },
+      `no model named “${named}” here: showing ${select.value}`));
+  }
   rememberModel(select.value);
-  select.addEventListener("change", () => rememberModel(select.value));
+  select.addEventListener("change", () => {
+    document.getElementById("model-notice")?.remove();
+    rememberModel(select.value);
+  });
   return models;
 }
 
