@@ -428,6 +428,16 @@ async function openNeuron(answer, layer, unit, holder) {
     const line = element("p", { class: "sum" }, `softmax: p = e^z / Σⱼ e^zⱼ over the 10 outputs = ${p.toFixed(4)}`);
     line.dataset.activation = String(p);
     parts.push(line);
+    const t = (details[answer.model] || {}).temperature;
+    if (t) {  // the verdict's confidence is calibrated: the same softmax of z / T
+      const calibrated = sums.map((s) => Math.exp((s - highest) / t));
+      const q = calibrated[unit] / calibrated.reduce((a, b) => a + b, 0);
+      const note = element("p", { class: "hint", id: "calibrated" },
+        `The verdict's confidence is calibrated: the same softmax of z / T, T = ${t.toFixed(2)} ` +
+        `(fitted so that of answers given at 90 %, about nine in ten are right) = ${q.toFixed(4)}.`);
+      note.dataset.confidence = String(q);
+      parts.push(note);
+    }
   } else {
     const f = ACTIVATIONS[n.activation] || ACTIVATIONS.linear;
     const line = element("p", { class: "sum" }, `${n.activation || "linear"}(z) = ${f(z).toFixed(3)}: what it passes on`);
