@@ -49,3 +49,79 @@ def test_a_number_on_a_printed_security_pattern_is_read_without_the_pattern(mnis
         text = read_number(page).text
         right += text == "".join(str(y_train[first + i]) for i in range(4))
     assert right >= 5
+
+
+def ruled_cell(
+    digits: list[np.ndarray], rng: np.random.Generator, edge: float = 0.25
+) -> np.ndarray:
+    """MNIST digits (28, 28) uint8 written small inside one cell of a register's column, as a
+    crop of its scan shows it: the dark beyond the page's edge along the left, ``edge`` of
+    the width; the column's rules down either side, a little askew and of uneven strength; the
+    row's rule across the top. Dark on light (H, W) uint8."""
+    height, width = 200, round(105 / (1 - edge))
+    left = round(edge * width) + int(rng.integers(-5, 5))  # where the page begins
+    ink = np.zeros((height, width), np.float32)
+    ink[:, :left] = rng.uniform(0.85, 1.0)  # beyond the page's edge
+    for x, top in ((left + 10, 0), (width - 10, int(rng.integers(0, 60)))):  # the rules down
+        drift = rng.integers(-3, 4)
+        for y in range(top, height):
+            here = x + drift * y // height
+            ink[y, here : here + 2] = max(ink[y, here], rng.uniform(0.4, 0.8))
+    ink[4:6, left + 6 :] = np.maximum(ink[4:6, left + 6 :], rng.uniform(0.4, 0.7))  # across
+    x = left + 26
+    for digit in digits:
+        small = np.asarray(Image.fromarray(digit).resize((30, 30), Image.BILINEAR)) / 255
+        here = ink[80:110, x : x + 30]
+        np.maximum(here, 0.9 * small, out=here)
+        x += 24
+    return (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
+
+
+def test_a_number_small_in_a_ruled_cell_beside_the_page_edge_is_read_without_the_rules(mnist, rng):
+    """Row numbers of a ruled register, cropped with the cell's rules and the page's dark edge:
+    the rules are the paper's, not 1s (a register's "34" read as "11" before: the rules were
+    read, the small number missed)."""
+    (x_train, y_train), _ = mnist
+    right = 0
+    for k in range(8):
+        first = 50_600 + 3 * k
+        count = 2
+        page = ruled_cell(list(x_train[first : first + count]), rng)
+        text = read_number(page).text
+        right += text == "".join(str(y_train[first + i]) for i in range(count))
+    assert right >= 7
+
+
+def test_the_dark_beyond_the_page_along_a_side_does_not_turn_the_paper_dark(mnist, rng):
+    """A crop of a scanned register with the dark beyond the page's edge along its left side,
+    four tenths of the width: the paper is still the light three sides (the border's median
+    called it dark, and the page was read as white writing on black — runs of 0s, 2s, 7s)."""
+    (x_train, y_train), _ = mnist
+    right = 0
+    for k in range(8):
+        first = 50_700 + 2 * k
+        page = ruled_cell(list(x_train[first : first + 2]), rng, edge=0.42)
+        text = read_number(page).text
+        right += text == "".join(str(y_train[first + i]) for i in range(2))
+    assert right >= 7
+
+
+def test_a_rule_far_from_the_number_is_not_read_as_a_line_of_digits(mnist, rng):
+    """A crop of a register's cell holds the table's rule across its top, apart from the
+    number and shorter than the page: found as a line of its own, it was read as a run of
+    digits ("26" read "05565185811888810 / 26 / 077000002200")."""
+    (x_train, y_train), _ = mnist
+    right = 0
+    for k in range(8):
+        first = 50_800 + 2 * k
+        ink = np.zeros((200, 140), np.float32)
+        top, left = int(rng.integers(6, 20)), int(rng.integers(40, 60))
+        ink[top : top + 2, left : left + int(rng.integers(50, 65))] = rng.uniform(0.5, 0.9)
+        x = 40
+        for digit in x_train[first : first + 2]:
+            small = np.asarray(Image.fromarray(digit).resize((30, 30), Image.BILINEAR)) / 255
+            np.maximum(ink[90:120, x : x + 30], 0.9 * small, out=ink[90:120, x : x + 30])
+            x += 24
+        page = (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
+        right += read_number(page).text == "".join(str(y_train[first + i]) for i in range(2))
+    assert right >= 7

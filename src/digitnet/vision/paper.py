@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from digitnet.vision.components import Component, label
+from digitnet.vision.filters import grow
 from digitnet.vision.rules import line_pixels, ruled_rows, without_rules
 
 SPECK_FRACTION = 0.08  # components smaller than this share of the largest are specks ...
@@ -22,6 +23,15 @@ SPECK_SIDE = 0.25  # ... unless this share of the tallest one's height long: a s
 LINE_SPAN = 0.85  # of the page's width (height): a row (column) inked this far is a ruling
 LINE_THICKNESS = 0.03  # of the page's height (width): a ruling is thin, a digit's stroke
 # across a tight crop is not (USPS's 1s fill their 16x16 images, 2-3 px wide)
+LONG_LINE = 0.5  # of the page's height (width): an upright (flat) line this long ...
+SLANT = 0.015  # of its length: a table's line wanders this far across it (a page 1° askew)
+TABLE_THICKNESS = 0.1  # of the page across: a table's line, or the shadow of an edge
+LINE_SHARE = 0.5  # of the ink in such a band: the lines' own, not digits' it cuts through
+TABLE_GAP = 1  # pixels bridged along a table's line (more joins the specks beside a stroke)
+LONGER = 3  # ... and this many times as long as the tallest (widest) piece of writing
+SLIM = 0.12  # of its length: a line of the paper is no thicker on average ...
+ASKEW = 0.2  # ... and spans no more than this across it
+BESIDE = 0.1  # of such a line's length: less is no writing beside it but dust
 EDGE_SPAN = 0.85  # of an edge's length: ink along this much of it is the paper's edge
 EDGE_DEPTH = 0.1  # of the page across: ... if it reaches no further in than this
 TEXTURE_PARTS = 50  # more pieces of ink than this, all tiny: a texture, not writing
@@ -73,10 +83,16 @@ def without_paper_marks(
     writing = without_paper_lines(writing)
     labels, found = label(writing)
     bands = [c for c in found if along_an_edge(c, labels)]
+    rulings = [c for c in found if c not in bands and ruling_piece(c, labels.shape)]
+    others = [c for c in found if c not in bands + rulings]
+    bands += [c for c in rulings if longer_than_the_writing(c, others, labels.shape)]
     for c in bands:
         box = labels[c.top : c.bottom, c.left : c.right]
         writing[c.top : c.bottom, c.left : c.right] &= box != c.label
-    return writing, None if bands else (labels, found)
+    without_lines = without_long_lines(writing)
+    if bands or without_lines is not writing:
+        return without_lines, None
+    return writing, (labels, found)
 
 
 def without_paper_lines(writing: np.ndarray) -> np.ndarray:
@@ -87,6 +103,121 @@ def without_paper_lines(writing: np.ndarray) -> np.ndarray:
     across = ruled_rows(writing, LINE_SPAN, LINE_THICKNESS)
     down = ruled_rows(writing.T, LINE_SPAN, LINE_THICKNESS)
     return writing & ~line_pixels(writing, across, down)
+
+
+def without_long_lines(writing: np.ndarray) -> np.ndarray:
+    """``writing`` (H, W) bool without the lines of a table drawn across the page, upright or
+    flat — inked, in bands a few pixels wide (a rule on a slant of a pixel or two), along
+    LONG_LINE of the page and LONGER than any piece of writing that is not itself a line
+    (``slim``) — but where writing crosses them. A cell's rules and frame, broken by noise or
+    joined to each other, and the shadow along the page's edge are such lines; the paper's
+    rulings (``without_paper_lines``) are inked along more of the page, and thinner. Writing
+    that is all lines (a 1 alone in a tight crop, a dash) is left as it is."""
+    if not writing.any():
+        return writing
+    labels, found = label(writing)
+    pieces = [c for c in found if not slim(c)]
+    if not pieces:
+        return writing
+    bands, shortest = [], max(writing.shape)  # columns down, rows across; a line's length
+    for axis, side in ((0, writing.shape[0]), (1, writing.shape[1])):
+        longest = max((c.bottom - c.top) if axis == 0 else (c.right - c.left) for c in pieces)
+        span = max(LONG_LINE, LONGER * longest / side)
+        if span >= LINE_SPAN:  # the writing as long as the page: a tight crop of it
+            bands.append([])
+            continue
+        reach = max(1, round(SLANT * side))  # pixels either way
+        slanted = grow(writing, reach, axis=1 - axis)  # a line's neighbouring columns
+        lines, turned = (slanted.T, labels.T) if axis == 0 else (slanted, labels)  # bands: rows
+        found_bands = widened(ruled_rows(lines, span, TABLE_THICKNESS, TABLE_GAP), reach + 1, side)
+        found_bands = [band for band in found_bands if of_lines(band, turned, found, axis)]
+        bands.append(found_bands)
+        shortest = min(shortest, span * side) if found_bands else shortest
+    down, across = bands
+    beside = [c for c in pieces if not within(c, down, across)]
+    if not any(longer_side(c) >= BESIDE * shortest for c in beside):
+        return writing  # only the lines' own pieces and dust: a 1 written in pieces, a dash
+    return writing & ~line_pixels(writing, across, down)
+
+
+def of_lines(band: tuple[int, int], labels: np.ndarray, found: list[Component], axis: int) -> bool:
+    """Whether the ink in ``band`` (rows top..bottom of ``labels``, (H, W), the label image
+    turned so that the band is rows) is mostly that of lines: pieces ``slim``, or within the
+    band. The tops of digits side by side ink as much of a row, but they are the digits'."""
+    top, bottom = band
+    inside = labels[top:bottom]
+    counts = np.bincount(inside.ravel(), minlength=len(found) + 1)
+    of_line = 0
+    for c in found:
+        low, high = (c.left, c.right) if axis == 0 else (c.top, c.bottom)
+        if counts[c.label] and (slim(c) or (top <= low and high <= bottom)):
+            of_line += counts[c.label]
+    return of_line >= LINE_SHARE * counts[1:].sum()
+
+
+def within(c: Component, down: list[tuple[int, int]], across: list[tuple[int, int]]) -> bool:
+    """Whether component ``c`` lies within one of the bands of columns ``down`` or of rows
+    ``across``: a piece of a line found there."""
+    return any(left <= c.left and c.right <= right for left, right in down) or any(
+        top <= c.top and c.bottom <= bottom for top, bottom in across
+    )
+
+
+def widened(bands: list[tuple[int, int]], reach: int, side: int) -> list[tuple[int, int]]:
+    """Bands of rows (top, bottom exclusive) each ``reach`` wider either way, within 0..side,
+    those that then touch or overlap made one: a line that wanders by a pixel is one band."""
+    out: list[tuple[int, int]] = []
+    for top, bottom in bands:
+        top, bottom = max(0, top - reach), min(side, bottom + reach)
+        if out and top <= out[-1][1]:
+            out[-1] = (out[-1][0], bottom)
+        else:
+            out.append((top, bottom))
+    return out
+
+
+def straight(c: Component) -> bool:
+    """Whether component ``c`` is a straight line or a piece of one: ``slim``, and no wider
+    across than ASKEW of its length (a number written thin and joined is slim too)."""
+    return slim(c) and min(c.bottom - c.top, c.right - c.left) <= ASKEW * longer_side(c)
+
+
+def slim(c: Component) -> bool:
+    """Whether component ``c`` is a line or a piece of one: on average no thicker than SLIM
+    of its length."""
+    return c.area <= SLIM * longer_side(c) ** 2
+
+
+def ruling_piece(c: Component, shape: tuple[int, int]) -> bool:
+    """Whether component ``c`` of a page ``shape`` (H, W) may be a line of the paper drawn
+    across it on a slant (a table's rule on a page scanned askew, so no row or column holds
+    it) or the rim of the dark beyond the page's edge: from one edge of the page to the
+    other, no wider across than ASKEW of its length."""
+    H, W = shape
+    h, w = c.bottom - c.top, c.right - c.left
+    if c.top == 0 and c.bottom == H:
+        return w <= ASKEW * h
+    return c.left == 0 and c.right == W and h <= ASKEW * w
+
+
+def longer_than_the_writing(line: Component, others: list[Component], shape) -> bool:
+    """Whether ``line``, a ``ruling_piece`` of a page ``shape``, is the paper's: there is
+    writing beside it — one of ``others``, not itself a line (``straight``), at least BESIDE as
+    long as it: less is dust, or a dot beside a 1 — and it is LONGER times as long as any
+    such writing along it. A 1 in a tight crop, alone or beside other digits, spans the page
+    too."""
+    upright = line.top == 0 and line.bottom == shape[0]
+
+    def along(c: Component) -> int:
+        return c.bottom - c.top if upright else c.right - c.left
+
+    beside = [along(c) for c in others
+              if not straight(c) and longer_side(c) >= BESIDE * along(line)]  # fmt: skip
+    return bool(beside) and along(line) >= LONGER * max(beside)
+
+
+def longer_side(c: Component) -> int:
+    return max(c.bottom - c.top, c.right - c.left)
 
 
 def along_an_edge(c: Component, labels: np.ndarray) -> bool:

@@ -50,6 +50,7 @@ from digitnet.vision.preprocess import (
     zoom_region,
 )
 from digitnet.vision.resample import enlarged
+from digitnet.vision.stray import the_documents
 
 ANALYSIS_SIDE = 640  # a row of up to ~10 digits keeps ~60 px per digit
 SMALL_SIDE = 480  # an image with writing and smaller than this is read from a copy enlarged
@@ -268,7 +269,7 @@ def writing_by_line(
         middle = (c.top + c.bottom) / 2
         line = min(range(len(bands)), key=lambda k: max(bands[k][0] - middle, middle - bands[k][1]))
         by_line[line].append(_Group(mask, c.top, c.left, c.label))
-    return [groups for groups in by_line if groups], threshold
+    return the_documents([groups for groups in by_line if groups], small.shape[0]), threshold
 
 
 def digit_sized(

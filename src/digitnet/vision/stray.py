@@ -1,0 +1,60 @@
+"""Lines of writing found on a page that are not its writing: the head or foot of a
+neighbour's writing cut by the page's edge, and a table's rule standing alone.
+
+A crop of a table's cell or of a form holds, beside its own number, what the scan caught of
+the cells around it: the foot of the number above, cut by the top edge; a rule across, far
+from the writing, found as a line of its own and read as a run of digits (a register's
+"26" read "05565185811888810 / 26 / 077000002200"). ``the_documents`` keeps the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+CUT_SHORT = 0.7  # a line at the page's edge less tall than this (of the others) is cut off
+FLAT_LINE = 0.45  # a line less tall than this (of the tallest) holding only flat pieces ...
+FLAT = 3  # ... each at least this many times as wide as tall, is a rule, not writing
+
+
+class Group(Protocol):
+    """A piece of writing (``segment``'s groups): its mask at analysis scale and its place."""
+
+    mask: np.ndarray
+    top: int
+
+    @property
+    def bottom(self) -> int: ...
+
+
+def the_documents(lines: list[list[Group]], height: int) -> list[list[Group]]:
+    """The lines of writing (each a list of pieces) of a page ``height`` rows tall but those
+    that are not the document's own (``cut_by_the_edge``, ``a_rule_alone``) — unless no line
+    would be left."""
+    tallest = max((tall(groups) for groups in lines), default=0)
+    inside = [tall(groups) for groups in lines if not cut_by_the_edge(groups, height)]
+    kept = [groups for groups in lines
+            if not (inside and cut_by_the_edge(groups, height)
+                    and tall(groups) < CUT_SHORT * max(inside))
+            and not a_rule_alone(groups, tallest)]  # fmt: skip
+    return kept or lines
+
+
+def tall(groups: list[Group]) -> int:
+    return max(g.mask.shape[0] for g in groups)
+
+
+def cut_by_the_edge(groups: list[Group], height: int) -> bool:
+    """Whether a piece of the line touches the page's top or bottom edge (the line is kept
+    when it stands at least CUT_SHORT as tall as the tallest line that does not: the edge
+    only grazes it)."""
+    return any(g.top == 0 or g.bottom >= height for g in groups)
+
+
+def a_rule_alone(groups: list[Group], tallest: int) -> bool:
+    """Whether a line of its own is a rule: less than FLAT_LINE as tall as the tallest line,
+    every piece FLAT times as wide as it is tall (digits, however small, are not)."""
+    return tall(groups) < FLAT_LINE * tallest and all(
+        g.mask.shape[1] >= FLAT * g.mask.shape[0] for g in groups
+    )
