@@ -275,6 +275,7 @@ def test_a_network_trained_on_the_learn_page_answers_a_drawing(page, server, mni
     reports, epochs = 2 * 60, 2  # each: a point for the loss and one for the accuracy
     assert int(page.locator("#curves").get_attribute("data-points")) == 2 * reports + 2 * epochs
     assert page.locator("#confusion tr").count() == 11
+    assert page.locator("#speed").inner_text().startswith("Ended at epoch 2 of 2")  # no time left
     name = page.locator("body").get_attribute("data-trained")
     assert name in page.locator("#verdict-line").inner_text()
     page.click("#try")
@@ -301,6 +302,12 @@ def test_stop_on_the_learn_page_keeps_the_weights_it_reached(page, server):
     page.wait_for_selector("body[data-trained]", timeout=30_000)
     assert "stopped early" in page.locator("#state").inner_text()
     assert page.locator("#train").is_enabled() and page.locator("#stop").is_disabled()
+    # where it stopped, not a time left; the test points where it stopped, not at epoch 1
+    assert page.locator("#speed").inner_text().startswith("Stopped at epoch 1 of 20")
+    tested, reached = page.evaluate(
+        "() => [training.lines[2].points.map((p) => p[0]), training.reached]"
+    )
+    assert tested and all(at <= reached for at in tested) and reached < 1
 
 
 def test_a_neuron_opens_with_its_weighted_sum(page, mnist):

@@ -67,9 +67,10 @@ function follow(started, chosen) {
     state.textContent = `Training ${d.model}…`;
   });
   on("progress", progress);
-  on("epoch", (d) => {
-    lines[2].points.push([d.epoch, d.val_loss]);
-    lines[3].points.push([d.epoch, d.val_accuracy]);
+  on("epoch", (d) => {  // at the epochs reached: a training stopped mid-epoch is tested there
+    const at = Math.min(d.epoch, training.reached ?? d.epoch);
+    lines[2].points.push([at, d.val_loss]);
+    lines[3].points.push([at, d.val_accuracy]);
     redraw();
   });
   on("done", finished);
@@ -86,7 +87,8 @@ function redraw() {
   requestAnimationFrame(() => {
     pending = false;
     const canvas = document.getElementById("curves");
-    drawCurves(canvas, training.lines.filter((l) => l.points.length), { from: 0, to: training.epochs });
+    drawCurves(canvas, training.lines.filter((l) => l.points.length),
+               { from: 0, to: training.epochs, empty: "The curves grow here as it trains." });
     canvas.dataset.points = String(training.lines.reduce((n, l) => n + l.points.length, 0));
   });
 }
@@ -95,13 +97,22 @@ function progress(d) {
   const epochsDone = (d.step / d.steps) * d.epochs;
   training.lines[0].points.push([epochsDone, d.loss]);
   training.lines[1].points.push([epochsDone, d.accuracy]);
+  training.reached = epochsDone;
+  training.last = d;
   redraw();
-  const left = d.seconds_left < 1 ? "under a second" : `${Math.round(d.seconds_left)} s`;
-  document.getElementById("speed").textContent =
-    `Epoch ${d.epoch} of ${d.epochs}, step ${d.step.toLocaleString("en")} of ${d.steps.toLocaleString("en")}: ` +
-    `loss ${d.loss.toFixed(3)}, accuracy ${(100 * d.accuracy).toFixed(1)}% — ` +
-    `${Math.round(d.steps_per_second).toLocaleString("en")} steps a second, ${left} left.`;
+  document.getElementById("speed").textContent = speed(d, "running");
   if (d.weights) paintWeights(d.weights);
+}
+
+// Where the training is (running), or where it ended (done, stopped): no time left then.
+function speed(d, how) {
+  const where = `epoch ${d.epoch} of ${d.epochs}, step ${d.step.toLocaleString("en")} of ` +
+    `${d.steps.toLocaleString("en")}: loss ${d.loss.toFixed(3)}, accuracy ${(100 * d.accuracy).toFixed(1)}%`;
+  const rate = `${Math.round(d.steps_per_second).toLocaleString("en")} steps a second`;
+  if (how === "done") return `Ended at ${where} — ${rate}.`;
+  if (how === "stopped") return `Stopped at ${where}.`;
+  const left = d.seconds_left < 1 ? "under a second" : `${Math.round(d.seconds_left)} s`;
+  return `${where[0].toUpperCase()}${where.slice(1)} — ${rate}, ${left} left.`;
 }
 
 // uint8 pictures, 128 for a zero weight: blue for positive, red for negative.
@@ -122,6 +133,7 @@ function paintWeights(weights) {
 }
 
 function finished(d) {
+  if (training.last) document.getElementById("speed").textContent = speed(training.last, d.stopped ? "stopped" : "done");
   const why = d.why_stopped ? `: ${d.why_stopped}` : "";
   const stopped = d.stopped ? ` (stopped early${why}; it keeps the weights it had reached)` : "";
   end(`Done in ${d.seconds.toFixed(1)} s${stopped}.`);
@@ -136,6 +148,8 @@ function finished(d) {
 }
 
 function end(message) {
+  const line = document.getElementById("speed");
+  if (training.last && line.textContent.endsWith(" left.")) line.textContent = speed(training.last, "stopped");
   training.events.close();
   training.active = false;
   state.textContent = message;
