@@ -148,6 +148,7 @@ def test_errors_from_the_library_are_one_line(tmp_path, model_file, capsys):
         (["evaluate", str(truncated)], "truncated or corrupt"),
         (["summary", str(tmp_path / "none.npz")], "no such model file"),
         (["evaluate", "cnnn"], "cnnn: no such model file, nor a bundled model (cnn, tutorial)"),
+        (["export", "tutorial", str(tmp_path / "tut.txt")], "an ONNX file is named .onnx"),
         (["predict", "--model", "tutorail", "x.png"], "nor a bundled model (cnn, tutorial)"),
         (["train", "--data", str(tmp_path / "nowhere")], "no such file or folder"),
         (["train", "--model", "cnn", "--hidden", "8"], "apply to MLP presets, not 'cnn'"),
@@ -265,7 +266,7 @@ def test_an_empty_output_path_is_refused_not_taken_for_the_default(argv, capsys)
 
 @pytest.mark.parametrize("command", ["convert", "export", "calibrate"])
 def test_a_dangling_link_at_the_output_is_refused_before_the_work(tmp_path, capsys, command):
-    out = tmp_path / "out.npz"
+    out = tmp_path / ("out.onnx" if command == "export" else "out.npz")
     out.symlink_to(tmp_path / "gone.npz")
     argv = [command, "tutorial", *(["--out"] if command == "calibrate" else []), str(out)]
     assert main([*argv, "--force"]) == 1

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from digitnet.cli.base import (
+    CommandError,
     add_data_option,
     add_model_argument,
     add_writing_command,
@@ -115,6 +116,9 @@ def cmd_export(args) -> int:
     from digitnet.export import INPUT, OUTPUT, export_onnx
     from digitnet.zoo import resolve_model
 
+    out = Path(args.out)
+    if out.suffix.lower() != ".onnx":  # as train refuses m.h5: the name says what the file is
+        raise CommandError(f"{out}: an ONNX file is named .onnx — name it {out.stem}.onnx")
     writable(args.out, replace=args.force, model_file=False)
     model = resolve_model(args.model)
     export_onnx(model, args.out, replace=args.force)
