@@ -167,6 +167,19 @@ def test_divergence_is_reported_with_advice(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_a_loss_that_grew_without_nan_is_reported_with_advice_too(tmp_path, capsys):
+    """--lr 50 ended at a loss of 2e7 (no NaN), saved, and not a word."""
+    out = tmp_path / "wild.npz"
+    argv = ["train", "--lr", "50", "--epochs", "1", "--samples", "5000", "--quiet"]
+    assert main([*argv, "--out", str(out)]) == 0 and out.exists()  # kept: it is what was asked
+    err = capsys.readouterr().err
+    assert "far above guessing's 2.30: training diverged" in err
+    assert "Try a lower learning rate (now 50; try 5)" in err
+    assert main(["train", "--epochs", "1", "--samples", "5000", "--quiet", "--out",
+                 str(tmp_path / "fine.npz")]) == 0  # fmt: skip
+    assert capsys.readouterr().err == ""
+
+
 def test_ctrl_c_saves_the_weights_so_far(tmp_path, monkeypatch, capsys):
     original = Plan.backward
     calls = []

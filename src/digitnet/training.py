@@ -195,6 +195,26 @@ def train(
     return model
 
 
+GUESSING = {"mean_squared_error": 0.09, "mse": 0.09}  # a loss's value for 1/10 each: else
+# cross-entropy's ln 10
+DIVERGED = 10  # a training loss this many times guessing's: the network learnt nothing
+
+
+def divergence_advice(model, config: TrainConfig) -> str | None:
+    """A word when the training loss ended far above what guessing gives (DIVERGED times):
+    the learning rate was too high, though no NaN came (``lr 50``: a loss of 2e7)."""
+    losses = model.history.history.get("loss") or [0.0]
+    guessing = GUESSING.get(config.loss, math.log(10))
+    if not losses[-1] > DIVERGED * guessing:
+        return None
+    lr = getattr(model.optimizer, "learning_rate", None)
+    now = f" (now {lr:g}; try {lr / 10:g})" if isinstance(lr, float | int) else ""
+    return (
+        f"The training loss ended at {losses[-1]:.3g}, far above guessing's {guessing:.2f}:"
+        f" training diverged. Try a lower learning rate{now}."
+    )
+
+
 def test_figures(model, history, epochs: int, x_test, y_test) -> tuple[float, float]:
     """The test loss and accuracy of the trained ``model``: its last epoch's validation, when
     training ran every epoch to its end (the same pass over the same weights), else a pass."""

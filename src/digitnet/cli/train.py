@@ -4,6 +4,7 @@ model's confidence fitted to its accuracy."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from digitnet.cli.base import (
@@ -121,7 +122,7 @@ def add_train(commands) -> None:
 def cmd_train(args) -> int:
     from digitnet.data.mnist import describe_source
     from digitnet.nn.io import save_model
-    from digitnet.training import TrainConfig, train
+    from digitnet.training import TrainConfig, divergence_advice, train
 
     config = TrainConfig(
         model=args.model,
@@ -161,6 +162,9 @@ def cmd_train(args) -> int:
     )
     save_model(model, out, overwrite=args.force)
     print(f"Saved the model to {out}")
+    advice = divergence_advice(model, config)
+    if advice:
+        print(advice, file=sys.stderr)
     if model.history.interrupted:
         print("Training was interrupted (Ctrl-C): the saved weights are those of the last step.")
         return EXIT_INTERRUPTED
