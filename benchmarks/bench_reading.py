@@ -51,7 +51,7 @@ from digitnet.data import load_mnist, read_labelled_folder
 from digitnet.reading.lattice import Lattice
 from digitnet.reading.recognizer import Recognizer
 from digitnet.reading.training.pairs import clean_pair
-from digitnet.reading.training.pieces import owned, totals, whole_digit
+from digitnet.reading.training.pieces import held_whole, owned, totals
 from digitnet.vision.segment import segment
 from digitnet.writing import Digits, Page, cropped, write_page
 from digitnet.zoo import resolve_model
@@ -143,7 +143,7 @@ SCORED_BELOW = "the right path scored below the reading chosen"
 def where_lost(lattice: Lattice | None, page: Page) -> str:
     """Why a page whose digits are all read right alone is read wrong. A right path through
     the lattice takes, digit by digit, a candidate holding the digit alone (``pieces.
-    whole_digit``: as the reader's networks are trained) or a pair candidate holding it and its
+    held_whole``: as the reader's networks are trained) or a pair candidate holding it and its
     next neighbour as the pair reader learns pairs, each candidate's slices after the last's.
     No such path: no candidate; one whose candidates all read their digits right: it scored
     below the path chosen; else the best-scored one's first misread candidate says whose."""
@@ -158,7 +158,7 @@ def where_lost(lattice: Lattice | None, page: Page) -> str:
             first = clean_pair(counts, whole, page)
             if first is not None:
                 holding[first].append((i, 2))
-        elif (found := whole_digit(counts, whole)) is not None:
+        elif len(lattice.readings[i]) == 1 and (found := held_whole(counts, whole)) is not None:
             holding[found[0]].append((i, 1))
 
     def read(i: int) -> list[int]:

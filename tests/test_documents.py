@@ -4,10 +4,16 @@ never copied from the real sets the benchmark measures (``benchmarks/bench_docum
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from PIL import Image, ImageDraw
 
+from digitnet.marks import DRAWN_SIDE, SYMBOLS, draw
 from digitnet.reading.lattice import read_number
+from digitnet.writing import Digits, cropped, write_page
+
+KIND_OF = {symbol: kind for kind, symbol in SYMBOLS.items()}
 
 
 def security_pattern(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -49,6 +55,81 @@ def test_a_number_on_a_printed_security_pattern_is_read_without_the_pattern(mnis
         text = read_number(page).text
         right += text == "".join(str(y_train[first + i]) for i in range(4))
     assert right >= 5
+
+
+def test_numbers_are_written_with_their_marks_in_place_and_owned(mnist, rng):
+    """The pages the checker learns marks from: every number gets a mark or a space at least,
+    ``written`` holds the digits of ``text`` in order with the marks among them, and each mark
+    owns pixels of its own (-2 - k) for the checker's labels."""
+    (x_train, y_train), _ = mnist
+    source = Digits.from_mnist("development", x_train[50_000:50_500], y_train[50_000:50_500])
+    for _ in range(30):
+        page = write_page(source, rng, alone=False, marks=1.0)
+        assert page.marks or " " in page.written
+        assert re.sub(r"[^0-9\n]", "", page.written) == page.text
+        symbols = re.sub(r"[0-9\n ]", "", page.written)
+        assert symbols == "".join(SYMBOLS[m.kind] for m in page.marks)
+        owners = set(np.unique(page.owner).tolist())
+        assert len({-2 - k for k in range(len(page.marks))} & owners) >= len(page.marks) - 1
+
+
+def amount(items: list, rng: np.random.Generator, height: int = 40) -> np.ndarray:
+    """A number as written on a form: MNIST digits (28, 28) uint8 and marks (kinds of
+    ``marks.KINDS``, drawn in a hand of their own) side by side, the digits ``height`` px
+    high, a quarter of that apart; dark on white, (H, W) uint8."""
+    placed = []  # (ink, top): ink (h, w) in [0, 1], its top below the digits' top, in px
+    for item in items:
+        if isinstance(item, str) and item == " ":  # a space: a digit's height of nothing
+            placed.append((np.zeros((1, height - height // 4)), 0))
+            continue
+        if isinstance(item, str):
+            ink, top = draw(item, rng)
+            scale = height / DRAWN_SIDE
+        else:
+            ink, top = cropped(item.astype(np.float32) / 255), 0.0
+            scale = height / ink.shape[0]
+        size = (max(2, round(ink.shape[1] * scale)), max(2, round(ink.shape[0] * scale)))
+        image = Image.fromarray((255 * ink).astype(np.uint8)).resize(size, Image.BILINEAR)
+        placed.append((np.asarray(image, np.float32) / 255, round(top * height)))
+    gap = height // 4
+    page = np.zeros((3 * height, sum(i.shape[1] + gap for i, _ in placed) + 2 * height))
+    x = height
+    for ink, top in placed:
+        h, w = ink.shape
+        here = page[height + top : height + top + h, x : x + w]
+        np.maximum(here, ink, out=here)
+        x += w + gap
+    return (255 * (0.95 - 0.85 * page)).astype(np.uint8)
+
+
+def test_a_space_between_groups_of_digits_is_kept_in_written(mnist):
+    """ "12 34" was written "1234": a gap far wider than the line's other gaps is a space
+    (digits written evenly far apart have none)."""
+    (x_train, y_train), _ = mnist
+    of = {d: np.flatnonzero(y_train[50_000:] == d)[:6] + 50_000 for d in range(10)}
+    right = 0
+    for n, layout in enumerate(["12 34", "1 250", "480 000", "2026 12"] * 2):
+        items = [x_train[of[int(c)][n % 6]] if c.isdigit() else c for c in layout]
+        reading = read_number(amount(items, np.random.default_rng(n)))
+        right += reading.written == layout
+    assert right >= 7
+
+
+def test_separators_and_end_marks_are_kept_as_marks_not_read_as_digits(mnist):
+    """Amounts as people write them on cheques — "25.574.-", "1'250,-", "480=" — are read
+    as their digits (before marks were known, the dashes and dots became 1s, 7s and 2s), and
+    ``written`` keeps the marks in place."""
+    (x_train, y_train), _ = mnist
+    of = {d: np.flatnonzero(y_train[50_000:] == d)[:6] + 50_000 for d in range(10)}
+    layouts = ["25.574.-", "1'250,-", "480=", "3.141", "12/05/2026", "$45"]
+    right = written = 0
+    for n, layout in enumerate(layouts * 2):
+        rng = np.random.default_rng(n)
+        items = [x_train[of[int(c)][n % 6]] if c.isdigit() else KIND_OF[c] for c in layout]
+        reading = read_number(amount(items, rng))
+        right += reading.text == re.sub(r"[^0-9]", "", layout)
+        written += reading.written == layout
+    assert right >= 10 and written >= 8
 
 
 def ruled_cell(

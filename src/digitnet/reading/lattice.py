@@ -6,11 +6,13 @@ some slices not writing at all — and the best path through it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
+from digitnet.marks import KINDS, Mark
 from digitnet.reading.checker import PieceChecker, bundled_checker
 from digitnet.reading.pairs import NOT_A_PAIR, PairReader, bundled_pair_reader
 from digitnet.reading.recognizer import Prediction, Recognizer, default_recognizer
@@ -21,20 +23,25 @@ from digitnet.vision.segment import segment
 
 @dataclass
 class Reading:
-    """A written number: its ``text`` (lines of writing joined by "\\n") and each digit's
-    Prediction (with its box and line)."""
+    """A written number: its ``text`` (its digits, lines joined by "\\n"), each digit's
+    Prediction (with its box and line), the marks written among them (``marks.Mark``) and
+    the number as ``written``: digits and marks in place, a space where the writer left one."""
 
     text: str
     digits: list[Prediction]
     reason: str | None = None
+    marks: list[Mark] = field(default_factory=list)
+    written: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "text": self.text,
+            "written": self.written,
             "digits": [
                 {"digit": d.digit, "confidence": d.confidence, "box": list(d.box), "line": d.line}
                 for d in self.digits
             ],
+            "marks": [m.to_dict() for m in self.marks],
         }
         if self.reason:
             out["reason"] = self.reason
@@ -44,14 +51,24 @@ class Reading:
 # How a reading is scored: each digit adds log p(digit) + CHECKER_WEIGHT * log p(whole) +
 # DIGIT_BONUS (p(whole): the piece checker's belief that the piece is one whole digit); a
 # piece read as two digits written touching adds log p(pair) + PAIR_BONUS (p(pair): the
-# pair reader's); each slice left out as not writing adds SKIP + CHECKER_WEIGHT *
-# log (1 - p(whole)) of the slice alone. Chosen on pages written with MNIST training digits
-# 50,000-59,999 (development), never on the benchmark's evaluation digits: a grid over the four
-# constants finds nothing better beyond noise (docs/history.md has what else was tried).
+# pair reader's); a piece read as a mark adds CHECKER_WEIGHT * log p(mark) + MARK_BONUS (the
+# checker's belief that it is one whole mark); each slice left out as not writing adds SKIP +
+# CHECKER_WEIGHT * log (1 - p(whole)) of the slice alone. Chosen on pages written with MNIST
+# training digits 50,000-59,999 (development), never on the benchmark's evaluation digits: a
+# grid over the four constants finds nothing better beyond noise (docs/history.md has what else
+# was tried). MARK_BONUS on the same 1,000 pages: 0.5 read 956 right, 0 959, -0.5 960, the
+# real cheques (development) 0.4525 at each; below 0, handwritten separators fall out of
+# ``written`` (5 of 12 amounts kept at -0.5, 9 at 0).
 CHECKER_WEIGHT = 0.5
 DIGIT_BONUS = 0.5
 PAIR_BONUS = 0.5
+MARK_BONUS = 0.0
 SKIP = -2.0
+UNLIKELY_MARK = 1e-3  # a candidate the checker believes less to be a mark is not read as one
+SURE_MARK = 0.5  # a mark the reader is less sure of is left out of ``written`` and ``marks``
+SPACE = 2.5  # times the line's median gap: a wider gap is a space in ``written`` ...
+SPACE_MIN = 0.4  # ... when it is this much of the line's digit height too (digits written
+# evenly far apart have no spaces between them, typed "12 34" has one)
 NOTHING_WRITTEN = "no digit: nothing digit-shaped"
 
 
@@ -77,14 +94,16 @@ def read_segments(
 @dataclass
 class Lattice:
     """Every way to read a number cut into ``parts`` slices: each candidate — the single
-    digits, then the pairs — with its score and the digits it reads as (one, or two for a
-    pair), and the score of leaving each slice out as not writing (see CHECKER_WEIGHT)."""
+    digits, then the pairs, then the marks — with its score and the digits it reads as (one,
+    two for a pair, none for a mark: ``marks`` has it), and the score of leaving each slice
+    out as not writing (see CHECKER_WEIGHT)."""
 
     parts: int
     candidates: list[Candidate]
     scores: list[float]
     readings: list[list[Prediction]]
     skips: list[float]
+    marks: list[Mark | None]
 
     @classmethod
     def of(
@@ -94,9 +113,9 @@ class Lattice:
         checker: PieceChecker | None = None,
         pair_reader: PairReader | None = None,
     ) -> Lattice | None:
-        """Every single-digit candidate recognised and checked, one forward pass each, and the
-        pieces that may be two digits written touching read as pairs too; None when nothing
-        was cut."""
+        """Every single-digit candidate recognised, every candidate digit or mark checked, one
+        forward pass each, and the pieces that may be two digits written touching read as
+        pairs too; None when nothing was cut."""
         parts, everything, _ = segmented
         singles = [c for c in everything if c.single]  # read as one digit each
         if not singles:
@@ -105,12 +124,14 @@ class Lattice:
         predictions = [Prediction(None, input=p.image, box=p.box, line=p.line) for p in pieces]
         inputs = np.stack([p.image for p in pieces])  # (n, 28, 28)
         recognizer.decide(predictions, recognizer.model.predict(inputs, verbose=0))
-        whole = np.clip((checker or bundled_checker()).whole(pieces), 1e-6, 1 - 1e-6)  # (n,)
+        flat = [c for c in everything if c.mark and not c.single]  # a mark if anything
+        judged = (checker or bundled_checker()).judge([c.piece for c in singles + flat])
+        whole = np.clip(judged.whole, 1e-6, 1 - 1e-6)  # (n + len(flat),)
         scores = [math.log(max(d.confidence, 1e-12)) + CHECKER_WEIGHT * math.log(w) + DIGIT_BONUS
-                  for d, w in zip(predictions, whole, strict=True)]  # fmt: skip
-        readings = [[d] for d in predictions]
+                  for d, w in zip(predictions, whole[: len(singles)], strict=True)]  # fmt: skip
+        readings: list[list[Prediction]] = [[d] for d in predictions]
         skips = [SKIP] * parts
-        for c, w in zip(singles, whole, strict=True):
+        for c, w in zip(singles + flat, whole, strict=True):
             if c.first == c.last:
                 skips[c.first] = SKIP + CHECKER_WEIGHT * math.log(1 - w)
         pairs = [c for c in everything if c.piece.pair is not None]
@@ -118,21 +139,55 @@ class Lattice:
         for c, p in zip(pairs, read, strict=True):  # each a second reading of its candidate
             readings.append(pair_predictions(c.piece, p))
             scores.append(math.log(max(float(p[:NOT_A_PAIR].max()), 1e-12)) + PAIR_BONUS)
-        return cls(parts, singles + pairs, scores, readings, skips)
+        marks: list[Mark | None] = [None] * len(readings)
+        marked = []
+        for c, m, kind in zip(singles + flat, judged.mark, judged.kind, strict=True):
+            if c.mark and m >= UNLIKELY_MARK:  # a third reading of its candidate: as a mark
+                marked.append(c)
+                readings.append([])
+                scores.append(CHECKER_WEIGHT * math.log(m) + MARK_BONUS)
+                marks.append(Mark(KINDS[kind], float(m), c.piece.box, c.piece.line))
+        return cls(parts, singles + pairs + marked, scores, readings, skips, marks)
 
     def best(self) -> list[int]:
         """The candidates (indices) of the best path: see ``choose_reading``."""
         return choose_reading(self.parts, self.candidates, self.scores, self.skips)
 
     def reading(self) -> Reading:
-        """The number the best path reads: its digits, a line break between lines."""
-        digits = [d for i in self.best() for d in self.readings[i]]
+        """The number the best path reads: its digits, a line break between lines; its marks
+        (those the reader is SURE_MARK of) and the number as written (``as_written``)."""
+        path = self.best()
+        digits = [d for i in path for d in self.readings[i]]
+        marks = [m for i in path if (m := self.marks[i]) is not None and m.confidence >= SURE_MARK]
         if not digits:
-            return Reading("", [], NOTHING_WRITTEN)
+            return Reading("", [], NOTHING_WRITTEN, marks, as_written([], marks, {}))
         breaks = ["\n" if d.line != before.line else ""
                   for before, d in zip(digits[:1] + digits[:-1], digits, strict=True)]  # fmt: skip
         text = "".join(b + str(d.digit) for b, d in zip(breaks, digits, strict=True))
-        return Reading(text, digits)
+        heights = {self.candidates[i].piece.line: self.candidates[i].piece.row[1] for i in path}
+        return Reading(text, digits, None, marks, as_written(digits, marks, heights))
+
+
+def as_written(digits: list[Prediction], marks: list[Mark], heights: dict[int, float]) -> str:
+    """The digits and marks line by line, left to right, a space where a gap is SPACE times
+    its line's median gap and SPACE_MIN of its digit height (``heights``: line -> digit
+    height, pixels)."""
+    items = sorted([(d.line, d.box, str(d.digit)) for d in digits] +
+                   [(m.line, m.box, m.symbol) for m in marks],
+                   key=lambda item: (item[0], item[1].x))  # fmt: skip
+    gaps = [(a[0], b[1].x - a[1].right) for a, b in pairwise(items) if a[0] == b[0]]
+    usual = {line: float(np.median([g for at, g in gaps if at == line])) for line, _ in gaps}
+    out, before = [], None
+    for line, box, symbol in items:
+        if before is not None:
+            gap = box.x - before[1].right
+            if line != before[0]:
+                out.append("\n")
+            elif gap > max(SPACE * usual[line], SPACE_MIN * heights.get(line, box.height)):
+                out.append(" ")
+        out.append(symbol)
+        before = (line, box)
+    return "".join(out)
 
 
 def pair_predictions(piece: Piece, p: np.ndarray) -> list[Prediction]:

@@ -33,12 +33,13 @@ class Piece:
 @dataclass
 class Candidate:
     """One way to read the slices ``first``..``last`` (inclusive, left to right, numbered
-    across the lines): as one digit, whose ink is ``piece``."""
+    across the lines): as one digit or one mark, whose ink is ``piece``."""
 
     first: int
     last: int
     piece: Piece
-    single: bool = True  # False: too wide for one digit, a candidate pair only
+    single: bool = True  # False: too wide or too flat for one digit
+    mark: bool = True  # False: too wide for one mark; neither: a candidate pair only
 
 
 Segmented = tuple[int, list[Candidate], str | None]  # slices, candidates, no-ink reason

@@ -118,12 +118,13 @@ def segment(source: Any) -> Segmented:
         row = (middle * ink.scale, row_height * ink.scale)
         units = sorted((s for g in groups for s in slices(g, row_height)), key=lambda u: u.left)
         line_ink = ink.around(full_resolution(extent([groups]), ink))  # made once a line
-        for first, last, joined, single in runs(units, row_height):
-            piece = cut_out(ink, line_ink, joined, part.threshold, line, row, single)
+        for first, last, joined, single, mark in runs(units, row_height):
+            piece = cut_out(ink, line_ink, joined, part.threshold, line, row, single or mark)
             piece.context = context(units, first, last, joined, row_height)
             if part.placed != Placement():
                 piece = in_source_pixels(piece, part.placed)
-            candidates.append(Candidate(slices_so_far + first, slices_so_far + last, piece, single))
+            first, last = slices_so_far + first, slices_so_far + last
+            candidates.append(Candidate(first, last, piece, single, mark))
         slices_so_far += len(units)
     return slices_so_far, candidates, None
 
@@ -291,17 +292,17 @@ def line_height(groups: list[_Group]) -> float:
     return max(digit_height([g.mask.shape[0] for g in groups]), 1.0)
 
 
-def runs(units: list[_Group], row_height: float) -> list[tuple[int, int, _Group, bool]]:
+def runs(units: list[_Group], row_height: float) -> list[tuple[int, int, _Group, bool, bool]]:
     """Each unit alone and each run of up to MAX_JOINED neighbouring units no further apart
     than JOIN_GAP and no wider than JOIN_ASPECT line heights, joined: (first, last, joined,
-    True) — unless less than FLAT line heights tall: no digit alone. Slices of one piece of
-    connected writing are joined further, up to twice as many and PAIR_ASPECT line heights,
-    as candidate pairs only: (first, last, joined, False) — two digits whose strokes cross
-    may be that wide."""
+    True, True) — may be one digit, may be a mark — unless less than FLAT line heights tall: a
+    mark only, no digit alone (False, True). Slices of one piece of connected writing are
+    joined further, up to twice as many and PAIR_ASPECT line heights, as candidate pairs only:
+    (first, last, joined, False, False) — two digits whose strokes cross may be that wide."""
     out = []
     for i, unit in enumerate(units):
         joined = unit
-        out.append((i, i, unit, unit.mask.shape[0] >= FLAT * row_height))
+        out.append((i, i, unit, unit.mask.shape[0] >= FLAT * row_height, True))
         for j in range(i + 1, min(i + 2 * MAX_JOINED, len(units))):
             if units[j].left - joined.right > JOIN_GAP * row_height:
                 break
@@ -310,7 +311,7 @@ def runs(units: list[_Group], row_height: float) -> list[tuple[int, int, _Group,
             fits = j - i < MAX_JOINED and width <= JOIN_ASPECT * row_height
             if width > PAIR_ASPECT * row_height or (not fits and joined.component < 0):
                 break
-            out.append((i, j, joined, fits and height >= FLAT * row_height))
+            out.append((i, j, joined, fits and height >= FLAT * row_height, fits))
     return out
 
 
@@ -349,12 +350,12 @@ def cut_out(
     threshold: float,
     line: int,
     row: tuple[float, float],
-    single: bool = True,
+    pictured: bool = True,
 ) -> Piece:
     """The piece of writing ``g`` (at analysis scale) of ``ink`` cut out of ``line_ink``, the
     full-resolution ink of its line — its own ink only: its mask brought to full resolution,
-    one pixel wider — and normalised to 28x28 like a single digit (unless it is a candidate
-    pair only)."""
+    one pixel wider — and, ``pictured``, normalised to 28x28 like a single digit (a candidate
+    pair only is not)."""
     scale, box = ink.scale, full_resolution(g.box, ink)
     ys = ((np.arange(box.y, box.bottom) + 0.5) / scale).astype(int) - g.top  # analysis row
     xs = ((np.arange(box.x, box.right) + 0.5) / scale).astype(int) - g.left  # and column
@@ -362,7 +363,7 @@ def cut_out(
     xs = np.minimum(np.maximum(xs, 0), g.mask.shape[1] - 1)
     own = grow(g.mask, 1)[np.ix_(ys, xs)]  # (box.height, box.width) bool
     _, strokes = strokes_of(line_ink.region(box) * own, threshold)  # its own ink only
-    image = digit_picture(strokes)[0] if single else None
+    image = digit_picture(strokes)[0] if pictured else None
     pair = None
     if g.component >= 0 and g.mask.shape[1] >= PAIR_WIDTH * row[1] / scale:
         pair = pair_picture(strokes)

@@ -101,10 +101,22 @@ class DigitBox(BaseModel):
     line: int = Field(0, description="the line of writing it is on, from 0 at the top")
 
 
+class MarkBox(BaseModel):
+    mark: str = Field(description='the mark as written: ".", ",", "-", "/", "$", ...')
+    kind: str = Field(description='its name: "dot", "comma", "dash", "slash", "dollar", ...')
+    confidence: float
+    box: list[int]
+    line: int = Field(0, description="the line of writing it is on, from 0 at the top")
+
+
 class ReadResponse(BaseModel):
     model: str
-    text: str
+    text: str = Field(description="the digits read, lines joined by a newline")
+    written: str = Field(
+        "", description="the number as written: the digits with the marks and spaces in place"
+    )
     digits: list[DigitBox]
+    marks: list[MarkBox] = Field([], description="the marks beside the digits, left to right")
     reason: str | None = None
 
 

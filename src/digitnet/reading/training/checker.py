@@ -13,42 +13,56 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from digitnet.marks import KINDS
 from digitnet.nn import Sequential
-from digitnet.reading.checker import SHAPE, features
+from digitnet.reading.checker import CLASSES, FIRST_MARK, NEITHER, SHAPE, WHOLE, features
 from digitnet.reading.training.networks import fit_held_out, small_cnn
 from digitnet.reading.training.pieces import (
     TRAINING_DIGITS,
     Labelled,
     command,
     cut_pages,
+    held_whole,
     owned,
-    whole_digit,
     write,
 )
 
 PAGES_PER_CHUNK = 250  # pages are written in chunks, each with its own seed: any worker count
 
 
+MARKED = 0.5  # the share of numbers written with marks (``writing.with_marks``)
+
+
 def labelled_pieces(pages: int, seed: int) -> Labelled:
-    """Features (n, 30, 28) and labels (n,) (1: one whole digit) of every piece that
-    ``segment`` cuts from ``pages`` pages written with MNIST training digits."""
+    """Features (n, 30, 28) and labels (n,) of every piece that ``segment`` cuts from
+    ``pages`` pages written with MNIST training digits, MARKED of the numbers with marks: 1
+    for one whole digit, 2 + k for one whole mark of kind ``marks.KINDS[k]``, 0 for neither."""
     inputs, labels = [], []
-    for page, candidates, total in cut_pages(pages, seed):
-        pieces = [c.piece for c in candidates if c.single]
+    for page, candidates, total in cut_pages(pages, seed, marks=MARKED):
+        pieces = [c.piece for c in candidates if c.single or c.mark]
         if not pieces:
             continue
+        digits, marks = len(page.digits), len(page.marks)
         for p in pieces:
-            counts = owned(page.owner, p, len(page.digits))
-            labels.append(int(whole_digit(counts, total) is not None))
+            labels.append(piece_class(held_whole(owned(page.owner, p, digits, marks), total),
+                                      page))  # fmt: skip
         inputs.append(features(pieces))
     return np.concatenate(inputs), np.array(labels, np.int64)
 
 
+def piece_class(held: tuple[int, float] | None, page) -> int:
+    """The checker's class of a piece that holds ``held`` whole (``held_whole``) on ``page``."""
+    if held is None:
+        return NEITHER
+    k = held[0] - len(page.digits)
+    return WHOLE if k < 0 else FIRST_MARK + KINDS.index(page.marks[k].kind)
+
+
 def build(seed: int) -> Sequential:
-    """(N, 30, 28) -> conv 32 -> pool -> conv 64 -> pool -> dense 128 -> 2 (not whole, whole).
-    Spatial sizes 30x28 -> 28x26 -> 14x13 -> 12x11 -> 6x5; the dense layer sees 6 * 5 * 64 =
-    1,920 features. About 265,000 parameters."""
-    return small_cnn(SHAPE, (32, 64), 2, 2, "piece-checker-conv-32-64-128-2", seed)
+    """(N, 30, 28) -> conv 32 -> pool -> conv 64 -> pool -> dense 128 -> CLASSES (neither,
+    whole digit, each kind of mark). Spatial sizes 30x28 -> 28x26 -> 14x13 -> 12x11 -> 6x5;
+    the dense layer sees 6 * 5 * 64 = 1,920 features. About 265,000 parameters."""
+    return small_cnn(SHAPE, (32, 64), 2, CLASSES, f"piece-checker-conv-32-64-128-{CLASSES}", seed)
 
 
 def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) -> Sequential:
@@ -62,7 +76,8 @@ def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) ->
         "trained_on": f"pieces of {data.pages} pages written with MNIST "
                       f"training digits 0-{TRAINING_DIGITS - 1} (digitnet.writing)",
         "pieces": len(data.y),
-        "whole_share": float(data.y.mean()),
+        "whole_share": float(np.mean(data.y == WHOLE)),
+        "mark_share": float(np.mean(data.y >= FIRST_MARK)),
         "held_out_accuracy": accuracy,
         "seconds": {"writing_pages": data.seconds, "total": time.perf_counter() - start},
     })  # fmt: skip

@@ -38,17 +38,24 @@ def training_digits():
                              y_train[:TRAINING_DIGITS])  # fmt: skip
 
 
-def owned(owner: np.ndarray, piece: Piece, digits: int) -> np.ndarray:
-    """How many of the piece's ink pixels are each digit's writing, (digits,)."""
+def owned(owner: np.ndarray, piece: Piece, digits: int, marks: int = 0) -> np.ndarray:
+    """How many of the piece's ink pixels are each digit's writing, then each mark's,
+    (digits + marks,) (``writing.Page.owner``: mark k is -2 - k)."""
     x, y, width, height = piece.box
-    mine = owner[y : y + height, x : x + width][piece.mask]
-    return np.bincount(mine[mine >= 0], minlength=digits)
+    return counted(owner[y : y + height, x : x + width][piece.mask], digits, marks)
 
 
-def whole_digit(counts: np.ndarray, totals: np.ndarray) -> tuple[int, float] | None:
-    """The digit that a piece whose ink is ``counts`` (per digit) holds whole — at least PURE
-    of its ink that digit's, and at least COMPLETE of that digit (``totals``: each digit's
-    ink) — with the share of the digit it holds; None when it holds none whole."""
+def counted(mine: np.ndarray, digits: int, marks: int) -> np.ndarray:
+    """Pixels of each digit, then of each mark, in ``mine`` (owner values)."""
+    ids = np.where(mine >= 0, mine, digits - 2 - mine)[(mine >= 0) | (marks > 0) & (mine <= -2)]
+    return np.bincount(ids, minlength=digits + marks)
+
+
+def held_whole(counts: np.ndarray, totals: np.ndarray) -> tuple[int, float] | None:
+    """The writing — a digit, or a mark after the digits — that a piece whose ink is
+    ``counts`` (per digit and mark) holds whole — at least PURE of its ink that one's, and at
+    least COMPLETE of it (``totals``: each one's ink) — with the share of it the piece holds;
+    None when it holds none whole."""
     d = int(counts.argmax())
     pure = counts[d] / max(counts.sum(), 1)
     complete = counts[d] / max(totals[d], 1)
@@ -56,8 +63,9 @@ def whole_digit(counts: np.ndarray, totals: np.ndarray) -> tuple[int, float] | N
 
 
 def totals(page) -> np.ndarray:
-    """How many pixels of the page are each digit's writing, (digits,)."""
-    return np.bincount(page.owner[page.owner >= 0], minlength=len(page.digits))
+    """How many pixels of the page are each digit's writing, then each mark's,
+    (digits + marks,)."""
+    return counted(page.owner.ravel(), len(page.digits), len(page.marks))
 
 
 def cut_pages(
