@@ -242,14 +242,20 @@ def shrink_factor(shape: tuple[int, int], max_side: int) -> int:
 def block_extreme(image: np.ndarray, k: int, extreme) -> np.ndarray:
     """``extreme`` (np.min or np.max) over each k x k block of ``image`` (H, W), the last
     row and column of blocks cut short by the edges: (ceil(H / k), ceil(W / k)). Views, no
-    copy of the image; the whole blocks down their rows first, then along (one reduction over
-    both axes of the (h, k, w, k) view took 60 ms on a 2480 x 3508 scan, these two 13)."""
+    copy of the image; the whole blocks down their rows first, then along, the k columns of
+    each block as k strided slices taken pairwise (a reduction over a last axis k long is
+    slow for a small k: 1.6 ms for a 400-pixel drawing, now 0.12; a 2,480 x 3,508 scan 6.4
+    ms, now 4.7)."""
     H, W = image.shape
     h, w = H // k, W // k  # whole blocks
     out = np.empty((-(-H // k), -(-W // k)), image.dtype)
     if h and w:
         down = extreme(image[: h * k, : w * k].reshape(h, k, w * k), axis=1)  # (h, w k)
-        out[:h, :w] = extreme(down.reshape(h, w, k), axis=2)
+        pairwise_extreme = np.minimum if extreme is np.min else np.maximum
+        across = down[:, 0::k].copy()  # (h, w): each block's first column
+        for j in range(1, k):
+            pairwise_extreme(across, down[:, j::k], out=across)
+        out[:h, :w] = across
     if h and w * k < W:
         out[:h, w] = extreme(image[: h * k, w * k :].reshape(h, -1), axis=1)
     if w and h * k < H:
