@@ -205,6 +205,7 @@ def test_a_page_with_nothing_written_reads_nothing_and_says_why_once(page, tmp_p
     ruled = tmp_path / "ruled.png"
     Image.fromarray(np.where(rows % 30 < 2, 120, 235).astype(np.uint8)).save(ruled)
     page.check("input[name=mode][value=number]")
+    assert page.locator("#status").inner_text().startswith("Write numbers")  # not "Draw with"
     page.set_input_files("#upload", str(ruled))
     assert verdict(page) == "none"
     assert page.locator("#reading-text").inner_text() == "nothing"

@@ -530,6 +530,8 @@ function applyMode() {
   why.disabled = number;
   why.parentElement.title = number ? "one digit only: choose “one digit” above" : "";
   if (!last) {
+    statusLine.textContent = number ? "Write numbers: digits side by side, a line for each."
+      : "Draw with a mouse, a pen or a finger.";
     document.getElementById("work-hint").textContent = number
       ? "Each layer works on one digit: choose “one digit” above to watch them respond."
       : "Draw a digit to see each layer respond.";
