@@ -30,16 +30,22 @@ def security_pattern(width: int, height: int, rng: np.random.Generator) -> np.nd
     return 0.3 * np.asarray(small, np.float32) / 255
 
 
+def write_digits(ink: np.ndarray, digits, top: int, left: int, size: int, step: int) -> None:
+    """MNIST digits (28, 28) uint8 written into ``ink`` (H, W) in [0, 1] side by side, each
+    ``size`` px square at 0.9 of full strength, ``step`` px apart, from (``top``, ``left``)."""
+    x = left
+    for digit in digits:
+        drawn = np.asarray(Image.fromarray(digit).resize((size, size), Image.BILINEAR)) / 255
+        here = ink[top : top + size, x : x + size]
+        np.maximum(here, 0.9 * drawn, out=here)
+        x += step
+
+
 def cheque_amount(digits: list[np.ndarray], background: np.ndarray) -> np.ndarray:
     """MNIST digits (28, 28) uint8 written side by side, 36 px high, over ``background`` ink:
     a small scan like a cheque's amount box, dark on light (H, W) uint8."""
     ink = background.copy()
-    x = 10
-    for digit in digits:
-        big = np.asarray(Image.fromarray(digit).resize((36, 36), Image.BILINEAR)) / 255
-        here = ink[8:44, x : x + 36]
-        np.maximum(here, 0.9 * big, out=here)
-        x += 30
+    write_digits(ink, digits, 8, 10, 36, 30)
     return (255 * (0.92 - 0.85 * ink).clip(0, 1)).astype(np.uint8)
 
 
@@ -149,12 +155,7 @@ def ruled_cell(
             here = x + drift * y // height
             ink[y, here : here + 2] = max(ink[y, here], rng.uniform(0.4, 0.8))
     ink[4:6, left + 6 :] = np.maximum(ink[4:6, left + 6 :], rng.uniform(0.4, 0.7))  # across
-    x = left + 26
-    for digit in digits:
-        small = np.asarray(Image.fromarray(digit).resize((30, 30), Image.BILINEAR)) / 255
-        here = ink[80:110, x : x + 30]
-        np.maximum(here, 0.9 * small, out=here)
-        x += 24
+    write_digits(ink, digits, 80, left + 26, 30, 24)
     return (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
 
 
@@ -198,11 +199,7 @@ def test_a_rule_far_from_the_number_is_not_read_as_a_line_of_digits(mnist, rng):
         ink = np.zeros((200, 140), np.float32)
         top, left = int(rng.integers(6, 20)), int(rng.integers(40, 60))
         ink[top : top + 2, left : left + int(rng.integers(50, 65))] = rng.uniform(0.5, 0.9)
-        x = 40
-        for digit in x_train[first : first + 2]:
-            small = np.asarray(Image.fromarray(digit).resize((30, 30), Image.BILINEAR)) / 255
-            np.maximum(ink[90:120, x : x + 30], 0.9 * small, out=ink[90:120, x : x + 30])
-            x += 24
+        write_digits(ink, x_train[first : first + 2], 90, 40, 30, 24)
         page = (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
         right += read_number(page).text == "".join(str(y_train[first + i]) for i in range(2))
     assert right >= 7

@@ -34,6 +34,11 @@ class Component:
     right: int  # exclusive
 
     @property
+    def longer_side(self) -> int:
+        """Its height or its width, whichever is longer (pixels)."""
+        return max(self.bottom - self.top, self.right - self.left)
+
+    @property
     def box(self) -> tuple[int, int, int, int]:
         """(x, y, width, height)."""
         return self.left, self.top, self.right - self.left, self.bottom - self.top

@@ -71,7 +71,7 @@ def writing_parts(
     largest = max(c.area for c in found)
     tallest = max(c.bottom - c.top for c in found)
     kept = [c for c in found if c.area >= SPECK_FRACTION * largest
-            or max(c.bottom - c.top, c.right - c.left) >= SPECK_SIDE * tallest]  # fmt: skip
+            or c.longer_side >= SPECK_SIDE * tallest]  # fmt: skip
     return not_writing(kept, ink, writing) or (writing, labels, kept)
 
 
@@ -135,7 +135,7 @@ def without_long_lines(writing: np.ndarray) -> np.ndarray:
         shortest = min(shortest, span * side) if found_bands else shortest
     down, across = bands
     beside = [c for c in pieces if not within(c, down, across)]
-    if not any(longer_side(c) >= BESIDE * shortest for c in beside):
+    if not any(c.longer_side >= BESIDE * shortest for c in beside):
         return writing  # only the lines' own pieces and dust: a 1 written in pieces, a dash
     return writing & ~line_pixels(writing, across, down)
 
@@ -179,13 +179,13 @@ def widened(bands: list[tuple[int, int]], reach: int, side: int) -> list[tuple[i
 def straight(c: Component) -> bool:
     """Whether component ``c`` is a straight line or a piece of one: ``slim``, and no wider
     across than ASKEW of its length (a number written thin and joined is slim too)."""
-    return slim(c) and min(c.bottom - c.top, c.right - c.left) <= ASKEW * longer_side(c)
+    return slim(c) and min(c.bottom - c.top, c.right - c.left) <= ASKEW * c.longer_side
 
 
 def slim(c: Component) -> bool:
     """Whether component ``c`` is a line or a piece of one: on average no thicker than SLIM
     of its length."""
-    return c.area <= SLIM * longer_side(c) ** 2
+    return c.area <= SLIM * c.longer_side**2
 
 
 def ruling_piece(c: Component, shape: tuple[int, int]) -> bool:
@@ -212,12 +212,8 @@ def longer_than_the_writing(line: Component, others: list[Component], shape) -> 
         return c.bottom - c.top if upright else c.right - c.left
 
     beside = [along(c) for c in others
-              if not straight(c) and longer_side(c) >= BESIDE * along(line)]  # fmt: skip
+              if not straight(c) and c.longer_side >= BESIDE * along(line)]  # fmt: skip
     return bool(beside) and along(line) >= LONGER * max(beside)
-
-
-def longer_side(c: Component) -> int:
-    return max(c.bottom - c.top, c.right - c.left)
 
 
 def along_an_edge(c: Component, labels: np.ndarray) -> bool:

@@ -135,7 +135,7 @@ def find_digit(
     if isinstance(parts, str):
         return None, parts, 0, 0
     _, _, kept = parts
-    if least_size(max(max(c.bottom - c.top, c.right - c.left) for c in kept), scale) < min_size:
+    if least_size(max(c.longer_side for c in kept), scale) < min_size:
         return None, TOO_SMALL, 0, 0
     top = min(c.top for c in kept)
     left = min(c.left for c in kept)

@@ -52,7 +52,7 @@ CROSSING_DEPTH = 2  # rows of writing above and below a line where a stroke cros
 def without_rules(writing: np.ndarray, labels: np.ndarray, found: list[Component]) -> np.ndarray:
     """``writing`` (H, W) bool without the rules and frames drawn with it — ``writing`` itself
     when there are none. ``labels`` (H, W), ``found``: its pieces (``components.label``)."""
-    found = [c for c in found if max(c.bottom - c.top, c.right - c.left) >= RULE_MIN_SIDE]
+    found = [c for c in found if c.longer_side >= RULE_MIN_SIDE]
     rules = np.zeros_like(writing)
     heights = []  # the height of each piece's writing beside its bands
     lines = []  # (piece, its mask, its bands (top, bottom, thickness), whether it is alone)
