@@ -89,7 +89,7 @@ def without_paper_marks(
     for c in bands:
         box = labels[c.top : c.bottom, c.left : c.right]
         writing[c.top : c.bottom, c.left : c.right] &= box != c.label
-    without_lines = without_long_lines(writing)
+    without_lines = without_long_lines(writing, None if bands else (labels, found))
     if bands or without_lines is not writing:
         return without_lines, None
     return writing, (labels, found)
@@ -105,17 +105,20 @@ def without_paper_lines(writing: np.ndarray) -> np.ndarray:
     return writing & ~line_pixels(writing, across, down)
 
 
-def without_long_lines(writing: np.ndarray) -> np.ndarray:
+def without_long_lines(
+    writing: np.ndarray, labelled: tuple[np.ndarray, list[Component]] | None = None
+) -> np.ndarray:
     """``writing`` (H, W) bool without the lines of a table drawn across the page, upright or
     flat — inked, in bands a few pixels wide (a rule on a slant of a pixel or two), along
     LONG_LINE of the page and LONGER than any piece of writing that is not itself a line
     (``slim``) — but where writing crosses them. A cell's rules and frame, broken by noise or
     joined to each other, and the shadow along the page's edge are such lines; the paper's
     rulings (``without_paper_lines``) are inked along more of the page, and thinner. Writing
-    that is all lines (a 1 alone in a tight crop, a dash) is left as it is."""
+    that is all lines (a 1 alone in a tight crop, a dash) is left as it is. ``labelled``: its
+    ``label``-ing, when the caller has it."""
     if not writing.any():
         return writing
-    labels, found = label(writing)
+    labels, found = labelled or label(writing)
     pieces = [c for c in found if not slim(c)]
     if not pieces:
         return writing
