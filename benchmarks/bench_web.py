@@ -55,7 +55,7 @@ from digitnet.data import load_mnist
 
 
 def canvas_png(digit: np.ndarray) -> bytes:
-    """What the page sends: its 280x280 canvas, dark ink on white, as Chromium's ``toBlob``
+    """What the page sends: its 280x280 canvas, dark ink on white, as Chromium's ``toDataURL``
     encodes it (checked on the bytes of a real one): RGBA, every row with PNG's "Up" filter,
     zlib at level 1. Pillow's own encoder picks other filters, which take twice as long to
     decode."""

@@ -111,9 +111,13 @@ function schedule() {  // while drawing: at most one request per THROTTLE_MS
   timer = setTimeout(() => { timer = null; ask(); }, wait);
 }
 
-async function body() {
+// What the board shows, taken now. Not canvas.toBlob: Chromium encodes it in an idle moment,
+// which can come a second late (a page without animation frames never has one), and it
+// may then send strokes drawn after the ask. toDataURL takes the pixels at the call (~2 ms).
+function body() {
   if (uploaded && uploaded.file) return uploaded.file;
-  return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+  const bytes = atob(canvas.toDataURL("image/png").split(",")[1]);
+  return new Blob([Uint8Array.from(bytes, (c) => c.charCodeAt(0))], { type: "image/png" });
 }
 
 // At most one request in flight per page: changes made meanwhile are sent when it returns,
@@ -128,7 +132,7 @@ async function ask() {
   dirty = false;
   document.body.dataset.busy = "true";
   try {
-    const blob = await body();
+    const blob = body();
     const endpoint = mode() === "number" ? "/api/read" : "/api/predict";
     const url = `${endpoint}?model=${encodeURIComponent(picker.value)}`;
     const answer = await api(url, { method: "POST", body: blob,
