@@ -337,6 +337,26 @@ def test_stop_on_the_learn_page_keeps_the_weights_it_reached(page, server):
     assert tested and all(at <= reached for at in tested) and reached < 1
 
 
+def ringed(page) -> list[tuple[int, int]]:
+    """The neurons of the perceptron diagram with the open neuron's amber ring around them
+    (read from the canvas's pixels just outside each neuron, at four points of the compass)."""
+    return [tuple(hit) for hit in page.evaluate("""() => {
+        const net = document.querySelector("canvas.net"), ratio = net.width / net.clientWidth;
+        const pixels = net.getContext("2d");
+        const amber = (x, y) => {
+            const at = [Math.round(x * ratio), Math.round(y * ratio)];
+            const [r, g, b] = pixels.getImageData(...at, 1, 1).data;
+            return r > 200 && g > 120 && g < 190 && b < 80;
+        };
+        const d = net.radius + 4, hits = [];
+        net.neurons.forEach((layer, i) => layer.forEach(([x, y], k) => {
+            const around = [[d, 0], [-d, 0], [0, d], [0, -d]];
+            if (around.every(([dx, dy]) => amber(x + dx, y + dy))) hits.push([i, k]);
+        }));
+        return hits;
+    }""")]  # fmt: skip
+
+
 def test_a_neuron_opens_with_its_weighted_sum(page, mnist):
     """Clicking a neuron of the tutorial network shows its weights and its weighted sum for the
     drawing: z computed on the page from the neuron's weights and the layer below, through its
@@ -349,6 +369,7 @@ def test_a_neuron_opens_with_its_weighted_sum(page, mnist):
         xy = page.evaluate(f"() => document.querySelector('canvas.net').neurons[{layer}][{unit}]")
         page.locator("canvas.net").click(position={"x": xy[0], "y": xy[1]})
         page.wait_for_selector(f"#neuron[data-open='tutorial/{layer}/{unit}']")
+        assert ringed(page) == [(layer, unit)]  # the diagram shows which neuron is open
         shown = float(page.locator("#neuron [data-activation]").get_attribute("data-activation"))
         computed = page.evaluate(f"() => last.answer.layers[{layer}].values[{unit}]")
         assert shown == pytest.approx(computed, abs=1e-3)  # the answer's values are rounded
@@ -364,6 +385,24 @@ def test_a_neuron_opens_with_its_weighted_sum(page, mnist):
     draw_ink(page, x_test[1])  # another drawing: the neuron stays open, with its new sum
     assert verdict(page) == "2"
     page.wait_for_selector("#neuron[data-open='tutorial/2/7']")
+    assert ringed(page) == [(2, 7)]
+
+
+@pytest.mark.parametrize("z", [-1.5, -0.6, -0.3, 0.5, 2.0])
+def test_the_activation_plots_label_keeps_off_its_axis(page, z):
+    """The "z = ..." beside the drawing's point on a neuron's ReLU: never across the vertical
+    axis (it crossed it for z = -0.60). Dark pixels of the label's band, at the axis."""
+    dark = page.evaluate("""(z) => {
+        const plot = activationPlot((v) => Math.max(0, v), z, "relu");
+        const pixels = plot.getContext("2d"), span = Math.max(4, 1.25 * Math.abs(z));
+        const axis = Math.round(0.5 * (plot.width - 10) + 5);
+        const point = plot.height - 8 - (Math.max(0, z) / Math.max(1, span)) * (plot.height - 16);
+        const band = pixels.getImageData(axis - 1, Math.round(point) - 16, 3, 12).data;
+        let dark = 0;
+        for (let k = 0; k < band.length; k += 4) if (band[k + 3] > 128 && band[k] < 150) dark += 1;
+        return dark;
+    }""", z)  # fmt: skip
+    assert dark == 0
 
 
 def test_the_api_docs_work_offline(browser, server):

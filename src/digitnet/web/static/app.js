@@ -289,17 +289,20 @@ async function showNetwork(answer) {
   if (info.kind === "mlp") {
     hint.textContent = "Every neuron of every layer (brighter: more active) and the strongest " +
       "connections (blue: positive weight, red: negative; bolder where the input is active). " +
-      "Click a neuron to open it.";
-    const net = drawPerceptron(answer, info);
+      "Click a neuron to open it below; the open one is ringed in amber.";
+    const open = opened && opened.model === answer.model ? opened : null;
+    const net = drawPerceptron(answer, info, open);
     const neuron = element("div", { id: "neuron", class: "neuron" });
     net.addEventListener("click", (event) => {
       const hit = neuronAt(net, event);
-      if (hit) openNeuron(answer, hit.layer, hit.unit, neuron).catch((error) => {
-        neuron.textContent = `Error: ${error.message}`;
-      });
+      if (!hit) return;
+      opened = { model: answer.model, layer: hit.layer, unit: hit.unit };
+      showNetwork(answer).catch((error) => { statusLine.textContent = `Error: ${error.message}`; });
     });
     network.replaceChildren(net, neuron);
-    if (opened && opened.model === answer.model) openNeuron(answer, opened.layer, opened.unit, neuron).catch(() => {});
+    if (open) openNeuron(answer, open.layer, open.unit, neuron).catch((error) => {
+      neuron.textContent = `Error: ${error.message}`;
+    });
   } else {
     hint.textContent = "Each convolution's feature maps (white: strong response), then the " +
       "dense layers' units.";
@@ -308,8 +311,9 @@ async function showNetwork(answer) {
 }
 
 // The perceptron drawn at the width it is shown (a phone's ~330 px or a desktop's 960), so
-// its labels keep a readable size: the canvas is never scaled down by CSS.
-function drawPerceptron(answer, info) {
+// its labels keep a readable size: the canvas is never scaled down by CSS. The neuron open
+// below it ({layer, unit}, or null) is ringed.
+function drawPerceptron(answer, info, open) {
   const width = Math.round(Math.min(960, Math.max(300, document.getElementById("network").clientWidth)));
   const height = 440, narrow = width < 640, ratio = window.devicePixelRatio || 1;
   const net = element("canvas", { width: width * ratio, height: height * ratio, class: "net",
@@ -361,6 +365,10 @@ function drawPerceptron(answer, info) {
       ctx.lineWidth = output && k === answer.digit ? 3 : 1;
       ctx.beginPath(); ctx.arc(x, y, radius, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
       if (output) { ctx.fillStyle = "#222"; ctx.textAlign = "left"; ctx.fillText(k, x + radius + 4, y + 5); }
+      if (open && open.layer === i && open.unit === k) {
+        ctx.strokeStyle = OPEN_RING; ctx.lineWidth = 3;
+        ctx.beginPath(); ctx.arc(x, y, radius + 4, 0, 2 * Math.PI); ctx.stroke();
+      }
     });
     ctx.fillStyle = "#222"; ctx.textAlign = "center";
     const label = narrow ? String(stage.values.length) : `${stage.name} (${stage.values.length})`;
@@ -376,6 +384,7 @@ function drawPerceptron(answer, info) {
 // ------------------------------------------------------------------------------ one neuron
 
 let opened = null;  // the neuron open: {model, layer, unit}; it stays open as the drawing changes
+const OPEN_RING = "#f59e0b";  // around the open neuron in the diagram
 const neuronCache = {};
 
 async function neuronOf(model, layer, unit) {
@@ -485,8 +494,11 @@ function activationPlot(f, z, name) {
   values.forEach((v, i) => { const x = X(-span + (2 * span * i) / 100); i ? ctx.lineTo(x, Y(v)) : ctx.moveTo(x, Y(v)); });
   ctx.stroke();
   ctx.fillStyle = "#16a34a"; ctx.beginPath(); ctx.arc(X(z), Y(f(z)), 5, 0, 2 * Math.PI); ctx.fill();
+  // the label on the point's own side of the vertical axis, so it never crosses it
   ctx.fillStyle = "#374151"; ctx.font = "12px system-ui, sans-serif";
-  ctx.fillText(`z = ${z.toFixed(2)}`, Math.min(X(z) + 8, width - 70), Math.max(Y(f(z)) - 6, 12));
+  const label = `z = ${z.toFixed(2)}`, wide = ctx.measureText(label).width;
+  const x = z < 0 ? Math.max(2, X(z) - 8 - wide) : Math.min(X(z) + 8, width - 2 - wide);
+  ctx.fillText(label, x, Math.max(Y(f(z)) - 6, 12));
   return canvas;
 }
 
