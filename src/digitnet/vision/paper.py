@@ -31,7 +31,9 @@ TABLE_GAP = 1  # pixels bridged along a table's line (more joins the specks besi
 LONGER = 3  # ... and this many times as long as the tallest (widest) piece of writing
 SLIM = 0.12  # of its length: a line of the paper is no thicker on average ...
 ASKEW = 0.2  # ... and spans no more than this across it
-BESIDE = 0.1  # of such a line's length: less is no writing beside it but dust
+BESIDE = 0.06  # of such a line's length: less is no writing beside it but dust (a register's
+# row number is a tenth of its crop's height, 0.098 of the page edge's rim beside it: at 0.1,
+# 1,525 registers read 0.452 exact, at 0.06 0.578)
 EDGE_SPAN = 0.85  # of an edge's length: ink along this much of it is the paper's edge
 EDGE_DEPTH = 0.1  # of the page across: ... if it reaches no further in than this
 TEXTURE_PARTS = 50  # more pieces of ink than this, all tiny: a texture, not writing
@@ -208,14 +210,22 @@ def longer_than_the_writing(line: Component, others: list[Component], shape) -> 
     writing beside it — one of ``others``, not itself a line (``straight``), at least BESIDE as
     long as it: less is dust, or a dot beside a 1 — and it is LONGER times as long as any
     such writing along it. A 1 in a tight crop, alone or beside other digits, spans the page
-    too."""
+    too. What spans the page as the line does, or is slim and reaches LONG_LINE along it or
+    the page's edge, is no writing beside it but a cell's frame (a register's rules joined
+    and cut by the crop), or a digit of the same tight crop."""
     upright = line.top == 0 and line.bottom == shape[0]
 
     def along(c: Component) -> int:
         return c.bottom - c.top if upright else c.right - c.left
 
-    beside = [along(c) for c in others
-              if not straight(c) and c.longer_side >= BESIDE * along(line)]  # fmt: skip
+    side = shape[0 if upright else 1]
+
+    def frame(c: Component) -> bool:  # a cell's rules, joined and cut by the page's edge
+        edge = c.top == 0 or c.left == 0 or c.bottom == shape[0] or c.right == shape[1]
+        return along(c) >= side or (slim(c) and (edge or along(c) >= LONG_LINE * side))
+
+    beside = [along(c) for c in others if not straight(c) and not frame(c)
+              and c.longer_side >= BESIDE * along(line)]  # fmt: skip
     return bool(beside) and along(line) >= LONGER * max(beside)
 
 
