@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from digitnet.marks import DRAWN_SIDE, SYMBOLS, draw
 from digitnet.reading.lattice import read_number
@@ -199,6 +199,27 @@ def test_a_number_a_tenth_of_its_cell_beside_the_page_edge_is_read_not_the_edge(
         page = ruled_cell(list(x_train[first : first + 2]), rng, edge=0.3, size=20)
         right += read_number(page).text == "".join(str(y_train[first + i]) for i in range(2))
     assert right >= 6
+
+
+def test_a_line_of_small_print_under_the_number_is_not_read(mnist, rng):
+    """A form's printed words at the foot of the crop (a register's "Trykt for
+    Kirkeministeriet", a fifth of the number's height) and a dotted rule above it: lines of
+    their own, far smaller than the writing, not runs of digits ("13" read "13773111611141")."""
+    (x_train, y_train), _ = mnist
+    font = ImageFont.load_default()
+    right = 0
+    for k in range(8):
+        first = 51_000 + 2 * k
+        ink = np.zeros((220, 150), np.float32)
+        write_digits(ink, x_train[first : first + 2], 80, 40, 30, 24)
+        words = Image.new("L", (150, 20))
+        ImageDraw.Draw(words).text((20, 4), "Trykt for Kirken 1891", fill=255, font=font)
+        ink[195:215] = np.maximum(ink[195:215], np.asarray(words, np.float32) / 255 * 0.8)
+        ink[20:22, 30:130:5] = 0.7  # dots of a dotted rule, two pixels each
+        ink[20:22, 31:130:5] = 0.7
+        page = (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
+        right += read_number(page).text == "".join(str(y_train[first + i]) for i in range(2))
+    assert right >= 7
 
 
 def test_a_rule_far_from_the_number_is_not_read_as_a_line_of_digits(mnist, rng):

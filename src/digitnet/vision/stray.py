@@ -4,7 +4,8 @@ neighbour's writing cut by the page's edge, and a table's rule standing alone.
 A crop of a table's cell or of a form holds, beside its own number, what the scan caught of
 the cells around it: the foot of the number above, cut by the top edge; a rule across, far
 from the writing, found as a line of its own and read as a run of digits (a register's
-"26" read "05565185811888810 / 26 / 077000002200"). ``the_documents`` keeps the rest.
+"26" read "05565185811888810 / 26 / 077000002200"); a line of small print (a form's
+printed words, a dotted rule). ``the_documents`` keeps the rest.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 CUT_SHORT = 0.7  # a line at the page's edge less tall than this (of the others) is cut off
 FLAT_LINE = 0.45  # a line less tall than this (of the tallest) holding only flat pieces ...
 FLAT = 3  # ... each at least this many times as wide as tall, is a rule, not writing
+SMALL_PRINT = 0.45  # a line less tall than this (of the tallest) is print or dots, not writing
 
 
 class Group(Protocol):
@@ -30,14 +32,14 @@ class Group(Protocol):
 
 def the_documents(lines: list[list[Group]], height: int) -> list[list[Group]]:
     """The lines of writing (each a list of pieces) of a page ``height`` rows tall but those
-    that are not the document's own (``cut_by_the_edge``, ``a_rule_alone``) — unless no line
-    would be left."""
+    that are not the document's own (``cut_by_the_edge``, ``a_rule_alone``, ``small_print``)
+    — unless no line would be left."""
     tallest = max((tall(groups) for groups in lines), default=0)
     inside = [tall(groups) for groups in lines if not cut_by_the_edge(groups, height)]
     kept = [groups for groups in lines
             if not (inside and cut_by_the_edge(groups, height)
                     and tall(groups) < CUT_SHORT * max(inside))
-            and not a_rule_alone(groups, tallest)]  # fmt: skip
+            and not a_rule_alone(groups, tallest) and not small_print(groups, tallest)]  # fmt: skip
     return kept or lines
 
 
@@ -50,6 +52,14 @@ def cut_by_the_edge(groups: list[Group], height: int) -> bool:
     when it stands at least CUT_SHORT as tall as the tallest line that does not: the edge
     only grazes it)."""
     return any(g.top == 0 or g.bottom >= height for g in groups)
+
+
+def small_print(groups: list[Group], tallest: int) -> bool:
+    """Whether a line of its own is far smaller than the page's writing — less than
+    SMALL_PRINT as tall as the tallest line: a form's printed words (a register's footer,
+    "Trykt for Kirkeministeriet", read as "773111611141" under its "13") or a dotted rule.
+    The lines of one hand's writing are within 0.6 of each other (digit sizes +-25 %)."""
+    return tall(groups) < SMALL_PRINT * tallest
 
 
 def a_rule_alone(groups: list[Group], tallest: int) -> bool:
