@@ -195,3 +195,28 @@ def test_the_training_pieces_are_the_same_whatever_the_number_of_workers():
     one, two = (write(labelled_pairs, 6, 2, seed=1, workers=n) for n in (1, 2))
     assert one.pages == 6 and one.held_out == two.held_out < len(one.y)
     assert np.array_equal(one.x, two.x) and np.array_equal(one.y, two.y)
+
+def test_going_on_from_a_trained_reader_starts_from_its_weights_at_a_tenth_of_the_rate(tmp_path):
+    """``--start-from``: the model file's weights, what it was trained on kept in the new
+    metadata, and a tenth of the learning rate (a fine-tuning, not a new training)."""
+    from digitnet.reading.training.networks import RATE, fit_held_out, starting_model
+    from digitnet.reading.training.pairs import build
+    from digitnet.reading.training.pieces import Written
+
+    before = build(0)
+    before.build()
+    before.metadata.update(command="python -m digitnet.reading.training.pairs --out p.npz",
+                           trained_on="pages")  # fmt: skip
+    before.save(tmp_path / "p.npz")
+    started = starting_model(build, 1, str(tmp_path / "p.npz"))
+    assert all(np.array_equal(a, b) for a, b in
+               zip(started.get_weights(), before.get_weights(), strict=True))  # fmt: skip
+    assert started.metadata["started_from"]["trained_on"] == "pages"
+    assert "command" not in started.metadata  # the new command is the caller's to record
+    rng = np.random.default_rng(0)
+    data = Written(rng.random((20, 28, 56), np.float32), rng.integers(0, 101, 20), 16, 1, 0.0)
+    fit_held_out(started, data, 1, verbose=0)
+    assert started.optimizer.schedule.initial == pytest.approx(RATE / 10)
+    fresh = build(2)
+    fit_held_out(fresh, data, 1, verbose=0)
+    assert fresh.optimizer.schedule.initial == pytest.approx(RATE)

@@ -13,7 +13,8 @@ on a real page:
   the pages saved as JPEG;
 * one page in six with two or three lines (the text joins them with "\\n");
 * asked for (``marks``), marks among the digits as people write them (``digitnet.marks``):
-  thousands separators, decimal points, dates, end marks, currency signs, brackets, ticks.
+  thousands separators, decimal points, dates, end marks, currency signs, brackets, ticks;
+* asked for (``flagged_ones``), 1s written the continental way, a flag from the top of the stem.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 from digitnet import marks as drawn
 from digitnet.blas import available_cores
@@ -121,6 +122,44 @@ def pen(ink: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
     return cropped(np.asarray(margin, np.float32) / 255, floor=0)
 
 
+def with_flag(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 1 (h, w) written the continental way: a flag from the top of its stem down to the
+    left, 35-60 % of its height long, opening 15-35 degrees from the stem (a 7's bar is flat;
+    a flag along the stem only thickens it), drawn with the stem's own pen (its width the
+    stem's ink per row) — the cheques' 1s that the reader took for "11" written touching."""
+    h, w = ink.shape
+    thick = max(1.0, float(np.median(ink.sum(axis=1))))  # the stroke's width, in pixels
+    rows = np.flatnonzero(ink.sum(axis=1) > 0)
+    middles = (ink[rows] * np.arange(w)).sum(axis=1) / ink[rows].sum(axis=1)
+    lean = float(np.arctan(-np.polyfit(rows, middles, 1)[0]))  # "/": the stem goes down-left
+    top = np.flatnonzero(ink[: max(2, h // 8)].max(axis=0) > 0.5)
+    x0 = float(top.mean()) if top.size else w / 2
+    length, angle = h * rng.uniform(0.35, 0.6), lean + np.radians(rng.uniform(15, 35))
+    reach = length * np.sin(angle)  # leftwards
+    left = int(np.ceil(max(0.0, reach - x0) + thick))
+    scale = 4  # drawn large, then shrunk: soft edges like the digit's own
+    canvas = Image.new("L", ((w + left) * scale, h * scale))
+    start = ((x0 + left) * scale, 0.5 * thick * scale)
+    end = (start[0] - reach * scale, start[1] + length * np.cos(angle) * scale)
+    draw = ImageDraw.Draw(canvas)
+    draw.line([start, end], fill=255, width=max(1, round(thick * scale)))
+    for point in (start, end):  # a pen's round ends
+        r = thick * scale / 2
+        draw.ellipse([point[0] - r, point[1] - r, point[0] + r, point[1] + r], fill=255)
+    flag = np.asarray(canvas.resize((w + left, h), Image.BILINEAR), np.float32) / 255
+    out = flag * float(ink.max())
+    out[:, left:] = np.maximum(out[:, left:], ink)
+    return cropped(out)
+
+
+def digit_ink(source: Digits, i: int, rng: np.random.Generator, flagged_ones: float) -> np.ndarray:
+    """Digit ``i`` of ``source``'s ink; a 1 at odds ``flagged_ones`` ``with_flag``."""
+    ink = source.ink[i]
+    if flagged_ones and source.labels[i] == 1 and rng.random() < flagged_ones:
+        return with_flag(ink, rng)
+    return ink
+
+
 def write_digit(ink: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
     """One digit as written: its own size (+-25 %), pen and darkness (many of them faint)."""
     h = max(8, round(height * rng.uniform(0.75, 1.25)))
@@ -199,11 +238,13 @@ def write_page(
     gaps=GAPS,
     count=(1, 8),
     marks: float = 0.0,
+    flagged_ones: float = 0.0,
 ) -> Page:
     """A page of one to three written numbers of ``count`` digits (from, to) from ``source``, their
     gaps drawn from ``gaps`` (see ``write_line``), each number with marks (``with_marks``) at
-    odds ``marks``. With ``alone``, each digit is also written alone on paper of the same kind
-    (for the single-digit comparison)."""
+    odds ``marks``, each 1 with a continental flag (``with_flag``) at odds ``flagged_ones``.
+    With ``alone``, each digit is also written alone on paper of the same kind (for the
+    single-digit comparison)."""
     lines = int(rng.choice([2, 3])) if rng.random() < SEVERAL_LINES else 1
     height = digit_height(rng)
     texts, blocks, owners, digits, singles = [], [], [], [], []
@@ -213,11 +254,13 @@ def write_page(
         picks = [source.pick(rng) for _ in range(int(rng.integers(count[0], count[1] + 1)))]
         slots = with_marks(len(picks), rng) if marks and rng.random() < marks else None
         if slots is None:
-            written = [write_digit(source.ink[i], height, rng) for i in picks]
+            written = [write_digit(digit_ink(source, i, rng, flagged_ones), height, rng)
+                       for i in picks]  # fmt: skip
             block, owner, boxes = write_line(written, height, rng, gaps)
             layout: list[str | None] = [None] * len(picks)
         else:
-            written, block, owner, boxes, layout = write_marked(source, picks, slots, height, rng)
+            written, block, owner, boxes, layout = write_marked(source, picks, slots, height, rng,
+                                                                flagged_ones)  # fmt: skip
         who = np.full(len(layout) + 1, -1, np.int16)  # item -> owner value; [-1]: nobody
         text_of, digit_boxes = [], []
         picked = iter(picks)
@@ -303,7 +346,12 @@ def with_marks(count: int, rng: np.random.Generator) -> list[str | None]:
 
 
 def write_marked(
-    source: Digits, picks: list[int], slots: list[str | None], height: int, rng: np.random.Generator
+    source: Digits,
+    picks: list[int],
+    slots: list[str | None],
+    height: int,
+    rng: np.random.Generator,
+    flagged_ones: float = 0.0,
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, list[Box], list[str | None]]:
     """A line of the digits ``picks`` with the marks and spaces of ``slots`` (``with_marks``):
     each item's ink, the line (``write_line``) and each item's kind (None: a digit). A mark
@@ -315,7 +363,8 @@ def write_marked(
             spaces[-1] = rng.uniform(0.6, 1.2)
             continue
         if slot is None:
-            inks.append(write_digit(source.ink[next(picked)], height, rng))
+            ink = digit_ink(source, next(picked), rng, flagged_ones)
+            inks.append(write_digit(ink, height, rng))
             tops.append(None)
             spaces.append(None)
         else:

@@ -3,7 +3,19 @@ they are built and trained: the same recipe, their own inputs and outputs."""
 
 from __future__ import annotations
 
-from digitnet.nn import Adam, Conv2D, Dense, Dropout, Flatten, MaxPool2D, Reshape, Sequential
+from collections.abc import Callable
+
+from digitnet.nn import (
+    Adam,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2D,
+    Reshape,
+    Sequential,
+    load_model,
+)
 from digitnet.nn.schedules import CosineDecay
 from digitnet.reading.training.pieces import Written
 
@@ -29,12 +41,36 @@ def small_cnn(shape: tuple[int, int], filters: tuple[int, ...], pooled: int, out
     return Sequential(layers, seed=seed, name=name)
 
 
+def starting_model(build: Callable[[int], Sequential], seed: int, start: str | None) -> Sequential:
+    """``build(seed)``, or the model file ``start`` to go on training, what it was trained on
+    kept in its metadata as ``started_from``."""
+    if start is None:
+        return build(seed)
+    model = load_model(start)
+    parent = dict(model.metadata)
+    model.metadata.clear()
+    model.metadata["started_from"] = {"file": start} | {
+        key: parent[key] for key in ("command", "trained_on") if key in parent
+    }
+    return model
+
+
+def flagged(share: float) -> str:
+    """What ``trained_on`` says of the 1s written with a continental flag."""
+    return f", {share:g} of the 1s with a continental flag" if share else ""
+
+
+RATE = 1e-3  # Adam's, decaying along a cosine; a tenth of it when a trained model goes on
+
+
 def fit_held_out(model: Sequential, data: Written, epochs: int, verbose: int) -> float:
-    """Train ``model`` on the pieces before ``data.held_out`` (Adam, cosine decay from 1e-3,
-    batch BATCH), validated on the rest after each epoch; its accuracy on the held-out part."""
+    """Train ``model`` on the pieces before ``data.held_out`` (Adam, cosine decay from RATE,
+    or a tenth of it for a model that ``starting_model`` took from a file; batch BATCH),
+    validated on the rest after each epoch; its accuracy on the held-out part."""
     x, y, cut = data.x, data.y, data.held_out
     steps = epochs * -(-cut // BATCH)
-    model.compile(optimizer=Adam(CosineDecay(1e-3, steps)), loss="sparse_categorical_crossentropy",
+    rate = RATE / 10 if "started_from" in model.metadata else RATE
+    model.compile(optimizer=Adam(CosineDecay(rate, steps)), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])  # fmt: skip
     model.fit(x[:cut], y[:cut], epochs=epochs, batch_size=BATCH, verbose=2 if verbose else 0,
               validation_data=(x[cut:], y[cut:]))  # fmt: skip

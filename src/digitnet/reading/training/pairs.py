@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
 from digitnet.nn import Sequential
 from digitnet.reading.pairs import NOT_A_PAIR
-from digitnet.reading.training.networks import fit_held_out, small_cnn
+from digitnet.reading.training.networks import (
+    fit_held_out,
+    flagged,
+    small_cnn,
+    starting_model,
+)
 from digitnet.reading.training.pieces import (
     COMPLETE,
     PURE,
@@ -31,11 +37,12 @@ CLOSE = (-0.33, 0.0)  # the training lines' gaps, of a digit's width
 PAGES_PER_CHUNK = 500
 
 
-def labelled_pairs(pages: int, seed: int) -> Labelled:
+def labelled_pairs(pages: int, seed: int, flagged_ones: float = 0.0) -> Labelled:
     """Pair images (n, 28, 56) and classes (n,) of every piece that ``segment`` reads as a
     possible pair on ``pages`` lines of close digits written with MNIST training digits."""
     images, classes = [], []
-    for page, candidates, total in cut_pages(pages, seed, gaps=CLOSE, count=(2, 3)):
+    lines = cut_pages(pages, seed, gaps=CLOSE, count=(2, 3), flagged_ones=flagged_ones)
+    for page, candidates, total in lines:
         for p in (c.piece for c in candidates):
             if p.pair is not None:
                 images.append(p.pair)
@@ -77,21 +84,23 @@ def build(seed: int) -> Sequential:
                      seed)  # fmt: skip
 
 
-def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1) -> Sequential:
+def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1,
+          flagged_ones: float = 0.0, start_from: str | None = None) -> Sequential:  # fmt: skip
     """A pair reader trained on the possible pairs of ``pages`` written lines (see the
     module's notes); a tenth of them held out to report accuracy."""
     start = time.perf_counter()
-    data = write(labelled_pairs, pages, PAGES_PER_CHUNK, seed, workers)
+    model = starting_model(build, seed, start_from)  # a file that does not load fails first
+    data = write(partial(labelled_pairs, flagged_ones=flagged_ones), pages, PAGES_PER_CHUNK, seed,
+                 workers)  # fmt: skip
     x, y, cut = data.x, data.y, data.held_out
     if verbose:
         print(f"{len(y)} pieces ({np.mean(y < NOT_A_PAIR):.2f} pairs) in {data.seconds:.0f} s")
-    model = build(seed)
     accuracy = fit_held_out(model, data, epochs, verbose)
     pairs = y[cut:] < NOT_A_PAIR
     predicted = model.predict(x[cut:][pairs], verbose=0).argmax(axis=1)
     model.metadata.update({
         "trained_on": f"possible pairs of {data.pages} lines of close digits written with "
-                      f"MNIST training digits 0-{TRAINING_DIGITS - 1}",
+                      f"MNIST training digits 0-{TRAINING_DIGITS - 1}{flagged(flagged_ones)}",
         "pieces": len(y),
         "pair_share": float(np.mean(y < NOT_A_PAIR)),
         "held_out_accuracy": accuracy,
