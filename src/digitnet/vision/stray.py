@@ -17,7 +17,8 @@ import numpy as np
 CUT_SHORT = 0.7  # a line at the page's edge less tall than this (of the others) is cut off
 FLAT_LINE = 0.45  # a line less tall than this (of the tallest) holding only flat pieces ...
 FLAT = 3  # ... each at least this many times as wide as tall, is a rule, not writing
-SMALL_PRINT = 0.45  # a line less tall than this (of the tallest) is print or dots, not writing
+SMALL_PRINT = 0.45  # a line less tall than this (of the tallest) ...
+PRINT_WIDTH = 4  # ... and this many times as wide is print or dots, not writing
 
 
 class Group(Protocol):
@@ -25,6 +26,7 @@ class Group(Protocol):
 
     mask: np.ndarray
     top: int
+    left: int
 
     @property
     def bottom(self) -> int: ...
@@ -55,11 +57,15 @@ def cut_by_the_edge(groups: list[Group], height: int) -> bool:
 
 
 def small_print(groups: list[Group], tallest: int) -> bool:
-    """Whether a line of its own is far smaller than the page's writing — less than
-    SMALL_PRINT as tall as the tallest line: a form's printed words (a register's footer,
-    "Trykt for Kirkeministeriet", read as "773111611141" under its "13") or a dotted rule.
-    The lines of one hand's writing are within 0.6 of each other (digit sizes +-25 %)."""
-    return tall(groups) < SMALL_PRINT * tallest
+    """Whether a line of its own is small print: less than SMALL_PRINT as tall as the tallest
+    line and PRINT_WIDTH times as wide as it is tall — a form's printed words (a register's
+    footer, "Trykt for Kirkeministeriet", read as "773111611141" under its "13") or a dotted
+    rule. The lines of one hand's writing are within 0.6 of each other (digit sizes +-25 %);
+    a page number written small, a digit or two, is kept."""
+    left = min(g.left for g in groups)
+    right = max(g.left + g.mask.shape[1] for g in groups)
+    short = tall(groups)
+    return short < SMALL_PRINT * tallest and right - left >= PRINT_WIDTH * short
 
 
 def a_rule_alone(groups: list[Group], tallest: int) -> bool:
