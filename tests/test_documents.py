@@ -245,6 +245,25 @@ def test_a_line_of_small_print_under_the_number_is_not_read(mnist, rng):
     assert right >= 7
 
 
+def test_the_pieces_of_a_faint_broken_rule_are_not_read_as_1s(mnist, rng):
+    """A register's column rule, faint and darker here and there, beside the number: what the
+    threshold leaves of it is pieces of an upright stroke, each like a 1 ("36" read "136",
+    "43" "431"); the faint rule between them tells them from a 1 written there."""
+    (x_train, y_train), _ = mnist
+    right = 0
+    for k in range(8):
+        first = 51_100 + 2 * k
+        ink = np.zeros((200, 140), np.float32)
+        for x in (int(rng.integers(12, 22)), int(rng.integers(118, 128))):
+            ink[:, x : x + 2] = rng.uniform(0.1, 0.16)  # the rule, faint all along
+            for top in rng.choice(np.arange(10, 170, 25), 3, replace=False):  # darker bits
+                ink[top : top + int(rng.integers(12, 22)), x : x + 2] = rng.uniform(0.5, 0.7)
+        write_digits(ink, x_train[first : first + 2], 80, 45, 24, 20)
+        page = (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
+        right += read_number(page).text == "".join(str(y_train[first + i]) for i in range(2))
+    assert right >= 7
+
+
 def test_a_rule_far_from_the_number_is_not_read_as_a_line_of_digits(mnist, rng):
     """A crop of a register's cell holds the table's rule across its top, apart from the
     number and shorter than the page: found as a line of its own, it was read as a run of

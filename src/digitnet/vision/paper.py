@@ -34,6 +34,9 @@ ASKEW = 0.2  # ... and spans no more than this across it
 BESIDE = 0.06  # of such a line's length: less is no writing beside it but dust (a register's
 # row number is a tenth of its crop's height, 0.098 of the page edge's rim beside it: at 0.1,
 # 1,525 registers read 0.452 exact, at 0.06 0.578)
+TRACED = 0.3  # of the page's other rows: a faint rule's trace runs along this many ...
+TRACE = 0.3  # ... at this share of its stroke's median ink, and at least ...
+TRACE_FLOOR = 0.02  # ... this much of full contrast
 EDGE_SPAN = 0.85  # of an edge's length: ink along this much of it is the paper's edge
 EDGE_DEPTH = 0.1  # of the page across: ... if it reaches no further in than this
 TEXTURE_PARTS = 50  # more pieces of ink than this, all tiny: a texture, not writing
@@ -74,7 +77,28 @@ def writing_parts(
     tallest = max(c.bottom - c.top for c in found)
     kept = [c for c in found if c.area >= SPECK_FRACTION * largest
             or c.longer_side >= SPECK_SIDE * tallest]  # fmt: skip
+    if not flat:
+        kept = [c for c in kept if not piece_of_a_faint_rule(c, ink, writing)] or kept
     return not_writing(kept, ink, writing) or (writing, labels, kept)
+
+
+def piece_of_a_faint_rule(c: Component, ink: np.ndarray, writing: np.ndarray) -> bool:
+    """Whether component ``c``, an upright ``straight`` stroke, is what the threshold left of
+    a faint upright rule: along at least TRACED of the page's other rows, its own columns
+    (and one either side) hold ink that is not writing — below the threshold, at least TRACE
+    of the stroke's own median ink. A 1 has paper above and below it; a digit of another line
+    above it is writing, not counted. (A register's column rules, broken into pieces, were
+    read as 1s beside the row's number: "36" read "136", "43" "431".) ``ink`` (H, W): the
+    ink strength; ``writing`` (H, W) bool: what is above the threshold."""
+    h, w = c.bottom - c.top, c.right - c.left
+    if not (straight(c) and h > w):
+        return False
+    columns = slice(max(0, c.left - 1), c.right + 1)
+    own = ink[c.top : c.bottom, columns][writing[c.top : c.bottom, columns]]
+    level = max(TRACE * float(np.median(own)), TRACE_FLOOR) if own.size else 1.0
+    faint = ((ink[:, columns] > level) & ~writing[:, columns]).any(axis=1)  # (H,)
+    others = np.r_[faint[: c.top], faint[c.bottom :]]
+    return others.size > 0 and float(others.mean()) >= TRACED
 
 
 def without_paper_marks(
