@@ -264,6 +264,25 @@ def test_the_pieces_of_a_faint_broken_rule_are_not_read_as_1s(mnist, rng):
     assert right >= 7
 
 
+def test_dust_between_a_rule_and_the_number_does_not_make_them_one_line(mnist, rng):
+    """Specks of dust from the cell's rule across the top down to the number: too small to be
+    writing, but the rows they ink made the rule and the number one line, and the rule was cut
+    into tall slices read as 1s (a register's "40" read "1111")."""
+    (x_train, y_train), _ = mnist
+    right = 0
+    for k in range(8):
+        first = 51_200 + 2 * k
+        ink = np.zeros((200, 140), np.float32)
+        ink[8:11, 20:135] = rng.uniform(0.5, 0.8)  # the rule across the top
+        for top in range(12, 86, 2):  # a speck every other row, here and there
+            x = int(rng.integers(20, 130))
+            ink[top : top + 2, x : x + 2] = rng.uniform(0.4, 0.7)
+        write_digits(ink, x_train[first : first + 2], 90, 40, 30, 24)
+        page = (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
+        right += read_number(page).text == "".join(str(y_train[first + i]) for i in range(2))
+    assert right >= 7
+
+
 def test_a_rule_far_from_the_number_is_not_read_as_a_line_of_digits(mnist, rng):
     """A crop of a register's cell holds the table's rule across its top, apart from the
     number and shorter than the page: found as a line of its own, it was read as a run of

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from digitnet.vision.box import Box
-from digitnet.vision.components import digit_height, holding
+from digitnet.vision.components import Component, digit_height, holding
 from digitnet.vision.filters import grow, square_filter
 from digitnet.vision.lighting import Ink, InkRegion, ink_of
 from digitnet.vision.loading import load_gray
@@ -263,7 +263,7 @@ def writing_by_line(
     if isinstance(parts, str):
         return parts
     writing, labels, kept = parts  # labels: each of ``kept`` painted with its number
-    bands = lines(writing)
+    bands = lines(kept)
     by_line: list[list[_Group]] = [[] for _ in bands]
     for c in sorted(kept, key=lambda c: c.left):
         mask = labels[c.top : c.bottom, c.left : c.right] == c.label
@@ -385,11 +385,11 @@ def writing_of(small: np.ndarray) -> tuple[np.ndarray, float]:
     return holding(follows, starts), floor
 
 
-def lines(writing: np.ndarray) -> list[tuple[int, int]]:
-    """The lines of writing in a mask (H, W), top to bottom, as (top, bottom) rows: bands of
-    rows holding ink, separated by rows holding none; a band much shorter than the tallest
-    joins its nearest neighbour, when that is no further than the tallest band is tall."""
-    inked = np.flatnonzero(writing.any(axis=1))
+def lines(pieces: list[Component]) -> list[tuple[int, int]]:
+    """The lines of ``pieces`` of writing (not of the specks: dust joined a rule to a number),
+    top to bottom, as (top, bottom) rows: bands of rows holding ink, apart by rows holding none;
+    a band much shorter than the tallest joins its nearest neighbour within the tallest's height."""
+    inked = np.unique(np.concatenate([np.arange(c.top, c.bottom) for c in pieces]))
     breaks = np.flatnonzero(np.diff(inked) > 1)
     starts, ends = [0, *(breaks + 1)], [*breaks, len(inked) - 1]
     bands = [[int(inked[a]), int(inked[b]) + 1] for a, b in zip(starts, ends, strict=True)]
