@@ -286,6 +286,19 @@ def test_model_page_shows_accuracy_confusion_and_mistakes(page, server):
     assert page.locator("#mistakes figure").count() == 24
 
 
+def test_the_model_page_says_how_it_was_trained_without_the_trainers_paths(page, server):
+    """The command's --out is the file's name, not the trainer's directory (the bundled cnn
+    showed "--out /tmp/s13/cnn_written.npz"); a training of a fraction of a second is not
+    "in 0 s"."""
+    page.goto(server + "/model?model=cnn")
+    page.wait_for_function("document.getElementById('training').textContent.length > 20")
+    shown = page.locator("#training").inner_text()
+    assert "--out cnn_written.npz" in shown and "/tmp/" not in shown
+    line = page.evaluate("trainingLine({command: 'digitnet train --out /home/me/m.npz --epochs 1',"
+                         " training_seconds: 0.4})")  # fmt: skip
+    assert line == "Trained with: digitnet train --out m.npz --epochs 1; in 0.4 s"
+
+
 def test_a_network_trained_on_the_learn_page_answers_a_drawing(page, server, mnist):
     """The tutorial's network on 6,000 digits, 2 epochs, one digit a step (~1.5 s): the curves
     and the first layer's pictures change as it learns (a report every 100 steps, 60 an

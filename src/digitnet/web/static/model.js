@@ -31,12 +31,19 @@ function showArchitecture(info) {
   }));
 }
 
-function showTraining(info) {
+// How the model was trained, in one line: the command (its --out as the file's name, not
+// the directory it was written to on the trainer's machine), the time, the calibration.
+function trainingLine(info) {
   const parts = [];
-  if (info.command) parts.push(`Trained with: ${info.command}`);
-  if (info.training_seconds) parts.push(`in ${Math.round(info.training_seconds)} s`);
+  if (info.command) parts.push(`Trained with: ${info.command.replace(/(--out\s+)(\S+)/, (_, flag, path) => flag + path.split("/").pop())}`);
+  const s = info.training_seconds;
+  if (s) parts.push(`in ${s < 10 ? s.toFixed(1) : Math.round(s)} s`);  // a page's training: "0.4 s", not "0 s"
   if (info.temperature) parts.push(`confidence calibrated with temperature ${info.temperature.toFixed(2)}`);
-  document.getElementById("training").textContent = parts.join("; ") || "No training record.";
+  return parts.join("; ") || "No training record.";
+}
+
+function showTraining(info) {
+  document.getElementById("training").textContent = trainingLine(info);
   const history = info.history || {};
   const lines = [["loss", false], ["val_loss", true], ["accuracy", false], ["val_accuracy", true]]
     .filter(([key]) => history[key] && history[key].length)
