@@ -15,10 +15,9 @@ from typing import Protocol
 import numpy as np
 
 CUT_SHORT = 0.7  # a line at the page's edge less tall than this (of the others) is cut off
-FLAT_LINE = 0.45  # a line less tall than this (of the tallest) holding only flat pieces ...
-FLAT = 3  # ... each at least this many times as wide as tall, is a rule, not writing
-SMALL_PRINT = 0.45  # a line less tall than this (of the tallest) ...
-PRINT_WIDTH = 4  # ... and this many times as wide is print or dots, not writing
+SMALL_LINE = 0.45  # a line less tall than this (of the tallest) is no writing when ...
+FLAT = 3  # ... its pieces are each this many times as wide as tall (a rule), or ...
+PRINT_WIDTH = 4  # ... it is this many times as wide as tall (printed words, a dotted rule)
 
 
 class Group(Protocol):
@@ -34,14 +33,14 @@ class Group(Protocol):
 
 def the_documents(lines: list[list[Group]], height: int) -> list[list[Group]]:
     """The lines of writing (each a list of pieces) of a page ``height`` rows tall but those
-    that are not the document's own (``cut_by_the_edge``, ``a_rule_alone``, ``small_print``)
-    — unless no line would be left."""
+    that are not the document's own (``cut_by_the_edge``, ``rule_or_print``) — unless no line
+    would be left."""
     tallest = max((tall(groups) for groups in lines), default=0)
     inside = [tall(groups) for groups in lines if not cut_by_the_edge(groups, height)]
     kept = [groups for groups in lines
             if not (inside and cut_by_the_edge(groups, height)
                     and tall(groups) < CUT_SHORT * max(inside))
-            and not a_rule_alone(groups, tallest) and not small_print(groups, tallest)]  # fmt: skip
+            and not rule_or_print(groups, tallest)]  # fmt: skip
     return kept or lines
 
 
@@ -56,21 +55,18 @@ def cut_by_the_edge(groups: list[Group], height: int) -> bool:
     return any(g.top == 0 or g.bottom >= height for g in groups)
 
 
-def small_print(groups: list[Group], tallest: int) -> bool:
-    """Whether a line of its own is small print: less than SMALL_PRINT as tall as the tallest
-    line and PRINT_WIDTH times as wide as it is tall — a form's printed words (a register's
-    footer, "Trykt for Kirkeministeriet", read as "773111611141" under its "13") or a dotted
-    rule. The lines of one hand's writing are within 0.6 of each other (digit sizes +-25 %);
-    a page number written small, a digit or two, is kept."""
+def rule_or_print(groups: list[Group], tallest: int) -> bool:
+    """Whether a line of its own, less than SMALL_LINE as tall as the tallest line, is a rule
+    (every piece FLAT times as wide as it is tall: digits, however small, are not) or small
+    print (the line PRINT_WIDTH times as wide as it is tall: a form's printed words — a
+    register's footer, "Trykt for Kirkeministeriet", read "773111611141" under its "13" — or
+    a dotted rule). The lines of one hand's writing are within 0.6 of each other (digit sizes
+    +-25 %); a page number written small, a digit or two, is kept."""
+    short = tall(groups)
+    if short >= SMALL_LINE * tallest:
+        return False
     left = min(g.left for g in groups)
     right = max(g.left + g.mask.shape[1] for g in groups)
-    short = tall(groups)
-    return short < SMALL_PRINT * tallest and right - left >= PRINT_WIDTH * short
-
-
-def a_rule_alone(groups: list[Group], tallest: int) -> bool:
-    """Whether a line of its own is a rule: less than FLAT_LINE as tall as the tallest line,
-    every piece FLAT times as wide as it is tall (digits, however small, are not)."""
-    return tall(groups) < FLAT_LINE * tallest and all(
+    return right - left >= PRINT_WIDTH * short or all(
         g.mask.shape[1] >= FLAT * g.mask.shape[0] for g in groups
     )
