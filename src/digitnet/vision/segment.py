@@ -15,7 +15,7 @@ apart each from the part around it (``line_regions``), a small image from a copy
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any, NamedTuple
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from digitnet.vision.box import Box
 from digitnet.vision.components import Component, digit_height, holding
+from digitnet.vision.cuts import Group, slices, union
 from digitnet.vision.filters import grow, square_filter
 from digitnet.vision.lighting import Ink, InkRegion, ink_of
 from digitnet.vision.loading import load_gray
@@ -73,32 +74,11 @@ FLOOR_CONTRAST = 0.08  # and this far, at least, from the paper
 FOLLOW_CONTRAST = 0.04
 PAIR_WIDTH = 0.35  # of the line's digit height: a piece of connected writing this wide may be
 # two digits written touching, and is read as a pair too — two 1s written touching are 0.3-0.5
-# wide, too narrow to slice (2 x SLICE_WIDTH)
+# wide, too narrow to slice (2 x cuts.SLICE_WIDTH)
 LINE_HEIGHT_SHARE = 0.45  # a band of writing shorter than this share of the tallest is a
 # piece of a neighbouring line (a 7's detached bar), not a line of its own
-SLICE_WIDTH = 0.25  # of the row's digit height: the narrowest slice a part is cut into
 FLAT = 0.4  # of the row's digit height: writing less tall is no digit alone — a dash, a dot,
 # a 5's detached bar — only a part of one (digits are within +-25 % of the row's height: 0.6)
-
-
-@dataclass
-class _Group:
-    mask: np.ndarray  # (h, w) bool at analysis scale, within the group's box
-    top: int
-    left: int
-    component: int = -1  # the piece of connected writing it is (part of); -1: of several
-
-    @property
-    def bottom(self) -> int:
-        return self.top + self.mask.shape[0]
-
-    @property
-    def right(self) -> int:
-        return self.left + self.mask.shape[1]
-
-    @property
-    def box(self) -> Box:
-        return Box(self.left, self.top, self.mask.shape[1], self.mask.shape[0])
 
 
 def segment(source: Any) -> Segmented:
@@ -143,7 +123,7 @@ class Found(NamedTuple):
     at analysis scale line by line (``writing_by_line``), and the faintest ink that counts."""
 
     ink: Ink
-    lines: list[list[_Group]]
+    lines: list[list[Group]]
     threshold: float
     placed: Placement = Placement()
 
@@ -186,7 +166,7 @@ def writing_to_read(gray: np.ndarray) -> list[Found] | str:
 
 
 def closer_look(
-    gray: np.ndarray, ink: Ink, lines_of_groups: list[list[_Group]]
+    gray: np.ndarray, ink: Ink, lines_of_groups: list[list[Group]]
 ) -> list[Found] | str | None:
     """The writing of a large image (``gray``, its ``ink``) read from the part of it around
     all its writing (``lines_of_groups``, at analysis scale) when that part is shrunk less
@@ -206,7 +186,7 @@ def closer_look(
     return found or reason
 
 
-def line_regions(ink: Ink, lines_of_groups: list[list[_Group]]) -> list[Box]:
+def line_regions(ink: Ink, lines_of_groups: list[list[Group]]) -> list[Box]:
     """The part of a large image around each of its lines of writing (at analysis scale),
     none reaching further than halfway to the next line — when at least one of them would
     be shrunk less than the whole image was; else none."""
@@ -219,7 +199,7 @@ def line_regions(ink: Ink, lines_of_groups: list[list[_Group]]) -> list[Box]:
     return regions if any(closer(r, ink, ANALYSIS_SIDE) for r in regions) else []
 
 
-def extent(lines_of_groups: list[list[_Group]]) -> Box:
+def extent(lines_of_groups: list[list[Group]]) -> Box:
     """The box of all the pieces of writing, at analysis scale."""
     groups = [g for groups in lines_of_groups for g in groups]
     top, left = min(g.top for g in groups), min(g.left for g in groups)
@@ -251,7 +231,7 @@ def in_source_pixels(piece: Piece, placed: Placement) -> Piece:
 
 def writing_by_line(
     ink: Ink, signal_pixels: int = SIGNAL_PIXELS
-) -> tuple[list[list[_Group]], float] | str:
+) -> tuple[list[list[Group]], float] | str:
     """The pieces of writing of ``ink`` at analysis scale, each line's left to right, and the
     faintest ink that counts — or the reason there is no writing (``writing_threshold``, with
     ``signal_pixels``)."""
@@ -264,18 +244,18 @@ def writing_by_line(
         return parts
     writing, labels, kept = parts  # labels: each of ``kept`` painted with its number
     bands = lines(kept)
-    by_line: list[list[_Group]] = [[] for _ in bands]
+    by_line: list[list[Group]] = [[] for _ in bands]
     for c in sorted(kept, key=lambda c: c.left):
         mask = labels[c.top : c.bottom, c.left : c.right] == c.label
         middle = (c.top + c.bottom) / 2
         line = min(range(len(bands)), key=lambda k: max(bands[k][0] - middle, middle - bands[k][1]))
-        by_line[line].append(_Group(mask, c.top, c.left, c.label))
+        by_line[line].append(Group(mask, c.top, c.left, c.label))
     return the_documents([groups for groups in by_line if groups], small.shape[0]), threshold
 
 
 def digit_sized(
-    found: tuple[list[list[_Group]], float], ink: Ink, enlarged_by: int = 1
-) -> tuple[list[list[_Group]], float] | str:
+    found: tuple[list[list[Group]], float], ink: Ink, enlarged_by: int = 1
+) -> tuple[list[list[Group]], float] | str:
     """``writing_by_line``'s lines without those whose pieces are all under MIN_DIGIT_SIZE
     pixels of the source both ways — dots, specks — or TOO_SMALL when none is left (the image
     of ``ink`` being the source ``enlarged_by`` times)."""
@@ -286,13 +266,13 @@ def digit_sized(
     return (large, threshold) if large else TOO_SMALL
 
 
-def line_height(groups: list[_Group]) -> float:
+def line_height(groups: list[Group]) -> float:
     """A line's digit height, at analysis scale (``components.digit_height`` of its pieces
     of writing)."""
     return max(digit_height([g.mask.shape[0] for g in groups]), 1.0)
 
 
-def runs(units: list[_Group], row_height: float) -> list[tuple[int, int, _Group, bool, bool]]:
+def runs(units: list[Group], row_height: float) -> list[tuple[int, int, Group, bool, bool]]:
     """Each unit alone and each run of up to MAX_JOINED neighbouring units no further apart
     than JOIN_GAP and no wider than JOIN_ASPECT line heights, joined: (first, last, joined,
     True, True) — may be one digit, may be a mark — unless less than FLAT line heights tall: a
@@ -306,7 +286,7 @@ def runs(units: list[_Group], row_height: float) -> list[tuple[int, int, _Group,
         for j in range(i + 1, min(i + 2 * MAX_JOINED, len(units))):
             if units[j].left - joined.right > JOIN_GAP * row_height:
                 break
-            joined = _union(joined, units[j])
+            joined = union(joined, units[j])
             height, width = joined.mask.shape
             fits = j - i < MAX_JOINED and width <= JOIN_ASPECT * row_height
             if width > PAIR_ASPECT * row_height or (not fits and joined.component < 0):
@@ -316,14 +296,14 @@ def runs(units: list[_Group], row_height: float) -> list[tuple[int, int, _Group,
 
 
 def context(
-    units: list[_Group], first: int, last: int, joined: _Group, row_height: float
+    units: list[Group], first: int, last: int, joined: Group, row_height: float
 ) -> tuple[float, float, float, float]:
     """``Piece.context`` of the run of ``units[first..last]`` (sorted by left edge)."""
 
     def gap(space: float) -> float:
         return min(max(space / row_height, -1.0), NO_NEIGHBOUR)
 
-    def cut(a: _Group, b: _Group) -> float:
+    def cut(a: Group, b: Group) -> float:
         return float(a.component >= 0 and a.component == b.component)
 
     left = gap(joined.left - units[first - 1].right) if first > 0 else NO_NEIGHBOUR
@@ -346,7 +326,7 @@ def full_resolution(box: Box, ink: Ink) -> Box:
 def cut_out(
     ink: Ink,
     line_ink: InkRegion,
-    g: _Group,
+    g: Group,
     threshold: float,
     line: int,
     row: tuple[float, float],
@@ -409,42 +389,3 @@ def lines(pieces: list[Component]) -> list[tuple[int, int]]:
         bands[min(k, other)] = [t, b]
         del bands[max(k, other)]
     return [(t, b) for t, b in bands]
-
-
-def _union(a: _Group, b: _Group) -> _Group:
-    top, left = min(a.top, b.top), min(a.left, b.left)
-    bottom, right = max(a.bottom, b.bottom), max(a.right, b.right)
-    mask = np.zeros((bottom - top, right - left), dtype=bool)
-    for g in (a, b):
-        mask[g.top - top : g.bottom - top, g.left - left : g.right - left] |= g.mask
-    return _Group(mask, top, left, a.component if a.component == b.component else -1)
-
-
-def slices(g: _Group, row_height: float) -> list[_Group]:
-    """``g`` cut at the columns where its ink is thinnest (local minima of the ink per column,
-    at least SLICE_WIDTH x row_height from each other and from the ends): the places where
-    digits written touching may meet. Joining neighbouring slices gives the digits back."""
-    width = g.mask.shape[1]
-    least = max(2, round(SLICE_WIDTH * row_height))
-    if width < 2 * least:
-        return [g]
-    ink = g.mask.sum(axis=0).astype(float)
-    window = np.ones(max(1, least // 3)) / max(1, least // 3)
-    ink = np.convolve(ink, window, mode="same")
-    inside = ink[least : width - least]  # (columns where a cut leaves two slices wide enough)
-    cuts: list[int] = []
-    for x in np.argsort(inside, kind="stable"):
-        if inside[x] > inside[max(0, x - least) : x + least + 1].min():
-            continue
-        x += least
-        if any(abs(x - c) < least for c in cuts):
-            continue
-        cuts.append(int(x))
-    parts = []
-    for a, b in pairwise([0, *sorted(cuts), width]):
-        part = g.mask[:, a:b]
-        rows = np.flatnonzero(part.any(axis=1))
-        if rows.size:
-            parts.append(_Group(part[rows[0] : rows[-1] + 1], g.top + rows[0], g.left + a,
-                                g.component))  # fmt: skip
-    return parts
