@@ -55,14 +55,25 @@ def cut_by_the_edge(groups: list[Group], height: int) -> bool:
     return any(g.top == 0 or g.bottom >= height for g in groups)
 
 
+def most_ink_height(groups: list[Group]) -> float:
+    """How tall the pieces holding most of a line's ink are: the median of their heights,
+    each weighted by its ink — not one piece of a rule or a page's edge beside small print."""
+    heights = np.array([g.mask.shape[0] for g in groups])
+    ink = np.array([g.mask.sum() for g in groups], float)
+    order = np.argsort(heights)
+    middle = np.searchsorted(np.cumsum(ink[order]), ink.sum() / 2)
+    return float(heights[order][min(middle, len(groups) - 1)])
+
+
 def rule_or_print(groups: list[Group], tallest: int) -> bool:
-    """Whether a line of its own, less than SMALL_LINE as tall as the tallest line, is a rule
+    """Whether a line of its own, less than SMALL_LINE as tall as the tallest line (the height
+    of most of its ink, ``most_ink_height``), is a rule
     (every piece FLAT times as wide as it is tall: digits, however small, are not) or small
     print (the line PRINT_WIDTH times as wide as it is tall: a form's printed words — a
     register's footer, "Trykt for Kirkeministeriet", read "773111611141" under its "13" — or
     a dotted rule). The lines of one hand's writing are within 0.6 of each other (digit sizes
     +-25 %); a page number written small, a digit or two, is kept."""
-    short = tall(groups)
+    short = most_ink_height(groups)
     if short >= SMALL_LINE * tallest:
         return False
     left = min(g.left for g in groups)
