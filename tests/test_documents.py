@@ -231,6 +231,23 @@ def test_the_dark_beyond_the_page_along_a_side_does_not_turn_the_paper_dark(mnis
     assert right >= 7
 
 
+def test_paper_with_two_sides_light_is_light_when_the_others_are_grey_not_black(mnist, rng):
+    """The sides of the border tie, two light and two dark, on a register's crop that ends
+    beyond the page's foot: the dark beyond the page along the left, the foot grey (0.3-0.45).
+    The paper is light — how far each side is from grey decides, not the ring's median, which
+    the long dark side pulls under a half (0 of 8 called light)."""
+    from digitnet.vision.lighting import paper_is_light
+
+    (x_train, _), _ = mnist
+    light = 0
+    for k in range(8):
+        page = ruled_cell(list(x_train[50_700 + 2 * k : 50_702 + 2 * k]), rng, edge=0.42)
+        page = np.vstack([np.repeat(page[:1], 12, axis=0), page])  # begun above the rule
+        page[-8:] = rng.integers(75, 115)  # beyond the page's foot
+        light += paper_is_light(page.astype(np.float32) / 255)
+    assert light == 8
+
+
 def test_a_number_a_tenth_of_its_cell_beside_the_page_edge_is_read_not_the_edge(mnist, rng):
     """The register's row numbers are a tenth of their crop's height, the cell's rules joined
     into one frame and the page's dark edge running down the crop: the edge's rim was read as
@@ -268,6 +285,44 @@ def test_a_line_of_small_print_under_the_number_is_not_read(mnist, rng):
         text = read_number(page).text
         right[k >= 8] += text == "".join(str(y_train[first + i]) for i in range(2))
     assert right[0] >= 7 and right[1] >= 7
+
+
+def test_a_slim_stroke_far_taller_than_the_number_beside_it_is_not_a_1(mnist, rng):
+    """A bit of a rule or of the page edge's rim beside a register's number, three to four
+    times its height and not spanning the crop, was read as a 1 ("45" read "145"; 0 of 8 of
+    these): a slim piece 2.5 times as tall as most of its line's ink is not writing."""
+    (x_train, y_train), _ = mnist
+    right = 0
+    for k in range(8):
+        first = 51_200 + 2 * k
+        ink = np.zeros((200, 150), np.float32)
+        write_digits(ink, x_train[first : first + 2], 80, 60, 30, 24)
+        left, top, bottom = (int(rng.integers(*span)) for span in ((30, 42), (30, 60), (140, 170)))
+        ink[top:bottom, left : left + 2] = rng.uniform(0.5, 0.8)
+        page = (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
+        right += read_number(page).text == "".join(str(y_train[first + i]) for i in range(2))
+    assert right >= 7
+
+
+def test_a_number_underlined_with_a_curve_is_read_without_it(mnist, rng):
+    """A register's number underlined by hand with a curve, apart from it: a line alone,
+    however it curves, one thin run of ink in each column (``rules.drawn_along``); measured
+    as one straight stroke, the curve was as thick as the digits' strokes allow no line to be,
+    and read as digits ("93" read "111"; 0 of 8 of these)."""
+    (x_train, y_train), _ = mnist
+    right = 0
+    for k in range(8):
+        first = 51_200 + 2 * k
+        ink = np.zeros((200, 150), np.float32)
+        write_digits(ink, x_train[first : first + 2], 80, 60, 30, 24)
+        curve = Image.new("L", (600, 800))
+        top = int(rng.integers(480, 500))
+        ImageDraw.Draw(curve).arc([220, top - 60, 520, top + 40], 20, 160, fill=255, width=8)
+        under = np.asarray(curve.resize((150, 200), Image.BILINEAR), np.float32) / 255
+        np.maximum(ink, 0.8 * under, out=ink)
+        page = (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
+        right += read_number(page).text == "".join(str(y_train[first + i]) for i in range(2))
+    assert right >= 6
 
 
 def test_the_pieces_of_a_faint_broken_rule_are_not_read_as_1s(mnist, rng):

@@ -122,16 +122,16 @@ def without_pattern(ink: np.ndarray, pattern: float) -> np.ndarray:
 def paper_is_light(gray: np.ndarray) -> bool:
     """Which way round the writing is: the image's border is paper far more often than ink
     (even a digit that touches the edges covers little of them). Each side votes by its
-    median, the ring as a whole where they tie: a scan with the dark beyond the page's edge
-    along one side — a third of a register's crop, most of its left side — has the paper on
-    the other three (the ring's median called 625 of 1,525 registers dark, the sides 54)."""
+    median, and where they tie, by how far its median is from grey: a scan with the dark
+    beyond the page's edge along one side — a third of a register's crop, most of its left
+    side — has the paper on the other three (the ring's median called 625 of 1,525 registers
+    dark, the sides 54), and where the page's foot is in shadow too, the paper is the sides
+    that are white, not the shadow's grey (the ring's median called such pages dark)."""
     H, W = gray.shape
     k = max(1, min(H, W) // 32)
-    sides = [gray[:k], gray[-k:], gray[:, :k], gray[:, -k:]]
-    light = sum(percentile(side, 50) >= 0.5 for side in sides)
-    if light != 2:
-        return light > 2
-    return percentile(np.concatenate([side.ravel() for side in sides]), 50) >= 0.5
+    medians = [percentile(side, 50) for side in (gray[:k], gray[-k:], gray[:, :k], gray[:, -k:])]
+    light = sum(m >= 0.5 for m in medians)
+    return light > 2 if light != 2 else sum(medians) >= 2
 
 
 def flat_paper(gray: np.ndarray) -> float | None:

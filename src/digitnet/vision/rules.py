@@ -44,6 +44,7 @@ EDGE_SLACK = 0.15  # of a piece's height (width): a band this close to its edge 
 RULE_MIN_SIDE = 6  # analysis pixels: pieces shorter both ways are specks, not looked at
 LINE_GAP = 2  # pixels: a ruling's gaps this short are bridged before it is measured
 SLANT = 15  # degrees: a line drawn by hand under writing lies this close to the horizontal
+ALONG, STRAY = 3, 0.05  # a curved line alone: this many times as wide as tall, one run a column
 RULE_GAP = 0.02  # of a piece's width (height): ... a line's (a digit's strokes are not lines)
 CROSSING_SLANT = 2  # columns: a slanted stroke crosses a thin line this far from straight
 CROSSING_DEPTH = 2  # rows of writing above and below a line where a stroke crosses it
@@ -59,7 +60,9 @@ def without_rules(writing: np.ndarray, labels: np.ndarray, found: list[Component
     for c in found:
         box = (slice(c.top, c.bottom), slice(c.left, c.right))
         own = labels[box] == c.label
-        if (thickness := drawn_across(own)) is not None:  # a line alone, straight or slanted
+        drawn = [t for t in (drawn_across(own), drawn_along(own)) if t is not None]
+        if drawn:  # a line alone, straight or slanted, or curved (its thickness: curving not)
+            thickness = min(drawn)
             lines.append((c, own, [(0, own.shape[0], thickness)], True))
             continue
         across, down = bands(own)
@@ -123,6 +126,20 @@ def drawn_across(own: np.ndarray) -> float | None:
     if abs(slant) > SLANT or thickness > RULE_THICKNESS * length:
         return None
     return thickness
+
+
+def drawn_along(own: np.ndarray) -> float | None:
+    """The thickness of a piece (h, w) bool that is one stroke drawn along the writing, curved
+    or wavy — a flourish under a number: ALONG times as wide as tall, one run of ink in (all
+    but STRAY of) its columns, and as thin as ``drawn_across`` asks; None when it is not."""
+    h, w = own.shape
+    if w < ALONG * h:
+        return None
+    runs = own[0].astype(int) + (own[1:] & ~own[:-1]).sum(axis=0)  # (w,): runs in each column
+    if np.mean(runs > 1) > STRAY:
+        return None
+    thickness = float(np.median(own.sum(axis=0)[runs > 0]))
+    return thickness if thickness <= RULE_THICKNESS * w else None
 
 
 def framing(

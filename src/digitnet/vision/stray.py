@@ -18,6 +18,7 @@ CUT_SHORT = 0.7  # a line at the page's edge less tall than this (of the others)
 SMALL_LINE = 0.45  # a line less tall than this (of the tallest) is no writing when ...
 FLAT = 3  # ... its pieces are each this many times as wide as tall (a rule), or ...
 PRINT_WIDTH = 4  # ... it is this many times as wide as tall (printed words, a dotted rule)
+SLIM, TALLER = 4, 2.5  # a piece this slim and this much taller than the rest is a rule's
 
 
 class Group(Protocol):
@@ -34,7 +35,8 @@ class Group(Protocol):
 def the_documents(lines: list[list[Group]], height: int) -> list[list[Group]]:
     """The lines of writing (each a list of pieces) of a page ``height`` rows tall but those
     that are not the document's own (``cut_by_the_edge``, ``rule_or_print``) — unless no line
-    would be left."""
+    would be left — each without a rule's piece beside its writing (``without_a_rules_piece``)."""
+    lines = [without_a_rules_piece(groups) for groups in lines]
     tallest = max((tall(groups) for groups in lines), default=0)
     inside = [tall(groups) for groups in lines if not cut_by_the_edge(groups, height)]
     kept = [groups for groups in lines
@@ -42,6 +44,20 @@ def the_documents(lines: list[list[Group]], height: int) -> list[list[Group]]:
                     and tall(groups) < CUT_SHORT * max(inside))
             and not rule_or_print(groups, tallest)]  # fmt: skip
     return kept or lines
+
+
+def without_a_rules_piece(groups: list[Group]) -> list[Group]:
+    """A line's pieces but those of a rule among them: slim (SLIM times as tall as wide) and
+    TALLER times as tall as most of the rest of the line's ink (``most_ink_height``) — the rim
+    of a page's edge or a column's rule beside a register's number, read as a 1 four times
+    the digits' height."""
+
+    def a_rules(g: Group) -> bool:
+        h, w = g.mask.shape
+        rest = [other for other in groups if other is not g]
+        return bool(rest) and h >= SLIM * w and h >= TALLER * most_ink_height(rest)
+
+    return [g for g in groups if not a_rules(g)] or groups
 
 
 def tall(groups: list[Group]) -> int:
