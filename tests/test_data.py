@@ -212,6 +212,30 @@ def test_a_pages_overlap_is_the_deepest_reach_of_a_digit_into_its_neighbour(mnis
         assert touching.overlap >= 0.3
 
 
+def test_digits_joined_by_a_stroke_are_one_piece_of_writing_and_keep_their_owners(mnist):
+    """``write_line(joined=1)``: each digit close to the next is joined to it by a stroke, as
+    written without lifting the pen — one piece of connected writing where the digits stood
+    apart — and the stroke is nobody's writing: every digit keeps the pixels it owned."""
+    from digitnet.vision.components import label
+    from digitnet.writing import Digits, write_digit, write_line
+
+    (x_train, y_train), _ = mnist
+    source = Digits.from_mnist("train", x_train[:200], y_train[:200])
+    joined_pieces = 0
+    for seed in range(12):
+        inks = [write_digit(source.ink[seed * 3 + k], 40, np.random.default_rng(seed))
+                for k in range(3)]  # fmt: skip
+        apart = write_line(inks, 40, np.random.default_rng(seed), gaps=(0.3, 0.3))
+        joined = write_line(inks, 40, np.random.default_rng(seed), gaps=(0.3, 0.3), joined=1.0)
+        assert np.array_equal(apart[1], joined[1])  # the owners: the stroke is nobody's
+        added = (joined[0] > apart[0] + 0.05) & (joined[1] >= 0)
+        assert added.sum() <= 0.1 * (joined[1] >= 0).sum()  # over the digits: only where it starts
+        strong = [line > 0.1 * line.max() for line, *_ in (apart, joined)]
+        assert len(label(strong[0])[1]) >= 3
+        joined_pieces += len(label(strong[1])[1]) == 1
+    assert joined_pieces >= 10
+
+
 def test_digits_written_on_paper_for_training(mnist, monkeypatch):
     """``written_alone``: MNIST training digits written on paper as a page's digits are and
     read back through the image pipeline — new pictures of the same digits (the bundled model

@@ -14,7 +14,8 @@ on a real page:
 * one page in six with two or three lines (the text joins them with "\\n");
 * asked for (``marks``), marks among the digits as people write them (``digitnet.marks``):
   thousands separators, decimal points, dates, end marks, currency signs, brackets, ticks;
-* asked for (``flagged_ones``), 1s written the continental way, a flag from the top of the stem.
+* asked for (``flagged_ones``), 1s written the continental way, a flag from the top of the stem;
+* asked for (``joined``), digits joined to the next by a stroke, written without lifting the pen.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from digitnet import marks as drawn
 from digitnet.blas import available_cores
+from digitnet.joining import join
 from digitnet.parallel import in_processes
 from digitnet.vision import prepare
 from digitnet.vision.box import Box
@@ -170,6 +172,7 @@ OWNED = 0.2  # of a digit's strongest ink: fainter pixels are its halo, nobody's
 
 
 GAPS = (-0.33, 2.0)  # of a digit's width: from an overlap of a third to twice the width
+JOINED_GAP = 0.5  # of the digit height: digits further apart are not joined by a stroke
 
 
 def write_line(
@@ -179,13 +182,15 @@ def write_line(
     gaps=GAPS,
     tops: list[float | None] | None = None,
     spaces: list[float | None] | None = None,
+    joined: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, list[Box]]:
     """Written digits (and marks) in one line: the ink strength (h, w) in [0, 1], whose
     writing each pixel is (h, w) int16 (the index in ``written``, -1 for none; where two
     cross, the stronger), and each one's box. A digit stands on a baseline of its own and is
     followed by a gap drawn uniformly from ``gaps`` (of its width); where ``tops`` gives one
     (in digit heights below the top of the line's digits) or ``spaces`` does (the gap after
-    it, in digit heights), that is used instead."""
+    it, in digit heights), that is used instead. At odds ``joined``, a digit and the next, no
+    further apart than JOINED_GAP of the height, are joined by a stroke (``joining.join``)."""
     tops = tops or [None] * len(written)
     spaces = spaces or [None] * len(written)
     shifts = [round(height * (rng.uniform(-0.15, 0.15) if t is None else t)) for t in tops]
@@ -206,6 +211,9 @@ def write_line(
         np.maximum(line[here], strokes, out=line[here])
         boxes.append(Box(x, y, w, h))
         x = max(x + w + gap, x + 2)
+    for n, (a, b) in enumerate(pairwise(boxes) if joined else ()):  # (no draw when not asked)
+        if b.x - (a.x + a.width) <= JOINED_GAP * height and rng.random() < joined:
+            join(line, owner, n, n + 1, rng)
     end = x + height // 2
     return line[:, :end], owner[:, :end], boxes
 
@@ -239,10 +247,12 @@ def write_page(
     count=(1, 8),
     marks: float = 0.0,
     flagged_ones: float = 0.0,
+    joined: float = 0.0,
 ) -> Page:
     """A page of one to three written numbers of ``count`` digits (from, to) from ``source``, their
     gaps drawn from ``gaps`` (see ``write_line``), each number with marks (``with_marks``) at
-    odds ``marks``, each 1 with a continental flag (``with_flag``) at odds ``flagged_ones``.
+    odds ``marks``, each 1 with a continental flag (``with_flag``) at odds ``flagged_ones``, each
+    digit joined to the next by a stroke at odds ``joined`` (``write_line``).
     With ``alone``, each digit is also written alone on paper of the same kind (for the
     single-digit comparison)."""
     lines = int(rng.choice([2, 3])) if rng.random() < SEVERAL_LINES else 1
@@ -256,7 +266,7 @@ def write_page(
         if slots is None:
             written = [write_digit(digit_ink(source, i, rng, flagged_ones), height, rng)
                        for i in picks]  # fmt: skip
-            block, owner, boxes = write_line(written, height, rng, gaps)
+            block, owner, boxes = write_line(written, height, rng, gaps, joined=joined)
             layout: list[str | None] = [None] * len(picks)
         else:
             written, block, owner, boxes, layout = write_marked(source, picks, slots, height, rng,

@@ -19,7 +19,7 @@ from digitnet.nn import Sequential
 from digitnet.reading.checker import CLASSES, FIRST_MARK, NEITHER, SHAPE, WHOLE, features
 from digitnet.reading.training.networks import (
     fit_held_out,
-    flagged,
+    hands_said,
     small_cnn,
     starting_model,
 )
@@ -39,12 +39,13 @@ PAGES_PER_CHUNK = 250  # pages are written in chunks, each with its own seed: an
 MARKED = 0.5  # the share of numbers written with marks (``writing.with_marks``)
 
 
-def labelled_pieces(pages: int, seed: int, flagged_ones: float = 0.0) -> Labelled:
+def labelled_pieces(pages: int, seed: int, **hands: float) -> Labelled:
     """Features (n, 30, 28) and labels (n,) of every piece that ``segment`` cuts from
-    ``pages`` pages written with MNIST training digits, MARKED of the numbers with marks: 1
+    ``pages`` pages written with MNIST training digits in ``hands`` (``write_page``'s
+    ``flagged_ones``, ``joined``), MARKED of the numbers with marks: 1
     for one whole digit, 2 + k for one whole mark of kind ``marks.KINDS[k]``, 0 for neither."""
     inputs, labels = [], []
-    for page, candidates, total in cut_pages(pages, seed, marks=MARKED, flagged_ones=flagged_ones):
+    for page, candidates, total in cut_pages(pages, seed, marks=MARKED, **hands):
         pieces = [c.piece for c in candidates if c.single or c.mark]
         if not pieces:
             continue
@@ -72,18 +73,17 @@ def build(seed: int) -> Sequential:
 
 
 def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1,
-          flagged_ones: float = 0.0, start_from: str | None = None) -> Sequential:  # fmt: skip
+          start_from: str | None = None, **hands: float) -> Sequential:  # fmt: skip
     """A checker trained on the pieces of ``pages`` written pages (see the module's notes);
     a tenth of them held out to report accuracy."""
     start = time.perf_counter()
     model = starting_model(build, seed, start_from)  # a file that does not load fails first
-    data = write(partial(labelled_pieces, flagged_ones=flagged_ones), pages, PAGES_PER_CHUNK, seed,
-                 workers)  # fmt: skip
+    data = write(partial(labelled_pieces, **hands), pages, PAGES_PER_CHUNK, seed, workers)
     accuracy = fit_held_out(model, data, epochs, verbose)
     model.metadata.update({
         "trained_on": f"pieces of {data.pages} pages written with MNIST "
                       f"training digits 0-{TRAINING_DIGITS - 1} (digitnet.writing)"
-                      f"{flagged(flagged_ones)}",
+                      f"{hands_said(**hands)}",
         "pieces": len(data.y),
         "whole_share": float(np.mean(data.y == WHOLE)),
         "mark_share": float(np.mean(data.y >= FIRST_MARK)),

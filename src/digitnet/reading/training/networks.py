@@ -55,9 +55,11 @@ def starting_model(build: Callable[[int], Sequential], seed: int, start: str | N
     return model
 
 
-def flagged(share: float) -> str:
-    """What ``trained_on`` says of the 1s written with a continental flag."""
-    return f", {share:g} of the 1s with a continental flag" if share else ""
+def hands_said(flagged_ones: float = 0.0, joined: float = 0.0) -> str:
+    """What ``trained_on`` says of the hands the pages were written in (``writing.write_page``'s
+    ``flagged_ones`` and ``joined``)."""
+    flags = f", {flagged_ones:g} of the 1s with a continental flag" if flagged_ones else ""
+    return flags + (f", {joined:g} of the digits joined to the next" if joined else "")
 
 
 RATE = 1e-3  # Adam's, decaying along a cosine; a tenth of it when a trained model goes on

@@ -17,7 +17,7 @@ from digitnet.nn import Sequential
 from digitnet.reading.pairs import NOT_A_PAIR
 from digitnet.reading.training.networks import (
     fit_held_out,
-    flagged,
+    hands_said,
     small_cnn,
     starting_model,
 )
@@ -37,11 +37,12 @@ CLOSE = (-0.33, 0.0)  # the training lines' gaps, of a digit's width
 PAGES_PER_CHUNK = 500
 
 
-def labelled_pairs(pages: int, seed: int, flagged_ones: float = 0.0) -> Labelled:
+def labelled_pairs(pages: int, seed: int, **hands: float) -> Labelled:
     """Pair images (n, 28, 56) and classes (n,) of every piece that ``segment`` reads as a
-    possible pair on ``pages`` lines of close digits written with MNIST training digits."""
+    possible pair on ``pages`` lines of close digits written with MNIST training digits in
+    ``hands`` (``write_page``'s ``flagged_ones``, ``joined``)."""
     images, classes = [], []
-    lines = cut_pages(pages, seed, gaps=CLOSE, count=(2, 3), flagged_ones=flagged_ones)
+    lines = cut_pages(pages, seed, gaps=CLOSE, count=(2, 3), **hands)
     for page, candidates, total in lines:
         for p in (c.piece for c in candidates):
             if p.pair is not None:
@@ -85,12 +86,12 @@ def build(seed: int) -> Sequential:
 
 
 def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1,
-          flagged_ones: float = 0.0, start_from: str | None = None) -> Sequential:  # fmt: skip
+          start_from: str | None = None, **hands: float) -> Sequential:  # fmt: skip
     """A pair reader trained on the possible pairs of ``pages`` written lines (see the
     module's notes); a tenth of them held out to report accuracy."""
     start = time.perf_counter()
     model = starting_model(build, seed, start_from)  # a file that does not load fails first
-    data = write(partial(labelled_pairs, flagged_ones=flagged_ones), pages, PAGES_PER_CHUNK, seed,
+    data = write(partial(labelled_pairs, **hands), pages, PAGES_PER_CHUNK, seed,
                  workers)  # fmt: skip
     x, y, cut = data.x, data.y, data.held_out
     if verbose:
@@ -100,7 +101,7 @@ def train(pages: int, epochs: int, seed: int, workers: int, verbose: int = 1,
     predicted = model.predict(x[cut:][pairs], verbose=0).argmax(axis=1)
     model.metadata.update({
         "trained_on": f"possible pairs of {data.pages} lines of close digits written with "
-                      f"MNIST training digits 0-{TRAINING_DIGITS - 1}{flagged(flagged_ones)}",
+                      f"MNIST training digits 0-{TRAINING_DIGITS - 1}{hands_said(**hands)}",
         "pieces": len(y),
         "pair_share": float(np.mean(y < NOT_A_PAIR)),
         "held_out_accuracy": accuracy,
