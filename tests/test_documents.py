@@ -143,7 +143,8 @@ def test_a_continental_1_is_one_digit_not_two_written_touching(mnist):
     """1s written with a long flag from the top of the stem, as on European cheques: the pair
     reader took them for "11" written touching ("15" read "115", "19.571.-" "119571"; 26 of
     the 219 misread cheques had one 1 too many). MNIST development 1s given a flag
-    (``writing.with_flag``) in numbers beside other digits."""
+    (``writing.with_flag``) in numbers beside other digits — flags up to 0.9 of the stem, a
+    "Λ" (the reader trained on flags up to 0.6 read 19 right, 4 with a 1 too many)."""
     (x_train, y_train), _ = mnist
     of = {d: np.flatnonzero(y_train[50_000:] == d)[:40] + 50_000 for d in range(10)}
     right = more = 0
@@ -159,7 +160,7 @@ def test_a_continental_1_is_one_digit_not_two_written_touching(mnist):
         text = read_number(amount(items, rng)).text
         right += text == layout
         more += text.count("1") > layout.count("1")
-    assert more == 0 and right >= 20
+    assert more <= 1 and right >= 21
 
 
 def test_zeros_written_as_one_chain_are_cut_where_their_loops_meet(mnist):

@@ -126,9 +126,10 @@ def pen(ink: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
 
 def with_flag(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A 1 (h, w) written the continental way: a flag from the top of its stem down to the
-    left, 35-60 % of its height long, opening 15-35 degrees from the stem (a 7's bar is flat;
-    a flag along the stem only thickens it), drawn with the stem's own pen (its width the
-    stem's ink per row) — the cheques' 1s that the reader took for "11" written touching."""
+    left, 35-90 % of its height long (a long one makes a "Λ"), opening 15-35 degrees from the
+    stem (a 7's bar is flat; a flag along the stem only thickens it), drawn with the stem's own
+    pen (its width the stem's ink per row) — the cheques' 1s that the reader took for "11"
+    written touching."""
     h, w = ink.shape
     thick = max(1.0, float(np.median(ink.sum(axis=1))))  # the stroke's width, in pixels
     rows = np.flatnonzero(ink.sum(axis=1) > 0)
@@ -136,7 +137,7 @@ def with_flag(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     lean = float(np.arctan(-np.polyfit(rows, middles, 1)[0]))  # "/": the stem goes down-left
     top = np.flatnonzero(ink[: max(2, h // 8)].max(axis=0) > 0.5)
     x0 = float(top.mean()) if top.size else w / 2
-    length, angle = h * rng.uniform(0.35, 0.6), lean + np.radians(rng.uniform(15, 35))
+    length, angle = h * rng.uniform(0.35, 0.9), lean + np.radians(rng.uniform(15, 35))
     reach = length * np.sin(angle)  # leftwards
     left = int(np.ceil(max(0.0, reach - x0) + thick))
     scale = 4  # drawn large, then shrunk: soft edges like the digit's own

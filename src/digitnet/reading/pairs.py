@@ -12,9 +12,13 @@ It is trained on the pieces that the reader's own segmentation cuts from lines o
 (``writing``, gaps CLOSE: from an overlap of a third of a digit's width to touching),
 labelled by the page's record of whose writing each pixel is: a pair when at least PURE of its
 ink is two neighbouring digits' and it holds at least COMPLETE of each. The bundled weights were
-made by
+first made by
 
     python -m digitnet.reading.training.pairs --out src/digitnet/models/reading/pairs.npz
+
+and went on training since on pages with continental 1s and digits joined by a stroke
+(``--start-from``, ``--flagged-ones``, ``--joined``): docs/models.md has each command, the
+model file its own.
 """
 
 from __future__ import annotations
