@@ -326,6 +326,32 @@ def test_a_number_underlined_with_a_curve_is_read_without_it(mnist, rng):
     assert right >= 6
 
 
+def test_a_cells_rules_joined_along_their_box_are_the_papers_not_a_digits(mnist, rng):
+    """A register's crop where the page edge's rim (top to bottom, a few pixels wide), the
+    footer's rule and a column's rule down to it are one piece, as tall as the crop, 90 wide:
+    it was read as a "1" and the number beside it, small against it, dropped as specks (19 of
+    the registers' crops read right now). Such a piece lies along the sides of its box
+    (``paper.framing``); a digit's strokes cross its box — none of 200 development digits,
+    however enlarged, so."""
+    from digitnet.vision.components import label
+    from digitnet.vision.paper import framing
+
+    (x_train, _), _ = mnist
+    for _ in range(8):
+        h, w = int(rng.integers(200, 240)), int(rng.integers(80, 110))
+        piece = np.zeros((h, w), bool)
+        foot = h - int(rng.integers(12, 26))
+        piece[:, : int(rng.integers(6, 10))] = True  # the rim, top to bottom
+        piece[foot : foot + 2, :] = True  # the footer's rule
+        piece[: foot + 2, -2:] = True  # a column's rule down to it
+        labels, found = label(piece)
+        assert framing(found[0], labels)
+    for digit in x_train[50_000:50_200]:
+        big = np.asarray(Image.fromarray(digit).resize((112, 112), Image.BILINEAR)) > 100
+        labels, found = label(big)
+        assert not framing(max(found, key=lambda c: c.area), labels)
+
+
 def test_the_pieces_of_a_faint_broken_rule_are_not_read_as_1s(mnist, rng):
     """A register's column rule, faint and darker here and there, beside the number: what the
     threshold leaves of it is pieces of an upright stroke, each like a 1 ("36" read "136",

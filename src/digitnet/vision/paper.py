@@ -31,6 +31,7 @@ TABLE_GAP = 1  # pixels bridged along a table's line (more joins the specks besi
 LONGER = 3  # ... and this many times as long as the tallest (widest) piece of writing
 SLIM = 0.12  # of its length: a line of the paper is no thicker on average ...
 ASKEW = 0.2  # ... and spans no more than this across it
+FRAMING = 0.9  # of a piece's ink: this much along the sides of its box is rules joined
 BESIDE = 0.06  # of such a line's length: less is no writing beside it but dust (a register's
 # row number is a tenth of its crop's height, 0.098 of the page edge's rim beside it: at 0.1,
 # 1,525 registers read 0.452 exact, at 0.06 0.578)
@@ -109,7 +110,7 @@ def without_paper_marks(
     writing = without_paper_lines(writing)
     labels, found = label(writing)
     bands = [c for c in found if along_an_edge(c, labels)]
-    rulings = [c for c in found if c not in bands and ruling_piece(c, labels.shape)]
+    rulings = [c for c in found if c not in bands and ruling_piece(c, labels)]
     others = [c for c in found if c not in bands + rulings]
     bands += [c for c in rulings if longer_than_the_writing(c, others, labels.shape)]
     for c in bands:
@@ -217,16 +218,29 @@ def slim(c: Component) -> bool:
     return c.area <= SLIM * c.longer_side**2
 
 
-def ruling_piece(c: Component, shape: tuple[int, int]) -> bool:
-    """Whether component ``c`` of a page ``shape`` (H, W) may be a line of the paper drawn
-    across it on a slant (a table's rule on a page scanned askew, so no row or column holds
-    it) or the rim of the dark beyond the page's edge: from one edge of the page to the
-    other, no wider across than ASKEW of its length."""
-    H, W = shape
+def ruling_piece(c: Component, labels: np.ndarray) -> bool:
+    """Whether component ``c`` of the label image ``labels`` (H, W) may be a line of the paper
+    drawn across it on a slant (a table's rule on a page scanned askew, so no row or column
+    holds it) or the rim of the dark beyond the page's edge: from one edge of the page to the
+    other, no wider across than ASKEW of its length — or rules joined along the sides of their
+    box (``framing``)."""
+    H, W = labels.shape
     h, w = c.bottom - c.top, c.right - c.left
     if c.top == 0 and c.bottom == H:
-        return w <= ASKEW * h
-    return c.left == 0 and c.right == W and h <= ASKEW * w
+        return w <= ASKEW * h or framing(c, labels)
+    return c.left == 0 and c.right == W and (h <= ASKEW * w or framing(c, labels))
+
+
+def framing(c: Component, labels: np.ndarray) -> bool:
+    """Whether component ``c`` of the label image ``labels`` lies along the sides of its own
+    box: FRAMING of its ink within ASKEW / 2 of the box's shorter side from one of them — the
+    rules of a cell joined into one piece, open on a side (a register's page-edge rim, the
+    footer's rule and a column's rule: a "U" as tall as the crop). A digit's strokes cross
+    its box."""
+    own = labels[c.top : c.bottom, c.left : c.right] == c.label
+    near = max(1, round(ASKEW / 2 * min(own.shape)))
+    inner = own[near:-near, near:-near]
+    return inner.sum() <= (1 - FRAMING) * own.sum()
 
 
 def longer_than_the_writing(line: Component, others: list[Component], shape) -> bool:
