@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 EDGE = 0.2  # of a digit's width: where it is left and entered
 SAG = (0.0, 0.35)  # of the stroke's width: how far its middle falls under the straight line
 PEN = 0.7  # of the first digit's pen: a joining stroke is written fast, finer
-SCALE = 4  # drawn this many times larger, then shrunk: soft edges like the digits' own
+SCALE = 4  # lines drawn this many times larger, then shrunk: soft edges like the digits' own
 
 
 def stroke_width(mine: np.ndarray) -> float:
@@ -45,9 +45,23 @@ def join(line: np.ndarray, owner: np.ndarray, a: int, b: int, rng: np.random.Gen
     middle = (start + end) / 2 + [0, rng.uniform(*SAG) * abs(end[0] - start[0])]
     t = np.linspace(0, 1, 16)[:, None]
     curve = (1 - t) ** 2 * start + 2 * (1 - t) * t * middle + t**2 * end  # (16, 2): x, y
-    h, w = line.shape
-    canvas = Image.new("L", (w * SCALE, h * SCALE))
-    width = max(1, round(PEN * stroke_width(owner == a) * SCALE))
-    ImageDraw.Draw(canvas).line([tuple(p) for p in (curve + 0.5) * SCALE], fill=255, width=width)
-    stroke = np.asarray(canvas.resize((w, h), Image.BILINEAR), np.float32) / 255
+    stroke = drawn_line(curve + 0.5, PEN * stroke_width(owner == a), line.shape)
     np.maximum(line, stroke * float(np.percentile(line[owner == a], 90)), out=line)
+
+
+def drawn_line(
+    points: np.ndarray, pen: float, shape: tuple[int, int], round_ends: bool = False
+) -> np.ndarray:
+    """The line through ``points`` (n, 2) — x, y in pixels of a canvas ``shape`` (h, w) —
+    drawn with a pen ``pen`` pixels wide (with round ends if asked), SCALE times larger, then
+    shrunk: soft edges like the digits' own. Ink (h, w) float32 in [0, 1]."""
+    h, w = shape
+    canvas = Image.new("L", (w * SCALE, h * SCALE))
+    draw = ImageDraw.Draw(canvas)
+    xy = [(float(x) * SCALE, float(y) * SCALE) for x, y in points]
+    draw.line(xy, fill=255, width=max(1, round(pen * SCALE)))
+    if round_ends:
+        r = pen * SCALE / 2
+        for x, y in (xy[0], xy[-1]):
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=255)
+    return np.asarray(canvas.resize((w, h), Image.BILINEAR), np.float32) / 255

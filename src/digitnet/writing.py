@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
 from digitnet import marks as drawn
 from digitnet.blas import available_cores
-from digitnet.joining import join
+from digitnet.joining import drawn_line, join
 from digitnet.parallel import in_processes
 from digitnet.vision import prepare
 from digitnet.vision.box import Box
@@ -140,16 +140,9 @@ def with_flag(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     length, angle = h * rng.uniform(0.35, 0.9), lean + np.radians(rng.uniform(15, 35))
     reach = length * np.sin(angle)  # leftwards
     left = int(np.ceil(max(0.0, reach - x0) + thick))
-    scale = 4  # drawn large, then shrunk: soft edges like the digit's own
-    canvas = Image.new("L", ((w + left) * scale, h * scale))
-    start = ((x0 + left) * scale, 0.5 * thick * scale)
-    end = (start[0] - reach * scale, start[1] + length * np.cos(angle) * scale)
-    draw = ImageDraw.Draw(canvas)
-    draw.line([start, end], fill=255, width=max(1, round(thick * scale)))
-    for point in (start, end):  # a pen's round ends
-        r = thick * scale / 2
-        draw.ellipse([point[0] - r, point[1] - r, point[0] + r, point[1] + r], fill=255)
-    flag = np.asarray(canvas.resize((w + left, h), Image.BILINEAR), np.float32) / 255
+    start = (x0 + left, 0.5 * thick)
+    end = (start[0] - reach, start[1] + length * np.cos(angle))
+    flag = drawn_line(np.array([start, end]), thick, (h, w + left), round_ends=True)
     out = flag * float(ink.max())
     out[:, left:] = np.maximum(out[:, left:], ink)
     return cropped(out)
@@ -253,7 +246,8 @@ def write_page(
     """A page of one to three written numbers of ``count`` digits (from, to) from ``source``, their
     gaps drawn from ``gaps`` (see ``write_line``), each number with marks (``with_marks``) at
     odds ``marks``, each 1 with a continental flag (``with_flag``) at odds ``flagged_ones``, each
-    digit joined to the next by a stroke at odds ``joined`` (``write_line``).
+    digit of a number without marks joined to the next by a stroke at odds ``joined``
+    (``write_line``).
     With ``alone``, each digit is also written alone on paper of the same kind (for the
     single-digit comparison)."""
     lines = int(rng.choice([2, 3])) if rng.random() < SEVERAL_LINES else 1
