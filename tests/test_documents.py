@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from pictures import written_close
+from pictures import on_grey_paper, written_close
 from PIL import Image, ImageDraw, ImageFont
 
 from digitnet.marks import DRAWN_SIDE, SYMBOLS, draw
@@ -29,6 +29,11 @@ def security_pattern(width: int, height: int, rng: np.random.Generator) -> np.nd
         draw.line(list(zip(x.tolist(), y.tolist(), strict=True)), fill=255, width=4)
     small = image.resize((width, height), Image.BILINEAR)
     return 0.3 * np.asarray(small, np.float32) / 255
+
+
+def number_of(labels: np.ndarray, first: int, count: int = 2) -> str:
+    """The number the digits ``labels[first : first + count]`` make, written side by side."""
+    return "".join(str(d) for d in labels[first : first + count])
 
 
 def write_digits(ink: np.ndarray, digits, top: int, left: int, size: int, step: int) -> None:
@@ -200,7 +205,7 @@ def ruled_cell(
             ink[y, here : here + 2] = max(ink[y, here], rng.uniform(0.4, 0.8))
     ink[4:6, left + 6 :] = np.maximum(ink[4:6, left + 6 :], rng.uniform(0.4, 0.7))  # across
     write_digits(ink, digits, 80, left + 26, size, round(0.8 * size))
-    return (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
+    return on_grey_paper(ink)
 
 
 def test_a_number_small_in_a_ruled_cell_beside_the_page_edge_is_read_without_the_rules(mnist, rng):
@@ -228,7 +233,7 @@ def test_the_dark_beyond_the_page_along_a_side_does_not_turn_the_paper_dark(mnis
         first = 50_700 + 2 * k
         page = ruled_cell(list(x_train[first : first + 2]), rng, edge=0.42)
         text = read_number(page).text
-        right += text == "".join(str(y_train[first + i]) for i in range(2))
+        right += text == number_of(y_train, first)
     assert right >= 7
 
 
@@ -258,7 +263,7 @@ def test_a_number_a_tenth_of_its_cell_beside_the_page_edge_is_read_not_the_edge(
     for k in range(8):
         first = 50_900 + 2 * k
         page = ruled_cell(list(x_train[first : first + 2]), rng, edge=0.3, size=20)
-        right += read_number(page).text == "".join(str(y_train[first + i]) for i in range(2))
+        right += read_number(page).text == number_of(y_train, first)
     assert right >= 6
 
 
@@ -282,9 +287,9 @@ def test_a_line_of_small_print_under_the_number_is_not_read(mnist, rng):
         ink[20:22, 31:130:5] = 0.7
         if k >= 8:
             ink[192:214, 12:14] = 0.7  # a bit of a rule
-        page = (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
+        page = on_grey_paper(ink)
         text = read_number(page).text
-        right[k >= 8] += text == "".join(str(y_train[first + i]) for i in range(2))
+        right[k >= 8] += text == number_of(y_train, first)
     assert right[0] >= 7 and right[1] >= 7
 
 
@@ -300,8 +305,7 @@ def test_a_slim_stroke_far_taller_than_the_number_beside_it_is_not_a_1(mnist, rn
         write_digits(ink, x_train[first : first + 2], 80, 60, 30, 24)
         left, top, bottom = (int(rng.integers(*span)) for span in ((30, 42), (30, 60), (140, 170)))
         ink[top:bottom, left : left + 2] = rng.uniform(0.5, 0.8)
-        page = (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
-        right += read_number(page).text == "".join(str(y_train[first + i]) for i in range(2))
+        right += read_number(on_grey_paper(ink)).text == number_of(y_train, first)
     assert right >= 7
 
 
@@ -321,8 +325,7 @@ def test_a_number_underlined_with_a_curve_is_read_without_it(mnist, rng):
         ImageDraw.Draw(curve).arc([220, top - 60, 520, top + 40], 20, 160, fill=255, width=8)
         under = np.asarray(curve.resize((150, 200), Image.BILINEAR), np.float32) / 255
         np.maximum(ink, 0.8 * under, out=ink)
-        page = (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
-        right += read_number(page).text == "".join(str(y_train[first + i]) for i in range(2))
+        right += read_number(on_grey_paper(ink)).text == number_of(y_train, first)
     assert right >= 6
 
 
@@ -366,8 +369,7 @@ def test_the_pieces_of_a_faint_broken_rule_are_not_read_as_1s(mnist, rng):
             for top in rng.choice(np.arange(10, 170, 25), 3, replace=False):  # darker bits
                 ink[top : top + int(rng.integers(12, 22)), x : x + 2] = rng.uniform(0.5, 0.7)
         write_digits(ink, x_train[first : first + 2], 80, 45, 24, 20)
-        page = (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
-        right += read_number(page).text == "".join(str(y_train[first + i]) for i in range(2))
+        right += read_number(on_grey_paper(ink)).text == number_of(y_train, first)
     assert right >= 7
 
 
@@ -385,8 +387,7 @@ def test_dust_between_a_rule_and_the_number_does_not_make_them_one_line(mnist, r
             x = int(rng.integers(20, 130))
             ink[top : top + 2, x : x + 2] = rng.uniform(0.4, 0.7)
         write_digits(ink, x_train[first : first + 2], 90, 40, 30, 24)
-        page = (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
-        right += read_number(page).text == "".join(str(y_train[first + i]) for i in range(2))
+        right += read_number(on_grey_paper(ink)).text == number_of(y_train, first)
     assert right >= 7
 
 
@@ -402,6 +403,5 @@ def test_a_rule_far_from_the_number_is_not_read_as_a_line_of_digits(mnist, rng):
         top, left = int(rng.integers(6, 20)), int(rng.integers(40, 60))
         ink[top : top + 2, left : left + int(rng.integers(50, 65))] = rng.uniform(0.5, 0.9)
         write_digits(ink, x_train[first : first + 2], 90, 40, 30, 24)
-        page = (255 * (0.9 - 0.8 * ink).clip(0, 1)).astype(np.uint8)
-        right += read_number(page).text == "".join(str(y_train[first + i]) for i in range(2))
+        right += read_number(on_grey_paper(ink)).text == number_of(y_train, first)
     assert right >= 7
