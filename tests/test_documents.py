@@ -405,3 +405,23 @@ def test_a_rule_far_from_the_number_is_not_read_as_a_line_of_digits(mnist, rng):
         write_digits(ink, x_train[first : first + 2], 90, 40, 30, 24)
         right += read_number(on_grey_paper(ink)).text == number_of(y_train, first)
     assert right >= 7
+
+
+def test_the_head_of_the_next_rows_number_near_the_crops_foot_is_not_read(mnist, rng):
+    """A register's crop cuts the next row's number: its heads, about half the digits' ink,
+    end a few pixels above the foot, where the scan's last rows are blank — not touching the
+    edge, they were read as a second line (a register's "20" read "20 / 15")."""
+    (x_train, y_train), _ = mnist
+    right = 0
+    for k in range(8):
+        first = 50_900 + 4 * k
+        page = ruled_cell(list(x_train[first : first + 2]), rng)
+        height, width = page.shape
+        heads = np.zeros((height + 30, width), np.float32)  # the next row, cut by the crop
+        shown = int(30 * rng.uniform(0.45, 0.65))  # of the 30 px square
+        write_digits(heads, x_train[first + 2 : first + 4], height - 3 - shown, width - 80, 30, 24)
+        page = np.minimum(page, on_grey_paper(heads[:height]))
+        on_the_page = page[height // 2] > 60  # (width,): not the dark beyond the page's edge
+        page[-3:, on_the_page] = on_grey_paper(np.zeros(3))[:, None]  # the scan's blank foot
+        right += read_number(page).text == number_of(y_train, first)
+    assert right >= 7

@@ -14,7 +14,9 @@ from typing import Protocol
 
 import numpy as np
 
-CUT_SHORT = 0.7  # a line at the page's edge less tall than this (of the others) is cut off
+CUT_SHORT = 0.8  # a line at the page's edge less tall than this (of the others) is cut off
+EDGE_NEAR = 0.03  # of the page's height: a piece this near its top or foot is at its edge (a
+# scan's crop may end in a few blank rows under the next row's number, cut off above them)
 SMALL_LINE = 0.45  # a line less tall than this (of the tallest) is no writing when ...
 FLAT = 3  # ... its pieces are each this many times as wide as tall (a rule), or ...
 PRINT_WIDTH = 4  # ... it is this many times as wide as tall (printed words, a dotted rule)
@@ -65,10 +67,11 @@ def tall(groups: list[Group]) -> int:
 
 
 def cut_by_the_edge(groups: list[Group], height: int) -> bool:
-    """Whether a piece of the line touches the page's top or bottom edge (the line is kept
-    when it stands at least CUT_SHORT as tall as the tallest line that does not: the edge
-    only grazes it)."""
-    return any(g.top == 0 or g.bottom >= height for g in groups)
+    """Whether a piece of the line reaches the page's top or bottom edge, or within EDGE_NEAR
+    of it (the line is kept when it stands at least CUT_SHORT as tall as the tallest line
+    that does not: the edge only grazes it)."""
+    near = EDGE_NEAR * height
+    return any(g.top <= near or g.bottom >= height - near for g in groups)
 
 
 def most_ink_height(groups: list[Group]) -> float:
