@@ -10,7 +10,9 @@ Two development sets, measured and tuned on, never trained on:
   dark page edge, ruled cells, underlines, cursive figures of the 19th century.
 
 A number is read right when the digits read, in order, equal the label. For each set: the
-share read exactly, how many digits the misread ones gained or lost, the time a number takes,
+share read exactly, how many digits the misread ones gained or lost, how many misread were
+read as lines of which one is the label (a register's cell holds a second number under the
+row's, some struck through: the label counts only the row's), the time a number takes,
 and (``--show N``) the first N misread, with what was read. A set whose folder is absent is
 skipped with one line.
 
@@ -53,14 +55,16 @@ def registers(folder: Path) -> list[tuple[Path, str]]:
 
 
 def measure(recognizer: Recognizer, items: list[tuple[Path, str]], show: int) -> dict:
-    right, gained, seconds, wrong = 0, Counter(), [], []
+    right, gained, seconds, wrong, a_line = 0, Counter(), [], [], 0
     for path, label in items:
         started = time.perf_counter()
-        text = read_with(recognizer, path).text.replace("\n", "")
+        lines = read_with(recognizer, path).text.split("\n")
         seconds.append(time.perf_counter() - started)
+        text = "".join(lines)
         if text == label:
             right += 1
             continue
+        a_line += label in lines
         gained[max(-2, min(2, len(text) - len(label)))] += 1
         wrong.append((path.name, label, text))
     for name, label, text in wrong[:show]:
@@ -69,6 +73,7 @@ def measure(recognizer: Recognizer, items: list[tuple[Path, str]], show: int) ->
         "numbers": len(items),
         "exact": right / len(items),
         "misread_by_digit_count": {str(k): v for k, v in sorted(gained.items())},
+        "misread_with_the_label_as_one_line": a_line,
         "median_ms": 1000 * statistics.median(seconds),
     }
 
@@ -93,6 +98,8 @@ def main() -> int:
         print(row(f"  {name}: exact, of {result['numbers']}", f"{result['exact']:.3f}"))
         print(row("  misread: digits read minus written (-2 or fewer ... 2 or more)",
                   json.dumps(result["misread_by_digit_count"])))  # fmt: skip
+        print(row("  misread as lines of which one is the label",
+                  f"{result['misread_with_the_label_as_one_line']}"))  # fmt: skip
         print(row("  a number's reading, median", f"{result['median_ms']:.1f} ms"))
     if args.json:
         print(json.dumps(figures))
