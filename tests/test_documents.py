@@ -425,3 +425,21 @@ def test_the_head_of_the_next_rows_number_near_the_crops_foot_is_not_read(mnist,
         page[-3:, on_the_page] = on_grey_paper(np.zeros(3))[:, None]  # the scan's blank foot
         right += read_number(page).text == number_of(y_train, first)
     assert right >= 7
+
+
+def test_a_neighbours_writing_cut_by_the_crops_side_is_not_read(mnist, rng):
+    """A register's crop cuts the next column's writing at its side: the left half of a
+    smaller digit at the right edge, below the number, a line of its own — it was read as a
+    second line (a register's "65" read "65 / 1")."""
+    (x_train, y_train), _ = mnist
+    right = 0
+    for k in range(8):
+        first = 51_000 + 3 * k
+        page = ruled_cell(list(x_train[first : first + 2]), rng)
+        height, width = page.shape
+        cut = np.zeros((height, width + 20), np.float32)  # the next column, beyond the crop
+        write_digits(cut, x_train[first + 2 : first + 3], int(rng.integers(135, 155)),
+                     width - 11, 22, 22)  # fmt: skip
+        page = np.minimum(page, on_grey_paper(cut[:, :width]))
+        right += read_number(page).text == number_of(y_train, first)
+    assert right >= 7

@@ -253,7 +253,7 @@ def writing_by_line(
         middle = (c.top + c.bottom) / 2
         line = min(range(len(bands)), key=lambda k: max(bands[k][0] - middle, middle - bands[k][1]))
         by_line[line].append(Group(mask, c.top, c.left, c.label))
-    return the_documents([groups for groups in by_line if groups], small.shape[0]), threshold
+    return the_documents([groups for groups in by_line if groups], small.shape), threshold
 
 
 def digit_sized(

@@ -2,10 +2,11 @@
 neighbour's writing cut by the page's edge, and a table's rule standing alone.
 
 A crop of a table's cell or of a form holds, beside its own number, what the scan caught of
-the cells around it: the foot of the number above, cut by the top edge; a rule across, far
-from the writing, found as a line of its own and read as a run of digits (a register's
-"26" read "05565185811888810 / 26 / 077000002200"); a line of small print (a form's
-printed words, a dotted rule). ``the_documents`` keeps the rest.
+the cells around it: the foot of the number above, cut by the top edge, the end of a word in
+the next column, cut by a side; a rule across, far from the writing, found as a line of its
+own and read as a run of digits (a register's "26" read "05565185811888810 / 26 /
+077000002200"); a line of small print (a form's printed words, a dotted rule).
+``the_documents`` keeps the rest.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Protocol
 import numpy as np
 
 CUT_SHORT = 0.8  # a line at the page's edge less tall than this (of the others) is cut off
-EDGE_NEAR = 0.03  # of the page's height: a piece this near its top or foot is at its edge (a
-# scan's crop may end in a few blank rows under the next row's number, cut off above them)
+EDGE_NEAR = 0.03  # of the page's height (width): a piece this near its top or foot (a side) is
+# at its edge (a scan's crop may end in a few blank rows under the next row's number, cut off
+# above them)
 SMALL_LINE = 0.45  # a line less tall than this (of the tallest) is no writing when ...
 FLAT = 3  # ... its pieces are each this many times as wide as tall (a rule), or ...
 PRINT_WIDTH = 4  # ... it is this many times as wide as tall (printed words, a dotted rule)
@@ -34,15 +36,16 @@ class Group(Protocol):
     def bottom(self) -> int: ...
 
 
-def the_documents(lines: list[list[Group]], height: int) -> list[list[Group]]:
-    """The lines of writing (each a list of pieces) of a page ``height`` rows tall but those
-    that are not the document's own (``cut_by_the_edge``, ``rule_or_print``) — unless no line
-    would be left — each without a rule's piece beside its writing (``without_a_rules_piece``)."""
+def the_documents(lines: list[list[Group]], shape: tuple[int, int]) -> list[list[Group]]:
+    """The lines of writing (each a list of pieces) of a page of ``shape`` (rows, columns)
+    but those that are not the document's own (``cut_by_the_edge``, ``rule_or_print``) —
+    unless no line would be left — each without a rule's piece beside its writing
+    (``without_a_rules_piece``)."""
     lines = [without_a_rules_piece(groups) for groups in lines]
     tallest = max((tall(groups) for groups in lines), default=0)
-    inside = [tall(groups) for groups in lines if not cut_by_the_edge(groups, height)]
+    inside = [tall(groups) for groups in lines if not cut_by_the_edge(groups, shape)]
     kept = [groups for groups in lines
-            if not (inside and cut_by_the_edge(groups, height)
+            if not (inside and cut_by_the_edge(groups, shape)
                     and tall(groups) < CUT_SHORT * max(inside))
             and not rule_or_print(groups, tallest)]  # fmt: skip
     return kept or lines
@@ -66,12 +69,15 @@ def tall(groups: list[Group]) -> int:
     return max(g.mask.shape[0] for g in groups)
 
 
-def cut_by_the_edge(groups: list[Group], height: int) -> bool:
-    """Whether a piece of the line reaches the page's top or bottom edge, or within EDGE_NEAR
-    of it (the line is kept when it stands at least CUT_SHORT as tall as the tallest line
-    that does not: the edge only grazes it)."""
-    near = EDGE_NEAR * height
-    return any(g.top <= near or g.bottom >= height - near for g in groups)
+def cut_by_the_edge(groups: list[Group], shape: tuple[int, int]) -> bool:
+    """Whether a piece of the line reaches an edge of the page of ``shape`` (rows, columns),
+    or within EDGE_NEAR of it (the line is kept when it stands at least CUT_SHORT as tall as
+    the tallest line that does not: the edge only grazes it)."""
+    height, width = shape
+    down, across = EDGE_NEAR * height, EDGE_NEAR * width
+    return any(g.top <= down or g.bottom >= height - down
+               or g.left <= across or g.left + g.mask.shape[1] >= width - across
+               for g in groups)  # fmt: skip
 
 
 def most_ink_height(groups: list[Group]) -> float:
