@@ -443,3 +443,21 @@ def test_a_neighbours_writing_cut_by_the_crops_side_is_not_read(mnist, rng):
         page = np.minimum(page, on_grey_paper(cut[:, :width]))
         right += read_number(page).text == number_of(y_train, first)
     assert right >= 7
+
+
+def test_a_number_cropped_tight_at_its_sides_loses_only_the_cut_line(mnist, rng):
+    """A number cropped tight, its first and last digit touching the sides, above the heads of
+    the next number cut by the foot: the number is at the edges too, so the lines not at an
+    edge are no measure of the page's writing — the tallest line is."""
+    (x_train, y_train), _ = mnist
+    right = 0
+    for k in range(8):
+        first = 51_100 + 5 * k
+        ink = np.zeros((142, 150), np.float32)  # 110 rows shown, the next number's below
+        write_digits(ink, x_train[first : first + 4], 20, 5, 36, 32)
+        head = 110 - int(rng.integers(12, 18))
+        write_digits(ink, x_train[first + 4 : first + 5], head, int(rng.integers(25, 60)), 32, 32)
+        inked = np.flatnonzero(ink[20:56].max(axis=0) > 0.1)  # the number's columns
+        ink = ink[:110, inked[0] : inked[-1] + 1]  # cropped tight at its sides, and the head
+        right += read_number(on_grey_paper(ink)).text == number_of(y_train, first, 4)
+    assert right >= 7

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-CUT_SHORT = 0.8  # a line at the page's edge less tall than this (of the others) is cut off
+CUT_SHORT = 0.8  # a line at the page's edge less tall than this (of the tallest) is cut off
 EDGE_NEAR = 0.03  # of the page's height (width): a piece this near its top or foot (a side) is
 # at its edge (a scan's crop may end in a few blank rows under the next row's number, cut off
 # above them)
@@ -43,10 +43,8 @@ def the_documents(lines: list[list[Group]], shape: tuple[int, int]) -> list[list
     (``without_a_rules_piece``)."""
     lines = [without_a_rules_piece(groups) for groups in lines]
     tallest = max((tall(groups) for groups in lines), default=0)
-    inside = [tall(groups) for groups in lines if not cut_by_the_edge(groups, shape)]
     kept = [groups for groups in lines
-            if not (inside and cut_by_the_edge(groups, shape)
-                    and tall(groups) < CUT_SHORT * max(inside))
+            if not (cut_by_the_edge(groups, shape) and tall(groups) < CUT_SHORT * tallest)
             and not rule_or_print(groups, tallest)]  # fmt: skip
     return kept or lines
 
@@ -72,7 +70,7 @@ def tall(groups: list[Group]) -> int:
 def cut_by_the_edge(groups: list[Group], shape: tuple[int, int]) -> bool:
     """Whether a piece of the line reaches an edge of the page of ``shape`` (rows, columns),
     or within EDGE_NEAR of it (the line is kept when it stands at least CUT_SHORT as tall as
-    the tallest line that does not: the edge only grazes it)."""
+    the tallest line: the edge only grazes it — a number cropped tight touches the sides)."""
     height, width = shape
     down, across = EDGE_NEAR * height, EDGE_NEAR * width
     return any(g.top <= down or g.bottom >= height - down
