@@ -35,6 +35,9 @@ class Group(Protocol):
     @property
     def bottom(self) -> int: ...
 
+    @property
+    def right(self) -> int: ...
+
 
 def the_documents(lines: list[list[Group]], shape: tuple[int, int]) -> list[list[Group]]:
     """The lines of writing (each a list of pieces) of a page of ``shape`` (rows, columns)
@@ -74,7 +77,7 @@ def cut_by_the_edge(groups: list[Group], shape: tuple[int, int]) -> bool:
     height, width = shape
     down, across = EDGE_NEAR * height, EDGE_NEAR * width
     return any(g.top <= down or g.bottom >= height - down
-               or g.left <= across or g.left + g.mask.shape[1] >= width - across
+               or g.left <= across or g.right >= width - across
                for g in groups)  # fmt: skip
 
 
@@ -100,7 +103,7 @@ def rule_or_print(groups: list[Group], tallest: int) -> bool:
     if short >= SMALL_LINE * tallest:
         return False
     left = min(g.left for g in groups)
-    right = max(g.left + g.mask.shape[1] for g in groups)
+    right = max(g.right for g in groups)
     return right - left >= PRINT_WIDTH * short or all(
         g.mask.shape[1] >= FLAT * g.mask.shape[0] for g in groups
     )
