@@ -293,6 +293,14 @@ def test_a_line_of_small_print_under_the_number_is_not_read(mnist, rng):
     assert right[0] >= 7 and right[1] >= 7
 
 
+def a_row_number(digits: np.ndarray) -> np.ndarray:
+    """Two MNIST digits (2, 28, 28) uint8 written 30 px high in a register's crop, 200 x 150,
+    as its row number: the ink (200, 150) in [0, 1], for a test to add the crop's other marks."""
+    ink = np.zeros((200, 150), np.float32)
+    write_digits(ink, digits, 80, 60, 30, 24)
+    return ink
+
+
 def test_a_slim_stroke_far_taller_than_the_number_beside_it_is_not_a_1(mnist, rng):
     """A bit of a rule or of the page edge's rim beside a register's number, three to four
     times its height and not spanning the crop, was read as a 1 ("45" read "145"; 0 of 8 of
@@ -301,8 +309,7 @@ def test_a_slim_stroke_far_taller_than_the_number_beside_it_is_not_a_1(mnist, rn
     right = 0
     for k in range(8):
         first = 51_200 + 2 * k
-        ink = np.zeros((200, 150), np.float32)
-        write_digits(ink, x_train[first : first + 2], 80, 60, 30, 24)
+        ink = a_row_number(x_train[first : first + 2])
         left, top, bottom = (int(rng.integers(*span)) for span in ((30, 42), (30, 60), (140, 170)))
         ink[top:bottom, left : left + 2] = rng.uniform(0.5, 0.8)
         right += read_number(on_grey_paper(ink)).text == number_of(y_train, first)
@@ -318,8 +325,7 @@ def test_a_number_underlined_with_a_curve_is_read_without_it(mnist, rng):
     right = 0
     for k in range(8):
         first = 51_200 + 2 * k
-        ink = np.zeros((200, 150), np.float32)
-        write_digits(ink, x_train[first : first + 2], 80, 60, 30, 24)
+        ink = a_row_number(x_train[first : first + 2])
         curve = Image.new("L", (600, 800))
         top = int(rng.integers(480, 500))
         ImageDraw.Draw(curve).arc([220, top - 60, 520, top + 40], 20, 160, fill=255, width=8)
