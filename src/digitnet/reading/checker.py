@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 
 from digitnet.marks import KINDS
@@ -50,6 +51,11 @@ SPAN = 7  # columns each number fills: four numbers a row
 # (0.0 to 0.99 over the nine one-pixel moves of one piece): the verdict is the mean over the
 # picture where it is and moved one pixel left and right (8 development pages more of 6,000).
 SHIFTS = ((0, 0), (0, 1), (0, -1))  # (rows down, columns right)
+# A piece much smaller than the line's digits is enlarged to 28x28 far more than they are, and
+# the wobble of the pen round a real dot becomes a shape: cheque 0306's dot, a hooked blob,
+# was pictured like a 6 (mark 0.000). Softened by a Gaussian of SOFTEN px it is a dot (0.99).
+SMALL = 0.5  # a piece whose longer side is under this many line digit heights is small
+SOFTEN = 1.0  # px of 28
 
 
 def features(pieces: Sequence[Piece]) -> np.ndarray:
@@ -57,7 +63,7 @@ def features(pieces: Sequence[Piece]) -> np.ndarray:
     it number k of ``place`` repeated over columns SPAN*(k % 4) .. SPAN*(k % 4 + 1) of row
     28 + k // 4, so one convolutional network reads the shape and the place together."""
     out = np.zeros((len(pieces), *SHAPE), np.float32)
-    out[:, :28] = np.stack([p.image for p in pieces])
+    out[:, :28] = np.stack([softened(p.image) if small(p) else p.image for p in pieces])
     geometry = np.array([place(p) for p in pieces], np.float32)  # (N, GEOMETRY)
     for k in range(GEOMETRY):
         row, column = 28 + k // 4, SPAN * (k % 4)
@@ -73,6 +79,19 @@ def place(piece: Piece) -> tuple[float, ...]:
     digit_height = max(digit_height, 1.0)
     size = width / digit_height, height / digit_height, (y + height / 2 - middle) / digit_height
     return size + piece.context
+
+
+def small(piece: Piece) -> bool:
+    """Whether the piece's longer side is under SMALL of its line's digit height."""
+    _, _, width, height = piece.box
+    return max(width, height) < SMALL * max(piece.row[1], 1.0)
+
+
+def softened(image: np.ndarray) -> np.ndarray:
+    """A 28x28 picture blurred by a Gaussian of SOFTEN px, its brightest ink as bright as
+    before."""
+    blurred = cv2.GaussianBlur(image, (0, 0), SOFTEN)
+    return blurred * (image.max() / max(float(blurred.max()), 1e-6))
 
 
 class Verdicts(NamedTuple):
