@@ -3,6 +3,7 @@
 import gzip
 import hashlib
 import shutil
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -234,6 +235,32 @@ def test_digits_joined_by_a_stroke_are_one_piece_of_writing_and_keep_their_owner
         assert len(label(strong[0])[1]) >= 3
         joined_pieces += len(label(strong[1])[1]) == 1
     assert joined_pieces >= 10
+
+
+def test_amounts_end_in_flat_zeros_chained_to_the_digit_before(mnist):
+    """``write_page(flat_zeros=1)``: every number ends in one to three 0s (amounts do), each 0
+    written 1.3-1.9 times as wide as it was and close after the digit before it — overlapping
+    it or at most a twentieth of its width away — while the page's text and boxes still say
+    which digit is where; at odds 0 the pages are the same as before the option."""
+    from digitnet.writing import Digits, write_page
+
+    (x_train, y_train), _ = mnist
+    source = Digits.from_mnist("train", x_train[:300], y_train[:300])
+    wider = []
+    for seed in range(8):
+        page = write_page(source, np.random.default_rng(seed), alone=False, flat_zeros=1.0)
+        assert all(line.endswith("0") for line in page.text.split("\n"))
+        assert [str(d.label) for d in page.digits] == list(page.text.replace("\n", ""))
+        if page.marks:
+            continue  # a number with marks keeps their spacing
+        for before, zero in pairwise(page.digits):
+            if zero.label == 0 and zero.line == before.line:
+                assert zero.box.x - before.box.right <= 0.05 * before.box.width + 1
+                wider.append(zero.box.width / zero.box.height)
+    assert len(wider) >= 5 and np.median(wider) > 1.1  # round ones: 0.9 here
+    plain = write_page(source, np.random.default_rng(0), alone=False)
+    assert plain.text == write_page(source, np.random.default_rng(0), alone=False,
+                                    flat_zeros=0.0).text  # fmt: skip
 
 
 def test_digits_written_on_paper_for_training(mnist, monkeypatch):

@@ -15,12 +15,15 @@ on a real page:
 * asked for (``marks``), marks among the digits as people write them (``digitnet.marks``):
   thousands separators, decimal points, dates, end marks, currency signs, brackets, ticks;
 * asked for (``flagged_ones``), 1s written the continental way, a flag from the top of the stem;
-* asked for (``joined``), digits joined to the next by a stroke, written without lifting the pen.
+* asked for (``joined``), digits joined to the next by a stroke, written without lifting the pen;
+* asked for (``flat_zeros``), numbers ending in 0s, and 0s written flat and wide, close after
+  the digit before, as amounts' zeros are ("25000" as a chain of flat loops).
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -29,7 +32,8 @@ from PIL import Image, ImageFilter
 
 from digitnet import marks as drawn
 from digitnet.blas import available_cores
-from digitnet.joining import drawn_line, join
+from digitnet.hands import cropped, flattened, with_flag
+from digitnet.joining import join
 from digitnet.parallel import in_processes
 from digitnet.vision import prepare
 from digitnet.vision.box import Box
@@ -52,6 +56,10 @@ class Digits:
         else:
             pool = np.arange(len(self.labels))
         return int(rng.choice(pool))
+
+    def pick_a(self, label: int, rng: np.random.Generator) -> int:
+        """One of the digits ``label``, at random."""
+        return int(rng.choice(np.flatnonzero(self.labels == label)))
 
     @classmethod
     def from_mnist(cls, name: str, images: np.ndarray, labels: np.ndarray) -> Digits:
@@ -98,13 +106,6 @@ class Page:
         return worst
 
 
-def cropped(ink: np.ndarray, floor: float = 0.1) -> np.ndarray:
-    """``ink`` (h, w) cut to the rows and columns where some ink is above ``floor``."""
-    rows = np.flatnonzero(ink.max(axis=1) > floor)
-    cols = np.flatnonzero(ink.max(axis=0) > floor)
-    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-
-
 def pen(ink: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
     """The digit scaled to ``height`` and written with a pen of its own: finer, as written, or
     broader (a marker), by a grey-level erosion or dilation of the scaled strokes."""
@@ -124,36 +125,19 @@ def pen(ink: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
     return cropped(np.asarray(margin, np.float32) / 255, floor=0)
 
 
-def with_flag(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A 1 (h, w) written the continental way: a flag from the top of its stem down to the
-    left, 35-90 % of its height long (a long one makes a "Λ"), opening 15-35 degrees from the
-    stem (a 7's bar is flat; a flag along the stem only thickens it), drawn with the stem's own
-    pen (its width the stem's ink per row) — the cheques' 1s that the reader took for "11"
-    written touching."""
-    h, w = ink.shape
-    thick = max(1.0, float(np.median(ink.sum(axis=1))))  # the stroke's width, in pixels
-    rows = np.flatnonzero(ink.sum(axis=1) > 0)
-    middles = (ink[rows] * np.arange(w)).sum(axis=1) / ink[rows].sum(axis=1)
-    lean = float(np.arctan(-np.polyfit(rows, middles, 1)[0]))  # "/": the stem goes down-left
-    top = np.flatnonzero(ink[: max(2, h // 8)].max(axis=0) > 0.5)
-    x0 = float(top.mean()) if top.size else w / 2
-    length, angle = h * rng.uniform(0.35, 0.9), lean + np.radians(rng.uniform(15, 35))
-    reach = length * np.sin(angle)  # leftwards
-    left = int(np.ceil(max(0.0, reach - x0) + thick))
-    start = (x0 + left, 0.5 * thick)
-    end = (start[0] - reach, start[1] + length * np.cos(angle))
-    flag = drawn_line(np.array([start, end]), thick, (h, w + left), round_ends=True)
-    out = flag * float(ink.max())
-    out[:, left:] = np.maximum(out[:, left:], ink)
-    return cropped(out)
+CHAINED = (-0.3, 0.05)  # the gap before a flat 0, of the width of the digit before it
 
 
-def digit_ink(source: Digits, i: int, rng: np.random.Generator, flagged_ones: float) -> np.ndarray:
-    """Digit ``i`` of ``source``'s ink; a 1 at odds ``flagged_ones`` ``with_flag``."""
+def digit_ink(source: Digits, i: int, rng: np.random.Generator, flagged_ones: float,
+              flat_zeros: float = 0.0) -> tuple[np.ndarray, bool]:  # fmt: skip
+    """Digit ``i`` of ``source``'s ink — a 1 at odds ``flagged_ones`` ``with_flag``, a 0 at
+    odds ``flat_zeros`` ``flattened`` — and whether it is a flat 0."""
     ink = source.ink[i]
     if flagged_ones and source.labels[i] == 1 and rng.random() < flagged_ones:
-        return with_flag(ink, rng)
-    return ink
+        return with_flag(ink, rng), False
+    if flat_zeros and source.labels[i] == 0 and rng.random() < flat_zeros:
+        return flattened(ink, rng), True
+    return ink, False
 
 
 def write_digit(ink: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -242,12 +226,15 @@ def write_page(
     marks: float = 0.0,
     flagged_ones: float = 0.0,
     joined: float = 0.0,
+    flat_zeros: float = 0.0,
 ) -> Page:
     """A page of one to three written numbers of ``count`` digits (from, to) from ``source``, their
     gaps drawn from ``gaps`` (see ``write_line``), each number with marks (``with_marks``) at
     odds ``marks``, each 1 with a continental flag (``with_flag``) at odds ``flagged_ones``, each
     digit of a number without marks joined to the next by a stroke at odds ``joined``
-    (``write_line``).
+    (``write_line``), each 0 flat (``flattened``) at odds ``flat_zeros``, written CHAINED
+    close after the digit before it in a number without marks — and at those odds a number
+    ends in one to three 0s, as amounts do.
     With ``alone``, each digit is also written alone on paper of the same kind (for the
     single-digit comparison)."""
     lines = int(rng.choice([2, 3])) if rng.random() < SEVERAL_LINES else 1
@@ -257,15 +244,22 @@ def write_page(
     top = 0
     for n in range(lines):
         picks = [source.pick(rng) for _ in range(int(rng.integers(count[0], count[1] + 1)))]
+        if flat_zeros and rng.random() < flat_zeros:  # an amount: its last 1-3 digits 0s
+            zeros = min(len(picks), int(rng.integers(1, 4)))
+            picks[-zeros:] = [source.pick_a(0, rng) for _ in range(zeros)]
         slots = with_marks(len(picks), rng) if marks and rng.random() < marks else None
         if slots is None:
-            written = [write_digit(digit_ink(source, i, rng, flagged_ones), height, rng)
-                       for i in picks]  # fmt: skip
-            block, owner, boxes = write_line(written, height, rng, gaps, joined=joined)
+            inks, flat = zip(*(digit_ink(source, i, rng, flagged_ones, flat_zeros)
+                               for i in picks), strict=True)  # fmt: skip
+            written = [write_digit(ink, height, rng) for ink in inks]
+            spaces = chained(written, flat, height, rng)
+            block, owner, boxes = write_line(written, height, rng, gaps, spaces=spaces,
+                                             joined=joined)  # fmt: skip
             layout: list[str | None] = [None] * len(picks)
         else:
-            written, block, owner, boxes, layout = write_marked(source, picks, slots, height, rng,
-                                                                flagged_ones)  # fmt: skip
+            written, block, owner, boxes, layout = write_marked(
+                source, picks, slots, height, rng, flagged_ones, flat_zeros
+            )
         who = np.full(len(layout) + 1, -1, np.int16)  # item -> owner value; [-1]: nobody
         text_of, digit_boxes = [], []
         picked = iter(picks)
@@ -296,6 +290,19 @@ def write_page(
                        for o in owners]).astype(np.int16)  # fmt: skip
     return Page(on_paper(page, rng), "\n".join(texts), digits, owner, singles, page_marks,
                 "\n".join(written_lines))  # fmt: skip
+
+
+def chained(written: list[np.ndarray], flat: Sequence[bool], height: int,
+            rng: np.random.Generator) -> list[float | None] | None:  # fmt: skip
+    """``write_line``'s ``spaces``: before each flat 0 a gap drawn from CHAINED of the width of
+    the digit before it, in digit heights; None when no 0 is flat (its gaps as ``gaps`` says)."""
+    if not any(flat):
+        return None
+    spaces: list[float | None] = [None] * len(written)
+    for k in range(len(written) - 1):
+        if flat[k + 1]:
+            spaces[k] = rng.uniform(*CHAINED) * written[k].shape[1] / height
+    return spaces
 
 
 def digit_inks(written: list[np.ndarray], layout: list[str | None]) -> list[np.ndarray]:
@@ -357,6 +364,7 @@ def write_marked(
     height: int,
     rng: np.random.Generator,
     flagged_ones: float = 0.0,
+    flat_zeros: float = 0.0,
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, list[Box], list[str | None]]:
     """A line of the digits ``picks`` with the marks and spaces of ``slots`` (``with_marks``):
     each item's ink, the line (``write_line``) and each item's kind (None: a digit). A mark
@@ -368,7 +376,7 @@ def write_marked(
             spaces[-1] = rng.uniform(0.6, 1.2)
             continue
         if slot is None:
-            ink = digit_ink(source, next(picked), rng, flagged_ones)
+            ink, _ = digit_ink(source, next(picked), rng, flagged_ones, flat_zeros)
             inks.append(write_digit(ink, height, rng))
             tops.append(None)
             spaces.append(None)

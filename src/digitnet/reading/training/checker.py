@@ -42,7 +42,7 @@ MARKED = 0.5  # the share of numbers written with marks (``writing.with_marks``)
 def labelled_pieces(pages: int, seed: int, **hands: float) -> Labelled:
     """Features (n, 30, 28) and labels (n,) of every piece that ``segment`` cuts from
     ``pages`` pages written with MNIST training digits in ``hands`` (``write_page``'s
-    ``flagged_ones``, ``joined``), MARKED of the numbers with marks: 1
+    ``flagged_ones``, ``joined``, ``flat_zeros``), MARKED of the numbers with marks: 1
     for one whole digit, 2 + k for one whole mark of kind ``marks.KINDS[k]``, 0 for neither."""
     inputs, labels = [], []
     for page, candidates, total in cut_pages(pages, seed, marks=MARKED, **hands):

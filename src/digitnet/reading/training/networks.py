@@ -55,11 +55,12 @@ def starting_model(build: Callable[[int], Sequential], seed: int, start: str | N
     return model
 
 
-def hands_said(flagged_ones: float = 0.0, joined: float = 0.0) -> str:
+def hands_said(flagged_ones: float = 0.0, joined: float = 0.0, flat_zeros: float = 0.0) -> str:
     """What ``trained_on`` says of the hands the pages were written in (``writing.write_page``'s
-    ``flagged_ones`` and ``joined``)."""
+    ``flagged_ones``, ``joined`` and ``flat_zeros``)."""
     flags = f", {flagged_ones:g} of the 1s with a continental flag" if flagged_ones else ""
-    return flags + (f", {joined:g} of the digits joined to the next" if joined else "")
+    joins = f", {joined:g} of the digits joined to the next" if joined else ""
+    return flags + joins + (f", {flat_zeros:g} of the 0s flat, chained" if flat_zeros else "")
 
 
 RATE = 1e-3  # Adam's, decaying along a cosine; a tenth of it when a trained model goes on

@@ -40,7 +40,7 @@ PAGES_PER_CHUNK = 500
 def labelled_pairs(pages: int, seed: int, **hands: float) -> Labelled:
     """Pair images (n, 28, 56) and classes (n,) of every piece that ``segment`` reads as a
     possible pair on ``pages`` lines of close digits written with MNIST training digits in
-    ``hands`` (``write_page``'s ``flagged_ones``, ``joined``)."""
+    ``hands`` (``write_page``'s ``flagged_ones``, ``joined``, ``flat_zeros``)."""
     images, classes = [], []
     lines = cut_pages(pages, seed, gaps=CLOSE, count=(2, 3), **hands)
     for page, candidates, total in lines:

@@ -117,7 +117,8 @@ def _labelled_chunk(job: tuple[Callable[[int, int], Labelled], int, int]) -> Lab
 def command(argv: Sequence[str] | None, what: str, train: Callable[..., Any], pages: int,
             epochs: int, report: Callable[[dict], str]) -> int:  # fmt: skip
     """The command line that trains one of the reader's networks and writes its model file:
-    ``train(pages, epochs, seed, workers, start_from=, flagged_ones=, joined=)``;
+    ``train(pages, epochs, seed, workers, start_from=, flagged_ones=, joined=,
+    flat_zeros=)``;
     ``report(metadata)`` says how well it did."""
     parser = argparse.ArgumentParser(description=f"Train the {what} of digitnet read.")
     parser.add_argument("--out", required=True, help="where to write the model file")
@@ -129,12 +130,15 @@ def command(argv: Sequence[str] | None, what: str, train: Callable[..., Any], pa
                         help="the share of 1s written with a continental flag")  # fmt: skip
     parser.add_argument("--joined", type=float, default=0.0, metavar="SHARE",
                         help="the share of digits joined to the next by a stroke")  # fmt: skip
+    parser.add_argument("--flat-zeros", type=float, default=0.0, metavar="SHARE",
+                        help="the share of 0s written flat and wide, chained to the digit "
+                             "before")  # fmt: skip
     parser.add_argument("--start-from", metavar="MODEL",
                         help="go on training this model file (at a tenth of the rate)")  # fmt: skip
     args = parser.parse_args(argv)
     model = train(args.pages, args.epochs, args.seed, args.workers,
                   start_from=args.start_from, flagged_ones=args.flagged_ones,
-                  joined=args.joined)  # fmt: skip
+                  joined=args.joined, flat_zeros=args.flat_zeros)  # fmt: skip
     module = train.__module__
     if module == "__main__":  # run as ``python -m digitnet.checker``: the module's own name
         module = sys.modules["__main__"].__spec__.name
