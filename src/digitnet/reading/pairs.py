@@ -16,9 +16,9 @@ first made by
 
     python -m digitnet.reading.training.pairs --out src/digitnet/models/reading/pairs.npz
 
-and went on training since on pages with continental 1s and digits joined by a stroke
-(``--start-from``, ``--flagged-ones``, ``--joined``): docs/models.md has each command, the
-model file its own.
+and went on training since on pages with continental 1s, digits joined by a stroke and
+amounts' flat 0s (``--start-from``, ``--flagged-ones``, ``--joined``, ``--flat-zeros``):
+docs/models.md has each command, the model file its own.
 """
 
 from __future__ import annotations
