@@ -74,7 +74,7 @@ def strokes(kind: str, rng: np.random.Generator) -> list[Stroke]:
     u = rng.uniform
     low = u(0.85, 1.0)  # where a dot sits: on the baseline, give or take
     middle = u(0.4, 0.65)
-    length = u(0.25, 0.8)
+    length = u(0.25, 1.3)  # a dash's, an equals sign's: an end dash may run a digit's width
     shapes = {
         "dot": [[(0.0, low)]],
         "comma": [[(0.05, low - 0.04)],
