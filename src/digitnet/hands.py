@@ -1,6 +1,7 @@
 """How a hand changes a digit it writes, beyond MNIST's own: the continental 1, its flag from
 the top of the stem, and the flat, wide 0 of cheque amounts. Each takes a digit's ink (h, w)
-float32 in [0, 1] and returns the changed ink (``writing.digit_ink`` asks for them).
+float32 in [0, 1] and returns the changed ink (``writing.digit_ink`` asks for them); ink is
+cut to its strokes by ``cropped``, which ``writing`` uses too.
 """
 
 from __future__ import annotations
