@@ -230,7 +230,8 @@ def test_a_continental_1_is_one_digit_not_two_written_touching(mnist):
     the 219 misread cheques had one 1 too many). MNIST development 1s given a flag
     (``writing.with_flag``) in numbers beside other digits — flags up to 0.9 of the stem, a
     "Λ" (the reader trained on flags up to 0.6 read 19 right, 4 with a 1 too many; the one
-    that went on to a 0.9 flag 22 and 1; the one that then learnt amounts' flat 0s 21 and 2)."""
+    that went on to a 0.9 flag 22 and 1; the one that then learnt amounts' flat 0s 21 and 2;
+    with the piece checker that learnt flagged 1s too, 23 and 0)."""
     (x_train, y_train), _ = mnist
     of = {d: np.flatnonzero(y_train[50_000:] == d)[:40] + 50_000 for d in range(10)}
     right = more = 0
@@ -246,7 +247,7 @@ def test_a_continental_1_is_one_digit_not_two_written_touching(mnist):
         text = read_number(amount(items, rng)).text
         right += text == layout
         more += text.count("1") > layout.count("1")
-    assert more <= 2 and right >= 21
+    assert more <= 1 and right >= 22
 
 
 def test_zeros_written_as_one_chain_are_cut_where_their_loops_meet(mnist):

@@ -25,7 +25,8 @@ holds at least COMPLETE of that digit. The bundled weights were made by
 
 (it records the path it was written to, /work/scratch/s28/checker_marks.npz: about 30 min
 here, 13 writing the pages and 6 epochs of 2.7 min), and went on since with longer dashes
-(``--start-from``): docs/models.md has each command, the model file its own.
+and continental 1s (``--start-from``): docs/models.md has each command, the model file its
+own.
 """
 
 from __future__ import annotations
