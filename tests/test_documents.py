@@ -39,6 +39,12 @@ def number_of(labels: np.ndarray, first: int, count: int = 2) -> str:
     return "".join(str(d) for d in labels[first : first + count])
 
 
+def development_digits(labels: np.ndarray, count: int) -> dict[int, np.ndarray]:
+    """For each digit 0-9, the indices of its first ``count`` MNIST development digits
+    (training digits 50,000+) among MNIST's training ``labels``."""
+    return {d: np.flatnonzero(labels[50_000:] == d)[:count] + 50_000 for d in range(10)}
+
+
 def write_digits(ink: np.ndarray, digits, top: int, left: int, size: int, step: int) -> None:
     """MNIST digits (28, 28) uint8 written into ``ink`` (H, W) in [0, 1] side by side, each
     ``size`` px square at 0.9 of full strength, ``step`` px apart, from (``top``, ``left``)."""
@@ -127,7 +133,7 @@ def test_a_space_between_groups_of_digits_is_kept_in_written(mnist):
     """ "12 34" was written "1234": a gap far wider than the line's other gaps is a space
     (digits written evenly far apart have none)."""
     (x_train, y_train), _ = mnist
-    of = {d: np.flatnonzero(y_train[50_000:] == d)[:6] + 50_000 for d in range(10)}
+    of = development_digits(y_train, 6)
     right = 0
     for n, layout in enumerate(["12 34", "1 250", "480 000", "2026 12"] * 2):
         items = [x_train[of[int(c)][n % 6]] if c.isdigit() else c for c in layout]
@@ -141,7 +147,7 @@ def test_separators_and_end_marks_are_kept_as_marks_not_read_as_digits(mnist):
     as their digits (before marks were known, the dashes and dots became 1s, 7s and 2s), and
     ``written`` keeps the marks in place."""
     (x_train, y_train), _ = mnist
-    of = {d: np.flatnonzero(y_train[50_000:] == d)[:6] + 50_000 for d in range(10)}
+    of = development_digits(y_train, 6)
     layouts = ["25.574.-", "1'250,-", "480=", "3.141", "12/05/2026", "$45"]
     right = written = 0
     for n, layout in enumerate(layouts * 2):
@@ -160,7 +166,7 @@ def test_marks_in_a_small_grainy_scan_are_marks(mnist):
     24 were written right and 16 read right, before small pieces were pictured softened for
     the checker (13 and 19 now)."""
     (x_train, y_train), _ = mnist
-    of = {d: np.flatnonzero(y_train[50_000:] == d)[:40] + 50_000 for d in range(10)}
+    of = development_digits(y_train, 40)
     layouts = ["25.574", "3.141", "480.000", "12.5", "1.250,", "70.", "9,99", "60.300"]
     right = written = 0
     for n, layout in enumerate(layouts * 3):
@@ -180,7 +186,6 @@ def test_an_amounts_flat_zeros_written_as_a_chain_are_read(mnist):
     stroke): 23 of 60 read right before the pair reader saw such zeros, 33 after."""
     (x_train, y_train), _ = mnist
     source = Digits.from_mnist("development", x_train[50_000:], y_train[50_000:])
-    of = {d: np.flatnonzero(source.labels == d) for d in range(10)}
     right = 0
     for n in range(60):
         rng = np.random.default_rng(1000 + n)
@@ -189,7 +194,7 @@ def test_an_amounts_flat_zeros_written_as_a_chain_are_read(mnist):
         height = int(rng.integers(24, 60))
         written = []
         for k, c in enumerate(text):
-            ink = source.ink[int(rng.choice(of[int(c)]))]
+            ink = source.ink[source.pick_a(int(c), rng)]
             written.append(write_digit(flattened(ink, rng) if k >= len(lead) else ink, height, rng))
         line, _, _ = write_line(written, height, rng, gaps=(-0.25, 0.05), joined=0.8)
         right += read_number(Image.open(io.BytesIO(on_paper(line, rng)))).text == text
@@ -212,7 +217,7 @@ def test_a_long_end_dash_is_kept_as_a_mark(mnist):
     checker learnt from were 0.25-0.8 of a digit height long, and a longer one was left out of
     ``written`` (6 of 24 here were written right, 20 after), never read as a digit."""
     (x_train, y_train), _ = mnist
-    of = {d: np.flatnonzero(y_train[50_000:] == d)[:40] + 50_000 for d in range(10)}
+    of = development_digits(y_train, 40)
     right = written = 0
     for n, layout in enumerate(["480-", "25.574-", "1250-", "70-", "12.000-", "365-"] * 4):
         rng = np.random.default_rng(n)
@@ -233,7 +238,7 @@ def test_a_continental_1_is_one_digit_not_two_written_touching(mnist):
     that went on to a 0.9 flag 22 and 1; the one that then learnt amounts' flat 0s 21 and 2;
     with the piece checker that learnt flagged 1s too, 23 and 0)."""
     (x_train, y_train), _ = mnist
-    of = {d: np.flatnonzero(y_train[50_000:] == d)[:40] + 50_000 for d in range(10)}
+    of = development_digits(y_train, 40)
     right = more = 0
     for n, layout in enumerate(["15", "19", "10", "21", "1133", "17", "41", "12"] * 3):
         rng = np.random.default_rng(n)
@@ -257,7 +262,7 @@ def test_zeros_written_as_one_chain_are_cut_where_their_loops_meet(mnist):
     development digits, each over the next by a fifth of a zero's width (3 of 20 were read
     right with the thinnest columns alone)."""
     (x_train, y_train), _ = mnist
-    of = {d: np.flatnonzero(y_train[50_000:] == d)[:60] + 50_000 for d in range(10)}
+    of = development_digits(y_train, 60)
     layouts = ["5000", "1000", "2500", "7000", "300", "800", "4000", "9000", "600", "2000"]
     right = 0
     for k, layout in enumerate(layouts * 2):
@@ -495,6 +500,16 @@ def test_a_rule_far_from_the_number_is_not_read_as_a_line_of_digits(mnist, rng):
     assert right >= 7
 
 
+def beyond_the_crop(page: np.ndarray, digits, top: int, left: int, size: int, step: int):
+    """A crop ``page`` (H, W) uint8 with what it shows of MNIST ``digits`` written from (top,
+    left) (``write_digits``) — on the page, or reaching beyond its foot or its right side, cut
+    by the crop — laid over it on grey paper."""
+    height, width = page.shape
+    ink = np.zeros((height + 2 * size, width + 2 * size), np.float32)
+    write_digits(ink, digits, top, left, size, step)
+    return np.minimum(page, on_grey_paper(ink[:height, :width]))
+
+
 def test_the_head_of_the_next_rows_number_near_the_crops_foot_is_not_read(mnist, rng):
     """A register's crop cuts the next row's number: its heads, about half the digits' ink,
     end a few pixels above the foot, where the scan's last rows are blank — not touching the
@@ -505,10 +520,9 @@ def test_the_head_of_the_next_rows_number_near_the_crops_foot_is_not_read(mnist,
         first = 50_900 + 4 * k
         page = ruled_cell(list(x_train[first : first + 2]), rng)
         height, width = page.shape
-        heads = np.zeros((height + 30, width), np.float32)  # the next row, cut by the crop
-        shown = int(30 * rng.uniform(0.45, 0.65))  # of the 30 px square
-        write_digits(heads, x_train[first + 2 : first + 4], height - 3 - shown, width - 80, 30, 24)
-        page = np.minimum(page, on_grey_paper(heads[:height]))
+        shown = int(30 * rng.uniform(0.45, 0.65))  # of the 30 px square: the next row's heads
+        page = beyond_the_crop(page, x_train[first + 2 : first + 4], height - 3 - shown,
+                               width - 80, 30, 24)  # fmt: skip
         on_the_page = page[height // 2] > 60  # (width,): not the dark beyond the page's edge
         page[-3:, on_the_page] = on_grey_paper(np.zeros(3))[:, None]  # the scan's blank foot
         right += read_number(page).text == number_of(y_train, first)
@@ -524,11 +538,9 @@ def test_a_neighbours_writing_cut_by_the_crops_side_is_not_read(mnist, rng):
     for k in range(8):
         first = 51_000 + 3 * k
         page = ruled_cell(list(x_train[first : first + 2]), rng)
-        height, width = page.shape
-        cut = np.zeros((height, width + 20), np.float32)  # the next column, beyond the crop
-        write_digits(cut, x_train[first + 2 : first + 3], int(rng.integers(135, 155)),
-                     width - 11, 22, 22)  # fmt: skip
-        page = np.minimum(page, on_grey_paper(cut[:, :width]))
+        width = page.shape[1]  # the next column's digit, its left half on the page
+        page = beyond_the_crop(page, x_train[first + 2 : first + 3], int(rng.integers(135, 155)),
+                               width - 11, 22, 22)  # fmt: skip
         right += read_number(page).text == number_of(y_train, first)
     assert right >= 7
 
